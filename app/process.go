@@ -1,0 +1,98 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rfd-notify/rfd/router"
+)
+
+// process runs a role's HTTP servers and router until ctx is cancelled (by
+// SIGTERM or SIGINT), then shuts down in order: stop taking messages and
+// requests, let in-flight work finish, and return within the shutdown
+// timeout.
+type process struct {
+	logger          *slog.Logger
+	shutdownTimeout time.Duration
+	servers         []*http.Server
+	router          *router.Router // nil when the role consumes nothing
+}
+
+func (p *process) run(ctx context.Context) error {
+	errc := make(chan error, len(p.servers)+1)
+
+	for _, srv := range p.servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+		}
+		p.logger.Info("listening", "addr", ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http server %s: %w", srv.Addr, err)
+			}
+		}()
+	}
+
+	routerDone := make(chan struct{})
+	if p.router != nil {
+		go func() {
+			defer close(routerDone)
+			// The router gets its own context: on shutdown it is closed
+			// explicitly, so in-flight messages finish instead of being
+			// cut off by a cancelled context.
+			if err := p.router.Run(context.Background()); err != nil {
+				errc <- err
+			}
+		}()
+	} else {
+		close(routerDone)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		p.logger.Info("shutting down", "timeout", p.shutdownTimeout.String())
+	case runErr = <-errc:
+		p.logger.Error("stopping after failure", "error", runErr)
+	}
+
+	deadline := time.Now().Add(p.shutdownTimeout)
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+
+	// Stop taking new work first, on every front at once.
+	if p.router != nil {
+		if err := p.router.Close(); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("close router: %w", err))
+		}
+	}
+	for _, srv := range p.servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("shutdown http server %s: %w", srv.Addr, err))
+		}
+	}
+	select {
+	case <-routerDone:
+	case <-sctx.Done():
+		runErr = errors.Join(runErr, errors.New("router did not stop within the shutdown timeout"))
+	}
+	if runErr == nil {
+		p.logger.Info("stopped")
+	}
+	return runErr
+}
+
+func newServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}

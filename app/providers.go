@@ -1,0 +1,160 @@
+// Package app assembles the roles of the rfd binary from their parts. The
+// providers here are wired by google/wire (see wire.go at the top level);
+// tests call them directly.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/handlers"
+	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/kafkapubsub"
+	"github.com/rfd-notify/rfd/logging"
+	"github.com/rfd-notify/rfd/migrations"
+	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/router"
+	"github.com/rfd-notify/rfd/sqlpubsub"
+	"github.com/rfd-notify/rfd/store"
+)
+
+// NewLogger builds the process logger and makes it slog's default.
+func NewLogger(cfg config.Config) (*slog.Logger, error) {
+	l, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(l)
+	return l, nil
+}
+
+// OpenDB opens the database; the cleanup closes it.
+func OpenDB(ctx context.Context, cfg config.Config) (*bun.DB, func(), error) {
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, func() { _ = db.Close() }, nil
+}
+
+// NewRegistry is the Prometheus registry of the process, with Go runtime
+// and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Gatherer exposes the registry for /metrics.
+func Gatherer(reg *prometheus.Registry) prometheus.Gatherer { return reg }
+
+// Registerer exposes the registry to components registering metrics.
+func Registerer(reg *prometheus.Registry) prometheus.Registerer { return reg }
+
+// NewSQLPubSub is watermill-sql over the service database: the transport on
+// `sql`, the outbox and forwarder source on `kafka`.
+func NewSQLPubSub(db *bun.DB, cfg config.Config, logger *slog.Logger) (*sqlpubsub.PubSub, error) {
+	ps, err := sqlpubsub.New(db, logging.NewWatermill(logger), sqlpubsub.Options{PollInterval: cfg.SQLPollInterval})
+	if err != nil {
+		return nil, fmt.Errorf("sql pubsub: %w", err)
+	}
+	return ps, nil
+}
+
+// NewTransport picks the transport named by RFD_TRANSPORT.
+func NewTransport(cfg config.Config, db *bun.DB, ps *sqlpubsub.PubSub, logger *slog.Logger) (router.Transport, func(), error) {
+	switch cfg.Transport {
+	case config.TransportKafka:
+		t, err := router.NewKafkaTransport(kafkapubsub.Config{Brokers: cfg.KafkaBrokers, ClientID: "rfd"}, logging.NewWatermill(logger))
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, func() { _ = t.Close() }, nil
+	default:
+		t := router.NewSQLTransport(db, ps)
+		return t, func() { _ = t.Close() }, nil
+	}
+}
+
+// NewOutbox returns the outbox of the configured transport.
+func NewOutbox(cfg config.Config, ps *sqlpubsub.PubSub) *outbox.Publisher {
+	if cfg.Transport == config.TransportKafka {
+		return outbox.NewForwarded(ps, cfg.TopicOutbox)
+	}
+	return outbox.NewSQL(ps)
+}
+
+// OutboxTopics are the topics anything in the service publishes to.
+func OutboxTopics(cfg config.Config) []string {
+	return []string{
+		cfg.TopicCheckupEvents, cfg.TopicOrderHistoryEvents, cfg.TopicUserCreated,
+		cfg.TopicInternalLogin, cfg.TopicSendNotification,
+	}
+}
+
+// InboundTopics are the topics the router reads; on the SQL transport their
+// tables are created before the first subscriber polls them.
+func InboundTopics(cfg config.Config) []string {
+	return append(OutboxTopics(cfg), cfg.TopicPoison)
+}
+
+// NewRouter builds the process's one router. A transient failure is not
+// poisoned while the database is unreachable (see router.Options).
+func NewRouter(cfg config.Config, t router.Transport, reg prometheus.Registerer, db *bun.DB, logger *slog.Logger) (*router.Router, error) {
+	return router.New(router.Options{
+		PoisonTopic:          cfg.TopicPoison,
+		RetryMaxAttempts:     cfg.RetryMaxAttempts,
+		RetryInitialInterval: cfg.RetryInitialInterval,
+		RetryMaxInterval:     cfg.RetryMaxInterval,
+		HandlerTimeout:       cfg.HandlerTimeout,
+		Throttle:             cfg.Throttle,
+		CloseTimeout:         cfg.ShutdownTimeout,
+		Dependencies:         db.PingContext,
+	}, t, reg, logger)
+}
+
+// NewChecks returns the readiness checks every role has: the database and
+// the transport.
+func NewChecks(db *bun.DB, t router.Transport) *health.Checks {
+	c := &health.Checks{}
+	c.Add("database", db.PingContext)
+	c.Add("transport", t.Ping)
+	return c
+}
+
+// NewMigrator returns the migrator of the database.
+func NewMigrator(db *bun.DB) *migrations.Migrator { return migrations.NewMigrator(db) }
+
+// NewInbox returns the inbox.
+func NewInbox(db *bun.DB) *store.Inbox { return store.NewInbox(db) }
+
+// NewHandlers builds the consumers this build implements.
+func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher) handlers.Set {
+	return handlers.Consumers(handlers.Deps{Config: cfg, Inbox: inbox, Outbox: ob})
+}
+
+// ConsumerName is the consumer a `rfd consume NAME` process runs.
+type ConsumerName string
+
+// ErrUnknownConsumer is returned for a name that is not one of config.Consumers.
+type ErrUnknownConsumer struct{ Name string }
+
+func (e ErrUnknownConsumer) Error() string {
+	return fmt.Sprintf("unknown consumer %q; valid consumers: %v", e.Name, config.Consumers)
+}
+
+// ValidConsumer checks name against config.Consumers.
+func ValidConsumer(name string) error {
+	if !slices.Contains(config.Consumers, name) {
+		return ErrUnknownConsumer{Name: name}
+	}
+	return nil
+}

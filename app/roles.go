@@ -1,0 +1,244 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/api"
+	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/handlers"
+	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/logging"
+	"github.com/rfd-notify/rfd/migrations"
+	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/router"
+	"github.com/rfd-notify/rfd/sqlpubsub"
+)
+
+// Runtime is what every long-running role is made of.
+type Runtime struct {
+	Config    config.Config
+	Logger    *slog.Logger
+	DB        *bun.DB
+	Registry  *prometheus.Registry
+	PubSub    *sqlpubsub.PubSub
+	Transport router.Transport
+	Outbox    *outbox.Publisher
+	Router    *router.Router
+	Checks    *health.Checks
+	Migrator  *migrations.Migrator
+	Handlers  handlers.Set
+}
+
+// NewRuntime gathers a role's parts.
+func NewRuntime(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
+	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set) *Runtime {
+	return &Runtime{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob,
+		Router: rt, Checks: checks, Migrator: m, Handlers: hs}
+}
+
+// prepare makes sure the schema is current and every topic table the outbox
+// and the router use exists.
+func (r *Runtime) prepare(ctx context.Context, migrate bool) error {
+	if migrate {
+		applied, err := r.Migrator.Up(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			r.Logger.Info("migrations applied", "migrations", applied)
+		}
+	} else {
+		pending, err := r.Migrator.Pending(ctx)
+		if err != nil {
+			return err
+		}
+		if pending > 0 {
+			return fmt.Errorf("%d migrations are pending: run `rfd migrate up` first", pending)
+		}
+	}
+	if err := r.Outbox.EnsureTopics(ctx, OutboxTopics(r.Config)...); err != nil {
+		return err
+	}
+	if r.Transport.Name() == config.TransportSQL {
+		for _, t := range InboundTopics(r.Config) {
+			if err := r.PubSub.InitializeTopic(ctx, t); err != nil {
+				return fmt.Errorf("initialize topic %s: %w", t, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) addConsumer(name string) error {
+	h, ok := r.Handlers[name]
+	if !ok {
+		return fmt.Errorf("consumer %q has no handler in this build", name)
+	}
+	if h.Topic == "" {
+		h.Topic = r.Config.TopicOf(name)
+	}
+	if h.ConsumerGroup == "" {
+		h.ConsumerGroup = r.Config.ConsumerGroup(name)
+	}
+	if h.Name == "" {
+		h.Name = name
+	}
+	return r.Router.AddConsumer(h)
+}
+
+// addForwarder relays the outbox to Kafka. On the SQL transport the outbox
+// writes to the destination tables directly and there is nothing to relay.
+func (r *Runtime) addForwarder() (bool, error) {
+	if r.Transport.Name() != config.TransportKafka {
+		return false, nil
+	}
+	err := outbox.AddForwarder(r.Router.Watermill(), r.PubSub, r.Transport.Publisher(), r.Config.TopicOutbox,
+		r.Config.ConsumerGroup("forwarder"), logging.NewWatermill(r.Logger))
+	return err == nil, err
+}
+
+func (r *Runtime) routerCheck() {
+	r.Checks.Add("router", func(context.Context) error {
+		if !r.Router.IsRunning() {
+			return errors.New("router is not running")
+		}
+		return nil
+	})
+}
+
+func (r *Runtime) adminServer() *http.Server {
+	mux := http.NewServeMux()
+	health.Register(mux, r.Checks, r.Registry)
+	return newServer(r.Config.AdminAddr, mux)
+}
+
+func (r *Runtime) process(servers []*http.Server, withRouter bool) *process {
+	p := &process{logger: r.Logger, shutdownTimeout: r.Config.ShutdownTimeout, servers: servers}
+	if withRouter {
+		p.router = r.Router
+	}
+	return p
+}
+
+// Serve is `rfd serve`: every role in one process.
+type Serve struct{ *Runtime }
+
+// NewServe returns the serve role.
+func NewServe(r *Runtime) *Serve { return &Serve{r} }
+
+// Run runs until ctx is cancelled.
+func (s *Serve) Run(ctx context.Context) error {
+	if err := s.prepare(ctx, s.Config.AutoMigrate); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(s.Handlers))
+	for name := range s.Handlers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := s.addConsumer(name); err != nil {
+			return err
+		}
+	}
+	fwd, err := s.addForwarder()
+	if err != nil {
+		return err
+	}
+	withRouter := len(names) > 0 || fwd
+	if withRouter {
+		s.routerCheck()
+	}
+	s.Logger.Info("serve starting", "transport", s.Transport.Name(), "consumers", names, "forwarder", fwd)
+	srv := newServer(s.Config.HTTPAddr, api.New(s.Checks, s.Registry).Handler())
+	return s.process([]*http.Server{srv}, withRouter).run(ctx)
+}
+
+// API is `rfd api`.
+type API struct{ *Runtime }
+
+// NewAPI returns the api role.
+func NewAPI(r *Runtime) *API { return &API{r} }
+
+// Run runs until ctx is cancelled.
+func (a *API) Run(ctx context.Context) error {
+	if err := a.prepare(ctx, false); err != nil {
+		return err
+	}
+	srv := newServer(a.Config.HTTPAddr, api.New(a.Checks, a.Registry).Handler())
+	return a.process([]*http.Server{srv}, false).run(ctx)
+}
+
+// Consumer is `rfd consume NAME`.
+type Consumer struct {
+	*Runtime
+	name ConsumerName
+}
+
+// NewConsumer returns the consumer role for name.
+func NewConsumer(r *Runtime, name ConsumerName) (*Consumer, error) {
+	if err := ValidConsumer(string(name)); err != nil {
+		return nil, err
+	}
+	return &Consumer{Runtime: r, name: name}, nil
+}
+
+// Run runs until ctx is cancelled.
+func (c *Consumer) Run(ctx context.Context) error {
+	if err := c.prepare(ctx, false); err != nil {
+		return err
+	}
+	if err := c.addConsumer(string(c.name)); err != nil {
+		return err
+	}
+	c.routerCheck()
+	c.Logger.Info("consumer starting", "consumer", string(c.name), "transport", c.Transport.Name())
+	return c.process([]*http.Server{c.adminServer()}, true).run(ctx)
+}
+
+// Worker is `rfd worker`: the outbox forwarder.
+type Worker struct{ *Runtime }
+
+// NewWorker returns the worker role.
+func NewWorker(r *Runtime) *Worker { return &Worker{r} }
+
+// Run runs until ctx is cancelled.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.prepare(ctx, false); err != nil {
+		return err
+	}
+	fwd, err := w.addForwarder()
+	if err != nil {
+		return err
+	}
+	if fwd {
+		w.routerCheck()
+	} else {
+		w.Logger.Info("sql transport: the outbox writes to its topics directly, no relay to run")
+	}
+	return w.process([]*http.Server{w.adminServer()}, fwd).run(ctx)
+}
+
+// Cron is `rfd cron`.
+type Cron struct{ *Runtime }
+
+// NewCron returns the cron role.
+func NewCron(r *Runtime) *Cron { return &Cron{r} }
+
+// Run runs until ctx is cancelled. No job is scheduled by this build yet;
+// the role serves its health endpoints so deployments can already run it.
+func (c *Cron) Run(ctx context.Context) error {
+	if err := c.prepare(ctx, false); err != nil {
+		return err
+	}
+	c.Logger.Info("cron starting", "jobs", 0)
+	return c.process([]*http.Server{c.adminServer()}, false).run(ctx)
+}

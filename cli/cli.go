@@ -1,0 +1,221 @@
+// Package cli is the command line of the rfd binary (cobra). Commands build
+// their role through the wire injectors handed to Execute.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/rfd-notify/rfd/api"
+	"github.com/rfd-notify/rfd/app"
+	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/health"
+)
+
+// Runner is a long-running role.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Injectors build each role; they are the wire injectors of wire.go.
+type Injectors struct {
+	Serve   func(ctx context.Context, cfg config.Config) (*app.Serve, func(), error)
+	API     func(ctx context.Context, cfg config.Config) (*app.API, func(), error)
+	Consume func(ctx context.Context, cfg config.Config, name app.ConsumerName) (*app.Consumer, func(), error)
+	Worker  func(ctx context.Context, cfg config.Config) (*app.Worker, func(), error)
+	Cron    func(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
+	Migrate func(ctx context.Context, cfg config.Config) (*app.Migrate, func(), error)
+}
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+type usageError struct{ error }
+
+// Execute runs the command line and returns the process exit code.
+func Execute(inj Injectors, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(inj, stdout)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	_, _ = fmt.Fprintln(stderr, "rfd:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	var uc app.ErrUnknownConsumer
+	if errors.As(err, &uc) {
+		return ExitUsage
+	}
+	return ExitError
+}
+
+func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "rfd",
+		Short:         "RFD Notify: notifications about referred patients for referring doctors",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	config.BindFlags(root.PersistentFlags())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	load := func(cmd *cobra.Command) (config.Config, error) {
+		return config.Load(cmd.Flags())
+	}
+	runRole := func(build func(ctx context.Context, cfg config.Config) (Runner, func(), error)) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			role, cleanup, err := build(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			return role.Run(ctx)
+		}
+	}
+
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Run every role in one process (the default: embedded SQLite, SQL transport)",
+		Args:  cobra.NoArgs,
+		RunE: runRole(func(ctx context.Context, cfg config.Config) (Runner, func(), error) {
+			return inj.Serve(ctx, cfg)
+		}),
+	}
+	root.RunE = serve.RunE
+	root.Args = cobra.NoArgs
+
+	root.AddCommand(serve,
+		&cobra.Command{
+			Use:   "api",
+			Short: "Run the REST API",
+			Args:  cobra.NoArgs,
+			RunE: runRole(func(ctx context.Context, cfg config.Config) (Runner, func(), error) {
+				return inj.API(ctx, cfg)
+			}),
+		},
+		&cobra.Command{
+			Use:       "consume NAME",
+			Short:     "Run one consumer: " + strings.Join(config.Consumers, ", "),
+			ValidArgs: config.Consumers,
+			Args: func(_ *cobra.Command, args []string) error {
+				if len(args) != 1 {
+					return usageError{fmt.Errorf("consume needs exactly one consumer name; valid consumers: %s", strings.Join(config.Consumers, ", "))}
+				}
+				if err := app.ValidConsumer(args[0]); err != nil {
+					return usageError{err}
+				}
+				return nil
+			},
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return runRole(func(ctx context.Context, cfg config.Config) (Runner, func(), error) {
+					return inj.Consume(ctx, cfg, app.ConsumerName(args[0]))
+				})(cmd, args)
+			},
+		},
+		&cobra.Command{
+			Use:   "worker",
+			Short: "Run the outbox forwarder (and the broadcast fan-out)",
+			Args:  cobra.NoArgs,
+			RunE: runRole(func(ctx context.Context, cfg config.Config) (Runner, func(), error) {
+				return inj.Worker(ctx, cfg)
+			}),
+		},
+		&cobra.Command{
+			Use:   "cron",
+			Short: "Run the scheduled jobs",
+			Args:  cobra.NoArgs,
+			RunE: runRole(func(ctx context.Context, cfg config.Config) (Runner, func(), error) {
+				return inj.Cron(ctx, cfg)
+			}),
+		},
+		migrateCmd(inj, load, stdout),
+		openapiCmd(stdout),
+	)
+	return root
+}
+
+func migrateCmd(inj Injectors, load func(*cobra.Command) (config.Config, error), stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate up|down|status",
+		Short: "Apply, roll back or list database migrations",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 || (args[0] != "up" && args[0] != "down" && args[0] != "status") {
+				return usageError{errors.New("migrate needs one of: up, down, status")}
+			}
+			return nil
+		},
+		ValidArgs: []string{"up", "down", "status"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := load(cmd)
+			if err != nil {
+				return err
+			}
+			m, cleanup, err := inj.Migrate(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			switch args[0] {
+			case "up":
+				return m.Up(cmd.Context(), stdout)
+			case "down":
+				return m.Down(cmd.Context(), stdout)
+			default:
+				return m.Status(cmd.Context(), stdout)
+			}
+		},
+	}
+	return cmd
+}
+
+func openapiCmd(stdout io.Writer) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "openapi",
+		Short: "Print the OpenAPI 3.1 description of the REST API",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			spec := api.New(&health.Checks{}, prometheus.NewRegistry()).OpenAPI()
+			var out []byte
+			var err error
+			switch format {
+			case "yaml":
+				out, err = spec.YAML()
+			case "json":
+				out, err = spec.MarshalJSON()
+			default:
+				return usageError{fmt.Errorf("--format: want yaml or json, got %q", format)}
+			}
+			if err != nil {
+				return fmt.Errorf("render openapi: %w", err)
+			}
+			_, err = stdout.Write(out)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "yaml", "yaml or json")
+	return cmd
+}

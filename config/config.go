@@ -1,0 +1,335 @@
+// Package config holds every setting of the rfd binary. Each one is an RFD_*
+// environment variable with a matching command-line flag; a flag wins over
+// the variable, and the variable over the default.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/spf13/pflag"
+)
+
+// Consumer names: the five inbound consumers of DESIGN.md. They are also the
+// router handler names and, with the group prefix, the consumer group names.
+const (
+	ConsumerCheckupEvents      = "checkup-events"
+	ConsumerOrderHistoryEvents = "order-history-events"
+	ConsumerSendNotification   = "send-notification"
+	ConsumerUserCreated        = "user-created"
+	ConsumerInternalLogin      = "internal-login"
+)
+
+// Consumers lists the consumer names in the order `rfd consume --help` shows them.
+var Consumers = []string{
+	ConsumerCheckupEvents,
+	ConsumerOrderHistoryEvents,
+	ConsumerSendNotification,
+	ConsumerUserCreated,
+	ConsumerInternalLogin,
+}
+
+// Transport names.
+const (
+	TransportSQL   = "sql"
+	TransportKafka = "kafka"
+)
+
+// Config is the whole configuration. The `desc` tag is the flag's help text
+// and the README's description; the flag name is the variable name without
+// RFD_, lower-cased, with dashes.
+type Config struct {
+	DatabaseURL string `env:"RFD_DATABASE_URL" envDefault:"sqlite://./rfd.db" desc:"database: sqlite://PATH (embedded) or postgres://user:pass@host:port/db"`
+	AutoMigrate bool   `env:"RFD_AUTO_MIGRATE" envDefault:"true" desc:"apply pending migrations when serve starts"`
+
+	Transport    string   `env:"RFD_TRANSPORT" envDefault:"sql" desc:"message transport: sql (topics are tables in the database) or kafka"`
+	KafkaBrokers []string `env:"RFD_KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:"," desc:"comma-separated Kafka bootstrap brokers (transport kafka)"`
+
+	HTTPAddr  string `env:"RFD_HTTP_ADDR" envDefault:":8080" desc:"listen address of the REST API (api, serve)"`
+	AdminAddr string `env:"RFD_ADMIN_ADDR" envDefault:":9090" desc:"listen address of /healthz, /readyz and /metrics for the non-API roles"`
+
+	ConsumerGroupPrefix string `env:"RFD_CONSUMER_GROUP_PREFIX" envDefault:"rfd" desc:"prefix of consumer group names; a group is PREFIX.CONSUMER"`
+
+	TopicCheckupEvents      string `env:"RFD_TOPIC_CHECKUP_EVENTS" envDefault:"checkup-events" desc:"topic of checkup events"`
+	TopicOrderHistoryEvents string `env:"RFD_TOPIC_ORDER_HISTORY_EVENTS" envDefault:"order-history-events" desc:"topic of order history events"`
+	TopicUserCreated        string `env:"RFD_TOPIC_USER_CREATED" envDefault:"user-created" desc:"topic of user-management user created events"`
+	TopicInternalLogin      string `env:"RFD_TOPIC_INTERNAL_LOGIN" envDefault:"internal-login" desc:"topic of user-management internal login events"`
+	TopicSendNotification   string `env:"RFD_TOPIC_SEND_NOTIFICATION" envDefault:"send-notification" desc:"topic of send-notification commands"`
+	TopicPoison             string `env:"RFD_TOPIC_POISON" envDefault:"rfd-poison" desc:"poison topic: messages that failed permanently or exhausted their retries"`
+	TopicOutbox             string `env:"RFD_TOPIC_OUTBOX" envDefault:"rfd-outbox" desc:"SQL topic the outbox writes to and the forwarder relays to Kafka (transport kafka)"`
+
+	LogLevel  string `env:"RFD_LOG_LEVEL" envDefault:"info" desc:"log level: debug, info, warn or error"`
+	LogFormat string `env:"RFD_LOG_FORMAT" envDefault:"json" desc:"log format: json or text"`
+
+	RetryMaxAttempts     int           `env:"RFD_RETRY_MAX_ATTEMPTS" envDefault:"5" desc:"attempts of a handler on a transient error before the message goes to the poison topic (1 = no retry)"`
+	RetryInitialInterval time.Duration `env:"RFD_RETRY_INITIAL_INTERVAL" envDefault:"200ms" desc:"first retry backoff; doubles each attempt, with 20% jitter"`
+	RetryMaxInterval     time.Duration `env:"RFD_RETRY_MAX_INTERVAL" envDefault:"10s" desc:"longest retry backoff"`
+
+	Throttle        map[string]int `env:"RFD_THROTTLE" envSeparator:"," envKeyValSeparator:"=" desc:"per-consumer message rate limit per second, e.g. checkup-events=500,user-created=50 (unset = unlimited)"`
+	HandlerTimeout  time.Duration  `env:"RFD_HANDLER_TIMEOUT" envDefault:"30s" desc:"deadline of one handler attempt"`
+	ShutdownTimeout time.Duration  `env:"RFD_SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"on SIGTERM, how long in-flight work may take before the process exits"`
+
+	SQLPollInterval time.Duration `env:"RFD_SQL_POLL_INTERVAL" envDefault:"100ms" desc:"how often an idle SQL-transport subscriber polls its topic table"`
+}
+
+// Field describes one option for flags, error messages and the README.
+type Field struct {
+	Env     string
+	Flag    string
+	Default string
+	Desc    string
+	Type    string
+}
+
+// Fields lists every option in declaration order.
+func Fields() []Field {
+	t := reflect.TypeOf(Config{})
+	out := make([]Field, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		out = append(out, Field{
+			Env:     name,
+			Flag:    FlagName(name),
+			Default: f.Tag.Get("envDefault"),
+			Desc:    f.Tag.Get("desc"),
+			Type:    f.Type.String(),
+		})
+	}
+	return out
+}
+
+// FlagName maps RFD_HTTP_ADDR to http-addr.
+func FlagName(envName string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(envName, "RFD_")), "_", "-")
+}
+
+// BindFlags registers one string flag per option. Flags are kept as strings
+// and parsed by the same code as the environment, so both give the same
+// errors for the same bad value.
+func BindFlags(fs *pflag.FlagSet) {
+	for _, f := range Fields() {
+		def := f.Default
+		if def == "" {
+			def = "(unset)"
+		}
+		fs.String(f.Flag, "", fmt.Sprintf("%s [$%s, default %s]", f.Desc, f.Env, def))
+	}
+}
+
+// Load reads the environment, lets flags that were set on the command line
+// override it, and validates the result. fs may be nil.
+func Load(fs *pflag.FlagSet) (Config, error) {
+	environ := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		environ[k] = v
+	}
+	if fs != nil {
+		for _, f := range Fields() {
+			fl := fs.Lookup(f.Flag)
+			if fl != nil && fl.Changed {
+				environ[f.Env] = fl.Value.String()
+			}
+		}
+	}
+
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
+		return Config{}, describe(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// describe turns the library's error into one line that names the variable.
+func describe(err error) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) && len(agg.Errors) > 0 {
+		err = agg.Errors[0]
+	}
+	var pe env.ParseError
+	if errors.As(err, &pe) {
+		if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
+			name := f.Tag.Get("env")
+			return fmt.Errorf("%s (--%s): %v", name, FlagName(name), unwrapAll(pe.Err))
+		}
+	}
+	return fmt.Errorf("configuration: %v", err)
+}
+
+func unwrapAll(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+// Validate checks the values the parser cannot: enums, URLs and ranges.
+func (c Config) Validate() error {
+	bad := func(envName, format string, args ...any) error {
+		return fmt.Errorf("%s (--%s): %s", envName, FlagName(envName), fmt.Sprintf(format, args...))
+	}
+
+	u, err := url.Parse(c.DatabaseURL)
+	if err != nil {
+		return bad("RFD_DATABASE_URL", "not a URL: %v", err)
+	}
+	switch u.Scheme {
+	case "sqlite":
+		if c.SQLitePath() == "" {
+			return bad("RFD_DATABASE_URL", "sqlite URL names no file (want sqlite://./rfd.db or sqlite:///abs/path.db)")
+		}
+	case "postgres", "postgresql":
+	default:
+		return bad("RFD_DATABASE_URL", "unsupported scheme %q (want sqlite or postgres)", u.Scheme)
+	}
+
+	switch c.Transport {
+	case TransportSQL:
+	case TransportKafka:
+		if len(c.KafkaBrokers) == 0 || slices.Contains(c.KafkaBrokers, "") {
+			return bad("RFD_KAFKA_BROKERS", "empty broker address")
+		}
+		if c.IsSQLite() {
+			return bad("RFD_TRANSPORT", "kafka needs a postgres RFD_DATABASE_URL (the outbox relay runs in several replicas; SQLite is single-process)")
+		}
+	default:
+		return bad("RFD_TRANSPORT", "invalid value %q (want sql or kafka)", c.Transport)
+	}
+
+	for name, addr := range map[string]string{"RFD_HTTP_ADDR": c.HTTPAddr, "RFD_ADMIN_ADDR": c.AdminAddr} {
+		if !strings.Contains(addr, ":") {
+			return bad(name, "invalid listen address %q (want host:port or :port)", addr)
+		}
+	}
+	if c.ConsumerGroupPrefix == "" {
+		return bad("RFD_CONSUMER_GROUP_PREFIX", "must not be empty")
+	}
+
+	topics := []struct{ env, v string }{
+		{"RFD_TOPIC_CHECKUP_EVENTS", c.TopicCheckupEvents},
+		{"RFD_TOPIC_ORDER_HISTORY_EVENTS", c.TopicOrderHistoryEvents},
+		{"RFD_TOPIC_USER_CREATED", c.TopicUserCreated},
+		{"RFD_TOPIC_INTERNAL_LOGIN", c.TopicInternalLogin},
+		{"RFD_TOPIC_SEND_NOTIFICATION", c.TopicSendNotification},
+		{"RFD_TOPIC_POISON", c.TopicPoison},
+		{"RFD_TOPIC_OUTBOX", c.TopicOutbox},
+	}
+	seen := map[string]string{}
+	for _, t := range topics {
+		if !validTopic(t.v) {
+			return bad(t.env, "invalid topic name %q (letters, digits, '-', '_' and '.', at most 200)", t.v)
+		}
+		if other, dup := seen[t.v]; dup {
+			return bad(t.env, "topic %q is already used by %s", t.v, other)
+		}
+		seen[t.v] = t.env
+	}
+
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("RFD_LOG_LEVEL", "invalid value %q (want debug, info, warn or error)", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return bad("RFD_LOG_FORMAT", "invalid value %q (want json or text)", c.LogFormat)
+	}
+
+	if c.RetryMaxAttempts < 1 {
+		return bad("RFD_RETRY_MAX_ATTEMPTS", "must be at least 1, got %d", c.RetryMaxAttempts)
+	}
+	if c.RetryInitialInterval <= 0 {
+		return bad("RFD_RETRY_INITIAL_INTERVAL", "must be positive, got %s", c.RetryInitialInterval)
+	}
+	if c.RetryMaxInterval < c.RetryInitialInterval {
+		return bad("RFD_RETRY_MAX_INTERVAL", "must be at least RFD_RETRY_INITIAL_INTERVAL (%s), got %s", c.RetryInitialInterval, c.RetryMaxInterval)
+	}
+	names := make([]string, 0, len(c.Throttle))
+	for name := range c.Throttle {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if !slices.Contains(Consumers, name) {
+			return bad("RFD_THROTTLE", "unknown consumer %q (want one of %s)", name, strings.Join(Consumers, ", "))
+		}
+		if c.Throttle[name] <= 0 {
+			return bad("RFD_THROTTLE", "rate of %s must be a positive number per second, got %d", name, c.Throttle[name])
+		}
+	}
+	if c.HandlerTimeout <= 0 {
+		return bad("RFD_HANDLER_TIMEOUT", "must be positive, got %s", c.HandlerTimeout)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return bad("RFD_SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	if c.SQLPollInterval <= 0 {
+		return bad("RFD_SQL_POLL_INTERVAL", "must be positive, got %s", c.SQLPollInterval)
+	}
+	return nil
+}
+
+func validTopic(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for _, r := range s {
+		ok := r == '-' || r == '_' || r == '.' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// IsSQLite reports whether the database is the embedded SQLite file.
+func (c Config) IsSQLite() bool { return strings.HasPrefix(c.DatabaseURL, "sqlite:") }
+
+// SQLitePath is the file named by a sqlite:// URL: sqlite://./rfd.db is
+// relative to the working directory, sqlite:///var/lib/rfd.db is absolute.
+func (c Config) SQLitePath() string {
+	rest := strings.TrimPrefix(c.DatabaseURL, "sqlite://")
+	if rest == c.DatabaseURL {
+		rest = strings.TrimPrefix(c.DatabaseURL, "sqlite:")
+	}
+	path, _, _ := strings.Cut(rest, "?")
+	return path
+}
+
+// ConsumerGroup is the consumer group of a consumer.
+func (c Config) ConsumerGroup(consumer string) string {
+	return c.ConsumerGroupPrefix + "." + consumer
+}
+
+// TopicOf is the topic a consumer reads.
+func (c Config) TopicOf(consumer string) string {
+	switch consumer {
+	case ConsumerCheckupEvents:
+		return c.TopicCheckupEvents
+	case ConsumerOrderHistoryEvents:
+		return c.TopicOrderHistoryEvents
+	case ConsumerSendNotification:
+		return c.TopicSendNotification
+	case ConsumerUserCreated:
+		return c.TopicUserCreated
+	case ConsumerInternalLogin:
+		return c.TopicInternalLogin
+	}
+	return ""
+}

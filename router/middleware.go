@@ -1,0 +1,116 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/rfd-notify/rfd/logging"
+	"github.com/rfd-notify/rfd/msgerr"
+)
+
+// Metadata keys the router adds to messages.
+const (
+	// AttemptsKey counts the handler attempts of a message in this delivery;
+	// a poisoned message carries how many attempts it took.
+	AttemptsKey = "rfd_attempts"
+	// PoisonClassKey says why a message was poisoned: "permanent" or
+	// "exhausted" (transient failures outlasted the retries).
+	PoisonClassKey = "rfd_poison_class"
+	// CloudEventIDKey is the CloudEvents id header; inbound events from other
+	// systems carry it and it doubles as their correlation id.
+	CloudEventIDKey = "ce_id"
+)
+
+// correlate makes sure every message has a correlation id (its own, else its
+// CloudEvents id, else its message id) and puts it in the message context,
+// where the logger and the outbox pick it up.
+func correlate(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		id := middleware.MessageCorrelationID(msg)
+		if id == "" {
+			id = msg.Metadata.Get(CloudEventIDKey)
+		}
+		if id == "" {
+			id = msg.UUID
+		}
+		middleware.SetCorrelationID(id, msg)
+		msg.SetContext(logging.WithCorrelationID(msg.Context(), id))
+		return h(msg)
+	}
+}
+
+// countAttempts sits inside the retry middleware, so it sees every attempt.
+func countAttempts(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		n, _ := strconv.Atoi(msg.Metadata.Get(AttemptsKey))
+		msg.Metadata.Set(AttemptsKey, strconv.Itoa(n+1))
+		return h(msg)
+	}
+}
+
+// recoverPermanent turns a panic inside a handler into a permanent error. A
+// panic on a message will panic again on every redelivery, so it belongs in
+// the poison topic, not in an endless redelivery loop that holds up the
+// partition behind it.
+func recoverPermanent(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) (out []*message.Message, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				logging.FromContext(msg.Context()).ErrorContext(msg.Context(), "handler panicked",
+					"message_id", msg.UUID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = msgerr.Permanentf("handler panicked: %v", r)
+				out = nil
+			}
+		}()
+		return h(msg)
+	}
+}
+
+// classify records on the message why it is about to be poisoned. It also
+// gives the message back the context it arrived with: the inner middleware
+// (timeout, retry) leave a cancelled context on it, and the poison queue
+// publishes with the message's context.
+func classify(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx := msg.Context()
+		out, err := h(msg)
+		msg.SetContext(ctx)
+		if err != nil {
+			class := "exhausted"
+			if msgerr.IsPermanent(err) {
+				class = "permanent"
+			}
+			msg.Metadata.Set(PoisonClassKey, class)
+		}
+		return out, err
+	}
+}
+
+// poisonFilter decides which failed messages go to the poison topic. A
+// message is NOT poisoned when the router is shutting down (it is redelivered
+// to the next process) or when a dependency such as the database is down: an
+// outage would otherwise poison every message in flight, although none of
+// them is bad. Those are nacked and come back when the dependency does.
+func poisonFilter(closing func() bool, dependencies func(context.Context) error) func(error) bool {
+	return func(err error) bool {
+		if msgerr.IsPermanent(err) {
+			return true
+		}
+		if closing() {
+			return false
+		}
+		if dependencies != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), dependencyCheckTimeout)
+			defer cancel()
+			if dependencies(ctx) != nil {
+				return false
+			}
+		}
+		return true
+	}
+}

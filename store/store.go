@@ -1,0 +1,122 @@
+// Package store opens the service's database, PostgreSQL in production or an
+// embedded SQLite file, as a bun.DB, and holds the inbox that makes every
+// consumer idempotent.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/sqliteshim"
+)
+
+// Open connects to the database named by rawURL (postgres://… or
+// sqlite://PATH) and checks that it answers.
+func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
+	var db *bun.DB
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		sqldb, err := sql.Open("pgx", rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		sqldb.SetMaxOpenConns(20)
+		sqldb.SetMaxIdleConns(20)
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
+		db = bun.NewDB(sqldb, pgdialect.New())
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		path := sqlitePath(rawURL)
+		if path == "" {
+			return nil, fmt.Errorf("open sqlite: %q names no file", rawURL)
+		}
+		if dir := filepath.Dir(path); dir != "." {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, fmt.Errorf("open sqlite: create directory: %w", err)
+			}
+		}
+		sqldb, err := sql.Open(sqliteshim.ShimName, SQLiteDSN(path))
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		// Writers queue on busy_timeout; a handful of connections is plenty
+		// for one writer and the readers WAL lets run beside it.
+		sqldb.SetMaxOpenConns(8)
+		sqldb.SetMaxIdleConns(8)
+		sqldb.SetConnMaxLifetime(0)
+		db = bun.NewDB(sqldb, sqlitedialect.New())
+	default:
+		return nil, fmt.Errorf("open database: unsupported URL %q (want postgres:// or sqlite://)", redact(rawURL))
+	}
+
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("ping database %s: %w", redact(rawURL), err)
+	}
+	if IsSQLite(db) {
+		if err := checkSQLitePragmas(ctx, db); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// SQLiteDSN is the modernc DSN of the embedded database: WAL so readers never
+// wait for the writer, a busy timeout so writers queue instead of failing,
+// foreign keys on, and BEGIN IMMEDIATE so a write transaction takes the write
+// lock up front instead of failing later with SQLITE_BUSY_SNAPSHOT.
+func SQLiteDSN(path string) string {
+	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(15000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+}
+
+func checkSQLitePragmas(ctx context.Context, db *bun.DB) error {
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("sqlite: read journal_mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlite: journal_mode is %q, want wal", mode)
+	}
+	var fk int
+	if err := db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return fmt.Errorf("sqlite: read foreign_keys: %w", err)
+	}
+	if fk != 1 {
+		return fmt.Errorf("sqlite: foreign_keys is off")
+	}
+	return nil
+}
+
+func sqlitePath(rawURL string) string {
+	rest := strings.TrimPrefix(rawURL, "sqlite://")
+	if rest == rawURL {
+		rest = strings.TrimPrefix(rawURL, "sqlite:")
+	}
+	path, _, _ := strings.Cut(rest, "?")
+	return path
+}
+
+// IsSQLite reports whether db is the embedded SQLite database.
+func IsSQLite(db *bun.DB) bool {
+	return db.Dialect().Name().String() == "sqlite"
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable url>"
+	}
+	return u.Redacted()
+}
