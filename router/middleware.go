@@ -44,6 +44,19 @@ func correlate(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
+// detach keeps the values of the message context but not its cancellation.
+// The subscriber cancels a message's context as soon as the router starts
+// closing; a handler in the middle of its transaction would then roll back
+// work it was about to commit. Shutdown means "finish in-flight work": each
+// attempt stays bounded by the timeout middleware and the router's close
+// timeout, and no new attempt starts once the router is closing.
+func detach(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		msg.SetContext(context.WithoutCancel(msg.Context()))
+		return h(msg)
+	}
+}
+
 // countAttempts sits inside the retry middleware, so it sees every attempt.
 func countAttempts(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {

@@ -103,6 +103,9 @@ type Handler struct {
 
 // AddConsumer registers h behind the middleware chain, outermost first:
 // correlation id, recoverer, metrics, poison queue, retry, timeout, throttle.
+// A few small steps sit between them: detach (shutdown lets the message
+// finish), the logger in the context, the poison class, the attempt counter,
+// and an inner recoverer that makes a panic a permanent failure.
 func (rt *Router) AddConsumer(h Handler) error {
 	sub, err := rt.transport.Subscriber(h.ConsumerGroup)
 	if err != nil {
@@ -127,6 +130,7 @@ func (rt *Router) AddConsumer(h Handler) error {
 	}
 
 	chain := []message.HandlerMiddleware{
+		detach,
 		correlate,
 		middleware.Recoverer,
 		withLogger(rt.logger.With("handler", h.Name)),

@@ -1,0 +1,119 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func TestDefaults(t *testing.T) {
+	clearEnv(t)
+	cfg, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DatabaseURL != "sqlite://./rfd.db" || cfg.Transport != "sql" || cfg.HTTPAddr != ":8080" || cfg.AdminAddr != ":9090" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if cfg.SQLitePath() != "./rfd.db" || !cfg.IsSQLite() {
+		t.Fatalf("sqlite path = %q", cfg.SQLitePath())
+	}
+	if cfg.ConsumerGroup(ConsumerCheckupEvents) != "rfd.checkup-events" {
+		t.Fatalf("group = %q", cfg.ConsumerGroup(ConsumerCheckupEvents))
+	}
+}
+
+func TestFlagsOverrideEnv(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("RFD_HTTP_ADDR", ":1111")
+	t.Setenv("RFD_RETRY_MAX_INTERVAL", "3s")
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	BindFlags(fs)
+	if err := fs.Parse([]string{"--http-addr", ":2222", "--throttle", "checkup-events=50,user-created=5"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != ":2222" {
+		t.Errorf("flag did not win: %q", cfg.HTTPAddr)
+	}
+	if cfg.RetryMaxInterval != 3*time.Second {
+		t.Errorf("env not read: %s", cfg.RetryMaxInterval)
+	}
+	if cfg.Throttle["checkup-events"] != 50 || cfg.Throttle["user-created"] != 5 {
+		t.Errorf("throttle = %v", cfg.Throttle)
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	cases := map[string]string{
+		"RFD_TRANSPORT":          "rabbit",
+		"RFD_RETRY_MAX_ATTEMPTS": "0",
+		"RFD_HANDLER_TIMEOUT":    "forever",
+		"RFD_DATABASE_URL":       "oracle://db",
+		"RFD_LOG_FORMAT":         "xml",
+		"RFD_TOPIC_POISON":       "has space",
+		"RFD_HTTP_ADDR":          "8080",
+		"RFD_THROTTLE":           "checkup-events=-1",
+	}
+	for name, value := range cases {
+		t.Run(name, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv(name, value)
+			_, err := Load(nil)
+			if err == nil {
+				t.Fatalf("%s=%q accepted", name, value)
+			}
+			if !strings.HasPrefix(err.Error(), name) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q: want one line starting with %s", err, name)
+			}
+		})
+	}
+	t.Run("kafka on sqlite", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("RFD_TRANSPORT", "kafka")
+		if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "RFD_TRANSPORT") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("duplicate topics", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("RFD_TOPIC_POISON", "checkup-events")
+		if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "RFD_TOPIC_POISON") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// TestREADMEDocumentsEveryOption keeps the README's table in step with Config.
+func TestREADMEDocumentsEveryOption(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range Fields() {
+		def := f.Default
+		if def == "" {
+			def = "(unset)"
+		}
+		row := "| `" + f.Env + "` | `--" + f.Flag + "` | `" + def + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README has no row starting %s", row)
+		}
+	}
+}
+
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "RFD_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
