@@ -17,7 +17,8 @@ const ForwarderHandlerName = "events_forwarder"
 
 // AddForwarder registers the relay from the outbox's forwarder topic to out
 // (Kafka) as a handler of wr. It reads the topic in one consumer group, and
-// the SQL subscriber locks that group's offset row while it works, so any
+// the SQL subscriber locks that group's offset row (FOR UPDATE on
+// PostgreSQL, which the Kafka transport requires) while it works, so any
 // number of worker replicas can run it: one relays at a time, the others
 // take over when it stops. A crash between the Kafka write and the offset
 // commit relays that message again with the same message id, which the
