@@ -37,6 +37,9 @@ var Consumers = []string{
 	ConsumerInternalLogin,
 }
 
+// OrderStatuses are the statuses of an order's lifecycle.
+var OrderStatuses = []string{"placed", "scheduled", "sample_collected", "in_progress", "completed", "cancelled"}
+
 // Transport names.
 const (
 	TransportSQL   = "sql"
@@ -78,6 +81,13 @@ type Config struct {
 	ShutdownTimeout time.Duration  `env:"RFD_SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"on SIGTERM, how long in-flight work may take before the process exits"`
 
 	SQLPollInterval time.Duration `env:"RFD_SQL_POLL_INTERVAL" envDefault:"100ms" desc:"how often an idle SQL-transport subscriber polls its topic table"`
+
+	PortalURL            string        `env:"RFD_PORTAL_URL" envDefault:"http://localhost:8080" desc:"base URL of the doctor portal, for links in notifications"`
+	OrderNotifyStatuses  []string      `env:"RFD_ORDER_NOTIFY_STATUSES" envDefault:"completed,cancelled" envSeparator:"," desc:"order statuses that notify the referring doctors"`
+	FailedLoginThreshold int           `env:"RFD_FAILED_LOGIN_THRESHOLD" envDefault:"5" desc:"failed logins within RFD_FAILED_LOGIN_WINDOW that raise a security alert"`
+	FailedLoginWindow    time.Duration `env:"RFD_FAILED_LOGIN_WINDOW" envDefault:"15m" desc:"window in which failed logins are counted"`
+	NewDeviceWindow      time.Duration `env:"RFD_NEW_DEVICE_WINDOW" envDefault:"2160h" desc:"a successful login from an IP not seen for the doctor within this window (90 days) notifies the doctor"`
+	PendingReportAfter   time.Duration `env:"RFD_PENDING_REPORT_AFTER" envDefault:"24h" desc:"notifications waiting this long for an unknown doctor's user-created event are reported to operators"`
 }
 
 // Field describes one option for flags, error messages and the README.
@@ -281,6 +291,26 @@ func (c Config) Validate() error {
 	}
 	if c.SQLPollInterval <= 0 {
 		return bad("RFD_SQL_POLL_INTERVAL", "must be positive, got %s", c.SQLPollInterval)
+	}
+	if u, err := url.Parse(c.PortalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad("RFD_PORTAL_URL", "want an absolute http(s) URL, got %q", c.PortalURL)
+	}
+	for _, st := range c.OrderNotifyStatuses {
+		if !slices.Contains(OrderStatuses, st) {
+			return bad("RFD_ORDER_NOTIFY_STATUSES", "unknown order status %q (want some of %s)", st, strings.Join(OrderStatuses, ", "))
+		}
+	}
+	if c.FailedLoginThreshold < 1 {
+		return bad("RFD_FAILED_LOGIN_THRESHOLD", "must be at least 1, got %d", c.FailedLoginThreshold)
+	}
+	if c.FailedLoginWindow <= 0 {
+		return bad("RFD_FAILED_LOGIN_WINDOW", "must be positive, got %s", c.FailedLoginWindow)
+	}
+	if c.NewDeviceWindow <= 0 {
+		return bad("RFD_NEW_DEVICE_WINDOW", "must be positive, got %s", c.NewDeviceWindow)
+	}
+	if c.PendingReportAfter <= 0 {
+		return bad("RFD_PENDING_REPORT_AFTER", "must be positive, got %s", c.PendingReportAfter)
 	}
 	return nil
 }

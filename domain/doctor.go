@@ -1,0 +1,117 @@
+package domain
+
+import (
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Doctor is a referring doctor, registered from user management.
+type Doctor struct {
+	bun.BaseModel `bun:"table:doctors"`
+
+	ID              string    `bun:"id,pk" json:"id"`
+	ExternalUserID  string    `bun:"external_user_id" json:"external_user_id"`
+	Name            string    `bun:"name" json:"name"`
+	LicenceNumber   string    `bun:"licence_number" json:"licence_number"`
+	Specialty       string    `bun:"specialty" json:"specialty"`
+	Clinic          string    `bun:"clinic" json:"clinic"`
+	Email           string    `bun:"email" json:"email"`
+	Phone           string    `bun:"phone" json:"phone"`
+	Locale          string    `bun:"locale" json:"locale"`
+	TimeZone        string    `bun:"time_zone" json:"time_zone"`
+	Active          bool      `bun:"active" json:"active"`
+	NotificationSeq int64     `bun:"notification_seq" json:"-"`
+	ProfileVersion  time.Time `bun:"profile_version" json:"-"`
+	CreatedAt       time.Time `bun:"created_at" json:"created_at"`
+	UpdatedAt       time.Time `bun:"updated_at" json:"updated_at"`
+}
+
+// Location is the doctor's time zone, UTC if it does not load.
+func (d Doctor) Location() *time.Location {
+	if loc, err := time.LoadLocation(d.TimeZone); err == nil {
+		return loc
+	}
+	return time.UTC
+}
+
+// PreferencesRow is how preferences are stored.
+type PreferencesRow struct {
+	bun.BaseModel `bun:"table:doctor_preferences"`
+
+	DoctorID      string                 `bun:"doctor_id,pk"`
+	Channels      map[Category][]Channel `bun:"channels,type:json"`
+	QuietStart    string                 `bun:"quiet_start"`
+	QuietEnd      string                 `bun:"quiet_end"`
+	Digest        string                 `bun:"digest"`
+	FallbackOrder []Channel              `bun:"fallback_order,type:json"`
+	UpdatedAt     time.Time              `bun:"updated_at"`
+}
+
+// Preferences converts the row.
+func (r PreferencesRow) Preferences() Preferences {
+	return Preferences{
+		Channels:      r.Channels,
+		QuietHours:    QuietHours{Start: r.QuietStart, End: r.QuietEnd},
+		Digest:        r.Digest,
+		FallbackOrder: r.FallbackOrder,
+	}
+}
+
+// Row converts preferences for storage.
+func (p Preferences) Row(doctorID string, now time.Time) PreferencesRow {
+	return PreferencesRow{
+		DoctorID:      doctorID,
+		Channels:      p.Channels,
+		QuietStart:    p.QuietHours.Start,
+		QuietEnd:      p.QuietHours.End,
+		Digest:        p.Digest,
+		FallbackOrder: p.FallbackOrder,
+		UpdatedAt:     now,
+	}
+}
+
+// Notification is one notification to one doctor.
+type Notification struct {
+	bun.BaseModel `bun:"table:notifications"`
+
+	ID             string         `bun:"id,pk"`
+	DoctorID       string         `bun:"doctor_id"`
+	Seq            int64          `bun:"seq"`
+	DedupKey       string         `bun:"dedup_key"`
+	Type           string         `bun:"type"`
+	Category       Category       `bun:"category"`
+	Priority       Priority       `bun:"priority"`
+	Title          string         `bun:"title"`
+	Body           string         `bun:"body"`
+	Data           map[string]any `bun:"data,type:json"`
+	CheckupID      *string        `bun:"checkup_id"`
+	ResultVersion  *int           `bun:"result_version"`
+	OrderID        *string        `bun:"order_id"`
+	SourceEventID  string         `bun:"source_event_id"`
+	OnBehalfOf     *string        `bun:"on_behalf_of"`
+	State          string         `bun:"state"`
+	StateReason    string         `bun:"state_reason"`
+	SupersededBy   *string        `bun:"superseded_by"`
+	SendAt         time.Time      `bun:"send_at"`
+	ExpiresAt      *time.Time     `bun:"expires_at"`
+	CreatedAt      time.Time      `bun:"created_at"`
+	ReadAt         *time.Time     `bun:"read_at"`
+	AcknowledgedAt *time.Time     `bun:"acknowledged_at"`
+	AcknowledgedBy *string        `bun:"acknowledged_by"`
+	AckNote        *string        `bun:"ack_note"`
+}
+
+// Delivery is one notification on one channel.
+type Delivery struct {
+	bun.BaseModel `bun:"table:deliveries"`
+
+	ID             string    `bun:"id,pk"`
+	NotificationID string    `bun:"notification_id"`
+	Channel        Channel   `bun:"channel"`
+	Status         string    `bun:"status"`
+	StatusReason   string    `bun:"status_reason"`
+	SendAt         time.Time `bun:"send_at"`
+	CreatedAt      time.Time `bun:"created_at"`
+	UpdatedAt      time.Time `bun:"updated_at"`
+}
