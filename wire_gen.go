@@ -45,8 +45,15 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 	checks := app.NewChecks(db, transport)
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
-	set := app.NewHandlers(cfg, inbox, publisher)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set)
+	notifier := app.NewNotifier(cfg, publisher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
 	serve := app.NewServe(runtime)
 	return serve, func() {
 		cleanup2()
@@ -85,8 +92,15 @@ func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
 	checks := app.NewChecks(db, transport)
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
-	set := app.NewHandlers(cfg, inbox, publisher)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set)
+	notifier := app.NewNotifier(cfg, publisher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
 	api := app.NewAPI(runtime)
 	return api, func() {
 		cleanup2()
@@ -125,8 +139,15 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 	checks := app.NewChecks(db, transport)
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
-	set := app.NewHandlers(cfg, inbox, publisher)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set)
+	notifier := app.NewNotifier(cfg, publisher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
 	consumer, err := app.NewConsumer(runtime, name)
 	if err != nil {
 		cleanup2()
@@ -170,8 +191,15 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 	checks := app.NewChecks(db, transport)
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
-	set := app.NewHandlers(cfg, inbox, publisher)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set)
+	notifier := app.NewNotifier(cfg, publisher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
 	worker := app.NewWorker(runtime)
 	return worker, func() {
 		cleanup2()
@@ -210,8 +238,15 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	checks := app.NewChecks(db, transport)
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
-	set := app.NewHandlers(cfg, inbox, publisher)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set)
+	notifier := app.NewNotifier(cfg, publisher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
 	cron := app.NewCron(runtime)
 	return cron, func() {
 		cleanup2()

@@ -21,10 +21,12 @@ type process struct {
 	shutdownTimeout time.Duration
 	servers         []*http.Server
 	router          *router.Router // nil when the role consumes nothing
+	// background loops run until the shutdown starts.
+	background []func(ctx context.Context) error
 }
 
 func (p *process) run(ctx context.Context) error {
-	errc := make(chan error, len(p.servers)+1)
+	errc := make(chan error, len(p.servers)+len(p.background)+1)
 
 	for _, srv := range p.servers {
 		ln, err := net.Listen("tcp", srv.Addr)
@@ -54,6 +56,18 @@ func (p *process) run(ctx context.Context) error {
 		close(routerDone)
 	}
 
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	bgDone := make(chan struct{}, len(p.background))
+	for _, fn := range p.background {
+		go func() {
+			defer func() { bgDone <- struct{}{} }()
+			if err := fn(bgCtx); err != nil {
+				errc <- err
+			}
+		}()
+	}
+
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -67,6 +81,7 @@ func (p *process) run(ctx context.Context) error {
 	defer cancel()
 
 	// Stop taking new work first, on every front at once.
+	stopBackground()
 	if p.router != nil {
 		if err := p.router.Close(); err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("close router: %w", err))
@@ -81,6 +96,12 @@ func (p *process) run(ctx context.Context) error {
 	case <-routerDone:
 	case <-sctx.Done():
 		runErr = errors.Join(runErr, errors.New("router did not stop within the shutdown timeout"))
+	}
+	for range p.background {
+		select {
+		case <-bgDone:
+		case <-sctx.Done():
+		}
 	}
 	if runErr == nil {
 		p.logger.Info("stopped")

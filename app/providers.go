@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,6 +21,7 @@ import (
 	"github.com/rfd-notify/rfd/kafkapubsub"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/migrations"
+	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/sqlpubsub"
@@ -136,9 +138,20 @@ func NewMigrator(db *bun.DB) *migrations.Migrator { return migrations.NewMigrato
 // NewInbox returns the inbox.
 func NewInbox(db *bun.DB) *store.Inbox { return store.NewInbox(db) }
 
+// NewNotifier returns the notification maker shared by the consumers, the
+// API and the cron.
+func NewNotifier(cfg config.Config, ob *outbox.Publisher) *notify.Notifier {
+	return notify.New(ob, cfg.TopicSendNotification, cfg.PortalURL, time.Now)
+}
+
+// NewSweeper returns the sweeper of pending notifications.
+func NewSweeper(cfg config.Config, db *bun.DB, n *notify.Notifier, reg prometheus.Registerer, logger *slog.Logger) (*notify.Sweeper, error) {
+	return notify.NewSweeper(db, n, cfg.PendingReportAfter, reg, logger)
+}
+
 // NewHandlers builds the consumers this build implements.
-func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher) handlers.Set {
-	return handlers.Consumers(handlers.Deps{Config: cfg, Inbox: inbox, Outbox: ob})
+func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher, n *notify.Notifier) handlers.Set {
+	return handlers.Consumers(handlers.Deps{Config: cfg, Inbox: inbox, Outbox: ob, Notifier: n, Now: time.Now})
 }
 
 // ConsumerName is the consumer a `rfd consume NAME` process runs.

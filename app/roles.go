@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
@@ -17,6 +18,7 @@ import (
 	"github.com/rfd-notify/rfd/health"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/migrations"
+	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/sqlpubsub"
@@ -35,13 +37,23 @@ type Runtime struct {
 	Checks    *health.Checks
 	Migrator  *migrations.Migrator
 	Handlers  handlers.Set
+	Sweeper   *notify.Sweeper
 }
 
 // NewRuntime gathers a role's parts.
 func NewRuntime(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
-	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set) *Runtime {
+	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set,
+	sw *notify.Sweeper) *Runtime {
 	return &Runtime{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob,
-		Router: rt, Checks: checks, Migrator: m, Handlers: hs}
+		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw}
+}
+
+// sweepEvery is how often the worker looks at notifications waiting for an
+// unknown doctor.
+const sweepEvery = time.Minute
+
+func (r *Runtime) sweeper() func(context.Context) error {
+	return func(ctx context.Context) error { return r.Sweeper.Run(ctx, sweepEvery) }
 }
 
 // prepare makes sure the schema is current and every topic table the outbox
@@ -159,7 +171,9 @@ func (s *Serve) Run(ctx context.Context) error {
 	}
 	s.Logger.Info("serve starting", "transport", s.Transport.Name(), "consumers", names, "forwarder", fwd)
 	srv := newServer(s.Config.HTTPAddr, api.New(s.Checks, s.Registry).Handler())
-	return s.process([]*http.Server{srv}, withRouter).run(ctx)
+	p := s.process([]*http.Server{srv}, withRouter)
+	p.background = append(p.background, s.sweeper())
+	return p.run(ctx)
 }
 
 // API is `rfd api`.
@@ -204,7 +218,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return c.process([]*http.Server{c.adminServer()}, true).run(ctx)
 }
 
-// Worker is `rfd worker`: the outbox forwarder.
+// Worker is `rfd worker`: the outbox forwarder, and the sweep of
+// notifications waiting for unknown doctors.
 type Worker struct{ *Runtime }
 
 // NewWorker returns the worker role.
@@ -224,7 +239,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	} else {
 		w.Logger.Info("sql transport: the outbox writes to its topics directly, no relay to run")
 	}
-	return w.process([]*http.Server{w.adminServer()}, fwd).run(ctx)
+	p := w.process([]*http.Server{w.adminServer()}, fwd)
+	p.background = append(p.background, w.sweeper())
+	return p.run(ctx)
 }
 
 // Cron is `rfd cron`.

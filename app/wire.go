@@ -24,6 +24,8 @@ var RuntimeSet = wire.NewSet(
 	NewChecks,
 	NewMigrator,
 	NewInbox,
+	NewNotifier,
+	NewSweeper,
 	NewHandlers,
 	NewRuntime,
 )

@@ -1,0 +1,96 @@
+package notify_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/internal/testenv"
+	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/templates"
+)
+
+func TestSweeper(t *testing.T) {
+	for _, name := range []string{testenv.SQLiteSQL, testenv.PostgresSQL} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t, name)
+			env.EnsureTopics(t, env.Config.TopicSendNotification)
+			ctx := context.Background()
+			now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+			clock := func() time.Time { return now }
+			n := notify.New(env.Outbox, env.Config.TopicSendNotification, "https://portal.example", clock)
+			reg := prometheus.NewRegistry()
+			sw, err := notify.NewSweeper(env.DB, n, time.Hour, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			intent := func(key string) notify.Intent {
+				return notify.Intent{Key: key, SourceEventID: key, Type: templates.TypeResultAvailable,
+					Category: domain.CategoryResults, Priority: domain.PriorityNormal}
+			}
+			err = env.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				if _, err := n.Notify(ctx, tx, intent("a"), []string{"ext-raced"}); err != nil {
+					return err
+				}
+				_, err := n.Notify(ctx, tx, intent("b"), []string{"ext-never"})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// ext-raced registers without releasing its intents: the race
+			// the sweeper closes.
+			doc := domain.Doctor{ID: "d-raced", ExternalUserID: "ext-raced", Name: "Dr. Raced", Locale: "en", TimeZone: "UTC",
+				Active: true, ProfileVersion: now, CreatedAt: now, UpdatedAt: now}
+			if _, err := env.DB.NewInsert().Model(&doc).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			released, reported, err := sw.SweepOnce(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if released != 1 || reported != 0 {
+				t.Fatalf("first sweep: released %d, reported %d; want 1, 0", released, reported)
+			}
+			if got := gauge(t, reg, "rfd_pending_notifications"); got != 1 {
+				t.Fatalf("waiting gauge = %v, want 1", got)
+			}
+
+			now = now.Add(2 * time.Hour)
+			_, reported, err = sw.SweepOnce(ctx)
+			if err != nil || reported != 1 {
+				t.Fatalf("second sweep: reported %d (err %v), want 1", reported, err)
+			}
+			_, reported, _ = sw.SweepOnce(ctx)
+			if reported != 0 {
+				t.Fatalf("third sweep reported %d again, want each overdue intent reported once", reported)
+			}
+			if got := gauge(t, reg, "rfd_pending_notifications_overdue"); got != 1 {
+				t.Fatalf("overdue gauge = %v, want 1", got)
+			}
+		})
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
