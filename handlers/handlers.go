@@ -1,10 +1,16 @@
 // Package handlers holds the service's consumers, one file each. Every
-// consumer does its work in one transaction through the inbox and publishes
-// follow-up messages through the outbox in that same transaction.
+// consumer decodes its message (an undecodable or invalid one is a permanent
+// failure: the router poisons it), then does all of its work in one
+// transaction through the inbox, publishing follow-up messages through the
+// outbox in that same transaction.
 package handlers
 
 import (
+	"github.com/ThreeDotsLabs/watermill/message"
+	"time"
+
 	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/store"
@@ -12,9 +18,12 @@ import (
 
 // Deps are what consumers are built from.
 type Deps struct {
-	Config config.Config
-	Inbox  *store.Inbox
-	Outbox *outbox.Publisher
+	Config   config.Config
+	Inbox    *store.Inbox
+	Outbox   *outbox.Publisher
+	Notifier *notify.Notifier
+	// Now is the clock; tests control it.
+	Now func() time.Time
 }
 
 // Set maps a consumer name to its router handler.
@@ -24,5 +33,21 @@ type Set map[string]router.Handler
 // config.Consumers missing here has no handler yet: `rfd consume NAME`
 // refuses to start rather than consume and drop its topic.
 func Consumers(d Deps) Set {
-	return Set{}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	set := Set{}
+	add := func(name string, handle func(*message.Message) error) {
+		set[name] = router.Handler{
+			Name:          name,
+			Topic:         d.Config.TopicOf(name),
+			ConsumerGroup: d.Config.ConsumerGroup(name),
+			Handle:        handle,
+		}
+	}
+	add(config.ConsumerCheckupEvents, NewCheckupEvents(d).Handle)
+	add(config.ConsumerOrderHistoryEvents, NewOrderHistoryEvents(d).Handle)
+	add(config.ConsumerUserCreated, NewUserCreated(d).Handle)
+	add(config.ConsumerInternalLogin, NewInternalLogin(d).Handle)
+	return set
 }

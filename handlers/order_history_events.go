@@ -1,0 +1,108 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/msgerr"
+	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/store"
+	"github.com/rfd-notify/rfd/templates"
+)
+
+// OrderHistoryEvents keeps each order's current state and full timeline.
+// Events carry a per-order sequence number and arrive duplicated and out of
+// order: every event goes into the timeline, but only one with a higher
+// sequence than the order's current one moves the state, so a late event
+// never regresses it. Transitions to the configured statuses notify the
+// referring doctors.
+type OrderHistoryEvents struct {
+	inbox    *store.Inbox
+	notifier *notify.Notifier
+	notifyOn []string
+	now      func() time.Time
+}
+
+// NewOrderHistoryEvents returns the consumer.
+func NewOrderHistoryEvents(d Deps) *OrderHistoryEvents {
+	return &OrderHistoryEvents{inbox: d.Inbox, notifier: d.Notifier, notifyOn: d.Config.OrderNotifyStatuses, now: d.Now}
+}
+
+// Handle processes one message.
+func (h *OrderHistoryEvents) Handle(msg *message.Message) error {
+	ev, err := events.DecodeOrderHistoryEvent(msg.Payload)
+	if err != nil {
+		return msgerr.Permanent(err)
+	}
+	_, err = h.inbox.Process(msg.Context(), config.ConsumerOrderHistoryEvents, msg.UUID, func(ctx context.Context, tx bun.Tx) error {
+		return h.apply(ctx, tx, msg.UUID, ev)
+	})
+	return err
+}
+
+func (h *OrderHistoryEvents) apply(ctx context.Context, tx bun.Tx, eventID string, ev events.OrderHistoryEvent) error {
+	now := h.now().UTC()
+	// Create the order on its first event, whatever its sequence.
+	if _, err := tx.NewRaw(`INSERT INTO orders (id, patient_ref, status, last_seq, last_event_at, created_at, updated_at)
+VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		ev.OrderID, ev.Patient.Ref, ev.Status, ev.OccurredAt.UTC(), now, now).Exec(ctx); err != nil {
+		return fmt.Errorf("create order: %w", err)
+	}
+
+	var lastSeq int64
+	if err := tx.NewRaw(`SELECT last_seq FROM orders WHERE id = ?`, ev.OrderID).Scan(ctx, &lastSeq); err != nil {
+		return fmt.Errorf("read order: %w", err)
+	}
+	applies := int64(ev.Sequence) > lastSeq
+
+	res, err := tx.NewRaw(`INSERT INTO order_events (order_id, seq, status, applied, event_id, occurred_at, received_at)
+VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, seq) DO NOTHING`,
+		ev.OrderID, ev.Sequence, ev.Status, applies, eventID, ev.OccurredAt.UTC(), now).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("record order event: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil // this sequence number is already in the timeline
+	}
+
+	doctors := make([]string, 0, len(ev.ReferringDoctors))
+	for _, d := range ev.ReferringDoctors {
+		doctors = append(doctors, d.ExternalUserID)
+		if _, err := tx.NewRaw(`INSERT INTO order_doctors (order_id, doctor_external_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, ev.OrderID, d.ExternalUserID).Exec(ctx); err != nil {
+			return fmt.Errorf("record referring doctor: %w", err)
+		}
+	}
+	if !applies {
+		return nil // late: in the timeline, not in the state
+	}
+	if _, err := tx.NewRaw(`UPDATE orders SET status = ?, last_seq = ?, last_event_at = ?, updated_at = ? WHERE id = ?`,
+		ev.Status, ev.Sequence, ev.OccurredAt.UTC(), now, ev.OrderID).Exec(ctx); err != nil {
+		return fmt.Errorf("update order state: %w", err)
+	}
+	if !slices.Contains(h.notifyOn, ev.Status) {
+		return nil
+	}
+	_, err = h.notifier.Notify(ctx, tx, notify.Intent{
+		Key:           fmt.Sprintf("order/%s/%s/%d", ev.OrderID, ev.Status, ev.Sequence),
+		SourceEventID: eventID,
+		Type:          templates.TypeOrderStatus,
+		Category:      domain.CategoryOrders,
+		Priority:      domain.PriorityNormal,
+		Detail: templates.Data{
+			PatientRef:       ev.Patient.Ref,
+			OrderID:          ev.OrderID,
+			OrderStatus:      ev.Status,
+			OrderDescription: ev.Description,
+		},
+		OrderID: ev.OrderID,
+	}, doctors)
+	return err
+}

@@ -1,0 +1,120 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/msgerr"
+	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/store"
+	"github.com/rfd-notify/rfd/templates"
+)
+
+// UserCreated registers referring doctors from user management. A repeat or
+// a later update for the same external user id updates the profile (an
+// older one is ignored), never duplicates it. A new doctor gets default
+// preferences and a welcome notification, and the notifications that were
+// waiting for them are released.
+type UserCreated struct {
+	inbox    *store.Inbox
+	notifier *notify.Notifier
+	now      func() time.Time
+}
+
+// NewUserCreated returns the consumer.
+func NewUserCreated(d Deps) *UserCreated {
+	return &UserCreated{inbox: d.Inbox, notifier: d.Notifier, now: d.Now}
+}
+
+// doctorNamespace derives a doctor's id from their external user id, so a
+// doctor created twice concurrently is still one doctor.
+var doctorNamespace = uuid.MustParse("8a6b6f1e-3c1d-4bb6-9d53-1f9f0f6a2d40")
+
+// DoctorID is the service's id of the doctor with this external user id.
+func DoctorID(externalUserID string) string {
+	return uuid.NewSHA1(doctorNamespace, []byte(externalUserID)).String()
+}
+
+// Handle processes one message.
+func (h *UserCreated) Handle(msg *message.Message) error {
+	ev, err := events.DecodeUserCreated(msg.Payload)
+	if err != nil {
+		return msgerr.Permanent(err)
+	}
+	_, err = h.inbox.Process(msg.Context(), config.ConsumerUserCreated, msg.UUID, func(ctx context.Context, tx bun.Tx) error {
+		return h.apply(ctx, tx, msg.UUID, ev)
+	})
+	return err
+}
+
+func (h *UserCreated) apply(ctx context.Context, tx bun.Tx, eventID string, ev events.UserCreated) error {
+	if ev.UserType != events.UserTypeReferringDoctor {
+		return nil // staff and admins are not notified by this service
+	}
+	now := h.now().UTC()
+	locale := ev.Locale
+	if locale == "" {
+		locale = "en"
+	}
+	tz := ev.TimeZone
+	if tz == "" {
+		tz = "UTC"
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return msgerr.Permanentf("user created: /time_zone: unknown time zone")
+	}
+	active := true
+	if ev.Active != nil {
+		active = *ev.Active
+	}
+	clinic := ""
+	if ev.Clinic != nil {
+		clinic = ev.Clinic.Name
+	}
+	id := DoctorID(ev.ExternalUserID)
+
+	// Insert, or update when this event is not older than the profile.
+	res, err := tx.NewRaw(`INSERT INTO doctors (id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale, time_zone, active, notification_seq, profile_version, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+ON CONFLICT (external_user_id) DO UPDATE SET
+	name = excluded.name, licence_number = excluded.licence_number, specialty = excluded.specialty,
+	clinic = excluded.clinic, email = excluded.email, phone = excluded.phone, locale = excluded.locale,
+	time_zone = excluded.time_zone, active = excluded.active, profile_version = excluded.profile_version,
+	updated_at = excluded.updated_at
+WHERE excluded.profile_version >= doctors.profile_version`,
+		id, ev.ExternalUserID, ev.Name, ev.LicenceNumber, ev.Specialty, clinic, ev.Email, ev.Phone, locale, tz, active,
+		ev.UpdatedAt.UTC(), now, now).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("upsert doctor: %w", err)
+	}
+	_ = res
+
+	prefs := domain.DefaultPreferences().Row(id, now)
+	if _, err := tx.NewInsert().Model(&prefs).On("CONFLICT (doctor_id) DO NOTHING").Exec(ctx); err != nil {
+		return fmt.Errorf("default preferences: %w", err)
+	}
+
+	// The welcome notification's dedup key is per doctor: a repeat or an
+	// update of the profile never welcomes twice.
+	if _, err := h.notifier.Notify(ctx, tx, notify.Intent{
+		Key:           "doctor/" + ev.ExternalUserID + "/welcome",
+		SourceEventID: eventID,
+		Type:          templates.TypeWelcome,
+		Category:      domain.CategoryAnnouncements,
+		Priority:      domain.PriorityNormal,
+	}, []string{ev.ExternalUserID}); err != nil {
+		return err
+	}
+	if _, err := h.notifier.ReleasePending(ctx, tx, ev.ExternalUserID); err != nil {
+		return err
+	}
+	return nil
+}
