@@ -46,14 +46,27 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
 	notifier := app.NewNotifier(cfg, publisher)
-	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	senders, err := app.NewSenders(ctx, cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
+	scheduler := app.NewScheduler(cfg, db, publisher, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
 	serve := app.NewServe(runtime)
 	return serve, func() {
 		cleanup2()
@@ -93,14 +106,27 @@ func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
 	notifier := app.NewNotifier(cfg, publisher)
-	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	senders, err := app.NewSenders(ctx, cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
+	scheduler := app.NewScheduler(cfg, db, publisher, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
 	api := app.NewAPI(runtime)
 	return api, func() {
 		cleanup2()
@@ -140,14 +166,27 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
 	notifier := app.NewNotifier(cfg, publisher)
-	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	senders, err := app.NewSenders(ctx, cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
+	scheduler := app.NewScheduler(cfg, db, publisher, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
 	consumer, err := app.NewConsumer(runtime, name)
 	if err != nil {
 		cleanup2()
@@ -192,14 +231,27 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
 	notifier := app.NewNotifier(cfg, publisher)
-	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	senders, err := app.NewSenders(ctx, cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
+	scheduler := app.NewScheduler(cfg, db, publisher, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
 	worker := app.NewWorker(runtime)
 	return worker, func() {
 		cleanup2()
@@ -239,14 +291,27 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	migrator := app.NewMigrator(db)
 	inbox := app.NewInbox(db)
 	notifier := app.NewNotifier(cfg, publisher)
-	set := app.NewHandlers(cfg, inbox, publisher, notifier)
+	senders, err := app.NewSenders(ctx, cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper)
+	scheduler := app.NewScheduler(cfg, db, publisher, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
 	cron := app.NewCron(runtime)
 	return cron, func() {
 		cleanup2()

@@ -30,10 +30,21 @@ func Config() huma.Config {
 	return cfg
 }
 
+// Route is a plain HTTP endpoint served beside the operations, outside the
+// OpenAPI description: provider callbacks, authenticated by the provider's
+// own signature scheme.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
 // New builds the API with its operations, health checks and metrics.
-func New(checks *health.Checks, gatherer prometheus.Gatherer) *Server {
+func New(checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *Server {
 	mux := http.NewServeMux()
 	health.Register(mux, checks, gatherer)
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	a := humago.New(mux, Config())
 	return &Server{mux: mux, api: a}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/health"
 	"github.com/rfd-notify/rfd/kafkapubsub"
@@ -98,7 +99,7 @@ func NewOutbox(cfg config.Config, ps *sqlpubsub.PubSub) *outbox.Publisher {
 func OutboxTopics(cfg config.Config) []string {
 	return []string{
 		cfg.TopicCheckupEvents, cfg.TopicOrderHistoryEvents, cfg.TopicUserCreated,
-		cfg.TopicInternalLogin, cfg.TopicSendNotification,
+		cfg.TopicInternalLogin, cfg.TopicSendNotification, cfg.TopicInApp,
 	}
 }
 
@@ -150,8 +151,27 @@ func NewSweeper(cfg config.Config, db *bun.DB, n *notify.Notifier, reg prometheu
 }
 
 // NewHandlers builds the consumers this build implements.
-func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher, n *notify.Notifier) handlers.Set {
-	return handlers.Consumers(handlers.Deps{Config: cfg, Inbox: inbox, Outbox: ob, Notifier: n, Now: time.Now})
+func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher, n *notify.Notifier, d *delivery.Dispatcher) handlers.Set {
+	return handlers.Consumers(handlers.Deps{Config: cfg, Inbox: inbox, Outbox: ob, Notifier: n, Dispatcher: d, Now: time.Now})
+}
+
+// NewSenders builds the provider clients of the configured channels.
+func NewSenders(ctx context.Context, cfg config.Config) (delivery.Senders, error) {
+	return delivery.SendersFromConfig(ctx, cfg)
+}
+
+// NewDispatcher returns the send-notification consumer's dispatcher.
+func NewDispatcher(cfg config.Config, db *bun.DB, inbox *store.Inbox, ob *outbox.Publisher, s delivery.Senders,
+	reg prometheus.Registerer, logger *slog.Logger) (*delivery.Dispatcher, error) {
+	return delivery.NewDispatcher(db, inbox, ob, s, delivery.Options{
+		MaxAttempts: cfg.DeliveryMaxAttempts, InitialBackoff: cfg.DeliveryInitialBackoff, MaxBackoff: cfg.DeliveryMaxBackoff,
+		SendTopic: cfg.TopicSendNotification, InAppTopic: cfg.TopicInApp, ConsumerName: config.ConsumerSendNotification,
+	}, time.Now, reg, logger)
+}
+
+// NewScheduler returns the publisher of due delivery attempts.
+func NewScheduler(cfg config.Config, db *bun.DB, ob *outbox.Publisher, logger *slog.Logger) *delivery.Scheduler {
+	return delivery.NewScheduler(db, ob, cfg.TopicSendNotification, time.Now, logger)
 }
 
 // ConsumerName is the consumer a `rfd consume NAME` process runs.

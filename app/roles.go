@@ -14,6 +14,7 @@ import (
 
 	"github.com/rfd-notify/rfd/api"
 	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/health"
 	"github.com/rfd-notify/rfd/logging"
@@ -38,14 +39,27 @@ type Runtime struct {
 	Migrator  *migrations.Migrator
 	Handlers  handlers.Set
 	Sweeper   *notify.Sweeper
+	Scheduler *delivery.Scheduler
 }
 
 // NewRuntime gathers a role's parts.
 func NewRuntime(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
 	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set,
-	sw *notify.Sweeper) *Runtime {
+	sw *notify.Sweeper, sched *delivery.Scheduler) *Runtime {
 	return &Runtime{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob,
-		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw}
+		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched}
+}
+
+// callbackRoutes are the providers' status callbacks the API receives.
+func (r *Runtime) callbackRoutes() []api.Route {
+	return []api.Route{{
+		Pattern: "POST " + delivery.SMSCallbackPath,
+		Handler: delivery.NewSMSCallbacks(r.DB, r.Config.TwilioAuthToken, r.Config.PublicURL, time.Now, r.Logger),
+	}}
+}
+
+func (r *Runtime) scheduler() func(context.Context) error {
+	return func(ctx context.Context) error { return r.Scheduler.Run(ctx, r.Config.DeliveryPollInterval) }
 }
 
 // sweepEvery is how often the worker looks at notifications waiting for an
@@ -170,9 +184,12 @@ func (s *Serve) Run(ctx context.Context) error {
 		s.routerCheck()
 	}
 	s.Logger.Info("serve starting", "transport", s.Transport.Name(), "consumers", names, "forwarder", fwd)
-	srv := newServer(s.Config.HTTPAddr, api.New(s.Checks, s.Registry).Handler())
+	srv := newServer(s.Config.HTTPAddr, api.New(s.Checks, s.Registry, s.callbackRoutes()...).Handler())
 	p := s.process([]*http.Server{srv}, withRouter)
 	p.background = append(p.background, s.sweeper())
+	if _, ok := s.Handlers[config.ConsumerSendNotification]; ok {
+		p.background = append(p.background, s.scheduler())
+	}
 	return p.run(ctx)
 }
 
@@ -187,7 +204,7 @@ func (a *API) Run(ctx context.Context) error {
 	if err := a.prepare(ctx, false); err != nil {
 		return err
 	}
-	srv := newServer(a.Config.HTTPAddr, api.New(a.Checks, a.Registry).Handler())
+	srv := newServer(a.Config.HTTPAddr, api.New(a.Checks, a.Registry, a.callbackRoutes()...).Handler())
 	return a.process([]*http.Server{srv}, false).run(ctx)
 }
 
@@ -215,7 +232,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.routerCheck()
 	c.Logger.Info("consumer starting", "consumer", string(c.name), "transport", c.Transport.Name())
-	return c.process([]*http.Server{c.adminServer()}, true).run(ctx)
+	p := c.process([]*http.Server{c.adminServer()}, true)
+	if c.name == config.ConsumerSendNotification {
+		// Retries and deferred deliveries are published by the delivery
+		// consumers themselves (SKIP LOCKED shares the work among replicas).
+		p.background = append(p.background, c.scheduler())
+	}
+	return p.run(ctx)
 }
 
 // Worker is `rfd worker`: the outbox forwarder, and the sweep of

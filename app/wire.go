@@ -26,6 +26,9 @@ var RuntimeSet = wire.NewSet(
 	NewInbox,
 	NewNotifier,
 	NewSweeper,
+	NewSenders,
+	NewDispatcher,
+	NewScheduler,
 	NewHandlers,
 	NewRuntime,
 )

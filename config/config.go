@@ -88,6 +88,39 @@ type Config struct {
 	FailedLoginWindow    time.Duration `env:"RFD_FAILED_LOGIN_WINDOW" envDefault:"15m" desc:"window in which failed logins are counted"`
 	NewDeviceWindow      time.Duration `env:"RFD_NEW_DEVICE_WINDOW" envDefault:"2160h" desc:"a successful login from an IP not seen for the doctor within this window (90 days) notifies the doctor"`
 	PendingReportAfter   time.Duration `env:"RFD_PENDING_REPORT_AFTER" envDefault:"24h" desc:"notifications waiting this long for an unknown doctor's user-created event are reported to operators"`
+
+	TopicInApp string `env:"RFD_TOPIC_INAPP" envDefault:"rfd-inapp" desc:"broadcast topic of in-app notifications; every API replica reads it to push to its connected portals"`
+
+	DeliveryMaxAttempts    int           `env:"RFD_DELIVERY_MAX_ATTEMPTS" envDefault:"6" desc:"attempts of one delivery on transient provider failures before it is undelivered"`
+	DeliveryInitialBackoff time.Duration `env:"RFD_DELIVERY_INITIAL_BACKOFF" envDefault:"5s" desc:"first delay before a delivery's retry; doubles each attempt, with jitter; a provider's Retry-After wins when longer"`
+	DeliveryMaxBackoff     time.Duration `env:"RFD_DELIVERY_MAX_BACKOFF" envDefault:"10m" desc:"longest delay between a delivery's attempts"`
+	DeliveryPollInterval   time.Duration `env:"RFD_DELIVERY_POLL_INTERVAL" envDefault:"1s" desc:"how often due retries and deferred deliveries are looked for"`
+
+	SMTPHost     string `env:"RFD_SMTP_HOST" desc:"SMTP server of the email channel (unset = email deliveries fail as not configured)"`
+	SMTPPort     int    `env:"RFD_SMTP_PORT" envDefault:"587" desc:"SMTP port"`
+	SMTPUsername string `env:"RFD_SMTP_USERNAME" desc:"SMTP user (unset = no AUTH)"`
+	SMTPPassword string `env:"RFD_SMTP_PASSWORD" desc:"SMTP password"`
+	SMTPTLS      string `env:"RFD_SMTP_TLS" envDefault:"starttls" desc:"SMTP transport security: none, starttls or tls"`
+	SMTPFrom     string `env:"RFD_SMTP_FROM" envDefault:"RFD Notify <no-reply@rfd-notify.invalid>" desc:"From address of notification emails"`
+
+	TwilioBaseURL    string `env:"RFD_TWILIO_BASE_URL" envDefault:"https://api.twilio.com" desc:"base URL of the Twilio-compatible SMS API"`
+	TwilioAccountSID string `env:"RFD_TWILIO_ACCOUNT_SID" desc:"SMS account SID (unset = SMS deliveries fail as not configured)"`
+	TwilioAuthToken  string `env:"RFD_TWILIO_AUTH_TOKEN" desc:"SMS auth token; also verifies X-Twilio-Signature on status callbacks"`
+	TwilioFrom       string `env:"RFD_TWILIO_FROM" desc:"sender number or messaging service of SMS"`
+	PublicURL        string `env:"RFD_PUBLIC_URL" envDefault:"http://localhost:8080" desc:"public base URL of the API, for provider status callbacks"`
+
+	FCMBaseURL         string `env:"RFD_FCM_BASE_URL" envDefault:"https://fcm.googleapis.com" desc:"base URL of FCM HTTP v1"`
+	FCMProjectID       string `env:"RFD_FCM_PROJECT_ID" desc:"Firebase project of push (unset = push deliveries fail as not configured)"`
+	FCMCredentialsFile string `env:"RFD_FCM_CREDENTIALS_FILE" desc:"service-account JSON key file for FCM"`
+	FCMTokenURL        string `env:"RFD_FCM_TOKEN_URL" envDefault:"https://oauth2.googleapis.com/token" desc:"OAuth2 token endpoint of the service account"`
+
+	WebhookAllowLoopback bool `env:"RFD_WEBHOOK_ALLOW_LOOPBACK" envDefault:"false" desc:"test mode: allow webhook endpoints on loopback (private and link-local stay refused)"`
+
+	RateEmail           float64 `env:"RFD_RATE_EMAIL" envDefault:"50" desc:"email sends per second at most (token bucket)"`
+	RateSMS             float64 `env:"RFD_RATE_SMS" envDefault:"10" desc:"SMS sends per second at most"`
+	RatePush            float64 `env:"RFD_RATE_PUSH" envDefault:"100" desc:"push sends per second at most"`
+	RateWebhook         float64 `env:"RFD_RATE_WEBHOOK" envDefault:"50" desc:"webhook calls per second at most"`
+	SMSPerDoctorPerHour int     `env:"RFD_SMS_PER_DOCTOR_PER_HOUR" envDefault:"10" desc:"non-critical SMS per doctor per hour; more wait for the next slot"`
 }
 
 // Field describes one option for flags, error messages and the README.
@@ -238,6 +271,7 @@ func (c Config) Validate() error {
 		{"RFD_TOPIC_SEND_NOTIFICATION", c.TopicSendNotification},
 		{"RFD_TOPIC_POISON", c.TopicPoison},
 		{"RFD_TOPIC_OUTBOX", c.TopicOutbox},
+		{"RFD_TOPIC_INAPP", c.TopicInApp},
 	}
 	seen := map[string]string{}
 	for _, t := range topics {
@@ -308,6 +342,33 @@ func (c Config) Validate() error {
 	}
 	if c.NewDeviceWindow <= 0 {
 		return bad("RFD_NEW_DEVICE_WINDOW", "must be positive, got %s", c.NewDeviceWindow)
+	}
+	if c.DeliveryMaxAttempts < 1 {
+		return bad("RFD_DELIVERY_MAX_ATTEMPTS", "must be at least 1, got %d", c.DeliveryMaxAttempts)
+	}
+	if c.DeliveryInitialBackoff <= 0 || c.DeliveryMaxBackoff < c.DeliveryInitialBackoff {
+		return bad("RFD_DELIVERY_MAX_BACKOFF", "must be at least RFD_DELIVERY_INITIAL_BACKOFF (%s) and both positive", c.DeliveryInitialBackoff)
+	}
+	if c.DeliveryPollInterval <= 0 {
+		return bad("RFD_DELIVERY_POLL_INTERVAL", "must be positive, got %s", c.DeliveryPollInterval)
+	}
+	switch c.SMTPTLS {
+	case "none", "starttls", "tls":
+	default:
+		return bad("RFD_SMTP_TLS", "invalid value %q (want none, starttls or tls)", c.SMTPTLS)
+	}
+	for name, v := range map[string]float64{"RFD_RATE_EMAIL": c.RateEmail, "RFD_RATE_SMS": c.RateSMS, "RFD_RATE_PUSH": c.RatePush, "RFD_RATE_WEBHOOK": c.RateWebhook} {
+		if v <= 0 {
+			return bad(name, "must be positive, got %v", v)
+		}
+	}
+	if c.SMSPerDoctorPerHour < 1 {
+		return bad("RFD_SMS_PER_DOCTOR_PER_HOUR", "must be at least 1, got %d", c.SMSPerDoctorPerHour)
+	}
+	for name, raw := range map[string]string{"RFD_PUBLIC_URL": c.PublicURL, "RFD_TWILIO_BASE_URL": c.TwilioBaseURL, "RFD_FCM_BASE_URL": c.FCMBaseURL, "RFD_FCM_TOKEN_URL": c.FCMTokenURL} {
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad(name, "want an absolute http(s) URL, got %q", raw)
+		}
 	}
 	if c.PendingReportAfter <= 0 {
 		return bad("RFD_PENDING_REPORT_AFTER", "must be positive, got %s", c.PendingReportAfter)

@@ -114,4 +114,9 @@ type Delivery struct {
 	SendAt         time.Time `bun:"send_at"`
 	CreatedAt      time.Time `bun:"created_at"`
 	UpdatedAt      time.Time `bun:"updated_at"`
+	// Attempt is the number of the latest attempt (0 before the first).
+	Attempt           int        `bun:"attempt"`
+	NextAttemptAt     *time.Time `bun:"next_attempt_at"`
+	Provider          string     `bun:"provider"`
+	ProviderMessageID string     `bun:"provider_message_id"`
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/router"
@@ -22,6 +23,9 @@ type Deps struct {
 	Inbox    *store.Inbox
 	Outbox   *outbox.Publisher
 	Notifier *notify.Notifier
+	// Dispatcher delivers send-notification commands; without one the
+	// send-notification consumer is not built.
+	Dispatcher *delivery.Dispatcher
 	// Now is the clock; tests control it.
 	Now func() time.Time
 }
@@ -49,5 +53,8 @@ func Consumers(d Deps) Set {
 	add(config.ConsumerOrderHistoryEvents, NewOrderHistoryEvents(d).Handle)
 	add(config.ConsumerUserCreated, NewUserCreated(d).Handle)
 	add(config.ConsumerInternalLogin, NewInternalLogin(d).Handle)
+	if d.Dispatcher != nil {
+		add(config.ConsumerSendNotification, NewSendNotification(d).Handle)
+	}
 	return set
 }

@@ -1,0 +1,81 @@
+package delivery
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/channels/sms"
+	"github.com/rfd-notify/rfd/domain"
+)
+
+// SMSCallbacks receives the SMS provider's status callbacks. Each is
+// authenticated by X-Twilio-Signature over the public URL and the sorted
+// form parameters; the URL carries only the opaque delivery id. Statuses
+// only move forward, so callbacks replayed or arriving out of order leave
+// the final status right.
+type SMSCallbacks struct {
+	db        *bun.DB
+	authToken string
+	publicURL string
+	now       func() time.Time
+	logger    *slog.Logger
+}
+
+// NewSMSCallbacks returns the handler; publicURL is RFD_PUBLIC_URL.
+func NewSMSCallbacks(db *bun.DB, authToken, publicURL string, now func() time.Time, logger *slog.Logger) *SMSCallbacks {
+	if now == nil {
+		now = time.Now
+	}
+	return &SMSCallbacks{db: db, authToken: authToken, publicURL: strings.TrimRight(publicURL, "/"), now: now, logger: logger}
+}
+
+// ServeHTTP handles POST SMSCallbackPath?d=DELIVERY_ID.
+func (h *SMSCallbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	fullURL := h.publicURL + r.URL.RequestURI()
+	if h.authToken == "" || !sms.ValidateSignature(h.authToken, fullURL, r.PostForm, r.Header.Get(sms.SignatureHeader)) {
+		http.Error(w, "invalid signature", http.StatusForbidden)
+		return
+	}
+	deliveryID := r.URL.Query().Get("d")
+	providerStatus := r.PostForm.Get("MessageStatus")
+	if deliveryID == "" || providerStatus == "" {
+		http.Error(w, "missing delivery or status", http.StatusBadRequest)
+		return
+	}
+	status, _ := sms.MapStatus(providerStatus)
+	ctx := r.Context()
+	reason := ""
+	if code := r.PostForm.Get("ErrorCode"); code != "" {
+		reason = "provider error " + code
+	}
+	var moved bool
+	var err error
+	switch status {
+	case domain.DeliveryQueued, domain.DeliverySending:
+		// Earlier than what we recorded when the provider accepted it.
+		moved = false
+	default:
+		moved, err = Advance(ctx, h.db, deliveryID, status, reason, h.now().UTC())
+	}
+	if err != nil {
+		h.logger.ErrorContext(ctx, "sms status callback", "delivery_id", deliveryID, "error", err)
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	h.logger.DebugContext(ctx, "sms status callback", "delivery_id", deliveryID, "status", status, "moved", moved)
+	w.WriteHeader(http.StatusNoContent)
+}
