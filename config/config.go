@@ -90,6 +90,7 @@ type Config struct {
 	PendingReportAfter   time.Duration `env:"RFD_PENDING_REPORT_AFTER" envDefault:"24h" desc:"notifications waiting this long for an unknown doctor's user-created event are reported to operators"`
 
 	TopicInApp string `env:"RFD_TOPIC_INAPP" envDefault:"rfd-inapp" desc:"broadcast topic of in-app notifications; every API replica reads it to push to its connected portals"`
+	InstanceID string `env:"RFD_INSTANCE_ID" desc:"this replica's name, for its own in-app broadcast consumer group (unset = the host name)"`
 
 	DeliveryMaxAttempts    int           `env:"RFD_DELIVERY_MAX_ATTEMPTS" envDefault:"6" desc:"attempts of one delivery on transient provider failures before it is undelivered"`
 	DeliveryInitialBackoff time.Duration `env:"RFD_DELIVERY_INITIAL_BACKOFF" envDefault:"5s" desc:"first delay before a delivery's retry; doubles each attempt, with jitter; a provider's Retry-After wins when longer"`
