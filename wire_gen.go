@@ -66,7 +66,8 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 		return nil, nil, err
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
+	hub := app.NewHub()
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
 	serve := app.NewServe(runtime)
 	return serve, func() {
 		cleanup2()
@@ -126,7 +127,8 @@ func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
 		return nil, nil, err
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
+	hub := app.NewHub()
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
 	api := app.NewAPI(runtime)
 	return api, func() {
 		cleanup2()
@@ -186,7 +188,8 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 		return nil, nil, err
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
+	hub := app.NewHub()
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
 	consumer, err := app.NewConsumer(runtime, name)
 	if err != nil {
 		cleanup2()
@@ -251,7 +254,8 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 		return nil, nil, err
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
+	hub := app.NewHub()
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
 	worker := app.NewWorker(runtime)
 	return worker, func() {
 		cleanup2()
@@ -311,7 +315,8 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 		return nil, nil, err
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler)
+	hub := app.NewHub()
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
 	cron := app.NewCron(runtime)
 	return cron, func() {
 		cleanup2()

@@ -19,6 +19,7 @@ import (
 	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/inapp"
 	"github.com/rfd-notify/rfd/kafkapubsub"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/migrations"
@@ -168,6 +169,9 @@ func NewDispatcher(cfg config.Config, db *bun.DB, inbox *store.Inbox, ob *outbox
 		SendTopic: cfg.TopicSendNotification, InAppTopic: cfg.TopicInApp, ConsumerName: config.ConsumerSendNotification,
 	}, time.Now, reg, logger)
 }
+
+// NewHub returns the registry of this replica's open in-app streams.
+func NewHub() *inapp.Hub { return inapp.NewHub() }
 
 // NewScheduler returns the publisher of due delivery attempts.
 func NewScheduler(cfg config.Config, db *bun.DB, ob *outbox.Publisher, logger *slog.Logger) *delivery.Scheduler {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sort"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/inapp"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/migrations"
 	"github.com/rfd-notify/rfd/notify"
@@ -40,14 +42,34 @@ type Runtime struct {
 	Handlers  handlers.Set
 	Sweeper   *notify.Sweeper
 	Scheduler *delivery.Scheduler
+	Hub       *inapp.Hub
 }
 
 // NewRuntime gathers a role's parts.
 func NewRuntime(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
 	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set,
-	sw *notify.Sweeper, sched *delivery.Scheduler) *Runtime {
+	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub) *Runtime {
 	return &Runtime{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob,
-		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched}
+		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub}
+}
+
+// addInAppBroadcast makes this replica read the in-app broadcast topic in a
+// consumer group of its own, feeding its open streams.
+func (r *Runtime) addInAppBroadcast() error {
+	instance := r.Config.InstanceID
+	if instance == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "local"
+		}
+		instance = host
+	}
+	return r.Router.AddConsumer(router.Handler{
+		Name:          "inapp-broadcast",
+		Topic:         r.Config.TopicInApp,
+		ConsumerGroup: r.Config.ConsumerGroup("inapp." + instance),
+		Handle:        r.Hub.Handle,
+	})
 }
 
 // callbackRoutes are the providers' status callbacks the API receives.
@@ -179,7 +201,10 @@ func (s *Serve) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	withRouter := len(names) > 0 || fwd
+	if err := s.addInAppBroadcast(); err != nil {
+		return err
+	}
+	withRouter := true
 	if withRouter {
 		s.routerCheck()
 	}
@@ -204,8 +229,12 @@ func (a *API) Run(ctx context.Context) error {
 	if err := a.prepare(ctx, false); err != nil {
 		return err
 	}
+	if err := a.addInAppBroadcast(); err != nil {
+		return err
+	}
+	a.routerCheck()
 	srv := newServer(a.Config.HTTPAddr, api.New(a.Checks, a.Registry, a.callbackRoutes()...).Handler())
-	return a.process([]*http.Server{srv}, false).run(ctx)
+	return a.process([]*http.Server{srv}, true).run(ctx)
 }
 
 // Consumer is `rfd consume NAME`.

@@ -29,6 +29,7 @@ var RuntimeSet = wire.NewSet(
 	NewSenders,
 	NewDispatcher,
 	NewScheduler,
+	NewHub,
 	NewHandlers,
 	NewRuntime,
 )
