@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -50,7 +51,9 @@ func SendersFromConfig(ctx context.Context, cfg config.Config) (Senders, error) 
 	if cfg.TwilioAccountSID != "" {
 		c, err := sms.New(sms.Config{
 			BaseURL: cfg.TwilioBaseURL, AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
-			StatusCallbackURL: cfg.PublicURL + SMSCallbackPath,
+			// Trimmed as NewSMSCallbacks trims it: with a trailing slash the
+			// callback URL would have "//" and fail its signature check.
+			StatusCallbackURL: strings.TrimRight(cfg.PublicURL, "/") + SMSCallbackPath,
 		}, httpClient)
 		if err != nil {
 			return s, fmt.Errorf("RFD_TWILIO_*: %w", err)

@@ -151,6 +151,14 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 				due, now, j.delivery.ID, domain.DeliveryQueued).Exec(ctx)
 			return err
 		}
+		// The per-doctor SMS cap protects doctors from floods: an SMS over
+		// it waits for the next slot without using up an attempt. A
+		// critical result is exactly what must not wait behind it.
+		if wait, capped := d.smsCapped(j); capped {
+			_, err := tx.NewRaw(`UPDATE deliveries SET next_attempt_at = ?, status_reason = ?, updated_at = ? WHERE id = ? AND status = ?`,
+				now.Add(wait), "waiting for the doctor's hourly SMS cap", now, j.delivery.ID, domain.DeliveryQueued).Exec(ctx)
+			return err
+		}
 		res, err := tx.NewRaw(`UPDATE deliveries SET status = ?, attempt = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN (?, ?)`,
 			domain.DeliverySending, cmd.Attempt, now, j.delivery.ID, domain.DeliveryQueued, domain.DeliverySending).Exec(ctx)
 		if err != nil {
@@ -162,6 +170,19 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 		return nil
 	})
 	return j, proceed, err
+}
+
+// smsCapped takes an SMS slot of the doctor, or says how long to wait.
+func (d *Dispatcher) smsCapped(j job) (time.Duration, bool) {
+	if j.delivery.Channel != domain.ChannelSMS || d.senders.SMSPerDoctor == nil || j.notification.Priority == domain.PriorityCritical {
+		return 0, false
+	}
+	// A redelivered command of the attempt in flight already has its slot.
+	if j.delivery.Status == domain.DeliverySending {
+		return 0, false
+	}
+	ok, wait := d.senders.SMSPerDoctor.Take(j.doctor.ID)
+	return max(wait, time.Second), !ok
 }
 
 // suppression says why a delivery must not go out, or "".
@@ -275,7 +296,7 @@ func Advance(ctx context.Context, db bun.IDB, id, status, reason string, now tim
 		return false, nil
 	}
 	res, err := db.NewRaw(`UPDATE deliveries SET status = ?, status_reason = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN (?)`,
-		status, reason, now, id, bun.In(from)).Exec(ctx)
+		status, reason, now, id, bun.List(from)).Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("advance delivery to %s: %w", status, err)
 	}

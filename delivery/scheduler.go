@@ -56,7 +56,6 @@ func (s *Scheduler) Run(ctx context.Context, every time.Duration) error {
 	}
 }
 
-
 // Tick publishes one batch of due attempts and returns how many.
 func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 	n := 0

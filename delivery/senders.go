@@ -28,9 +28,9 @@ type Senders struct {
 	Push    *push.Client
 	Webhook *webhook.Client
 	// Rate limits each provider (one bucket per channel) and SMS per doctor.
-	Limits         map[domain.Channel]*ratelimit.Limiter
-	SMSPerDoctor   *ratelimit.Limiter
-	PortalURL      string
+	Limits       map[domain.Channel]*ratelimit.Limiter
+	SMSPerDoctor *ratelimit.Limiter
+	PortalURL    string
 }
 
 // Targets are where a doctor's push and webhook deliveries go.
@@ -120,13 +120,6 @@ func (s Senders) sms(ctx context.Context, j job) sendResult {
 	}
 	if strings.TrimSpace(j.doctor.Phone) == "" {
 		return sendResult{err: channels.Permanent("no_address", errors.New("doctor has no phone number"))}
-	}
-	// The per-doctor cap protects doctors from floods; a critical result
-	// is exactly what must not wait behind it.
-	if s.SMSPerDoctor != nil && j.notification.Priority != domain.PriorityCritical {
-		if ok, wait := s.SMSPerDoctor.Take(j.doctor.ID); !ok {
-			return sendResult{err: channels.Transient("doctor_sms_cap", wait, errors.New("hourly SMS cap of the doctor reached"))}
-		}
 	}
 	r, err := s.render(j)
 	if err != nil {
