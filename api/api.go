@@ -1,32 +1,112 @@
 // Package api is the REST API of the doctor portal, integrators and
-// operators: huma operations grouped by resource, served with their OpenAPI
-// 3.1 description. Health and metrics endpoints sit beside it on the same
-// mux, outside the spec.
+// operators: huma operations grouped by resource, one file each, served with
+// their OpenAPI 3.1 description. Health and metrics endpoints sit beside it
+// on the same mux, outside the spec.
+//
+// Every operation declares its security in the spec, and one middleware
+// enforces it: doctor operations (security doctorJWT) authenticate the
+// doctor's token and run with the doctor in the context (auth.DoctorFromContext);
+// integrator operations (security apiKey, with scopes) authenticate an API
+// key and check its scopes. A doctor only ever reaches their own objects:
+// every query is scoped to the authenticated doctor, so another doctor's id
+// is 404. Reads of patient data are written to the audit log.
 package api
 
 import (
+	"fmt"
+	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
 
+	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/inapp"
 )
 
 // Version is the API version in the OpenAPI document.
 const Version = "1.0.0"
 
+// Security scheme names of the OpenAPI document.
+const (
+	// SchemeDoctor is the doctors' bearer JWT.
+	SchemeDoctor = "doctorJWT"
+	// SchemeAPIKey is the integrators' and operators' API key; its scopes
+	// are listed on each operation.
+	SchemeAPIKey = "apiKey"
+)
+
+// Limits every operation shares.
+const (
+	// MaxBodyBytes bounds request bodies; a larger one is 413.
+	MaxBodyBytes = 16 << 10
+	// MaxPageSize caps page sizes; a larger limit is 422.
+	MaxPageSize = 100
+	// dbTimeout bounds the database work of one request: a database that
+	// hangs answers 503 instead of holding the request.
+	dbTimeout = 10 * time.Second
+)
+
 // Server is the HTTP surface of the api role.
 type Server struct {
-	mux *http.ServeMux
-	api huma.API
+	mux  *http.ServeMux
+	api  huma.API
+	auth *auth.Authenticator
+	h    *handlers
+}
+
+// Deps are what the operations are built from.
+type Deps struct {
+	Config config.Config
+	DB     *bun.DB
+	// Auth authenticates callers; nil builds one from Config and DB.
+	Auth   *auth.Authenticator
+	Logger *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// InApp is this replica's hub of in-app events, fed by its consumer of
+	// the in-app broadcast topic; it pushes new notifications to the
+	// doctors' open streams. Without one the stream replays from the
+	// database and sends heartbeats, but pushes nothing live.
+	InApp *inapp.Hub
 }
 
 // Config returns the huma configuration shared by the server and `rfd openapi`.
 func Config() huma.Config {
 	cfg := huma.DefaultConfig("RFD Notify API", Version)
-	cfg.Info.Description = "Notifications about referred patients' checkups, results and orders for referring doctors, their portal and integrators."
+	cfg.Info.Description = "Notifications about referred patients' checkups, results and orders for referring doctors, their portal and integrators.\n\n" +
+		"Errors are RFC 9457 problem details (`application/problem+json`); validation errors list each failing field with its location " +
+		"(`body.quiet_hours.start`, `query.limit`). Request bodies are limited to 16 KiB and reject unknown fields; page sizes are capped at 100. " +
+		"When the database is unavailable an operation answers 503 with `Retry-After`."
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		SchemeDoctor: {
+			Type:         "http",
+			Scheme:       "bearer",
+			BearerFormat: "JWT",
+			Description: "A doctor's access token from user management (RS256 or ES256). `iss`, `aud` and `exp` are checked; " +
+				"`sub` is the doctor's external user id. A missing, expired, tampered or foreign token is 401; an inactive doctor is 403.",
+		},
+		SchemeAPIKey: {
+			Type: "apiKey",
+			In:   "header",
+			Name: "X-API-Key",
+			Description: "An integrator's or operator's API key (`rfdk_…`), also accepted as `Authorization: Bearer rfdk_…`. " +
+				"Each operation lists the scopes it needs; a key without them is 403.",
+		},
+	}
+	cfg.Tags = []*huma.Tag{
+		{Name: "Me", Description: "The authenticated doctor: profile, notification preferences and push devices."},
+		{Name: "Notifications", Description: "The doctor's notifications: list, detail, read and acknowledge."},
+		{Name: "Dashboard", Description: "The doctor's portal summary."},
+		{Name: "Orders", Description: "Orders of the doctor's referred patients, with their timelines."},
+		{Name: "Checkups", Description: "Checkups of the doctor's referred patients, with every result version."},
+		{Name: "Doctors", Description: "Referring doctors, for integrators."},
+	}
 	return cfg
 }
 
@@ -38,15 +118,66 @@ type Route struct {
 	Handler http.Handler
 }
 
-// New builds the API with its operations, health checks and metrics.
+// New builds the API without a database: every operation is described (this
+// is what `rfd openapi` prints) and answers 503. The service uses NewServer.
 func New(checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *Server {
+	return build(Deps{}, nil, checks, gatherer, routes...)
+}
+
+// NewServer builds the API with its operations over d, health checks and
+// metrics, and routes.
+func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) (*Server, error) {
+	if d.DB == nil {
+		return nil, fmt.Errorf("api: no database")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.InApp == nil {
+		d.Logger.Warn("api: no in-app hub: the notification stream replays from the database but pushes nothing live")
+	}
+	authn := d.Auth
+	if authn == nil {
+		var err error
+		authn, err = auth.New(d.Config, d.DB, auth.WithLogger(d.Logger), auth.WithClock(d.Now))
+		if err != nil {
+			return nil, err
+		}
+	}
+	return build(d, authn, checks, gatherer, routes...), nil
+}
+
+func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	mux := http.NewServeMux()
 	health.Register(mux, checks, gatherer)
 	for _, r := range routes {
 		mux.Handle(r.Pattern, r.Handler)
 	}
 	a := humago.New(mux, Config())
-	return &Server{mux: mux, api: a}
+	s := &Server{mux: mux, api: a, auth: authn, h: &handlers{db: d.DB, now: d.Now, logger: d.Logger}}
+	a.UseMiddleware(s.security(a))
+	registerMe(a, s.h)
+	registerDevices(a, s.h)
+	registerNotifications(a, s.h)
+	registerDashboard(a, s.h)
+	registerOrders(a, s.h)
+	registerCheckups(a, s.h)
+	registerDoctors(a, s.h)
+	hub := d.InApp
+	if hub == nil {
+		hub = inapp.NewHub()
+	}
+	RegisterStream(a, StreamDeps{DB: d.DB, Hub: hub, Doctor: auth.DoctorFromContext, Security: doctorSecurity})
+	return s
 }
 
 // Handler serves every endpoint.
@@ -54,3 +185,14 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // OpenAPI is the API description.
 func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
+
+// API is the huma API, to register more operations on.
+func (s *Server) API() huma.API { return s.api }
+
+// Auth is the authenticator of the server's operations; nil on a server
+// built by New (no database). Plain handlers authenticate doctors with
+// Auth().Doctor(r) and answer refusals with auth.WriteError.
+func (s *Server) Auth() *auth.Authenticator { return s.auth }
+
+// Handle serves a plain HTTP handler on the server's mux, outside the spec.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }

@@ -76,7 +76,7 @@ func (r *Runtime) addInAppBroadcast() error {
 func (r *Runtime) callbackRoutes() []api.Route {
 	return []api.Route{{
 		Pattern: "POST " + delivery.SMSCallbackPath,
-		Handler: delivery.NewSMSCallbacks(r.DB, r.Config.TwilioAuthToken, r.Config.PublicURL, time.Now, r.Logger),
+		Handler: delivery.NewSMSCallbacks(r.DB, r.Outbox, r.Config.TopicSendNotification, r.Config.TwilioAuthToken, r.Config.PublicURL, time.Now, r.Logger),
 	}}
 }
 
@@ -209,7 +209,11 @@ func (s *Serve) Run(ctx context.Context) error {
 		s.routerCheck()
 	}
 	s.Logger.Info("serve starting", "transport", s.Transport.Name(), "consumers", names, "forwarder", fwd)
-	srv := newServer(s.Config.HTTPAddr, api.New(s.Checks, s.Registry, s.callbackRoutes()...).Handler())
+	apiServer, err := api.NewServer(api.Deps{Config: s.Config, DB: s.DB, Logger: s.Logger, InApp: s.Hub}, s.Checks, s.Registry, s.callbackRoutes()...)
+	if err != nil {
+		return err
+	}
+	srv := newServer(s.Config.HTTPAddr, apiServer.Handler())
 	p := s.process([]*http.Server{srv}, withRouter)
 	p.background = append(p.background, s.sweeper())
 	if _, ok := s.Handlers[config.ConsumerSendNotification]; ok {
@@ -233,7 +237,11 @@ func (a *API) Run(ctx context.Context) error {
 		return err
 	}
 	a.routerCheck()
-	srv := newServer(a.Config.HTTPAddr, api.New(a.Checks, a.Registry, a.callbackRoutes()...).Handler())
+	apiServer, err := api.NewServer(api.Deps{Config: a.Config, DB: a.DB, Logger: a.Logger, InApp: a.Hub}, a.Checks, a.Registry, a.callbackRoutes()...)
+	if err != nil {
+		return err
+	}
+	srv := newServer(a.Config.HTTPAddr, apiServer.Handler())
 	return a.process([]*http.Server{srv}, true).run(ctx)
 }
 

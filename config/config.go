@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -122,6 +123,14 @@ type Config struct {
 	RatePush            float64 `env:"RFD_RATE_PUSH" envDefault:"100" desc:"push sends per second at most"`
 	RateWebhook         float64 `env:"RFD_RATE_WEBHOOK" envDefault:"50" desc:"webhook calls per second at most"`
 	SMSPerDoctorPerHour int     `env:"RFD_SMS_PER_DOCTOR_PER_HOUR" envDefault:"10" desc:"non-critical SMS per doctor per hour; more wait for the next slot"`
+
+	JWTPublicKeyFile string        `env:"RFD_JWT_PUBLIC_KEY_FILE" desc:"PEM file of the public key(s) (PKIX, PKCS#1 or certificates) that verify doctors' RS256/ES256 access tokens"`
+	JWTJWKSURL       string        `env:"RFD_JWT_JWKS_URL" desc:"JWKS URL of user management's token signing keys (https; http only on loopback); cached, refetched on an unknown kid"`
+	JWTJWKSRefresh   time.Duration `env:"RFD_JWT_JWKS_REFRESH" envDefault:"1h" desc:"how long fetched JWKS keys are used before the JWKS is fetched again"`
+	JWTHS256Secret   string        `env:"RFD_JWT_HS256_SECRET" desc:"development only: a shared secret (at least 32 bytes) that makes HS256 tokens acceptable; leave unset in production"`
+	JWTIssuer        string        `env:"RFD_JWT_ISSUER" desc:"the iss every doctor token must carry (required once a key is configured)"`
+	JWTAudience      string        `env:"RFD_JWT_AUDIENCE" envDefault:"rfd-notify" desc:"the aud every doctor token must carry"`
+	JWTLeeway        time.Duration `env:"RFD_JWT_LEEWAY" envDefault:"30s" desc:"clock skew tolerated on a token's exp, nbf and iat"`
 }
 
 // Field describes one option for flags, error messages and the README.
@@ -374,7 +383,55 @@ func (c Config) Validate() error {
 	if c.PendingReportAfter <= 0 {
 		return bad("RFD_PENDING_REPORT_AFTER", "must be positive, got %s", c.PendingReportAfter)
 	}
+	return c.validateJWT(bad)
+}
+
+// validateJWT checks the doctors' token settings. No key at all is valid
+// (doctor operations then answer 401); once a key is configured the issuer
+// and audience must be set, so no token is accepted without both checks.
+func (c Config) validateJWT(bad func(envName, format string, args ...any) error) error {
+	if c.JWTJWKSURL != "" {
+		u, err := url.Parse(c.JWTJWKSURL)
+		switch {
+		case err != nil || u.Host == "":
+			return bad("RFD_JWT_JWKS_URL", "want an absolute https URL, got %q", c.JWTJWKSURL)
+		case u.Scheme == "https":
+		case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+		default:
+			return bad("RFD_JWT_JWKS_URL", "want https (http only on loopback), got %q", c.JWTJWKSURL)
+		}
+	}
+	if c.JWTJWKSRefresh < time.Second {
+		return bad("RFD_JWT_JWKS_REFRESH", "must be at least 1s, got %s", c.JWTJWKSRefresh)
+	}
+	if c.JWTHS256Secret != "" && len(c.JWTHS256Secret) < 32 {
+		return bad("RFD_JWT_HS256_SECRET", "must be at least 32 bytes, got %d", len(c.JWTHS256Secret))
+	}
+	if c.JWTLeeway < 0 || c.JWTLeeway > 5*time.Minute {
+		return bad("RFD_JWT_LEEWAY", "must be between 0 and 5m, got %s", c.JWTLeeway)
+	}
+	if c.JWTConfigured() {
+		if strings.TrimSpace(c.JWTIssuer) == "" {
+			return bad("RFD_JWT_ISSUER", "must be set when a token key is configured (RFD_JWT_PUBLIC_KEY_FILE, RFD_JWT_JWKS_URL or RFD_JWT_HS256_SECRET)")
+		}
+		if strings.TrimSpace(c.JWTAudience) == "" {
+			return bad("RFD_JWT_AUDIENCE", "must be set when a token key is configured")
+		}
+	}
 	return nil
+}
+
+// JWTConfigured reports whether any key that verifies doctors' tokens is set.
+func (c Config) JWTConfigured() bool {
+	return c.JWTPublicKeyFile != "" || c.JWTJWKSURL != "" || c.JWTHS256Secret != ""
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validTopic(s string) bool {

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rfd-notify/rfd/channels/sms"
 	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/outbox"
 )
 
 // SMSCallbacks receives the SMS provider's status callbacks. Each is
@@ -19,18 +21,23 @@ import (
 // the final status right.
 type SMSCallbacks struct {
 	db        *bun.DB
+	outbox    *outbox.Publisher
+	sendTopic string
 	authToken string
 	publicURL string
 	now       func() time.Time
 	logger    *slog.Logger
 }
 
-// NewSMSCallbacks returns the handler; publicURL is RFD_PUBLIC_URL.
-func NewSMSCallbacks(db *bun.DB, authToken, publicURL string, now func() time.Time, logger *slog.Logger) *SMSCallbacks {
+// NewSMSCallbacks returns the handler; publicURL is RFD_PUBLIC_URL. A
+// carrier's final failure of a critical notification's SMS queues the next
+// channel of the doctor's fallback order on sendTopic.
+func NewSMSCallbacks(db *bun.DB, ob *outbox.Publisher, sendTopic, authToken, publicURL string, now func() time.Time, logger *slog.Logger) *SMSCallbacks {
 	if now == nil {
 		now = time.Now
 	}
-	return &SMSCallbacks{db: db, authToken: authToken, publicURL: strings.TrimRight(publicURL, "/"), now: now, logger: logger}
+	return &SMSCallbacks{db: db, outbox: ob, sendTopic: sendTopic, authToken: authToken,
+		publicURL: strings.TrimRight(publicURL, "/"), now: now, logger: logger}
 }
 
 // ServeHTTP handles POST SMSCallbackPath?d=DELIVERY_ID.
@@ -69,7 +76,19 @@ func (h *SMSCallbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Earlier than what we recorded when the provider accepted it.
 		moved = false
 	default:
-		moved, err = Advance(ctx, h.db, deliveryID, status, reason, h.now().UTC())
+		err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			now := h.now().UTC()
+			moved, err = Advance(ctx, tx, deliveryID, status, reason, now)
+			if err != nil || !moved || (status != domain.DeliveryFailed && status != domain.DeliveryUndelivered) {
+				return err
+			}
+			var notificationID string
+			if err := tx.NewRaw(`SELECT notification_id FROM deliveries WHERE id = ?`, deliveryID).Scan(ctx, &notificationID); err != nil {
+				return err
+			}
+			_, err = Fallback(ctx, tx, h.outbox, h.sendTopic, notificationID, string(domain.ChannelSMS), now)
+			return err
+		})
 	}
 	if err != nil {
 		h.logger.ErrorContext(ctx, "sms status callback", "delivery_id", deliveryID, "error", err)

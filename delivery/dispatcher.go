@@ -340,34 +340,44 @@ func (d *Dispatcher) disableTargets(ctx context.Context, tx bun.Tx, res sendResu
 // fallback tries a critical notification on the next channel of the
 // doctor's fallback order that has not been tried yet.
 func (d *Dispatcher) fallback(ctx context.Context, tx bun.Tx, j job) error {
-	if j.notification.Priority != domain.PriorityCritical {
-		return nil
+	_, err := Fallback(ctx, tx, d.outbox, d.opts.SendTopic, j.notification.ID, string(j.delivery.Channel), d.now().UTC())
+	return err
+}
+
+// Fallback queues a critical notification on the next channel of the
+// doctor's fallback order that has no delivery yet, after the delivery on
+// failedChannel failed for good. It reports whether it queued one.
+func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notificationID, failedChannel string, now time.Time) (bool, error) {
+	var n domain.Notification
+	if err := tx.NewSelect().Model(&n).Where("id = ?", notificationID).Scan(ctx); err != nil {
+		return false, fmt.Errorf("fallback: load notification: %w", err)
+	}
+	if n.Priority != domain.PriorityCritical || n.State != domain.StateActive {
+		return false, nil
+	}
+	prefs, err := notify.PreferencesOf(ctx, tx, n.DoctorID)
+	if err != nil {
+		return false, err
 	}
 	var tried []string
-	if err := tx.NewRaw(`SELECT channel FROM deliveries WHERE notification_id = ?`, j.notification.ID).Scan(ctx, &tried); err != nil {
-		return fmt.Errorf("fallback: tried channels: %w", err)
+	if err := tx.NewRaw(`SELECT channel FROM deliveries WHERE notification_id = ?`, n.ID).Scan(ctx, &tried); err != nil {
+		return false, fmt.Errorf("fallback: tried channels: %w", err)
 	}
-	for _, ch := range j.prefs.FallbackOrder {
+	for _, ch := range prefs.FallbackOrder {
 		if slices.Contains(tried, string(ch)) {
 			continue
 		}
-		now := d.now().UTC()
 		dl := &domain.Delivery{
-			ID: notify.DeliveryID(j.notification.ID, ch), NotificationID: j.notification.ID, Channel: ch,
-			Status: domain.DeliveryQueued, StatusReason: "fallback after " + string(j.delivery.Channel),
+			ID: notify.DeliveryID(n.ID, ch), NotificationID: n.ID, Channel: ch,
+			Status: domain.DeliveryQueued, StatusReason: "fallback after " + failedChannel,
 			SendAt: now, CreatedAt: now, UpdatedAt: now,
 		}
 		if _, err := tx.NewInsert().Model(dl).Exec(ctx); err != nil {
-			return fmt.Errorf("fallback delivery: %w", err)
+			return false, fmt.Errorf("fallback delivery: %w", err)
 		}
-		return d.publishCommand(ctx, tx, j.notification, j.doctor.ID, dl, 1)
+		return true, PublishCommand(ctx, tx, ob, topic, n, n.DoctorID, dl, 1, now)
 	}
-	return nil
-}
-
-// publishCommand queues attempt of delivery dl through the outbox.
-func (d *Dispatcher) publishCommand(ctx context.Context, tx bun.Tx, n domain.Notification, doctorID string, dl *domain.Delivery, attempt int) error {
-	return PublishCommand(ctx, tx, d.outbox, d.opts.SendTopic, n, doctorID, dl, attempt, d.now().UTC())
+	return false, nil
 }
 
 // PublishCommand queues one send-notification command. The first attempt's

@@ -744,7 +744,7 @@ func newHarness(t *testing.T, combination string, opts ...func(*config.Config)) 
 	h.env.EnsureTopics(t, cfg.TopicSendNotification, cfg.TopicInApp, cfg.TopicPoison)
 
 	mux := http.NewServeMux()
-	mux.Handle("POST "+delivery.SMSCallbackPath, delivery.NewSMSCallbacks(h.env.DB, cfg.TwilioAuthToken, cfg.PublicURL, h.clock.Now, h.env.Logger))
+	mux.Handle("POST "+delivery.SMSCallbackPath, delivery.NewSMSCallbacks(h.env.DB, h.env.Outbox, cfg.TopicSendNotification, cfg.TwilioAuthToken, cfg.PublicURL, h.clock.Now, h.env.Logger))
 	cbSrv.Config.Handler = mux
 	cbSrv.Start()
 	t.Cleanup(cbSrv.Close)

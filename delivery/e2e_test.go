@@ -894,3 +894,37 @@ func TestE2ESMSPerDoctorCap(t *testing.T) {
 		}
 	}, func(c *config.Config) { c.SMSPerDoctorPerHour = 1 })
 }
+
+// A carrier reporting a critical notification's SMS undelivered (after the
+// provider accepted it) moves the notification to the next channel of the
+// doctor's fallback order.
+func TestE2ECriticalSMSUndeliveredCallbackFallsBack(t *testing.T) {
+	eachCombination(t, func(t *testing.T, h *harness) {
+		doc := h.addDoctor("carrier-fail", prefs(map[domain.Category][]domain.Channel{
+			domain.CategoryCriticalResults: {domain.ChannelInApp, domain.ChannelSMS},
+		}, domain.ChannelSMS, domain.ChannelEmail))
+		nid := h.notify(doc.ExternalUserID, criticalIntent("CHK-CARRIER"))
+		sid := notify.DeliveryID(nid, domain.ChannelSMS)
+		h.waitStatus(sid, domain.DeliverySent)
+
+		reqs := h.twilio.requestsFor(sid)
+		if len(reqs) != 1 {
+			t.Fatalf("%d twilio requests", len(reqs))
+		}
+		cbURL := reqs[0].Form.Get("StatusCallback")
+		form := url.Values{"AccountSid": {twilioSID}, "MessageSid": {reqs[0].SID}, "MessageStatus": {"undelivered"}, "ErrorCode": {"30003"}}
+		for range 2 { // a replay must not queue a second fallback
+			if code := h.postCallback(cbURL, form, twilioSignature(twilioToken, cbURL, form)); code != http.StatusNoContent {
+				t.Fatalf("callback: HTTP %d", code)
+			}
+		}
+		if d := h.delivery(sid); d.Status != domain.DeliveryUndelivered {
+			t.Fatalf("sms delivery %s, want undelivered", d.Status)
+		}
+		eid := notify.DeliveryID(nid, domain.ChannelEmail)
+		d := h.waitStatus(eid, domain.DeliverySent)
+		if !strings.Contains(d.StatusReason, "") || h.scalar(`SELECT count(*) FROM deliveries WHERE notification_id = ?`, nid) != 3 {
+			t.Fatalf("deliveries of the notification = %d, want in_app, sms and the email fallback", h.scalar(`SELECT count(*) FROM deliveries WHERE notification_id = ?`, nid))
+		}
+	})
+}

@@ -1,0 +1,187 @@
+package api
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// visibleOrderIDs selects the orders a doctor may see (args: the doctor's
+// external user id, then their id): those naming them as a referring doctor,
+// and those they were notified about (a covering doctor's copies).
+const visibleOrderIDs = `SELECT order_id FROM order_doctors WHERE doctor_external_id = ?
+UNION SELECT order_id FROM notifications WHERE doctor_id = ? AND order_id IS NOT NULL`
+
+// OrderSummary is an order as the list shows it.
+type OrderSummary struct {
+	ID          string    `json:"id" example:"ORD-2026-0001"`
+	PatientRef  string    `json:"patient_ref" example:"PT-1001"`
+	Status      string    `json:"status" enum:"placed,scheduled,sample_collected,in_progress,completed,cancelled" example:"in_progress"`
+	Seq         int64     `json:"seq" doc:"Sequence number of the event that set the current status." example:"3"`
+	LastEventAt time.Time `json:"last_event_at" example:"2026-11-25T01:03:00Z"`
+	CreatedAt   time.Time `json:"created_at" example:"2026-11-25T01:00:00Z"`
+	UpdatedAt   time.Time `json:"updated_at" example:"2026-11-25T01:03:05Z"`
+}
+
+// Order is an order with its whole timeline.
+type Order struct {
+	OrderSummary
+	Timeline   []OrderEvent `json:"timeline" doc:"Every event received, by sequence number; a late event is listed but did not change the status (applied false)."`
+	CheckupIDs []string     `json:"checkup_ids" doc:"The order's checkups the doctor can open." example:"[\"CHK-2026-0001\"]"`
+}
+
+// OrderEvent is one event of an order's timeline.
+type OrderEvent struct {
+	Seq        int64     `json:"seq" example:"2"`
+	Status     string    `json:"status" enum:"placed,scheduled,sample_collected,in_progress,completed,cancelled" example:"sample_collected"`
+	Applied    bool      `json:"applied" doc:"Whether the event moved the order's status (false for a late, out-of-order event)." example:"true"`
+	OccurredAt time.Time `json:"occurred_at" example:"2026-11-25T01:02:00Z"`
+	ReceivedAt time.Time `json:"received_at" example:"2026-11-25T01:02:01Z"`
+}
+
+// OrderPage is a page of orders, newest first.
+type OrderPage struct {
+	Items      []OrderSummary `json:"items"`
+	NextCursor string         `json:"next_cursor,omitempty" doc:"Pass as cursor for the next page; absent on the last page." example:"bzEfMTc2NDAzMjQwMDAwMDAwMB9PUkQtMQ"`
+}
+
+type listOrdersInput struct {
+	Limit      int       `query:"limit" minimum:"1" maximum:"100" default:"20" doc:"Page size, at most 100."`
+	Cursor     string    `query:"cursor" maxLength:"400" doc:"The next_cursor of the previous page."`
+	Status     string    `query:"status" enum:"placed,scheduled,sample_collected,in_progress,completed,cancelled" doc:"Only orders in this status."`
+	PatientRef string    `query:"patient_ref" maxLength:"100" doc:"Only this patient's orders."`
+	Since      time.Time `query:"since" doc:"Only orders created at or after this time (RFC 3339)."`
+}
+
+type orderPageOutput struct {
+	Body OrderPage
+}
+
+type getOrderInput struct {
+	ID string `path:"id" maxLength:"200" doc:"The order's id." example:"ORD-2026-0001"`
+}
+
+type orderOutput struct {
+	Body Order
+}
+
+func registerOrders(api huma.API, h *handlers) {
+	huma.Register(api, doctorOp("listOrders", http.MethodGet, "/v1/orders", "Orders",
+		"List the doctor's orders",
+		"Orders of the doctor's referred patients, newest first, paged by an opaque cursor. Filters: status, patient_ref, since. Reading the list is audited."),
+		h.listOrders)
+	huma.Register(api, doctorOp("getOrder", http.MethodGet, "/v1/orders/{id}", "Orders",
+		"Get an order with its timeline",
+		"The order, every event of its timeline and its checkups. An order of another doctor's patient is 404. Every read is audited.",
+		http.StatusNotFound),
+		h.getOrder)
+}
+
+type orderRow struct {
+	ID          string    `bun:"id"`
+	PatientRef  string    `bun:"patient_ref"`
+	Status      string    `bun:"status"`
+	LastSeq     int64     `bun:"last_seq"`
+	LastEventAt time.Time `bun:"last_event_at"`
+	CreatedAt   time.Time `bun:"created_at"`
+	UpdatedAt   time.Time `bun:"updated_at"`
+}
+
+func (r orderRow) summary() OrderSummary {
+	return OrderSummary{ID: r.ID, PatientRef: r.PatientRef, Status: r.Status, Seq: r.LastSeq, LastEventAt: r.LastEventAt.UTC(),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+}
+
+const orderColumns = "id, patient_ref, status, last_seq, last_event_at, created_at, updated_at"
+
+func (h *handlers) listOrders(ctx context.Context, in *listOrdersInput) (*orderPageOutput, error) {
+	doc, err := doctorOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cond, args := "id IN ("+visibleOrderIDs+")", []any{doc.ExternalUserID, doc.ID}
+	if in.Cursor != "" {
+		at, id, err := parseTimeIDCursor("o1", in.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		cond, args = cond+" AND (created_at < ? OR (created_at = ? AND id < ?))", append(args, at, at, id)
+	}
+	if in.Status != "" {
+		cond, args = cond+" AND status = ?", append(args, in.Status)
+	}
+	if in.PatientRef != "" {
+		cond, args = cond+" AND patient_ref = ?", append(args, in.PatientRef)
+	}
+	if !in.Since.IsZero() {
+		cond, args = cond+" AND created_at >= ?", append(args, in.Since.UTC())
+	}
+	ctx, cancel := h.dbctx(ctx)
+	defer cancel()
+	var rows []orderRow
+	if err := h.db.NewRaw(`SELECT `+orderColumns+` FROM orders WHERE `+cond+` ORDER BY created_at DESC, id DESC LIMIT ?`,
+		append(args, in.Limit+1)...).Scan(ctx, &rows); err != nil {
+		return nil, h.fail(ctx, "listOrders", err)
+	}
+	page := OrderPage{Items: make([]OrderSummary, 0, min(len(rows), in.Limit))}
+	for i, r := range rows {
+		if i == in.Limit {
+			last := rows[i-1]
+			page.NextCursor = timeIDCursor("o1", last.CreatedAt, last.ID)
+			break
+		}
+		page.Items = append(page.Items, r.summary())
+	}
+	if len(page.Items) > 0 {
+		ids := make([]string, len(page.Items))
+		for i, it := range page.Items {
+			ids[i] = it.ID
+		}
+		if err := h.audit(ctx, h.db, "order.list", "order", "", outcomeSuccess, map[string]any{"ids": ids}); err != nil {
+			return nil, h.fail(ctx, "listOrders", err)
+		}
+	}
+	return &orderPageOutput{Body: page}, nil
+}
+
+func (h *handlers) getOrder(ctx context.Context, in *getOrderInput) (*orderOutput, error) {
+	doc, err := doctorOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.dbctx(ctx)
+	defer cancel()
+	var row orderRow
+	err = h.db.NewRaw(`SELECT `+orderColumns+` FROM orders WHERE id = ? AND id IN (`+visibleOrderIDs+`)`,
+		in.ID, doc.ExternalUserID, doc.ID).Scan(ctx, &row)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := h.audit(ctx, h.db, "order.view", "order", in.ID, outcomeNotFound, nil); err != nil {
+			return nil, h.fail(ctx, "getOrder", err)
+		}
+		return nil, huma.Error404NotFound("no such order")
+	}
+	if err != nil {
+		return nil, h.fail(ctx, "getOrder", err)
+	}
+	out := Order{OrderSummary: row.summary(), Timeline: []OrderEvent{}, CheckupIDs: []string{}}
+	if err := h.db.NewRaw(`SELECT seq, status, applied, occurred_at, received_at FROM order_events WHERE order_id = ? ORDER BY seq`, row.ID).
+		Scan(ctx, &out.Timeline); err != nil {
+		return nil, h.fail(ctx, "getOrder", err)
+	}
+	for i := range out.Timeline {
+		out.Timeline[i].OccurredAt = out.Timeline[i].OccurredAt.UTC()
+		out.Timeline[i].ReceivedAt = out.Timeline[i].ReceivedAt.UTC()
+	}
+	if err := h.db.NewRaw(`SELECT id FROM checkups WHERE order_id = ? AND id IN (`+visibleCheckupIDs+`) ORDER BY id`,
+		row.ID, doc.ExternalUserID, doc.ID).Scan(ctx, &out.CheckupIDs); err != nil {
+		return nil, h.fail(ctx, "getOrder", err)
+	}
+	if err := h.audit(ctx, h.db, "order.view", "order", row.ID, outcomeSuccess, nil); err != nil {
+		return nil, h.fail(ctx, "getOrder", err)
+	}
+	return &orderOutput{Body: out}, nil
+}

@@ -1,0 +1,176 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// APIKeyPrefix starts every API key, so a key is recognisable in a header
+// (and by secret scanners in a repository).
+const APIKeyPrefix = "rfdk_"
+
+// Scopes of API keys.
+const (
+	ScopeNotificationsWrite = "notifications:write"
+	ScopeEventsWrite        = "events:write"
+	ScopeBroadcastsWrite    = "broadcasts:write"
+	ScopeDoctorsRead        = "doctors:read"
+	ScopePoisonRead         = "poison:read"
+	ScopePoisonWrite        = "poison:write"
+)
+
+// Scopes lists every scope.
+var Scopes = []string{ScopeNotificationsWrite, ScopeEventsWrite, ScopeBroadcastsWrite, ScopeDoctorsRead, ScopePoisonRead, ScopePoisonWrite}
+
+// APIKey is an integrator's or operator's key, without its secret.
+type APIKey struct {
+	bun.BaseModel `bun:"table:api_keys"`
+
+	ID   string `bun:"id,pk"`
+	Name string `bun:"name"`
+	// Prefix is the key's first characters, enough to recognise it in a
+	// listing; the key itself is never stored.
+	Prefix     string     `bun:"prefix"`
+	Hash       string     `bun:"hash"`
+	ScopesText string     `bun:"scopes"`
+	CreatedAt  time.Time  `bun:"created_at"`
+	ExpiresAt  *time.Time `bun:"expires_at"`
+	RevokedAt  *time.Time `bun:"revoked_at"`
+	LastUsedAt *time.Time `bun:"last_used_at"`
+}
+
+// Scopes are the key's scopes.
+func (k APIKey) Scopes() []string { return strings.Fields(k.ScopesText) }
+
+// HasScope reports whether the key carries scope.
+func (k APIKey) HasScope(scope string) bool { return slices.Contains(k.Scopes(), scope) }
+
+// APIKeys stores API keys in the api_keys table.
+type APIKeys struct {
+	db  *bun.DB
+	now func() time.Time
+}
+
+// NewAPIKeys returns the store.
+func NewAPIKeys(db *bun.DB, now func() time.Time) *APIKeys {
+	if now == nil {
+		now = time.Now
+	}
+	return &APIKeys{db: db, now: now}
+}
+
+// hashKey is the stored form of a key: the SHA-256 of 32 random bytes needs
+// no salt or slow hash, since nothing about it can be guessed.
+func hashKey(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:])
+}
+
+// Create makes a key with name and scopes, valid until expiresAt (nil: no
+// expiry). The returned secret is the key itself: it is shown once and
+// cannot be recovered.
+func (s *APIKeys) Create(ctx context.Context, name string, scopes []string, expiresAt *time.Time) (secret string, key APIKey, err error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", APIKey{}, errors.New("api key: a name is required")
+	}
+	if len(scopes) == 0 {
+		return "", APIKey{}, errors.New("api key: at least one scope is required")
+	}
+	seen := map[string]bool{}
+	var clean []string
+	for _, sc := range scopes {
+		sc = strings.TrimSpace(sc)
+		if !slices.Contains(Scopes, sc) {
+			return "", APIKey{}, fmt.Errorf("api key: unknown scope %q (want some of %s)", sc, strings.Join(Scopes, ", "))
+		}
+		if !seen[sc] {
+			seen[sc] = true
+			clean = append(clean, sc)
+		}
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", APIKey{}, fmt.Errorf("api key: random: %w", err)
+	}
+	secret = APIKeyPrefix + base64.RawURLEncoding.EncodeToString(buf)
+	now := s.now().UTC()
+	key = APIKey{
+		ID:         uuid.NewString(),
+		Name:       name,
+		Prefix:     secret[:len(APIKeyPrefix)+6],
+		Hash:       hashKey(secret),
+		ScopesText: strings.Join(clean, " "),
+		CreatedAt:  now,
+	}
+	if expiresAt != nil {
+		t := expiresAt.UTC()
+		key.ExpiresAt = &t
+	}
+	if _, err := s.db.NewInsert().Model(&key).Exec(ctx); err != nil {
+		return "", APIKey{}, fmt.Errorf("api key: store: %w", err)
+	}
+	return secret, key, nil
+}
+
+// Revoke revokes the key with id; it reports whether a live key was revoked.
+func (s *APIKeys) Revoke(ctx context.Context, id string) (bool, error) {
+	res, err := s.db.NewUpdate().Model((*APIKey)(nil)).Set("revoked_at = ?", s.now().UTC()).
+		Where("id = ?", id).Where("revoked_at IS NULL").Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("api key: revoke: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// List lists every key, newest first.
+func (s *APIKeys) List(ctx context.Context) ([]APIKey, error) {
+	var keys []APIKey
+	if err := s.db.NewSelect().Model(&keys).Order("created_at DESC", "id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("api key: list: %w", err)
+	}
+	return keys, nil
+}
+
+// lastUsedEvery is how stale last_used_at may get: it is written at most
+// this often per key, not on every request.
+const lastUsedEvery = time.Minute
+
+// Verify returns the live key whose secret is raw: 401 *Error when there is
+// none, or it is revoked or expired.
+func (s *APIKeys) Verify(ctx context.Context, raw string) (APIKey, error) {
+	var k APIKey
+	err := s.db.NewSelect().Model(&k).Where("hash = ?", hashKey(raw)).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return APIKey{}, unauthorized("the API key is not valid", "invalid_token")
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("api key: look up: %w", err)
+	}
+	now := s.now().UTC()
+	if k.RevokedAt != nil {
+		return APIKey{}, unauthorized("the API key has been revoked", "invalid_token")
+	}
+	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
+		return APIKey{}, unauthorized("the API key has expired", "invalid_token")
+	}
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedEvery {
+		// Best effort: a failure to record use never refuses the key.
+		_, _ = s.db.NewUpdate().Model((*APIKey)(nil)).Set("last_used_at = ?", now).Where("id = ?", k.ID).Exec(ctx)
+		k.LastUsedAt = &now
+	}
+	return k, nil
+}
