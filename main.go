@@ -19,5 +19,6 @@ func main() {
 		Worker:  initWorker,
 		Cron:    initCron,
 		Migrate: initMigrate,
+		APIKeys: initAPIKeys,
 	}, os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -40,3 +40,8 @@ func initMigrate(ctx context.Context, cfg config.Config) (*app.Migrate, func(), 
 	wire.Build(app.MigrateSet)
 	return nil, nil, nil
 }
+
+func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error) {
+	wire.Build(app.APIKeysSet)
+	return nil, nil, nil
+}

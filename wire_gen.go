@@ -340,3 +340,19 @@ func initMigrate(ctx context.Context, cfg config.Config) (*app.Migrate, func(), 
 		cleanup()
 	}, nil
 }
+
+func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error) {
+	db, cleanup, err := app.OpenDB(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	migrator := app.NewMigrator(db)
+	apiKeyManager, err := app.NewAPIKeyManager(ctx, cfg, db, migrator)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return apiKeyManager, func() {
+		cleanup()
+	}, nil
+}

@@ -83,6 +83,9 @@ func Config() huma.Config {
 		"Errors are RFC 9457 problem details (`application/problem+json`); validation errors list each failing field with its location " +
 		"(`body.quiet_hours.start`, `query.limit`). Request bodies are limited to 16 KiB and reject unknown fields; page sizes are capped at 100. " +
 		"When the database is unavailable an operation answers 503 with `Retry-After`."
+	cfg.Info.License = &huma.License{Name: "Proprietary"}
+	cfg.Servers = []*huma.Server{{URL: "http://localhost:8080", Description: "`rfd serve` on this machine; a deployment serves the same paths at its own host."}}
+	cfg.OnAddOperation = append(cfg.OnAddOperation, specHygiene)
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		SchemeDoctor: {
 			Type:         "http",
@@ -172,6 +175,7 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 	registerOrders(a, s.h)
 	registerCheckups(a, s.h)
 	registerDoctors(a, s.h)
+	registerIntegrations(a, s.h, d)
 	hub := d.InApp
 	if hub == nil {
 		hub = inapp.NewHub()

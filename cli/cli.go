@@ -33,6 +33,7 @@ type Injectors struct {
 	Worker  func(ctx context.Context, cfg config.Config) (*app.Worker, func(), error)
 	Cron    func(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	Migrate func(ctx context.Context, cfg config.Config) (*app.Migrate, func(), error)
+	APIKeys func(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error)
 }
 
 // Exit codes.
@@ -152,6 +153,7 @@ func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
 			}),
 		},
 		migrateCmd(inj, load, stdout),
+		apikeyCmd(inj, load, stdout),
 		openapiCmd(stdout),
 	)
 	return root

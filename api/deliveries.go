@@ -1,0 +1,99 @@
+package api
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/domain"
+)
+
+// Delivery is a notification's delivery on one channel, with every attempt.
+type Delivery struct {
+	ID             string            `json:"id" example:"3c9f2e1a-7b6d-5e4f-9a8b-1c2d3e4f5a6b"`
+	NotificationID string            `json:"notification_id" example:"6f1c8a9e-2b1d-5c4e-8f7a-3d2e1b0c9a87"`
+	Channel        domain.Channel    `json:"channel" enum:"in_app,email,sms,push,webhook" example:"sms"`
+	Status         string            `json:"status" enum:"queued,sending,sent,delivered,read,acknowledged,failed,undelivered,suppressed" doc:"Statuses only move forward: queued → sending → sent → delivered (→ read → acknowledged in the portal), or failed, undelivered, suppressed." example:"delivered"`
+	Reason         string            `json:"reason,omitempty" doc:"Why it failed or was suppressed." example:"doctor opted out"`
+	Attempt        int               `json:"attempt" doc:"The number of the latest attempt; 0 before the first." example:"1"`
+	Provider       string            `json:"provider,omitempty" example:"twilio"`
+	SendAt         time.Time         `json:"send_at" doc:"The earliest time it goes out (quiet hours defer it)." example:"2026-11-25T03:00:00Z"`
+	NextAttemptAt  *time.Time        `json:"next_attempt_at,omitempty" doc:"When the next attempt is due, while a transient failure is retried." example:"2026-11-25T03:01:00Z"`
+	CreatedAt      time.Time         `json:"created_at" example:"2026-11-25T03:00:00Z"`
+	UpdatedAt      time.Time         `json:"updated_at" example:"2026-11-25T03:00:02Z"`
+	Attempts       []DeliveryAttempt `json:"attempts" doc:"Every attempt, oldest first."`
+}
+
+// DeliveryAttempt is one call to the channel's provider.
+type DeliveryAttempt struct {
+	Attempt           int       `json:"attempt" example:"1"`
+	Provider          string    `json:"provider" example:"twilio"`
+	ProviderMessageID string    `json:"provider_message_id,omitempty" example:"SM0123456789abcdef0123456789abcdef"`
+	Outcome           string    `json:"outcome" doc:"What the provider answered." example:"sent"`
+	Error             string    `json:"error,omitempty" example:"provider answered 503"`
+	StartedAt         time.Time `json:"started_at" example:"2026-11-25T03:00:01Z"`
+	FinishedAt        time.Time `json:"finished_at" example:"2026-11-25T03:00:02Z"`
+}
+
+// deliveryScopes are the scopes of which getDelivery needs one.
+var deliveryScopes = []string{auth.ScopeNotificationsWrite, auth.ScopeDoctorsRead}
+
+type getDeliveryInput struct {
+	ID string `path:"id" maxLength:"100" doc:"The delivery's id (from sendNotification's deliveries)." example:"3c9f2e1a-7b6d-5e4f-9a8b-1c2d3e4f5a6b"`
+}
+
+type deliveryOutput struct {
+	Body Delivery
+}
+
+func registerDeliveries(api huma.API, in *integrations) {
+	op := apiKeyOp("getDelivery", http.MethodGet, "/v1/deliveries/{id}", tagDeliveries,
+		"Get a delivery's status",
+		"The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. "+
+			"Carries no notification text. Needs scope notifications:write or doctors:read.",
+		nil, http.StatusNotFound)
+	// Either scope will do. The security middleware requires every scope
+	// of a requirement, so the key is authenticated there and its scopes
+	// checked here.
+	op.Extensions = map[string]any{"x-scopes-any-of": deliveryScopes}
+	huma.Register(api, op, in.getDelivery)
+}
+
+func (in *integrations) getDelivery(ctx context.Context, req *getDeliveryInput) (*deliveryOutput, error) {
+	key, err := apiKeyOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !key.HasScope(auth.ScopeNotificationsWrite) && !key.HasScope(auth.ScopeDoctorsRead) {
+		return nil, huma.Error403Forbidden("the API key needs the scope \"notifications:write\" or \"doctors:read\"")
+	}
+	ctx, cancel := in.dbctx(ctx)
+	defer cancel()
+	var d domain.Delivery
+	err = in.db.NewSelect().Model(&d).Where("id = ?", req.ID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, huma.Error404NotFound("no such delivery")
+	}
+	if err != nil {
+		return nil, in.fail(ctx, "getDelivery", err)
+	}
+	out := Delivery{
+		ID: d.ID, NotificationID: d.NotificationID, Channel: d.Channel, Status: d.Status, Reason: d.StatusReason, Attempt: d.Attempt,
+		Provider: d.Provider, SendAt: d.SendAt.UTC(), NextAttemptAt: utcPtr(d.NextAttemptAt), CreatedAt: d.CreatedAt.UTC(),
+		UpdatedAt: d.UpdatedAt.UTC(), Attempts: []DeliveryAttempt{},
+	}
+	if err := in.db.NewRaw(`SELECT attempt, provider, provider_message_id, outcome, error, started_at, finished_at
+FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt, id`, d.ID).Scan(ctx, &out.Attempts); err != nil {
+		return nil, in.fail(ctx, "getDelivery", err)
+	}
+	for i := range out.Attempts {
+		out.Attempts[i].StartedAt = out.Attempts[i].StartedAt.UTC()
+		out.Attempts[i].FinishedAt = out.Attempts[i].FinishedAt.UTC()
+	}
+	return &deliveryOutput{Body: out}, nil
+}

@@ -1,0 +1,252 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/logging"
+	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/sqlpubsub"
+)
+
+// Tags of the integrators' operations.
+const (
+	tagSend       = "Sending"
+	tagEvents     = "Events"
+	tagDeliveries = "Deliveries"
+	tagWebhooks   = "Webhooks"
+)
+
+// IdempotencyTTL is how long an Idempotency-Key is remembered.
+const IdempotencyTTL = 24 * time.Hour
+
+// integrations are the operations of integrators and operators (API keys):
+// sending notifications, ingesting events, delivery status and webhook
+// endpoints. They publish through the outbox, in the request's transaction.
+type integrations struct {
+	*handlers
+	cfg      config.Config
+	outbox   *outbox.Publisher // nil: no database; the security middleware answers 503 first
+	notifier *notify.Notifier
+	// lastSweep is when expired idempotency keys were last deleted (unix ns).
+	lastSweep atomic.Int64
+}
+
+// registerIntegrations registers the integrators' operations. Their outbox
+// is built here from the database and the configured transport, the way
+// the roles build theirs (app.NewOutbox).
+func registerIntegrations(api huma.API, h *handlers, d Deps) {
+	in := &integrations{handlers: h, cfg: d.Config}
+	if d.DB != nil {
+		ps, err := sqlpubsub.New(d.DB, logging.NewWatermill(h.logger), sqlpubsub.Options{PollInterval: d.Config.SQLPollInterval})
+		if err != nil {
+			h.logger.Error("api: no outbox: integrator operations answer 503", "error", err.Error())
+		} else {
+			if d.Config.Transport == config.TransportKafka {
+				in.outbox = outbox.NewForwarded(ps, d.Config.TopicOutbox)
+			} else {
+				in.outbox = outbox.NewSQL(ps)
+			}
+			in.notifier = notify.New(in.outbox, d.Config.TopicSendNotification, d.Config.PortalURL, h.now)
+		}
+	}
+	oapi := api.OpenAPI()
+	for _, t := range []*huma.Tag{
+		{Name: tagSend, Description: "Integrators send notifications to referring doctors: the doctor's preferences, quiet hours and channels apply."},
+		{Name: tagEvents, Description: "HTTP ingestion of the inbound event contracts (checkup, order history, user created, internal login) for integrators without Kafka."},
+		{Name: tagDeliveries, Description: "The status of a notification's delivery on one channel, with its attempts."},
+		{Name: tagWebhooks, Description: "Webhook endpoints of doctors and clinics: Standard Webhooks signatures, secrets shown once, rotation."},
+	} {
+		if !hasTag(oapi, t.Name) {
+			oapi.Tags = append(oapi.Tags, t)
+		}
+	}
+	registerSendNotification(api, in)
+	registerEvents(api, in)
+	registerDeliveries(api, in)
+	registerWebhooks(api, in)
+}
+
+func hasTag(oapi *huma.OpenAPI, name string) bool {
+	for _, t := range oapi.Tags {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ready answers 503 when the operation has no outbox.
+func (in *integrations) ready() error {
+	if in.outbox == nil || in.db == nil {
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the API cannot publish: no outbox"),
+			http.Header{"Retry-After": {retryAfter}})
+	}
+	return nil
+}
+
+// apiKeyOf is the authenticated API key; the security middleware
+// guarantees one on every API-key operation.
+func apiKeyOf(ctx context.Context) (auth.APIKey, error) {
+	k, ok := auth.APIKeyFromContext(ctx)
+	if !ok {
+		return auth.APIKey{}, huma.Error401Unauthorized("an API key is required")
+	}
+	return k, nil
+}
+
+// Idempotency.
+
+// idempotencyRow is one remembered Idempotency-Key.
+type idempotencyRow struct {
+	bun.BaseModel `bun:"table:idempotency_keys"`
+
+	APIKeyID       string    `bun:"api_key_id,pk"`
+	KeyHash        string    `bun:"key_hash,pk"`
+	Operation      string    `bun:"operation"`
+	RequestHash    string    `bun:"request_hash"`
+	ResponseStatus int       `bun:"response_status"`
+	ResponseBody   string    `bun:"response_body"`
+	CreatedAt      time.Time `bun:"created_at"`
+	ExpiresAt      time.Time `bun:"expires_at"`
+}
+
+// idempotency is the Idempotency-Key of one request, hashed.
+type idempotency struct {
+	apiKeyID    string
+	keyHash     string // "" when the request has no key
+	operation   string
+	requestHash string
+}
+
+func sha256Hex(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// newIdempotency hashes key and the request: the operation and what
+// identifies the request (its canonical JSON body, its path parameters).
+func newIdempotency(apiKeyID, key, operation string, request ...string) idempotency {
+	id := idempotency{apiKeyID: apiKeyID, operation: operation}
+	if key == "" {
+		return id
+	}
+	id.keyHash = sha256Hex(key)
+	id.requestHash = sha256Hex(append([]string{operation}, request...)...)
+	return id
+}
+
+// canonicalJSON is v's JSON with object keys sorted and no insignificant
+// whitespace, so the same request hashes the same however it is spelled.
+func canonicalJSON(raw []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return "", err
+	}
+	out, err := json.Marshal(v) // maps marshal with sorted keys
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
+}
+
+// replay is a remembered response.
+type replay struct {
+	status int
+	body   []byte
+}
+
+var errKeyReused = huma.Error409Conflict("this Idempotency-Key was already used with a different request; use a new key for a new request")
+
+// claim starts the idempotent part of a request inside tx: it records the
+// key (unless the request has none) and returns the first response when
+// the key was used before with the same request. The key's row is held by
+// tx, so a concurrent request with the same key waits for tx to end and
+// then replays its response; if tx rolls back, the key is free again.
+func (in *integrations) claim(ctx context.Context, tx bun.Tx, id idempotency) (*replay, error) {
+	if id.keyHash == "" {
+		return nil, nil
+	}
+	now := in.now().UTC()
+	if _, err := tx.NewDelete().Model((*idempotencyRow)(nil)).Where("api_key_id = ?", id.apiKeyID).
+		Where("key_hash = ?", id.keyHash).Where("expires_at <= ?", now).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("idempotency: drop expired key: %w", err)
+	}
+	row := &idempotencyRow{APIKeyID: id.apiKeyID, KeyHash: id.keyHash, Operation: id.operation, RequestHash: id.requestHash,
+		CreatedAt: now, ExpiresAt: now.Add(IdempotencyTTL)}
+	res, err := tx.NewInsert().Model(row).On("CONFLICT (api_key_id, key_hash) DO NOTHING").Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("idempotency: record key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil, nil
+	}
+	var prev idempotencyRow
+	err = tx.NewSelect().Model(&prev).Where("api_key_id = ?", id.apiKeyID).Where("key_hash = ?", id.keyHash).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, huma.Error409Conflict("a request with this Idempotency-Key is in progress; retry shortly")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idempotency: load key: %w", err)
+	}
+	if prev.RequestHash != id.requestHash {
+		return nil, errKeyReused
+	}
+	if prev.ResponseStatus == 0 {
+		return nil, huma.Error409Conflict("a request with this Idempotency-Key is in progress; retry shortly")
+	}
+	return &replay{status: prev.ResponseStatus, body: []byte(prev.ResponseBody)}, nil
+}
+
+// remember stores the response of the request that claimed the key, in tx.
+func (in *integrations) remember(ctx context.Context, tx bun.Tx, id idempotency, status int, body any) error {
+	if id.keyHash == "" {
+		return nil
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("idempotency: encode response: %w", err)
+	}
+	if _, err := tx.NewUpdate().Model((*idempotencyRow)(nil)).Set("response_status = ?", status).Set("response_body = ?", string(raw)).
+		Where("api_key_id = ?", id.apiKeyID).Where("key_hash = ?", id.keyHash).Exec(ctx); err != nil {
+		return fmt.Errorf("idempotency: store response: %w", err)
+	}
+	return nil
+}
+
+// sweepEvery is how often expired idempotency keys are deleted, at most.
+const idempotencySweepEvery = time.Minute
+
+// sweepIdempotency deletes expired keys, at most once a minute per
+// process, best effort.
+func (in *integrations) sweepIdempotency(ctx context.Context) {
+	now := in.now()
+	last := in.lastSweep.Load()
+	if now.UnixNano()-last < int64(idempotencySweepEvery) || !in.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	if _, err := in.db.NewDelete().Model((*idempotencyRow)(nil)).Where("expires_at <= ?", now.UTC()).Exec(ctx); err != nil {
+		in.logger.WarnContext(ctx, "api: sweep expired idempotency keys", "error", err.Error())
+	}
+}

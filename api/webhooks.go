@@ -1,0 +1,233 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/channels/webhook"
+)
+
+// Webhook is a webhook endpoint, without its secrets.
+type Webhook struct {
+	ID             string     `json:"id" example:"9a7b6c5d-4e3f-5a2b-8c1d-0e9f8a7b6c5d"`
+	DoctorID       *string    `json:"doctor_id,omitempty" doc:"The doctor whose notifications it receives." example:"0b8e4b6e-6f57-5c5a-9d0e-2a0c1f6f3b7a"`
+	Clinic         *string    `json:"clinic,omitempty" doc:"The clinic whose doctors' notifications it receives." example:"Sukhumvit Heart Clinic"`
+	URL            string     `json:"url" format:"uri" example:"https://crm.clinic.example/hooks/rfd"`
+	Rotating       bool       `json:"rotating" doc:"true while a previous secret is still valid after a rotation: webhooks carry a signature with each secret." example:"false"`
+	DisabledAt     *time.Time `json:"disabled_at,omitempty" doc:"When the service stopped calling it (the endpoint refused permanently)." example:"2026-11-26T03:00:00Z"`
+	DisabledReason string     `json:"disabled_reason,omitempty" example:"endpoint answered 410 Gone"`
+	CreatedAt      time.Time  `json:"created_at" example:"2026-11-25T03:00:00Z"`
+	UpdatedAt      time.Time  `json:"updated_at" example:"2026-11-25T03:00:00Z"`
+}
+
+// WebhookWithSecret is a webhook endpoint with its signing secret, shown
+// only when it is created or rotated.
+type WebhookWithSecret struct {
+	Webhook
+	Secret string `json:"secret" doc:"The Standard Webhooks signing secret (whsec_…). Shown this once: store it now." example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
+}
+
+// CreateWebhookRequest registers an endpoint for a doctor or a clinic.
+type CreateWebhookRequest struct {
+	DoctorID         string `json:"doctor_id,omitempty" maxLength:"100" doc:"The doctor (this service's id). Give one of doctor_id, doctor_external_id and clinic." example:"0b8e4b6e-6f57-5c5a-9d0e-2a0c1f6f3b7a"`
+	DoctorExternalID string `json:"doctor_external_id,omitempty" maxLength:"200" doc:"The doctor (user-management id)." example:"usr-10042"`
+	Clinic           string `json:"clinic,omitempty" maxLength:"200" doc:"The clinic (as named in the doctors' profiles): every doctor of it." example:"Sukhumvit Heart Clinic"`
+	URL              string `json:"url" minLength:"1" maxLength:"2000" doc:"An absolute https URL." example:"https://crm.clinic.example/hooks/rfd"`
+}
+
+type createWebhookInput struct {
+	Body CreateWebhookRequest
+}
+
+type webhookSecretOutput struct {
+	Body WebhookWithSecret
+}
+
+type listWebhooksInput struct {
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"50" doc:"Page size, at most 100."`
+	Cursor string `query:"cursor" maxLength:"100" doc:"The next_cursor of the previous page."`
+}
+
+// WebhookPage is a page of the API key's webhook endpoints.
+type WebhookPage struct {
+	Items      []Webhook `json:"items"`
+	NextCursor string    `json:"next_cursor,omitempty" doc:"Pass as cursor for the next page; absent on the last page." example:"9a7b6c5d-4e3f-5a2b-8c1d-0e9f8a7b6c5d"`
+}
+
+type webhookPageOutput struct {
+	Body WebhookPage
+}
+
+type webhookIDInput struct {
+	ID string `path:"id" maxLength:"100" doc:"The endpoint's id." example:"9a7b6c5d-4e3f-5a2b-8c1d-0e9f8a7b6c5d"`
+}
+
+// webhookRow is a row of webhook_endpoints.
+type webhookRow struct {
+	bun.BaseModel `bun:"table:webhook_endpoints"`
+
+	ID             string     `bun:"id,pk"`
+	DoctorID       *string    `bun:"doctor_id"`
+	Clinic         *string    `bun:"clinic"`
+	URL            string     `bun:"url"`
+	Secret         string     `bun:"secret"`
+	PreviousSecret string     `bun:"previous_secret"`
+	DisabledAt     *time.Time `bun:"disabled_at"`
+	DisabledReason string     `bun:"disabled_reason"`
+	CreatedAt      time.Time  `bun:"created_at"`
+	UpdatedAt      time.Time  `bun:"updated_at"`
+	APIKeyID       *string    `bun:"api_key_id"`
+}
+
+func (r webhookRow) api() Webhook {
+	return Webhook{ID: r.ID, DoctorID: r.DoctorID, Clinic: r.Clinic, URL: r.URL, Rotating: r.PreviousSecret != "",
+		DisabledAt: utcPtr(r.DisabledAt), DisabledReason: r.DisabledReason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+}
+
+var webhookScopes = []string{auth.ScopeNotificationsWrite}
+
+func registerWebhooks(api huma.API, in *integrations) {
+	create := apiKeyOp("createWebhook", http.MethodPost, "/v1/webhooks", tagWebhooks,
+		"Register a webhook endpoint",
+		"Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. "+
+			"The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.",
+		webhookScopes, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+	create.DefaultStatus = http.StatusCreated
+	huma.Register(api, create, in.createWebhook)
+	huma.Register(api, apiKeyOp("listWebhooks", http.MethodGet, "/v1/webhooks", tagWebhooks,
+		"List webhook endpoints",
+		"The endpoints this API key registered, without their secrets. Needs scope notifications:write.",
+		webhookScopes), in.listWebhooks)
+	del := apiKeyOp("deleteWebhook", http.MethodDelete, "/v1/webhooks/{id}", tagWebhooks,
+		"Delete a webhook endpoint",
+		"Stops calling the endpoint and forgets it. Another API key's endpoint is 404. Needs scope notifications:write.",
+		webhookScopes, http.StatusNotFound)
+	del.DefaultStatus = http.StatusNoContent
+	huma.Register(api, del, in.deleteWebhook)
+	huma.Register(api, apiKeyOp("rotateWebhookSecret", http.MethodPost, "/v1/webhooks/{id}/rotate", tagWebhooks,
+		"Rotate a webhook endpoint's secret",
+		"Makes a new signing secret, shown in this response only. The current secret stays valid as the previous one: every webhook carries "+
+			"a signature with each, so the receiver can switch without losing any. The next rotation drops it. Needs scope notifications:write.",
+		webhookScopes, http.StatusNotFound), in.rotateWebhook)
+}
+
+func (in *integrations) createWebhook(ctx context.Context, req *createWebhookInput) (*webhookSecretOutput, error) {
+	key, err := apiKeyOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := req.Body
+	given := 0
+	for _, s := range []string{b.DoctorID, b.DoctorExternalID, b.Clinic} {
+		if s != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return nil, huma.Error422UnprocessableEntity("give exactly one of doctor_id, doctor_external_id and clinic",
+			&huma.ErrorDetail{Location: "body.doctor_id", Message: "exactly one of doctor_id, doctor_external_id and clinic is required"})
+	}
+	u, err := webhook.ValidateURL(b.URL, in.cfg.WebhookAllowLoopback)
+	if err != nil {
+		return nil, huma.Error422UnprocessableEntity("the webhook URL is not allowed",
+			&huma.ErrorDetail{Location: "body.url", Message: "must be an absolute https URL with a host"})
+	}
+	ctx, cancel := in.dbctx(ctx)
+	defer cancel()
+	now := in.now().UTC()
+	keyID := key.ID
+	row := webhookRow{ID: uuid.NewString(), URL: u.String(), Secret: webhook.GenerateSecret(), CreatedAt: now, UpdatedAt: now, APIKeyID: &keyID}
+	if b.Clinic != "" {
+		clinic := b.Clinic
+		row.Clinic = &clinic
+	} else {
+		doc, found, err := doctorByIDOrExternal(ctx, in.db, b.DoctorID, b.DoctorExternalID)
+		if err != nil {
+			return nil, in.fail(ctx, "createWebhook", err)
+		}
+		if !found {
+			return nil, huma.Error404NotFound("no such doctor")
+		}
+		row.DoctorID = &doc.ID
+	}
+	if _, err := in.db.NewInsert().Model(&row).Exec(ctx); err != nil {
+		return nil, in.fail(ctx, "createWebhook", err)
+	}
+	return &webhookSecretOutput{Body: WebhookWithSecret{Webhook: row.api(), Secret: row.Secret}}, nil
+}
+
+func (in *integrations) listWebhooks(ctx context.Context, req *listWebhooksInput) (*webhookPageOutput, error) {
+	key, err := apiKeyOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := in.dbctx(ctx)
+	defer cancel()
+	var rows []webhookRow
+	q := in.db.NewSelect().Model(&rows).Where("api_key_id = ?", key.ID)
+	if req.Cursor != "" {
+		q = q.Where("id > ?", req.Cursor)
+	}
+	if err := q.Order("id").Limit(int64(req.Limit) + 1).Scan(ctx); err != nil {
+		return nil, in.fail(ctx, "listWebhooks", err)
+	}
+	page := WebhookPage{Items: make([]Webhook, 0, min(len(rows), req.Limit))}
+	for i, r := range rows {
+		if i == req.Limit {
+			page.NextCursor = rows[i-1].ID
+			break
+		}
+		page.Items = append(page.Items, r.api())
+	}
+	return &webhookPageOutput{Body: page}, nil
+}
+
+func (in *integrations) deleteWebhook(ctx context.Context, req *webhookIDInput) (*struct{}, error) {
+	key, err := apiKeyOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := in.dbctx(ctx)
+	defer cancel()
+	res, err := in.db.NewDelete().Model((*webhookRow)(nil)).Where("id = ?", req.ID).Where("api_key_id = ?", key.ID).Exec(ctx)
+	if err != nil {
+		return nil, in.fail(ctx, "deleteWebhook", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, huma.Error404NotFound("no such webhook endpoint")
+	}
+	return nil, nil
+}
+
+func (in *integrations) rotateWebhook(ctx context.Context, req *webhookIDInput) (*webhookSecretOutput, error) {
+	key, err := apiKeyOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := in.dbctx(ctx)
+	defer cancel()
+	var row webhookRow
+	err = in.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		secret := webhook.GenerateSecret()
+		res, err := tx.NewUpdate().Model((*webhookRow)(nil)).
+			Set("previous_secret = secret").Set("secret = ?", secret).Set("updated_at = ?", in.now().UTC()).
+			Where("id = ?", req.ID).Where("api_key_id = ?", key.ID).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return huma.Error404NotFound("no such webhook endpoint")
+		}
+		return tx.NewSelect().Model(&row).Where("id = ?", req.ID).Scan(ctx)
+	})
+	if err != nil {
+		return nil, in.fail(ctx, "rotateWebhookSecret", err)
+	}
+	return &webhookSecretOutput{Body: WebhookWithSecret{Webhook: row.api(), Secret: row.Secret}}, nil
+}
