@@ -372,7 +372,7 @@ func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notif
 			Status: domain.DeliveryQueued, StatusReason: "fallback after " + failedChannel,
 			SendAt: now, CreatedAt: now, UpdatedAt: now,
 		}
-		if _, err := tx.NewInsert().Model(dl).Exec(ctx); err != nil {
+		if _, err := tx.NewInsert().Model(dl).Returning("NULL").Exec(ctx); err != nil {
 			return false, fmt.Errorf("fallback delivery: %w", err)
 		}
 		return true, PublishCommand(ctx, tx, ob, topic, n, n.DoctorID, dl, 1, now)

@@ -216,7 +216,9 @@ func (n *Notifier) NotifyDoctor(ctx context.Context, tx bun.Tx, in Intent, doc d
 		v := in.ResultVersion
 		row.ResultVersion = &v
 	}
-	if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+	// Returning("NULL"): bun would otherwise read back every nil column,
+	// turning the insert into a query.
+	if _, err := tx.NewInsert().Model(row).Returning("NULL").Exec(ctx); err != nil {
 		return "", false, fmt.Errorf("notify: insert notification: %w", err)
 	}
 
@@ -238,7 +240,7 @@ func (n *Notifier) queueDelivery(ctx context.Context, tx bun.Tx, nt *domain.Noti
 		CreatedAt:      nt.CreatedAt,
 		UpdatedAt:      nt.CreatedAt,
 	}
-	if _, err := tx.NewInsert().Model(d).Exec(ctx); err != nil {
+	if _, err := tx.NewInsert().Model(d).Returning("NULL").Exec(ctx); err != nil {
 		return fmt.Errorf("notify: insert delivery: %w", err)
 	}
 	cmd := events.SendNotification{
