@@ -54,14 +54,17 @@ const (
 
 // Server is the HTTP surface of the api role.
 type Server struct {
-	mux  *http.ServeMux
-	api  huma.API
-	auth *auth.Authenticator
-	h    *handlers
+	mux    *http.ServeMux
+	api    huma.API
+	auth   *auth.Authenticator
+	h      *handlers
+	limits rateLimits
 }
 
 // Deps are what the operations are built from.
 type Deps struct {
+	// Config's APIRatePerKey and APIRatePerDoctor limit the requests of each
+	// API key and each doctor; zero is unlimited.
 	Config config.Config
 	DB     *bun.DB
 	// Auth authenticates callers; nil builds one from Config and DB.
@@ -82,10 +85,11 @@ func Config() huma.Config {
 	cfg.Info.Description = "Notifications about referred patients' checkups, results and orders for referring doctors, their portal and integrators.\n\n" +
 		"Errors are RFC 9457 problem details (`application/problem+json`); validation errors list each failing field with its location " +
 		"(`body.quiet_hours.start`, `query.limit`). Request bodies are limited to 16 KiB and reject unknown fields; page sizes are capped at 100. " +
-		"When the database is unavailable an operation answers 503 with `Retry-After`."
+		"When the database is unavailable an operation answers 503 with `Retry-After`. " +
+		"Requests are rate limited per API key and per doctor (token buckets); a caller over its limit gets 429 with `Retry-After` in seconds."
 	cfg.Info.License = &huma.License{Name: "Proprietary"}
 	cfg.Servers = []*huma.Server{{URL: "http://localhost:8080", Description: "`rfd serve` on this machine; a deployment serves the same paths at its own host."}}
-	cfg.OnAddOperation = append(cfg.OnAddOperation, specHygiene)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, specHygiene, documentRateLimit)
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		SchemeDoctor: {
 			Type:         "http",
@@ -166,7 +170,8 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 		mux.Handle(r.Pattern, r.Handler)
 	}
 	a := humago.New(mux, Config())
-	s := &Server{mux: mux, api: a, auth: authn, h: &handlers{db: d.DB, now: d.Now, logger: d.Logger}}
+	s := &Server{mux: mux, api: a, auth: authn, h: &handlers{db: d.DB, now: d.Now, logger: d.Logger},
+		limits: newRateLimits(d.Config.APIRatePerKey, d.Config.APIRatePerDoctor)}
 	a.UseMiddleware(s.security(a))
 	registerMe(a, s.h)
 	registerDevices(a, s.h)

@@ -100,9 +100,17 @@ func jwtConfig(pemPath string) func(*config.Config) {
 	}
 }
 
+// generousRateLimits lifts the API's rate limits far above what a test
+// sends, so the flow tests (dozens of requests of one doctor in a few
+// milliseconds) test their flows; ratelimit_test.go sets low limits.
+func generousRateLimits(c *config.Config) {
+	c.APIRatePerKey = 1e6
+	c.APIRatePerDoctor = 1e6
+}
+
 func newFixture(t *testing.T, name string, opts ...func(*config.Config)) *fixture {
 	t.Helper()
-	env := testenv.New(t, name, append([]func(*config.Config){jwtConfig(writePublicKey(t, signingKey))}, opts...)...)
+	env := testenv.New(t, name, append([]func(*config.Config){jwtConfig(writePublicKey(t, signingKey)), generousRateLimits}, opts...)...)
 	cfg := env.Config
 	env.EnsureTopics(t, cfg.TopicSendNotification)
 	f := &fixture{t: t, env: env, key: signingKey, now: time.Now().UTC().Truncate(time.Second)}

@@ -44,6 +44,7 @@ type Preferences struct {
 	QuietHours    QuietHours         `json:"quiet_hours"`
 	Digest        string             `json:"digest" doc:"off, hourly, or daily@HH:MM (the doctor's time zone)." example:"off"`
 	FallbackOrder []domain.Channel   `json:"fallback_order" enum:"in_app,email,sms,push,webhook" doc:"Channels tried in turn when a critical notification could not be delivered." example:"[\"sms\",\"push\",\"email\"]"`
+	Covering      *Covering          `json:"covering,omitempty" doc:"The doctor covering now, or else the next one to; absent when none is."`
 }
 
 // ChannelPreferences are the channels of each category.
@@ -68,6 +69,7 @@ type PreferencesPatch struct {
 	QuietHours    *QuietHours              `json:"quiet_hours,omitempty" doc:"The new window; {\"start\":\"\",\"end\":\"\"} removes it."`
 	Digest        *string                  `json:"digest,omitempty" pattern:"^(off|hourly|daily@([01][0-9]|2[0-3]):[0-5][0-9])$" patternDescription:"off, hourly or daily@HH:MM" example:"daily@18:00"`
 	FallbackOrder *[]domain.Channel        `json:"fallback_order,omitempty" enum:"in_app,email,sms,push,webhook" maxItems:"5" uniqueItems:"true" example:"[\"push\",\"sms\"]"`
+	Covering      CoveringChange           `json:"covering,omitzero" doc:"A doctor who covers for this one from starts_at to ends_at, receiving a copy of each notification meanwhile; it replaces the current and future cover. null ends the current cover now and removes future ones."`
 }
 
 // ChannelPreferencesPatch sets the channels of some categories. in_app is
@@ -99,8 +101,9 @@ func registerMe(api huma.API, h *handlers) {
 		h.getMe)
 	huma.Register(api, doctorOp("updatePreferences", http.MethodPatch, "/v1/me/preferences", "Me",
 		"Change notification preferences",
-		"Changes the channels of some categories, the quiet hours, the digest or the fallback order; absent fields keep their value. "+
-			"Critical results and security alerts always keep the in_app channel. Answers the preferences as they now apply.",
+		"Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. "+
+			"Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, "+
+			"and the cover must end after it starts and in the future. Answers the preferences as they now apply.",
 		http.StatusBadRequest, http.StatusRequestEntityTooLarge),
 		h.patchPreferences)
 }
@@ -120,10 +123,16 @@ func (h *handlers) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
 	if err != nil {
 		return nil, h.fail(ctx, "getMe", err)
 	}
+	covering, err := coveringOf(ctx, h.db, doc.ID, h.now().UTC())
+	if err != nil {
+		return nil, h.fail(ctx, "getMe", err)
+	}
+	view := preferencesView(prefs)
+	view.Covering = covering
 	return &meOutput{Body: Me{
 		ID: doc.ID, ExternalUserID: doc.ExternalUserID, Name: doc.Name, LicenceNumber: doc.LicenceNumber,
 		Specialty: doc.Specialty, Clinic: doc.Clinic, Email: doc.Email, Phone: doc.Phone, Locale: doc.Locale,
-		TimeZone: doc.TimeZone, Active: doc.Active, Preferences: preferencesView(prefs), Devices: devices,
+		TimeZone: doc.TimeZone, Active: doc.Active, Preferences: view, Devices: devices,
 		CreatedAt: doc.CreatedAt.UTC(), UpdatedAt: doc.UpdatedAt.UTC(),
 	}}, nil
 }
@@ -158,7 +167,11 @@ func (h *handlers) patchPreferences(ctx context.Context, in *patchPreferencesInp
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	var out domain.Preferences
+	now := h.now().UTC().Truncate(time.Microsecond)
+	var (
+		out      domain.Preferences
+		covering *Covering
+	)
 	err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if !store.IsSQLite(h.db) {
 			// Serialise concurrent changes of one doctor's preferences
@@ -175,12 +188,18 @@ func (h *handlers) patchPreferences(ctx context.Context, in *patchPreferencesInp
 		if err := prefs.Validate(); err != nil {
 			return validationError(err)
 		}
-		row := prefs.Row(doc.ID, h.now().UTC())
+		row := prefs.Row(doc.ID, now)
 		if _, err := tx.NewInsert().Model(&row).On("CONFLICT (doctor_id) DO UPDATE").
 			Set("channels = EXCLUDED.channels").Set("quiet_start = EXCLUDED.quiet_start").Set("quiet_end = EXCLUDED.quiet_end").
 			Set("digest = EXCLUDED.digest").Set("fallback_order = EXCLUDED.fallback_order").Set("updated_at = EXCLUDED.updated_at").
 			Exec(ctx); err != nil {
 			return fmt.Errorf("store preferences: %w", err)
+		}
+		if err := changeCovering(ctx, tx, doc, in.Body.Covering, now); err != nil {
+			return err
+		}
+		if covering, err = coveringOf(ctx, tx, doc.ID, now); err != nil {
+			return err
 		}
 		out = prefs
 		return nil
@@ -188,7 +207,9 @@ func (h *handlers) patchPreferences(ctx context.Context, in *patchPreferencesInp
 	if err != nil {
 		return nil, h.fail(ctx, "updatePreferences", err)
 	}
-	return &preferencesOutput{Body: preferencesView(out)}, nil
+	view := preferencesView(out)
+	view.Covering = covering
+	return &preferencesOutput{Body: view}, nil
 }
 
 // applyPatch applies p to prefs. The mandatory channels of a category are

@@ -38,8 +38,9 @@ func callerOf(ctx context.Context) caller {
 }
 
 // security enforces each operation's security requirement: the doctor's
-// token or an API key with the listed scopes. Operations without a
-// requirement pass through. Responses of the API are never cached.
+// token or an API key with the listed scopes, then the rate limit of that
+// doctor or key (429 with Retry-After). Operations without a requirement
+// pass through. Responses of the API are never cached.
 func (s *Server) security(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		op := ctx.Operation()
@@ -61,6 +62,9 @@ func (s *Server) security(api huma.API) func(huma.Context, func(huma.Context)) {
 					writeProblem(api, ctx, err)
 					return
 				}
+				if !s.allow(api, ctx, s.limits.perDoctor, doc.ID, "doctor", s.limits.docRate) {
+					return
+				}
 				c.actorType, c.actorID = "doctor", doc.ID
 				rc := context.WithValue(auth.WithDoctor(ctx.Context(), doc), callerKey{}, c)
 				next(huma.WithContext(ctx, rc))
@@ -74,6 +78,9 @@ func (s *Server) security(api huma.API) func(huma.Context, func(huma.Context)) {
 				if err != nil {
 					s.logRefusal(ctx, err)
 					writeProblem(api, ctx, err)
+					return
+				}
+				if !s.allow(api, ctx, s.limits.perKey, key.ID, "API key", s.limits.keyRate) {
 					return
 				}
 				c.actorType, c.actorID = "api_key", key.ID

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -131,6 +132,9 @@ type Config struct {
 	JWTIssuer        string        `env:"RFD_JWT_ISSUER" desc:"the iss every doctor token must carry (required once a key is configured)"`
 	JWTAudience      string        `env:"RFD_JWT_AUDIENCE" envDefault:"rfd-notify" desc:"the aud every doctor token must carry"`
 	JWTLeeway        time.Duration `env:"RFD_JWT_LEEWAY" envDefault:"30s" desc:"clock skew tolerated on a token's exp, nbf and iat"`
+
+	APIRatePerKey    float64 `env:"RFD_API_RATE_PER_KEY" envDefault:"50" desc:"API requests per second per API key (token bucket, burst of the same size); more are 429 with Retry-After"`
+	APIRatePerDoctor float64 `env:"RFD_API_RATE_PER_DOCTOR" envDefault:"20" desc:"API requests per second per doctor (token bucket, burst of the same size); more are 429 with Retry-After"`
 }
 
 // Field describes one option for flags, error messages and the README.
@@ -370,6 +374,11 @@ func (c Config) Validate() error {
 	for name, v := range map[string]float64{"RFD_RATE_EMAIL": c.RateEmail, "RFD_RATE_SMS": c.RateSMS, "RFD_RATE_PUSH": c.RatePush, "RFD_RATE_WEBHOOK": c.RateWebhook} {
 		if v <= 0 {
 			return bad(name, "must be positive, got %v", v)
+		}
+	}
+	for name, v := range map[string]float64{"RFD_API_RATE_PER_KEY": c.APIRatePerKey, "RFD_API_RATE_PER_DOCTOR": c.APIRatePerDoctor} {
+		if !(v > 0) || math.IsInf(v, 1) {
+			return bad(name, "must be a positive number of requests per second, got %v", v)
 		}
 	}
 	if c.SMSPerDoctorPerHour < 1 {
