@@ -131,8 +131,12 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 			return err
 		}
 		j.prefs = prefs
-		if j.targets, err = LoadTargets(ctx, tx, j.doctor.ID); err != nil {
-			return err
+		// Only push and webhook deliveries go to devices or endpoints; the
+		// other channels need not read them on every claim.
+		if ch := j.delivery.Channel; ch == domain.ChannelPush || ch == domain.ChannelWebhook {
+			if j.targets, err = LoadTargets(ctx, tx, j.doctor.ID); err != nil {
+				return err
+			}
 		}
 		j.cmd = cmd
 		now := d.now().UTC()

@@ -812,24 +812,7 @@ func newHarness(t *testing.T, combination string, opts ...func(*config.Config)) 
 }
 
 func (h *harness) read(topic, group string, fn func(*message.Message)) {
-	sub, err := h.env.Transport.Subscriber(group)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ch, err := sub.Subscribe(ctx, topic)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m := range ch {
-			fn(m)
-			m.Ack()
-		}
-	}()
-	h.t.Cleanup(func() { cancel(); _ = sub.Close(); <-done })
+	h.env.Read(h.t, topic, group, fn)
 }
 
 func (h *harness) inAppEventsOf(notificationID string) []delivery.InAppEvent {

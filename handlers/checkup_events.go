@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -206,7 +207,7 @@ func withResult(d templates.Data, r *events.Result) templates.Data {
 }
 
 func resultJSON(r *events.Result) string {
-	b, err := jsonMarshal(r)
+	b, err := json.Marshal(r)
 	if err != nil {
 		return "{}"
 	}

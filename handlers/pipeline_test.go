@@ -104,24 +104,7 @@ func (p *pipeline) setClock(t time.Time) {
 }
 
 func (p *pipeline) read(topic, group string, fn func(*message.Message)) {
-	sub, err := p.env.Transport.Subscriber(group)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ch, err := sub.Subscribe(ctx, topic)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m := range ch {
-			fn(m)
-			m.Ack()
-		}
-	}()
-	p.t.Cleanup(func() { cancel(); _ = sub.Close(); <-done })
+	p.env.Read(p.t, topic, group, fn)
 }
 
 // publish sends an inbound event as its producer would: JSON payload,

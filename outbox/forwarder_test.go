@@ -28,26 +28,11 @@ func TestForwarderReplicas(t *testing.T) {
 
 	received := map[string]int{}
 	var mu sync.Mutex
-	sub, err := env.Transport.Subscriber("forwarder-replicas-reader")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	ch, err := sub.Subscribe(sctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m := range ch {
-			mu.Lock()
-			received[m.UUID]++
-			mu.Unlock()
-			m.Ack()
-		}
-	}()
-	t.Cleanup(func() { cancel(); _ = sub.Close(); <-done })
+	env.Read(t, topic, "forwarder-replicas-reader", func(m *message.Message) {
+		mu.Lock()
+		received[m.UUID]++
+		mu.Unlock()
+	})
 
 	const n = 300
 	var wg sync.WaitGroup

@@ -29,26 +29,11 @@ func TestOutboxAtomicity(t *testing.T) {
 
 		received := map[string]int{}
 		var mu sync.Mutex
-		sub, err := env.Transport.Subscriber("outbox-atomicity-reader")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sctx, cancel := context.WithCancel(ctx)
-		ch, err := sub.Subscribe(sctx, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for m := range ch {
-				mu.Lock()
-				received[m.UUID]++
-				mu.Unlock()
-				m.Ack()
-			}
-		}()
-		t.Cleanup(func() { cancel(); _ = sub.Close(); <-done })
+		env.Read(t, topic, "outbox-atomicity-reader", func(m *message.Message) {
+			mu.Lock()
+			received[m.UUID]++
+			mu.Unlock()
+		})
 
 		errRollback := errors.New("roll back on purpose")
 		for i := range 5 {

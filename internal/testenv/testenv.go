@@ -8,6 +8,7 @@ package testenv
 
 import (
 	"context"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"io"
 	"log/slog"
 	"os"
@@ -218,4 +219,28 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s: not reached within %s (last: %s)", what, timeout, last)
+}
+
+// Read subscribes to topic in its own consumer group and hands every
+// message to fn, acking it afterwards, until the test ends.
+func (e *Env) Read(t testing.TB, topic, group string, fn func(*message.Message)) {
+	t.Helper()
+	sub, err := e.Transport.Subscriber(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range ch {
+			fn(m)
+			m.Ack()
+		}
+	}()
+	t.Cleanup(func() { cancel(); _ = sub.Close(); <-done })
 }
