@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -29,11 +30,20 @@ type Doctor struct {
 
 // Location is the doctor's time zone, UTC if it does not load.
 func (d Doctor) Location() *time.Location {
-	if loc, err := time.LoadLocation(d.TimeZone); err == nil {
-		return loc
+	if loc, ok := locations.Load(d.TimeZone); ok {
+		return loc.(*time.Location)
 	}
-	return time.UTC
+	loc, err := time.LoadLocation(d.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	locations.Store(d.TimeZone, loc)
+	return loc
 }
+
+// locations caches loaded time zones: time.LoadLocation reads the zone
+// database from disk on every call, and every notification needs one.
+var locations sync.Map
 
 // PreferencesRow is how preferences are stored.
 type PreferencesRow struct {

@@ -60,9 +60,12 @@ func (h *CheckupEvents) apply(ctx context.Context, tx bun.Tx, eventID string, ev
 		t := ev.ScheduledAt.UTC()
 		scheduledAt = &t
 	}
+	// Every write goes into one batch, flushed with the notifications: on
+	// PostgreSQL the whole event is a handful of round trips.
+	b := store.NewBatch(tx)
 	// The checkup's status follows the newest event by occurrence time: a
 	// late "scheduled" never takes back a "completed".
-	_, err := tx.NewRaw(`INSERT INTO checkups (id, order_id, patient_ref, status, scheduled_at, completed_at, last_event_at, created_at, updated_at)
+	err := b.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, scheduled_at, completed_at, last_event_at, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
 	status = CASE WHEN excluded.last_event_at >= checkups.last_event_at THEN excluded.status ELSE checkups.status END,
@@ -70,14 +73,14 @@ ON CONFLICT (id) DO UPDATE SET
 	completed_at = COALESCE(checkups.completed_at, excluded.completed_at),
 	last_event_at = CASE WHEN excluded.last_event_at >= checkups.last_event_at THEN excluded.last_event_at ELSE checkups.last_event_at END,
 	updated_at = excluded.updated_at`,
-		ev.CheckupID, ev.OrderID, ev.Patient.Ref, status, scheduledAt, completedAt, ev.OccurredAt.UTC(), now, now).Exec(ctx)
+		ev.CheckupID, ev.OrderID, ev.Patient.Ref, status, scheduledAt, completedAt, ev.OccurredAt.UTC(), now, now)
 	if err != nil {
 		return fmt.Errorf("upsert checkup: %w", err)
 	}
 	doctors := make([]string, 0, len(ev.ReferringDoctors))
 	for _, d := range ev.ReferringDoctors {
 		doctors = append(doctors, d.ExternalUserID)
-		if _, err := tx.NewRaw(`INSERT INTO checkup_doctors (checkup_id, doctor_external_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, ev.CheckupID, d.ExternalUserID).Exec(ctx); err != nil {
+		if err := b.Exec(ctx, `INSERT INTO checkup_doctors (checkup_id, doctor_external_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, ev.CheckupID, d.ExternalUserID); err != nil {
 			return fmt.Errorf("record referring doctor: %w", err)
 		}
 	}
@@ -90,12 +93,14 @@ ON CONFLICT (id) DO UPDATE SET
 	}
 	switch ev.EventType {
 	case events.CheckupScheduled:
-		return nil // kept on the checkup; not worth a doctor's attention
+		return b.Flush(ctx) // kept on the checkup; not worth a doctor's attention
 	case events.CheckupCancelled:
-		_, err := notify.Retract(ctx, tx, ev.CheckupID, "checkup cancelled")
-		return err
+		if err := notify.Retract(ctx, b, ev.CheckupID, "checkup cancelled"); err != nil {
+			return err
+		}
+		return b.Flush(ctx)
 	case events.CheckupCompleted:
-		_, err := h.notifier.Notify(ctx, tx, notify.Intent{
+		_, err := h.notifier.NotifyIn(ctx, tx, b, notify.Intent{
 			Key:           "checkup/" + ev.CheckupID + "/completed",
 			SourceEventID: eventID,
 			Type:          templates.TypeCheckupCompleted,
@@ -107,41 +112,48 @@ ON CONFLICT (id) DO UPDATE SET
 		}, doctors)
 		return err
 	case events.CheckupResultAvailable, events.CheckupCriticalResult:
-		return h.applyResult(ctx, tx, eventID, ev, base, doctors)
+		return h.applyResult(ctx, tx, b, eventID, ev, base, doctors)
 	}
 	return msgerr.Permanentf("checkup event: /event_type: unsupported value")
 }
 
-func (h *CheckupEvents) applyResult(ctx context.Context, tx bun.Tx, eventID string, ev events.CheckupEvent, base templates.Data, doctors []string) error {
+// resultVersionsQuery reads the newest result version of a checkup and
+// whether a given version is already stored.
+const resultVersionsQuery = `SELECT COALESCE(MAX(version), 0), COALESCE(SUM(CASE WHEN version = ? THEN 1 ELSE 0 END), 0)
+FROM result_versions WHERE checkup_id = ?`
+
+func (h *CheckupEvents) applyResult(ctx context.Context, tx bun.Tx, b *store.Batch, eventID string, ev events.CheckupEvent, base templates.Data, doctors []string) error {
 	r := ev.Result
 	if r == nil {
 		return msgerr.Permanentf("checkup event: /result: required for %s", ev.EventType)
 	}
 	critical := r.Critical || ev.EventType == events.CheckupCriticalResult
 
-	var latest int
-	if err := tx.NewRaw(`SELECT COALESCE(MAX(version), 0) FROM result_versions WHERE checkup_id = ?`, ev.CheckupID).Scan(ctx, &latest); err != nil {
-		return fmt.Errorf("latest result version: %w", err)
+	latest, known, err := resultVersions(ctx, tx, ev.CheckupID, r.Version)
+	if err != nil {
+		return err
 	}
-	res, err := tx.NewRaw(`INSERT INTO result_versions (checkup_id, version, status, critical, result, event_id, occurred_at, received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (checkup_id, version) DO NOTHING`,
-		ev.CheckupID, r.Version, r.Status, critical, resultJSON(r), eventID, ev.OccurredAt.UTC(), h.now().UTC()).Exec(ctx)
+	if known {
+		return b.Flush(ctx) // this version is already known: another event carried it
+	}
+	// A plain insert: should another transaction store the same version
+	// meanwhile, this one fails on the key and is retried, then finds it.
+	err = b.Exec(ctx, `INSERT INTO result_versions (checkup_id, version, status, critical, result, event_id, occurred_at, received_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		ev.CheckupID, r.Version, r.Status, critical, resultJSON(r), eventID, ev.OccurredAt.UTC(), h.now().UTC())
 	if err != nil {
 		return fmt.Errorf("store result version: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil // this version is already known: another event carried it
-	}
 	if r.Version < latest {
-		return nil // a late, older version: kept in the history, notifies no one
+		return b.Flush(ctx) // a late, older version: kept in the history, notifies no one
 	}
 
 	switch r.Status {
 	case events.ResultCancelled, events.ResultEnteredInError:
-		if _, err := notify.Retract(ctx, tx, ev.CheckupID, "result "+strings.ReplaceAll(r.Status, "_", " ")); err != nil {
+		if err := notify.Retract(ctx, b, ev.CheckupID, "result "+strings.ReplaceAll(r.Status, "_", " ")); err != nil {
 			return err
 		}
-		_, err := h.notifier.Notify(ctx, tx, notify.Intent{
+		_, err := h.notifier.NotifyIn(ctx, tx, b, notify.Intent{
 			Key:           fmt.Sprintf("checkup/%s/result/%d/retracted", ev.CheckupID, r.Version),
 			SourceEventID: eventID,
 			Type:          templates.TypeResultRetracted,
@@ -154,8 +166,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (checkup_id, version) DO NOTHING`,
 		return err
 	}
 
-	if _, err := notify.Supersede(ctx, tx, ev.CheckupID, r.Version); err != nil {
-		return err
+	if latest > 0 {
+		if err := notify.Supersede(ctx, b, ev.CheckupID, r.Version); err != nil {
+			return err
+		}
 	}
 	in := notify.Intent{
 		Key:           fmt.Sprintf("checkup/%s/result/%d", ev.CheckupID, r.Version),
@@ -177,8 +191,26 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (checkup_id, version) DO NOTHING`,
 		in.Category = domain.CategoryCriticalResults
 		in.Priority = domain.PriorityCritical
 	}
-	_, err = h.notifier.Notify(ctx, tx, in, doctors)
+	_, err = h.notifier.NotifyIn(ctx, tx, b, in, doctors)
 	return err
+}
+
+func resultVersions(ctx context.Context, tx bun.Tx, checkupID string, version int) (latest int, known bool, err error) {
+	rows, err := store.QueryContext(ctx, tx, resultVersionsQuery, version, checkupID)
+	if err != nil {
+		return 0, false, fmt.Errorf("latest result version: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var n int
+	if rows.Next() {
+		if err := rows.Scan(&latest, &n); err != nil {
+			return 0, false, fmt.Errorf("latest result version: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, false, fmt.Errorf("latest result version: %w", err)
+	}
+	return latest, n > 0, nil
 }
 
 func checkupStatus(eventType string) string {

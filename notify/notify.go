@@ -21,6 +21,7 @@ import (
 	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/events"
 	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/store"
 	"github.com/rfd-notify/rfd/templates"
 )
 
@@ -72,48 +73,144 @@ type Outcome struct {
 // Notify makes the intent's notifications for the doctors named by their
 // external user ids, plus copies for the doctors covering for them today.
 func (n *Notifier) Notify(ctx context.Context, tx bun.Tx, in Intent, doctorExternalIDs []string) (Outcome, error) {
+	return n.NotifyIn(ctx, tx, store.NewBatch(tx), in, doctorExternalIDs)
+}
+
+// NotifyIn is Notify adding its writes to the caller's batch b, which it
+// flushes together with them: the caller's own writes and the
+// notifications reach the database in one round trip.
+func (n *Notifier) NotifyIn(ctx context.Context, tx bun.Tx, b *store.Batch, in Intent, doctorExternalIDs []string) (Outcome, error) {
 	var out Outcome
+	w := &writes{tx: tx, batch: b}
+	now := n.now().UTC()
 	seen := map[string]bool{}
 	for _, ext := range doctorExternalIDs {
 		if seen[ext] {
 			continue
 		}
 		seen[ext] = true
-		doc, found, err := DoctorByExternalID(ctx, tx, ext)
+		r, found, err := readRecipient(ctx, tx, in, ext, now)
 		if err != nil {
 			return out, err
 		}
 		if !found {
-			if err := n.keepPending(ctx, tx, in, ext); err != nil {
+			if err := n.keepPending(ctx, b, in, ext); err != nil {
 				return out, err
 			}
 			out.Pending = append(out.Pending, ext)
 			continue
 		}
-		created, err := n.notifyWithCover(ctx, tx, in, doc)
-		if err != nil {
-			return out, err
+		if !r.notified {
+			id, err := n.add(ctx, w, in, r.doc, r.prefs, "")
+			if err != nil {
+				return out, err
+			}
+			out.Created = append(out.Created, id)
 		}
-		out.Created = append(out.Created, created...)
+		if r.hasCover {
+			created, err := n.notifyCovering(ctx, w, in, r.doc, now)
+			if err != nil {
+				return out, err
+			}
+			out.Created = append(out.Created, created...)
+		}
 	}
-	return out, nil
+	return out, n.flush(ctx, w)
 }
 
-func (n *Notifier) notifyWithCover(ctx context.Context, tx bun.Tx, in Intent, doc domain.Doctor) ([]string, error) {
+// writes are one Notify call's pending work: SQL in the batch, and the
+// send-notification commands, published to the outbox in one insert.
+type writes struct {
+	tx    bun.Tx
+	batch *store.Batch
+	msgs  []*message.Message
+}
+
+func (n *Notifier) flush(ctx context.Context, w *writes) error {
+	if err := w.batch.Flush(ctx); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	if len(w.msgs) == 0 {
+		return nil
+	}
+	err := n.outbox.Publish(ctx, w.tx, n.sendTopic, w.msgs...)
+	w.msgs = nil
+	return err
+}
+
+// recipient is a doctor as notifying them needs: the profile, the
+// preferences, and whether a closer look is needed (an active delegation;
+// an earlier notification from the same source).
+type recipient struct {
+	doc      domain.Doctor
+	prefs    domain.Preferences
+	hasCover bool
+	notified bool
+}
+
+// recipientQuery reads a recipient in one statement; on PostgreSQL it is
+// prepared once per connection (store.QueryContext).
+const recipientQuery = `SELECT d.id, d.external_user_id, d.name, d.locale, d.time_zone, d.active,
+	p.channels, p.quiet_start, p.quiet_end, p.digest, p.fallback_order,
+	EXISTS (SELECT 1 FROM delegations g WHERE g.doctor_id = d.id AND g.starts_at <= ? AND g.ends_at > ?) AS has_cover,
+	EXISTS (SELECT 1 FROM notifications n WHERE n.dedup_key = ? || d.id) AS notified
+FROM doctors d LEFT JOIN doctor_preferences p ON p.doctor_id = d.id
+WHERE d.external_user_id = ?`
+
+func readRecipient(ctx context.Context, tx bun.Tx, in Intent, externalID string, now time.Time) (recipient, bool, error) {
+	rows, err := store.QueryContext(ctx, tx, recipientQuery, now, now, DedupKey(in, "", ""), externalID)
+	if err != nil {
+		return recipient{}, false, fmt.Errorf("notify: read recipient: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	if !rows.Next() {
+		return recipient{}, false, rowsErr(rows)
+	}
+	var (
+		r                              recipient
+		channels, quietStart, quietEnd sql.NullString
+		digest, fallback               sql.NullString
+	)
+	d := &r.doc
+	if err := rows.Scan(&d.ID, &d.ExternalUserID, &d.Name, &d.Locale, &d.TimeZone, &d.Active,
+		&channels, &quietStart, &quietEnd, &digest, &fallback, &r.hasCover, &r.notified); err != nil {
+		return recipient{}, false, fmt.Errorf("notify: read recipient: %w", err)
+	}
+	if err := rowsErr(rows); err != nil {
+		return recipient{}, false, err
+	}
+	r.prefs = domain.DefaultPreferences()
+	if channels.Valid {
+		row := domain.PreferencesRow{DoctorID: d.ID, QuietStart: quietStart.String, QuietEnd: quietEnd.String, Digest: digest.String}
+		if err := json.Unmarshal([]byte(channels.String), &row.Channels); err != nil {
+			return recipient{}, false, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
+		}
+		if fallback.Valid && fallback.String != "" {
+			if err := json.Unmarshal([]byte(fallback.String), &row.FallbackOrder); err != nil {
+				return recipient{}, false, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
+			}
+		}
+		r.prefs = row.Preferences()
+	}
+	return r, true, nil
+}
+
+func rowsErr(rows *sql.Rows) error {
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("notify: read recipient: %w", err)
+	}
+	return nil
+}
+
+// notifyCovering makes the copies for the doctors covering for doc at now.
+func (n *Notifier) notifyCovering(ctx context.Context, w *writes, in Intent, doc domain.Doctor, now time.Time) ([]string, error) {
+	covering, err := CoveringDoctors(ctx, w.tx, doc.ID, now)
+	if err != nil {
+		return nil, err
+	}
 	var created []string
-	id, ok, err := n.NotifyDoctor(ctx, tx, in, doc, "")
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		created = append(created, id)
-	}
-	covering, err := CoveringDoctors(ctx, tx, doc.ID, n.now())
-	if err != nil {
-		return nil, err
-	}
 	for _, cov := range covering {
-		id, ok, err := n.NotifyDoctor(ctx, tx, in, cov, doc.ID)
+		id, ok, err := n.notifyDoctor(ctx, w, in, cov, doc.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -148,26 +245,35 @@ func DeliveryID(notificationID string, ch domain.Channel) string {
 	return uuid.NewSHA1(idNamespace, []byte("delivery:"+notificationID+":"+string(ch))).String()
 }
 
-// NotifyDoctor makes the notification of in for doc (onBehalfOf: the doctor
-// doc covers for, or ""). It reports created=false when that notification
-// already exists.
-func (n *Notifier) NotifyDoctor(ctx context.Context, tx bun.Tx, in Intent, doc domain.Doctor, onBehalfOf string) (string, bool, error) {
+// notifyDoctor makes the notification of in for doc (onBehalfOf: the doctor
+// doc covers for, or ""), reading what the recipient query did not. It
+// reports created=false when that notification already exists.
+func (n *Notifier) notifyDoctor(ctx context.Context, w *writes, in Intent, doc domain.Doctor, onBehalfOf string) (string, bool, error) {
 	key := DedupKey(in, doc.ID, onBehalfOf)
 	id := NotificationID(key)
-
 	var exists int
-	err := tx.NewSelect().Table("notifications").ColumnExpr("1").Where("dedup_key = ?", key).Limit(1).Scan(ctx, &exists)
+	err := w.tx.NewSelect().Table("notifications").ColumnExpr("1").Where("dedup_key = ?", key).Limit(1).Scan(ctx, &exists)
 	switch {
 	case err == nil:
 		return id, false, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return "", false, fmt.Errorf("notify: look up %s: %w", id, err)
 	}
-
-	prefs, err := PreferencesOf(ctx, tx, doc.ID)
+	prefs, err := PreferencesOf(ctx, w.tx, doc.ID)
 	if err != nil {
 		return "", false, err
 	}
+	if _, err := n.add(ctx, w, in, doc, prefs, onBehalfOf); err != nil {
+		return "", false, err
+	}
+	return id, true, nil
+}
+
+// add writes the notification of in for doc, its deliveries and their
+// send-notification commands, to w; the caller knows it is new.
+func (n *Notifier) add(ctx context.Context, w *writes, in Intent, doc domain.Doctor, prefs domain.Preferences, onBehalfOf string) (string, error) {
+	key := DedupKey(in, doc.ID, onBehalfOf)
+	id := NotificationID(key)
 	now := n.now().UTC()
 	sendAt := now
 	if !domain.BypassesQuietHours(in.Category) {
@@ -180,22 +286,15 @@ func (n *Notifier) NotifyDoctor(ctx context.Context, tx bun.Tx, in Intent, doc d
 	detail.PortalURL = n.portalURL + "/notifications/" + id
 	rendered, err := templates.Render(in.Type, string(domain.ChannelInApp), doc.Locale, detail)
 	if err != nil {
-		return "", false, fmt.Errorf("notify: render %s: %w", in.Type, err)
+		return "", fmt.Errorf("notify: render %s: %w", in.Type, err)
 	}
-
-	var seq int64
-	if err := tx.NewRaw("UPDATE doctors SET notification_seq = notification_seq + 1 WHERE id = ? RETURNING notification_seq", doc.ID).Scan(ctx, &seq); err != nil {
-		return "", false, fmt.Errorf("notify: next sequence of doctor: %w", err)
-	}
-
 	data, err := toMap(detail)
 	if err != nil {
-		return "", false, err
+		return "", err
 	}
 	row := &domain.Notification{
 		ID:            id,
 		DoctorID:      doc.ID,
-		Seq:           seq,
 		DedupKey:      key,
 		Type:          in.Type,
 		Category:      in.Category,
@@ -216,64 +315,85 @@ func (n *Notifier) NotifyDoctor(ctx context.Context, tx bun.Tx, in Intent, doc d
 		v := in.ResultVersion
 		row.ResultVersion = &v
 	}
-	// Returning("NULL"): bun would otherwise read back every nil column,
-	// turning the insert into a query.
-	if _, err := tx.NewInsert().Model(row).Returning("NULL").Exec(ctx); err != nil {
-		return "", false, fmt.Errorf("notify: insert notification: %w", err)
+
+	// The doctor's sequence number orders their notifications for the
+	// portal's stream; taking it locks the doctor's row until commit, so
+	// sequence order is commit order. Returning("NULL"): bun would
+	// otherwise read back every nil column.
+	const nextSeq = "UPDATE doctors SET notification_seq = notification_seq + 1 WHERE id = ? RETURNING notification_seq"
+	insert := w.tx.NewInsert().Model(row).Returning("NULL")
+	if w.batch.Postgres() {
+		insert = insert.With("seq", w.tx.NewRaw(nextSeq, doc.ID)).Value("seq", "(SELECT notification_seq FROM seq)")
+	} else if err := w.tx.NewRaw(nextSeq, doc.ID).Scan(ctx, &row.Seq); err != nil {
+		return "", fmt.Errorf("notify: next sequence of doctor: %w", err)
+	}
+	if err := w.batch.Add(ctx, insert); err != nil {
+		return "", fmt.Errorf("notify: insert notification: %w", err)
 	}
 
-	for _, ch := range prefs.ChannelsFor(in.Category) {
-		if err := n.queueDelivery(ctx, tx, row, doc, ch); err != nil {
-			return "", false, err
-		}
+	channels := prefs.ChannelsFor(in.Category)
+	if len(channels) == 0 {
+		return id, nil
 	}
-	return id, true, nil
+	deliveries := make([]domain.Delivery, len(channels))
+	for i, ch := range channels {
+		deliveries[i] = domain.Delivery{
+			ID:             DeliveryID(id, ch),
+			NotificationID: id,
+			Channel:        ch,
+			Status:         domain.DeliveryQueued,
+			SendAt:         sendAt,
+			CreatedAt:      now,
+			UpdatedAt:      now,
+		}
+		msg, err := sendCommand(row, doc, &deliveries[i])
+		if err != nil {
+			return "", err
+		}
+		w.msgs = append(w.msgs, msg)
+	}
+	if err := w.batch.Add(ctx, w.tx.NewInsert().Model(&deliveries).Returning("NULL")); err != nil {
+		return "", fmt.Errorf("notify: insert deliveries: %w", err)
+	}
+	return id, nil
 }
 
-func (n *Notifier) queueDelivery(ctx context.Context, tx bun.Tx, nt *domain.Notification, doc domain.Doctor, ch domain.Channel) error {
-	d := &domain.Delivery{
-		ID:             DeliveryID(nt.ID, ch),
-		NotificationID: nt.ID,
-		Channel:        ch,
-		Status:         domain.DeliveryQueued,
-		SendAt:         nt.SendAt,
-		CreatedAt:      nt.CreatedAt,
-		UpdatedAt:      nt.CreatedAt,
-	}
-	if _, err := tx.NewInsert().Model(d).Returning("NULL").Exec(ctx); err != nil {
-		return fmt.Errorf("notify: insert delivery: %w", err)
-	}
+// sendCommand is the send-notification command of delivery d. It is
+// marshalled without the contract's schema check, which would cost more
+// than the rest of the encoding: the struct is this module's own, and the
+// tests decode what the notifier publishes with the validating decoder.
+func sendCommand(nt *domain.Notification, doc domain.Doctor, d *domain.Delivery) (*message.Message, error) {
 	cmd := events.SendNotification{
 		DeliveryID:     d.ID,
 		NotificationID: nt.ID,
 		DoctorID:       doc.ID,
-		Channel:        string(ch),
+		Channel:        string(d.Channel),
 		Category:       string(nt.Category),
 		Priority:       string(nt.Priority),
 		Type:           nt.Type,
 		SendAt:         nt.SendAt,
 		Attempt:        1,
 	}
-	payload, err := cmd.Encode()
+	payload, err := json.Marshal(cmd)
 	if err != nil {
-		return fmt.Errorf("notify: encode send-notification: %w", err)
+		return nil, fmt.Errorf("notify: encode send-notification: %w", err)
 	}
 	msg := message.NewMessage(d.ID, payload)
 	for k, v := range events.CloudEventMetadata(d.ID, events.TypeSendNotification, "rfd-notify", nt.CreatedAt) {
 		msg.Metadata.Set(k, v)
 	}
 	msg.Metadata.Set(outbox.PartitionKeyKey, doc.ID)
-	return n.outbox.Publish(ctx, tx, n.sendTopic, msg)
+	return msg, nil
 }
 
-func (n *Notifier) keepPending(ctx context.Context, tx bun.Tx, in Intent, externalID string) error {
+func (n *Notifier) keepPending(ctx context.Context, b *store.Batch, in Intent, externalID string) error {
 	raw, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("notify: encode pending intent: %w", err)
 	}
-	_, err = tx.NewRaw(`INSERT INTO pending_notifications (dedup_key, doctor_external_id, intent, source_event_id, received_at)
+	err = b.Exec(ctx, `INSERT INTO pending_notifications (dedup_key, doctor_external_id, intent, source_event_id, received_at)
 VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING`,
-		in.Key+"|ext:"+externalID, externalID, string(raw), in.SourceEventID, n.now().UTC()).Exec(ctx)
+		in.Key+"|ext:"+externalID, externalID, string(raw), in.SourceEventID, n.now().UTC())
 	if err != nil {
 		return fmt.Errorf("notify: keep pending intent: %w", err)
 	}
@@ -295,6 +415,7 @@ func (n *Notifier) ReleasePending(ctx context.Context, tx bun.Tx, externalID str
 	if err := tx.NewRaw("SELECT dedup_key, CAST(intent AS TEXT) AS intent FROM pending_notifications WHERE doctor_external_id = ? ORDER BY received_at, dedup_key", externalID).Scan(ctx, &rows); err != nil {
 		return 0, fmt.Errorf("notify: read pending intents: %w", err)
 	}
+	w := &writes{tx: tx, batch: store.NewBatch(tx)}
 	released := 0
 	for _, r := range rows {
 		var in Intent
@@ -306,17 +427,24 @@ func (n *Notifier) ReleasePending(ctx context.Context, tx bun.Tx, externalID str
 			return released, err
 		}
 		if current {
-			created, err := n.notifyWithCover(ctx, tx, in, doc)
+			_, ok, err := n.notifyDoctor(ctx, w, in, doc, "")
+			if err != nil {
+				return released, err
+			}
+			if ok {
+				released++
+			}
+			created, err := n.notifyCovering(ctx, w, in, doc, n.now().UTC())
 			if err != nil {
 				return released, err
 			}
 			released += len(created)
 		}
-		if _, err := tx.NewRaw("DELETE FROM pending_notifications WHERE dedup_key = ?", r.DedupKey).Exec(ctx); err != nil {
+		if err := w.batch.Exec(ctx, "DELETE FROM pending_notifications WHERE dedup_key = ?", r.DedupKey); err != nil {
 			return released, fmt.Errorf("notify: delete pending intent: %w", err)
 		}
 	}
-	return released, nil
+	return released, n.flush(ctx, w)
 }
 
 // stillCurrent reports whether a result intent still describes the latest,
@@ -340,29 +468,30 @@ func stillCurrent(ctx context.Context, tx bun.Tx, in Intent) (bool, error) {
 	return latest.Version <= in.ResultVersion && !withdrawn, nil
 }
 
-// Supersede marks the active notifications of a checkup's result versions
-// older than version as superseded by it; they stay visible, marked.
-func Supersede(ctx context.Context, tx bun.Tx, checkupID string, version int) (int64, error) {
-	res, err := tx.NewRaw(`UPDATE notifications SET state = ?, state_reason = ?
+// Supersede marks, in b, the active notifications of a checkup's result
+// versions older than version as superseded by it; they stay visible,
+// marked.
+func Supersede(ctx context.Context, b *store.Batch, checkupID string, version int) error {
+	err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ?
 WHERE checkup_id = ? AND result_version < ? AND state = ?`,
-		domain.StateSuperseded, fmt.Sprintf("superseded by result version %d", version), checkupID, version, domain.StateActive).Exec(ctx)
+		domain.StateSuperseded, fmt.Sprintf("superseded by result version %d", version), checkupID, version, domain.StateActive)
 	if err != nil {
-		return 0, fmt.Errorf("notify: supersede: %w", err)
+		return fmt.Errorf("notify: supersede: %w", err)
 	}
-	return res.RowsAffected()
+	return nil
 }
 
-// Retract marks every active notification of a checkup retracted with reason.
-func Retract(ctx context.Context, tx bun.Tx, checkupID, reason string) (int64, error) {
-	res, err := tx.NewRaw(`UPDATE notifications SET state = ?, state_reason = ? WHERE checkup_id = ? AND state = ?`,
-		domain.StateRetracted, reason, checkupID, domain.StateActive).Exec(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("notify: retract: %w", err)
+// Retract marks, in b, every active notification of a checkup retracted
+// with reason, and drops the intents still waiting for their doctor.
+func Retract(ctx context.Context, b *store.Batch, checkupID, reason string) error {
+	if err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ? WHERE checkup_id = ? AND state = ?`,
+		domain.StateRetracted, reason, checkupID, domain.StateActive); err != nil {
+		return fmt.Errorf("notify: retract: %w", err)
 	}
-	if _, err := tx.NewRaw(`DELETE FROM pending_notifications WHERE dedup_key LIKE ?`, "checkup/"+checkupID+"/%").Exec(ctx); err != nil {
-		return 0, fmt.Errorf("notify: drop pending intents of retracted checkup: %w", err)
+	if err := b.Exec(ctx, `DELETE FROM pending_notifications WHERE dedup_key LIKE ?`, "checkup/"+checkupID+"/%"); err != nil {
+		return fmt.Errorf("notify: drop pending intents of retracted checkup: %w", err)
 	}
-	return res.RowsAffected()
+	return nil
 }
 
 // DoctorByExternalID loads a doctor by user-management id.

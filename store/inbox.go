@@ -33,10 +33,10 @@ func (i *Inbox) Process(ctx context.Context, consumer, messageID string, work Wo
 		return false, fmt.Errorf("inbox %s: message has no id", consumer)
 	}
 	err = i.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewRaw(
+		res, err := ExecContext(ctx, tx,
 			"INSERT INTO inbox (consumer, message_id, processed_at) VALUES (?, ?, ?) ON CONFLICT (consumer, message_id) DO NOTHING",
 			consumer, messageID, time.Now().UTC(),
-		).Exec(ctx)
+		)
 		if err != nil {
 			return fmt.Errorf("inbox insert: %w", err)
 		}
