@@ -170,7 +170,11 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 		mux.Handle(r.Pattern, r.Handler)
 	}
 	a := humago.New(mux, Config())
-	s := &Server{mux: mux, api: a, auth: authn, h: &handlers{db: d.DB, now: d.Now, logger: d.Logger},
+	h := &handlers{db: d.DB, now: d.Now, logger: d.Logger}
+	if d.DB != nil {
+		h.auditLog = newAuditLog(d.DB, dbTimeout)
+	}
+	s := &Server{mux: mux, api: a, auth: authn, h: h,
 		limits: newRateLimits(d.Config.APIRatePerKey, d.Config.APIRatePerDoctor)}
 	a.UseMiddleware(s.security(a))
 	registerMe(a, s.h)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,6 +76,35 @@ func TestAuditOfPatientData(t *testing.T) {
 		}
 		if ids := f.str(`SELECT CAST(detail AS TEXT) FROM audit_log WHERE action = 'notification.list'`); !strings.Contains(ids, critical) {
 			t.Errorf("list audit detail %s lacks the notifications shown", ids)
+		}
+	})
+}
+
+// TestAuditUnderConcurrentReads: reads outside a transaction share their
+// audit commits (group commit), yet every one of them is answered only once
+// its own row is stored: 40 concurrent list reads, 40 rows, each with the
+// reader's ids.
+func TestAuditUnderConcurrentReads(t *testing.T) {
+	each(t, func(t *testing.T, f *fixture) {
+		seedDoctorA(f)
+		tok := f.token("doc-a")
+		const n = 40
+		var wg sync.WaitGroup
+		statuses := make(chan int, n)
+		for range n {
+			wg.Go(func() {
+				statuses <- f.do(http.MethodGet, "/v1/notifications", tok, nil).status
+			})
+		}
+		wg.Wait()
+		close(statuses)
+		for st := range statuses {
+			if st != http.StatusOK {
+				t.Fatalf("list: %d", st)
+			}
+		}
+		if got := f.scalar(`SELECT count(*) FROM audit_log WHERE action = 'notification.list' AND outcome = 'success' AND detail IS NOT NULL`); got != n {
+			t.Fatalf("audit rows = %d, want %d", got, n)
 		}
 	})
 }

@@ -17,9 +17,10 @@ import (
 
 // handlers holds what the operations share.
 type handlers struct {
-	db     *bun.DB
-	now    func() time.Time
-	logger *slog.Logger
+	db       *bun.DB
+	now      func() time.Time
+	logger   *slog.Logger
+	auditLog *auditLog
 }
 
 // caller is who is calling and from where, for the audit log.

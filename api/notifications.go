@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/store"
 )
 
 // NotificationSummary is a notification as the list shows it.
@@ -200,28 +202,35 @@ func (h *handlers) listNotifications(ctx context.Context, in *listNotificationsI
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	var rows []domain.Notification
-	q := h.db.NewSelect().Model(&rows).Column(summaryColumns...).Where("doctor_id = ?", doc.ID)
+	// A constant statement per combination of filters, with bind
+	// parameters: prepared once per connection, planned once.
+	var (
+		rows  []domain.Notification
+		where = []string{"doctor_id = ?"}
+		args  = []any{doc.ID}
+	)
 	if in.Cursor != "" {
 		seq, err := parseSeqCursor(in.Cursor)
 		if err != nil {
 			return nil, err
 		}
-		q = q.Where("seq < ?", seq)
+		where, args = append(where, "seq < ?"), append(args, seq)
 	}
 	if in.Unread {
-		q = q.Where("read_at IS NULL")
+		where = append(where, "read_at IS NULL")
 	}
 	if in.Category != "" {
-		q = q.Where("category = ?", in.Category)
+		where, args = append(where, "category = ?"), append(args, in.Category)
 	}
 	if in.Priority != "" {
-		q = q.Where("priority = ?", in.Priority)
+		where, args = append(where, "priority = ?"), append(args, in.Priority)
 	}
 	if !in.Since.IsZero() {
-		q = q.Where("created_at >= ?", in.Since.UTC())
+		where, args = append(where, "created_at >= ?"), append(args, in.Since.UTC())
 	}
-	if err := q.Order("seq DESC").Limit(int64(in.Limit) + 1).Scan(ctx); err != nil {
+	query := "SELECT " + strings.Join(summaryColumns, ", ") + " FROM notifications WHERE " + strings.Join(where, " AND ") +
+		" ORDER BY seq DESC LIMIT ?"
+	if err := store.Select(ctx, h.db, &rows, query, append(args, in.Limit+1)...); err != nil {
 		return nil, h.fail(ctx, "listNotifications", err)
 	}
 	page := NotificationPage{Items: make([]NotificationSummary, 0, min(len(rows), in.Limit))}

@@ -395,3 +395,44 @@ func TestJWTConfig(t *testing.T) {
 		t.Errorf("defaults: %v, configured %v", err, base.JWTConfigured())
 	}
 }
+
+// TestVerifiedTokensAreReusedUntilTheyExpire: a verification is cached
+// (the same token verifies again after its key is rotated out of the JWKS),
+// but never past the token's expiry.
+func TestVerifiedTokensAreReusedUntilTheyExpire(t *testing.T) {
+	var clock atomic.Pointer[time.Time]
+	start := time.Now()
+	clock.Store(&start)
+	at := func(d time.Duration) { t2 := start.Add(d); clock.Store(&t2) }
+	srv := newJWKS(t, rsaJWK("k1", &rsaKey.PublicKey))
+	v := verifier(t, auth.VerifierConfig{JWKSURL: srv.URL, JWKSRefresh: 10 * time.Second, Now: func() time.Time { return *clock.Load() }})
+	ctx := context.Background()
+	tok := sign(t, jwt.SigningMethodRS256, rsaKey, "k1", "doc", func(c jwt.MapClaims) {
+		c["exp"] = start.Add(90 * time.Second).Unix()
+	})
+	if c, err := v.Verify(ctx, tok); err != nil || c.Subject != "doc" {
+		t.Fatalf("first verification: %v %v", c.Subject, err)
+	}
+	srv.set(false, rsaJWK("k2", &rsaKey2.PublicKey)) // k1 is rotated out: only the cache can accept the token now
+	at(30 * time.Second)
+	if c, err := v.Verify(ctx, tok); err != nil || c.Subject != "doc" {
+		t.Fatalf("within the cache's minute: %v %v", c.Subject, err)
+	}
+	at(91 * time.Second)
+	if _, err := v.Verify(ctx, tok); status(err) != 401 {
+		t.Fatalf("cached token past its exp: %v, want 401", err)
+	}
+
+	at(0)
+	srv.set(false, rsaJWK("k1", &rsaKey.PublicKey))
+	short := sign(t, jwt.SigningMethodRS256, rsaKey, "k1", "doc", func(c jwt.MapClaims) {
+		c["exp"] = start.Add(70 * time.Second).Unix()
+	})
+	if _, err := v.Verify(ctx, short); err != nil {
+		t.Fatalf("short-lived token: %v", err)
+	}
+	at(75 * time.Second)
+	if _, err := v.Verify(ctx, short); status(err) != 401 {
+		t.Fatalf("cached token past its exp: %v, want 401", err)
+	}
+}

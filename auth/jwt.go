@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -55,7 +56,30 @@ type Verifier struct {
 	static  []crypto.PublicKey
 	jwks    *jwksCache
 	hmacKey []byte
+	now     func() time.Time
+	leeway  time.Duration
+
+	// verified remembers tokens whose signature checked out: a portal
+	// sends the same token with every request until it expires, and an
+	// RS256 check costs more than the rest of a typical request.
+	mu       sync.Mutex
+	verified map[[sha256.Size]byte]verifiedToken
 }
+
+// verifiedToken is a cached verification, good until until.
+type verifiedToken struct {
+	claims Claims
+	until  time.Time
+}
+
+const (
+	// verifiedTTL bounds how long a verification is reused: a key
+	// withdrawn from the JWKS stops working within the JWKS refresh
+	// interval plus this.
+	verifiedTTL = time.Minute
+	// verifiedMax bounds the cache; when full it is emptied.
+	verifiedMax = 50000
+)
 
 // Claims are the claims the service uses.
 type Claims struct {
@@ -76,7 +100,7 @@ func NewVerifier(c VerifierConfig) (*Verifier, error) {
 	if c.JWKSRefresh <= 0 {
 		c.JWKSRefresh = time.Hour
 	}
-	v := &Verifier{}
+	v := &Verifier{now: c.Now, leeway: c.Leeway, verified: map[[sha256.Size]byte]verifiedToken{}}
 	methods := []string{AlgRS256, AlgES256}
 	if c.PublicKeyFile != "" {
 		keys, err := LoadPublicKeys(c.PublicKeyFile)
@@ -116,6 +140,35 @@ var errKeysUnavailable = errors.New("token signing keys are unavailable")
 // Verify checks token and returns its claims, or an *Error (401, or 503
 // when the JWKS cannot be fetched).
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
+	key := sha256.Sum256([]byte(token))
+	now := v.now()
+	v.mu.Lock()
+	hit, ok := v.verified[key]
+	v.mu.Unlock()
+	if ok && now.Before(hit.until) {
+		return hit.claims, nil
+	}
+	claims, err := v.verify(ctx, token)
+	if err != nil {
+		return Claims{}, err
+	}
+	// Reused until the token expires (exp is required) or verifiedTTL,
+	// whichever comes first; an expired token is verified afresh, and
+	// refused.
+	until := now.Add(verifiedTTL)
+	if exp := claims.ExpiresAt.Add(v.leeway); exp.Before(until) {
+		until = exp
+	}
+	v.mu.Lock()
+	if len(v.verified) >= verifiedMax {
+		clear(v.verified)
+	}
+	v.verified[key] = verifiedToken{claims: claims, until: until}
+	v.mu.Unlock()
+	return claims, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, token string) (Claims, error) {
 	var claims Claims
 	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) { return v.keyFor(ctx, t) })
 	if err != nil {

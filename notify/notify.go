@@ -497,7 +497,9 @@ func Retract(ctx context.Context, b *store.Batch, checkupID, reason string) erro
 // DoctorByExternalID loads a doctor by user-management id.
 func DoctorByExternalID(ctx context.Context, db bun.IDB, externalID string) (domain.Doctor, bool, error) {
 	var d domain.Doctor
-	err := db.NewSelect().Model(&d).Where("external_user_id = ?", externalID).Scan(ctx)
+	err := store.Select(ctx, db, &d, `SELECT id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale,
+	time_zone, active, notification_seq, profile_version, created_at, updated_at
+FROM doctors WHERE external_user_id = ?`, externalID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Doctor{}, false, nil
 	}

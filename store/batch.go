@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,4 +140,49 @@ func dollarPlaceholders(query string) string {
 	q := sb.String()
 	rewritten.Store(query, q)
 	return q
+}
+
+// Select runs a constant query with ? placeholders and scans its rows into
+// dest as bun would (a pointer to a slice of models, or to one model, which
+// gets sql.ErrNoRows when there is no row). On PostgreSQL the arguments are
+// bind parameters, so pgx prepares the statement once per connection and
+// the server plans it once, as for QueryContext; on SQLite bun formats it.
+func Select(ctx context.Context, db bun.IDB, dest any, query string, args ...any) error {
+	raw := db.NewRaw(query, args...)
+	if db.Dialect().Name().String() != "pg" {
+		return raw.Scan(ctx, dest)
+	}
+	q := dollarPlaceholders(query)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	switch d := db.(type) {
+	case *bun.DB:
+		rows, err = d.DB.QueryContext(ctx, q, args...)
+	case bun.Tx:
+		rows, err = d.Tx.QueryContext(ctx, q, args...)
+	case bun.Conn:
+		rows, err = d.Conn.QueryContext(ctx, q, args...)
+	default:
+		return raw.Scan(ctx, dest)
+	}
+	if err != nil {
+		return err
+	}
+	bdb := raw.DB()
+	if reflect.TypeOf(dest).Elem().Kind() == reflect.Slice {
+		return bdb.ScanRows(ctx, rows, dest)
+	}
+	defer func() { _ = rows.Close() }()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := bdb.ScanRow(ctx, rows, dest); err != nil {
+		return err
+	}
+	return rows.Close()
 }
