@@ -52,7 +52,9 @@ import (
 // loopback keep-alive connections, each request for a random doctor:
 // "first" is the doctor's newest page of listLimit, "deep" the page whose
 // cursor is ~90% down the doctor's list (the last full page when the
-// doctor has fewer than 10 pages).
+// doctor has fewer than 10 pages). The requests of a scenario are sent in
+// listRounds rounds alternating between the service and the baseline, so a
+// load that comes and goes on the machine weighs on both alike.
 //
 //	RFD_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/rfd_test?sslmode=disable \
 //	go test ./bench -run '^$' -bench NotificationsList -benchtime 1x -timeout 30m
@@ -130,12 +132,31 @@ func BenchmarkNotificationsList(b *testing.B) {
 			runListLoad(b, client, tg, docs, deep, warm, 99)
 		}
 	}
+	// Measure in alternating rounds, so that whatever else the machine is
+	// doing weighs on both sides alike.
 	b.StartTimer()
 	res := map[string]listResult{}
 	for _, deep := range []bool{false, true} {
-		for _, tg := range []listTarget{base, svc} {
-			r := runListLoad(b, client, tg, docs, deep, nReq, 1)
-			res[r.name] = r
+		runs := map[string]*listRun{}
+		for round := range listRounds {
+			order := []listTarget{base, svc}
+			if round%2 == 1 {
+				order = []listTarget{svc, base}
+			}
+			for _, tg := range order {
+				r := runListLoad(b, client, tg, docs, deep, max(nReq/listRounds, 1), uint64(round+1))
+				if runs[tg.name] == nil {
+					runs[tg.name] = &listRun{}
+				}
+				runs[tg.name].add(r)
+			}
+		}
+		for name, r := range runs {
+			page := "first"
+			if deep {
+				page = "deep"
+			}
+			res[name+" "+page] = r.result(name + " " + page)
 		}
 	}
 	b.StopTimer()
@@ -168,6 +189,7 @@ func BenchmarkNotificationsList(b *testing.B) {
 
 const (
 	listConcurrency = 16
+	listRounds      = 10
 	listLimit       = 20
 	listIssuer      = "https://users.example/"
 	listAudience    = "rfd-notify-bench"
@@ -496,7 +518,31 @@ type listResult struct {
 
 // runListLoad sends n requests to tg from listConcurrency goroutines, each
 // for a random doctor, and returns the rate and latency percentiles.
-func runListLoad(b *testing.B, client *http.Client, tg listTarget, docs []listDoctor, deep bool, n int, seed uint64) listResult {
+// listRun is the latencies and time of some rounds of one scenario.
+type listRun struct {
+	lat     []time.Duration
+	elapsed time.Duration
+}
+
+func (r *listRun) add(o listRun) {
+	r.lat = append(r.lat, o.lat...)
+	r.elapsed += o.elapsed
+}
+
+func (r *listRun) result(name string) listResult {
+	n := len(r.lat)
+	slices.Sort(r.lat)
+	return listResult{
+		name: name,
+		n:    n,
+		rps:  float64(n) / r.elapsed.Seconds(),
+		p50:  r.lat[(n-1)*50/100],
+		p99:  r.lat[(n*99+99)/100-1],
+	}
+}
+
+// runListLoad sends n requests to tg from listConcurrency goroutines.
+func runListLoad(b *testing.B, client *http.Client, tg listTarget, docs []listDoctor, deep bool, n int, seed uint64) listRun {
 	b.Helper()
 	lat := make([]time.Duration, n)
 	var next atomic.Int64
@@ -539,18 +585,7 @@ func runListLoad(b *testing.B, client *http.Client, tg listTarget, docs []listDo
 	if p := failed.Load(); p != nil {
 		b.Fatalf("%s load: %v", tg.name, *p)
 	}
-	slices.Sort(lat)
-	page := "first"
-	if deep {
-		page = "deep"
-	}
-	return listResult{
-		name: tg.name + " " + page,
-		n:    n,
-		rps:  float64(n) / elapsed.Seconds(),
-		p50:  lat[(n-1)*50/100],
-		p99:  lat[(n*99+99)/100-1],
-	}
+	return listRun{lat: lat, elapsed: elapsed}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
