@@ -1,0 +1,102 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/uptrace/bun"
+)
+
+// QueryContext runs a read with bun-style ? placeholders. On PostgreSQL
+// the arguments are sent as bind parameters of a constant statement, which
+// pgx prepares once per connection and PostgreSQL plans once; bun would
+// otherwise inline them, making every call a new statement to parse, plan,
+// prepare and deallocate. On SQLite bun formats the query as usual.
+func QueryContext(ctx context.Context, tx bun.Tx, query string, args ...any) (*sql.Rows, error) {
+	if isPostgres(tx) {
+		return tx.Tx.QueryContext(ctx, dollarPlaceholders(query), args...)
+	}
+	return tx.QueryContext(ctx, query, args...)
+}
+
+// ExecContext is QueryContext for a write whose result the caller needs.
+func ExecContext(ctx context.Context, tx bun.Tx, query string, args ...any) (sql.Result, error) {
+	if isPostgres(tx) {
+		return tx.Tx.ExecContext(ctx, dollarPlaceholders(query), args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
+var rewritten sync.Map // query with ? → query with $n
+
+// dollarPlaceholders turns bun's ? placeholders into PostgreSQL's $1, $2…
+// The queries it is given are constants of this module, with no ? inside
+// literals or identifiers.
+func dollarPlaceholders(query string) string {
+	if q, ok := rewritten.Load(query); ok {
+		return q.(string)
+	}
+	var sb strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			sb.WriteByte('$')
+			sb.WriteString(strconv.Itoa(n))
+			continue
+		}
+		sb.WriteRune(r)
+	}
+	q := sb.String()
+	rewritten.Store(query, q)
+	return q
+}
+
+// Select runs a constant query with ? placeholders and scans its rows into
+// dest as bun would (a pointer to a slice of models, or to one model, which
+// gets sql.ErrNoRows when there is no row). On PostgreSQL the arguments are
+// bind parameters, so pgx prepares the statement once per connection and
+// the server plans it once, as for QueryContext; on SQLite bun formats it.
+func Select(ctx context.Context, db bun.IDB, dest any, query string, args ...any) error {
+	raw := db.NewRaw(query, args...)
+	if db.Dialect().Name().String() != "pg" {
+		return raw.Scan(ctx, dest)
+	}
+	q := dollarPlaceholders(query)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	switch d := db.(type) {
+	case *bun.DB:
+		rows, err = d.DB.QueryContext(ctx, q, args...)
+	case bun.Tx:
+		rows, err = d.Tx.QueryContext(ctx, q, args...)
+	case bun.Conn:
+		rows, err = d.Conn.QueryContext(ctx, q, args...)
+	default:
+		return raw.Scan(ctx, dest)
+	}
+	if err != nil {
+		return err
+	}
+	bdb := raw.DB()
+	if reflect.TypeOf(dest).Elem().Kind() == reflect.Slice {
+		return bdb.ScanRows(ctx, rows, dest)
+	}
+	defer func() { _ = rows.Close() }()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := bdb.ScanRow(ctx, rows, dest); err != nil {
+		return err
+	}
+	return rows.Close()
+}
