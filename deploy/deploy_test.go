@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -174,6 +175,9 @@ func TestOverlays(t *testing.T) {
 			checkAPI(t, r)
 			checkScaling(t, r)
 			checkMigrateJob(t, r)
+			if pr := r.rules["rfd"]; len(r.rules) != 1 || pr == nil || !reflect.DeepEqual(pr.Spec, plainRules(t)) {
+				t.Errorf("want one PrometheusRule rfd with the rules of %s", rulesFile)
+			}
 			kinds := make([]string, 0, len(r.counts))
 			for k := range r.counts {
 				kinds = append(kinds, fmt.Sprintf("%s=%d", k, r.counts[k]))
