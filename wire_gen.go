@@ -356,3 +356,28 @@ func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, fu
 		cleanup()
 	}, nil
 }
+
+func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
+	db, cleanup, err := app.OpenDB(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger, err := app.NewLogger(cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	ops, err := app.NewOps(cfg, db, pubSub)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return ops, func() {
+		cleanup()
+	}, nil
+}

@@ -158,13 +158,13 @@ func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, rout
 		}
 	}
 	s := build(d, authn, checks, gatherer, routes...)
+	in := newInstrumentation(s.api.OpenAPI())
 	if d.Metrics != nil {
-		rd, err := newRequestDuration(d.Metrics, s.api.OpenAPI())
-		if err != nil {
+		if err := in.measure(d.Metrics); err != nil {
 			return nil, fmt.Errorf("api metrics: %w", err)
 		}
-		s.handler = rd.wrap(s.mux)
 	}
+	s.handler = in.wrap(s.mux)
 	return s, nil
 }
 

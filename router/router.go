@@ -138,6 +138,7 @@ func (rt *Router) AddConsumer(h Handler) error {
 
 	chain := []message.HandlerMiddleware{
 		detach,
+		traced(h),
 		correlate,
 		middleware.Recoverer,
 		withLogger(rt.logger.With("handler", h.Name)),
