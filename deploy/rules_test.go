@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"strings"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -86,6 +87,45 @@ func TestRulesPromtool(t *testing.T) {
 			t.Errorf("promtool %v: %v\n%s", args, err, out)
 		} else {
 			t.Logf("promtool %v:\n%s", args, out)
+		}
+	}
+}
+
+// TestRunbookCoversAlerts checks that every alert links to a section of
+// docs/runbook.md that exists and names the alert.
+func TestRunbookCoversAlerts(t *testing.T) {
+	b, err := os.ReadFile("../docs/runbook.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runbook := string(b)
+	anchors := map[string]string{} // anchor -> section text
+	sections := strings.Split(runbook, "\n## ")
+	for _, s := range sections[1:] {
+		title, _, _ := strings.Cut(s, "\n")
+		anchors[strings.ReplaceAll(strings.ToLower(strings.TrimSpace(title)), " ", "-")] = s
+	}
+	for _, want := range []string{"api-down", "consumer-not-processing", "checkup-event-delays", "delivery-failures",
+		"order-sync-issues", "user-management-issues", "cron-failures"} {
+		if _, ok := anchors[want]; !ok {
+			t.Errorf("docs/runbook.md: no section #%s", want)
+		}
+	}
+	for _, g := range plainRules(t).Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			link := r.Annotations["runbook"]
+			anchor, ok := strings.CutPrefix(link, "docs/runbook.md#")
+			section, found := anchors[anchor]
+			if !ok || !found {
+				t.Errorf("%s: runbook link %q to no section", r.Alert, link)
+				continue
+			}
+			if !strings.Contains(section, r.Alert) {
+				t.Errorf("%s: section #%s does not mention it", r.Alert, anchor)
+			}
 		}
 	}
 }
