@@ -20,5 +20,6 @@ func main() {
 		Cron:    initCron,
 		Migrate: initMigrate,
 		APIKeys: initAPIKeys,
+		Ops:     initOps,
 	}, os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -5,38 +5,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rfd-notify/rfd/internal/rfdbin"
 )
 
-// rfdBinary builds the rfd binary once per test run.
+// rfdBinary builds the rfd binary once per test run, as the Dockerfile does.
 func rfdBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "rfd-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "rfd")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return rfdbin.Build(t)
 }
 
 func freeAddr(t *testing.T) string {
@@ -255,14 +240,6 @@ func TestOpenAPICommand(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		_ = os.RemoveAll(filepath.Dir(binPath))
-	}
+	rfdbin.Cleanup()
 	os.Exit(code)
 }
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)

@@ -45,3 +45,8 @@ func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, fu
 	wire.Build(app.APIKeysSet)
 	return nil, nil, nil
 }
+
+func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
+	wire.Build(app.OpsSet)
+	return nil, nil, nil
+}

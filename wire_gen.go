@@ -58,7 +58,7 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
@@ -119,7 +119,7 @@ func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
@@ -180,7 +180,7 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
@@ -246,7 +246,7 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
@@ -307,7 +307,7 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher)
+	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
 	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
 	if err != nil {
 		cleanup2()
@@ -353,6 +353,31 @@ func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, fu
 		return nil, nil, err
 	}
 	return apiKeyManager, func() {
+		cleanup()
+	}, nil
+}
+
+func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
+	db, cleanup, err := app.OpenDB(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger, err := app.NewLogger(cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	ops, err := app.NewOps(cfg, db, pubSub)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return ops, func() {
 		cleanup()
 	}, nil
 }

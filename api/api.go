@@ -54,11 +54,12 @@ const (
 
 // Server is the HTTP surface of the api role.
 type Server struct {
-	mux    *http.ServeMux
-	api    huma.API
-	auth   *auth.Authenticator
-	h      *handlers
-	limits rateLimits
+	mux     *http.ServeMux
+	handler http.Handler
+	api     huma.API
+	auth    *auth.Authenticator
+	h       *handlers
+	limits  rateLimits
 }
 
 // Deps are what the operations are built from.
@@ -77,6 +78,8 @@ type Deps struct {
 	// doctors' open streams. Without one the stream replays from the
 	// database and sends heartbeats, but pushes nothing live.
 	InApp *inapp.Hub
+	// Metrics receives the response-time histogram; nil measures nothing.
+	Metrics prometheus.Registerer
 }
 
 // Config returns the huma configuration shared by the server and `rfd openapi`.
@@ -154,7 +157,15 @@ func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, rout
 			return nil, err
 		}
 	}
-	return build(d, authn, checks, gatherer, routes...), nil
+	s := build(d, authn, checks, gatherer, routes...)
+	in := newInstrumentation(s.api.OpenAPI())
+	if d.Metrics != nil {
+		if err := in.measure(d.Metrics); err != nil {
+			return nil, fmt.Errorf("api metrics: %w", err)
+		}
+	}
+	s.handler = in.wrap(s.mux)
+	return s, nil
 }
 
 func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *Server {
@@ -190,11 +201,12 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 		hub = inapp.NewHub()
 	}
 	RegisterStream(a, StreamDeps{DB: d.DB, Hub: hub, Doctor: auth.DoctorFromContext, Security: doctorSecurity})
+	s.handler = s.mux
 	return s
 }
 
 // Handler serves every endpoint.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // OpenAPI is the API description.
 func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }

@@ -152,8 +152,8 @@ func NewSweeper(cfg config.Config, db *bun.DB, n *notify.Notifier, reg prometheu
 }
 
 // NewHandlers builds the consumers this build implements.
-func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher, n *notify.Notifier, d *delivery.Dispatcher) handlers.Set {
-	return handlers.Consumers(handlers.Deps{Config: cfg, Inbox: inbox, Outbox: ob, Notifier: n, Dispatcher: d, Now: time.Now})
+func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher, n *notify.Notifier, d *delivery.Dispatcher, reg prometheus.Registerer) handlers.Set {
+	return handlers.Consumers(handlers.Deps{Config: cfg, Inbox: inbox, Outbox: ob, Notifier: n, Dispatcher: d, Now: time.Now, Registerer: reg})
 }
 
 // NewSenders builds the provider clients of the configured channels.

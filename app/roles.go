@@ -19,6 +19,7 @@ import (
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/health"
 	"github.com/rfd-notify/rfd/inapp"
+	"github.com/rfd-notify/rfd/lag"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/migrations"
 	"github.com/rfd-notify/rfd/notify"
@@ -153,6 +154,31 @@ func (r *Runtime) addForwarder() (bool, error) {
 	return err == nil, err
 }
 
+// registerLag exports the lag of the given consumers' groups and, on
+// Kafka, the outbox backlog, measured at each scrape.
+func (r *Runtime) registerLag(consumers []string, withOutbox bool) error {
+	pairs := make([]lag.Pair, 0, len(consumers))
+	for _, c := range consumers {
+		pairs = append(pairs, lag.Pair{Topic: r.Config.TopicOf(c), Group: r.Config.ConsumerGroup(c)})
+	}
+	sqlr, err := lag.NewSQLReader(r.DB, r.PubSub)
+	if err != nil {
+		return err
+	}
+	var consumersReader, outboxReader lag.Reader = sqlr, nil
+	if r.Transport.Name() == config.TransportKafka {
+		consumersReader = lag.NewKafkaReader(r.Config.KafkaBrokers)
+		if withOutbox {
+			outboxReader = sqlr
+		}
+	}
+	outboxPair := lag.Pair{Topic: r.Config.TopicOutbox, Group: r.Config.ConsumerGroup("forwarder")}
+	if err := r.Registry.Register(lag.NewCollector(consumersReader, pairs, outboxReader, outboxPair, r.Logger)); err != nil {
+		return fmt.Errorf("lag metrics: %w", err)
+	}
+	return nil
+}
+
 func (r *Runtime) routerCheck() {
 	r.Checks.Add("router", func(context.Context) error {
 		if !r.Router.IsRunning() {
@@ -204,12 +230,15 @@ func (s *Serve) Run(ctx context.Context) error {
 	if err := s.addInAppBroadcast(); err != nil {
 		return err
 	}
+	if err := s.registerLag(config.Consumers, true); err != nil {
+		return err
+	}
 	withRouter := true
 	if withRouter {
 		s.routerCheck()
 	}
 	s.Logger.Info("serve starting", "transport", s.Transport.Name(), "consumers", names, "forwarder", fwd)
-	apiServer, err := api.NewServer(api.Deps{Config: s.Config, DB: s.DB, Logger: s.Logger, InApp: s.Hub}, s.Checks, s.Registry, s.callbackRoutes()...)
+	apiServer, err := api.NewServer(api.Deps{Config: s.Config, DB: s.DB, Logger: s.Logger, InApp: s.Hub, Metrics: s.Registry}, s.Checks, s.Registry, s.callbackRoutes()...)
 	if err != nil {
 		return err
 	}
@@ -237,7 +266,7 @@ func (a *API) Run(ctx context.Context) error {
 		return err
 	}
 	a.routerCheck()
-	apiServer, err := api.NewServer(api.Deps{Config: a.Config, DB: a.DB, Logger: a.Logger, InApp: a.Hub}, a.Checks, a.Registry, a.callbackRoutes()...)
+	apiServer, err := api.NewServer(api.Deps{Config: a.Config, DB: a.DB, Logger: a.Logger, InApp: a.Hub, Metrics: a.Registry}, a.Checks, a.Registry, a.callbackRoutes()...)
 	if err != nil {
 		return err
 	}
@@ -267,6 +296,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.addConsumer(string(c.name)); err != nil {
 		return err
 	}
+	if err := c.registerLag([]string{string(c.name)}, false); err != nil {
+		return err
+	}
 	c.routerCheck()
 	c.Logger.Info("consumer starting", "consumer", string(c.name), "transport", c.Transport.Name())
 	p := c.process([]*http.Server{c.adminServer()}, true)
@@ -292,6 +324,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	fwd, err := w.addForwarder()
 	if err != nil {
+		return err
+	}
+	// The worker always runs: it reports every group's lag, so a consumer
+	// with no replica left still shows up as falling behind.
+	if err := w.registerLag(config.Consumers, true); err != nil {
 		return err
 	}
 	if fwd {

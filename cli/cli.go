@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/rfd-notify/rfd/app"
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/tracing"
 )
 
 // Runner is a long-running role.
@@ -34,6 +36,7 @@ type Injectors struct {
 	Cron    func(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	Migrate func(ctx context.Context, cfg config.Config) (*app.Migrate, func(), error)
 	APIKeys func(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error)
+	Ops     func(ctx context.Context, cfg config.Config) (*app.Ops, func(), error)
 }
 
 // Exit codes.
@@ -88,6 +91,16 @@ func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			stopTracing, err := tracing.Setup(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				// Flush the spans of the shutdown itself, briefly.
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = stopTracing(sctx)
+			}()
 			role, cleanup, err := build(ctx, cfg)
 			if err != nil {
 				return err
@@ -153,6 +166,8 @@ func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
 			}),
 		},
 		migrateCmd(inj, load, stdout),
+		lagCmd(inj, load, stdout),
+		outboxCmd(inj, load, stdout),
 		apikeyCmd(inj, load, stdout),
 		openapiCmd(stdout),
 	)
@@ -219,5 +234,51 @@ func openapiCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "yaml", "yaml or json")
+	return cmd
+}
+
+func opsCommand(inj Injectors, load func(*cobra.Command) (config.Config, error), run func(context.Context, *app.Ops) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		cfg, err := load(cmd)
+		if err != nil {
+			return err
+		}
+		ops, cleanup, err := inj.Ops(cmd.Context(), cfg)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+		defer cancel()
+		return run(ctx, ops)
+	}
+}
+
+func lagCmd(inj Injectors, load func(*cobra.Command) (config.Config, error), stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "lag",
+		Short: "Print each consumer group's lag on its topic (messages, age of the oldest) and, on Kafka, the outbox backlog",
+		Args:  cobra.NoArgs,
+		RunE: opsCommand(inj, load, func(ctx context.Context, o *app.Ops) error {
+			return o.Lag(ctx, stdout)
+		}),
+	}
+}
+
+func outboxCmd(inj Injectors, load func(*cobra.Command) (config.Config, error), stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "outbox status",
+		Short: "Inspect the transactional outbox",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 || args[0] != "status" {
+				return usageError{errors.New("outbox needs: status")}
+			}
+			return nil
+		},
+		ValidArgs: []string{"status"},
+		RunE: opsCommand(inj, load, func(ctx context.Context, o *app.Ops) error {
+			return o.OutboxStatus(ctx, stdout)
+		}),
+	}
 	return cmd
 }

@@ -135,6 +135,10 @@ type Config struct {
 
 	APIRatePerKey    float64 `env:"RFD_API_RATE_PER_KEY" envDefault:"50" desc:"API requests per second per API key (token bucket, burst of the same size); more are 429 with Retry-After"`
 	APIRatePerDoctor float64 `env:"RFD_API_RATE_PER_DOCTOR" envDefault:"20" desc:"API requests per second per doctor (token bucket, burst of the same size); more are 429 with Retry-After"`
+
+	OTelEndpoint    string  `env:"RFD_OTEL_ENDPOINT" desc:"OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318 (unset = tracing off; W3C traceparent is still passed along)"`
+	OTelServiceName string  `env:"RFD_OTEL_SERVICE_NAME" envDefault:"rfd" desc:"service.name of the exported spans"`
+	OTelSampleRatio float64 `env:"RFD_OTEL_SAMPLE_RATIO" envDefault:"1" desc:"share of new traces sampled, 0 to 1; a trace started upstream keeps its sampling decision"`
 }
 
 // Field describes one option for flags, error messages and the README.
@@ -379,6 +383,14 @@ func (c Config) Validate() error {
 	for name, v := range map[string]float64{"RFD_API_RATE_PER_KEY": c.APIRatePerKey, "RFD_API_RATE_PER_DOCTOR": c.APIRatePerDoctor} {
 		if !(v > 0) || math.IsInf(v, 1) {
 			return bad(name, "must be a positive number of requests per second, got %v", v)
+		}
+	}
+	if !(c.OTelSampleRatio >= 0 && c.OTelSampleRatio <= 1) {
+		return bad("RFD_OTEL_SAMPLE_RATIO", "must be between 0 and 1, got %v", c.OTelSampleRatio)
+	}
+	if c.OTelEndpoint != "" {
+		if u, err := url.Parse(c.OTelEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("RFD_OTEL_ENDPOINT", "want an absolute http(s) URL, got %q", c.OTelEndpoint)
 		}
 	}
 	if c.SMSPerDoctorPerHour < 1 {

@@ -328,7 +328,7 @@ func newBenchEnv(b *testing.B, combination string) *benchEnv {
 			b.Fatal(err)
 		}
 	}
-	consumer, ok := app.NewHandlers(cfg, e.env.Inbox, e.env.Outbox, e.notifier, dispatcher)[config.ConsumerSendNotification]
+	consumer, ok := app.NewHandlers(cfg, e.env.Inbox, e.env.Outbox, e.notifier, dispatcher, e.env.Registry)[config.ConsumerSendNotification]
 	if !ok {
 		b.Fatal("no send-notification consumer")
 	}

@@ -14,6 +14,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rfd-notify/rfd/channels"
 	"github.com/rfd-notify/rfd/domain"
@@ -22,6 +25,7 @@ import (
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/store"
+	"github.com/rfd-notify/rfd/tracing"
 )
 
 // Options tune retries.
@@ -93,7 +97,14 @@ func (d *Dispatcher) Handle(msg *message.Message) error {
 	}
 
 	started := d.now().UTC()
-	res := d.senders.send(ctx, j)
+	sctx, span := tracing.Tracer().Start(ctx, "deliver "+string(j.delivery.Channel), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("rfd.channel", string(j.delivery.Channel)), attribute.String("rfd.delivery_id", j.delivery.ID),
+			attribute.Int("rfd.attempt", j.cmd.Attempt)))
+	res := d.senders.send(sctx, j)
+	if res.err != nil {
+		span.SetStatus(codes.Error, "provider call failed")
+	}
+	span.End()
 	return d.record(ctx, msg.UUID, j, started, res)
 }
 

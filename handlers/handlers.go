@@ -6,8 +6,10 @@
 package handlers
 
 import (
-	"github.com/ThreeDotsLabs/watermill/message"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/delivery"
@@ -28,6 +30,8 @@ type Deps struct {
 	Dispatcher *delivery.Dispatcher
 	// Now is the clock; tests control it.
 	Now func() time.Time
+	// Registerer receives the consumers' own metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Set maps a consumer name to its router handler.

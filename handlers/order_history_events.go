@@ -2,11 +2,13 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/config"
@@ -29,11 +31,27 @@ type OrderHistoryEvents struct {
 	notifier *notify.Notifier
 	notifyOn []string
 	now      func() time.Time
+	// outOfOrder counts events absorbed into the timeline without moving
+	// the state: they arrived after a later one.
+	outOfOrder prometheus.Counter
 }
 
-// NewOrderHistoryEvents returns the consumer.
+// NewOrderHistoryEvents returns the consumer; its metric is registered in
+// d.Registerer when there is one.
 func NewOrderHistoryEvents(d Deps) *OrderHistoryEvents {
-	return &OrderHistoryEvents{inbox: d.Inbox, notifier: d.Notifier, notifyOn: d.Config.OrderNotifyStatuses, now: d.Now}
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "rfd", Name: "order_events_out_of_order_total",
+		Help: "Order history events that arrived after a later event of their order: kept in the timeline, not applied to the state.",
+	})
+	if d.Registerer != nil {
+		if err := d.Registerer.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				c = are.ExistingCollector.(prometheus.Counter)
+			}
+		}
+	}
+	return &OrderHistoryEvents{inbox: d.Inbox, notifier: d.Notifier, notifyOn: d.Config.OrderNotifyStatuses, now: d.Now, outOfOrder: c}
 }
 
 // Handle processes one message.
@@ -42,24 +60,31 @@ func (h *OrderHistoryEvents) Handle(msg *message.Message) error {
 	if err != nil {
 		return msgerr.Permanent(err)
 	}
+	late := false
 	_, err = h.inbox.Process(msg.Context(), config.ConsumerOrderHistoryEvents, msg.UUID, func(ctx context.Context, tx bun.Tx) error {
-		return h.apply(ctx, tx, msg.UUID, ev)
+		var err error
+		late, err = h.apply(ctx, tx, msg.UUID, ev)
+		return err
 	})
+	if err == nil && late {
+		h.outOfOrder.Inc()
+	}
 	return err
 }
 
-func (h *OrderHistoryEvents) apply(ctx context.Context, tx bun.Tx, eventID string, ev events.OrderHistoryEvent) error {
+// apply reports whether the event was late (absorbed without moving the state).
+func (h *OrderHistoryEvents) apply(ctx context.Context, tx bun.Tx, eventID string, ev events.OrderHistoryEvent) (bool, error) {
 	now := h.now().UTC()
 	// Create the order on its first event, whatever its sequence.
 	if _, err := tx.NewRaw(`INSERT INTO orders (id, patient_ref, status, last_seq, last_event_at, created_at, updated_at)
 VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 		ev.OrderID, ev.Patient.Ref, ev.Status, ev.OccurredAt.UTC(), now, now).Exec(ctx); err != nil {
-		return fmt.Errorf("create order: %w", err)
+		return false, fmt.Errorf("create order: %w", err)
 	}
 
 	var lastSeq int64
 	if err := tx.NewRaw(`SELECT last_seq FROM orders WHERE id = ?`, ev.OrderID).Scan(ctx, &lastSeq); err != nil {
-		return fmt.Errorf("read order: %w", err)
+		return false, fmt.Errorf("read order: %w", err)
 	}
 	applies := int64(ev.Sequence) > lastSeq
 
@@ -67,28 +92,28 @@ VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, seq) DO NOTHING`,
 		ev.OrderID, ev.Sequence, ev.Status, applies, eventID, ev.OccurredAt.UTC(), now).Exec(ctx)
 	if err != nil {
-		return fmt.Errorf("record order event: %w", err)
+		return false, fmt.Errorf("record order event: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return nil // this sequence number is already in the timeline
+		return false, nil // this sequence number is already in the timeline
 	}
 
 	doctors := make([]string, 0, len(ev.ReferringDoctors))
 	for _, d := range ev.ReferringDoctors {
 		doctors = append(doctors, d.ExternalUserID)
 		if _, err := tx.NewRaw(`INSERT INTO order_doctors (order_id, doctor_external_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, ev.OrderID, d.ExternalUserID).Exec(ctx); err != nil {
-			return fmt.Errorf("record referring doctor: %w", err)
+			return false, fmt.Errorf("record referring doctor: %w", err)
 		}
 	}
 	if !applies {
-		return nil // late: in the timeline, not in the state
+		return true, nil // late: in the timeline, not in the state
 	}
 	if _, err := tx.NewRaw(`UPDATE orders SET status = ?, last_seq = ?, last_event_at = ?, updated_at = ? WHERE id = ?`,
 		ev.Status, ev.Sequence, ev.OccurredAt.UTC(), now, ev.OrderID).Exec(ctx); err != nil {
-		return fmt.Errorf("update order state: %w", err)
+		return false, fmt.Errorf("update order state: %w", err)
 	}
 	if !slices.Contains(h.notifyOn, ev.Status) {
-		return nil
+		return false, nil
 	}
 	_, err = h.notifier.Notify(ctx, tx, notify.Intent{
 		Key:           fmt.Sprintf("order/%s/%s/%d", ev.OrderID, ev.Status, ev.Sequence),
@@ -104,5 +129,5 @@ VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, seq) DO NOTHING`,
 		},
 		OrderID: ev.OrderID,
 	}, doctors)
-	return err
+	return false, err
 }

@@ -14,10 +14,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rfd-notify/rfd/kafkapubsub"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/sqlpubsub"
+	"github.com/rfd-notify/rfd/tracing"
 )
 
 // PartitionKeyKey is the metadata key holding a message's aggregate id (a
@@ -58,6 +61,14 @@ func (p *Publisher) Publish(ctx context.Context, tx bun.Tx, topic string, msgs .
 				middleware.SetCorrelationID(id, m)
 			}
 		}
+	}
+	// The messages carry the trace on: their consumers' spans are
+	// children of this one (traceparent in metadata, Kafka headers).
+	ctx, span := tracing.Tracer().Start(ctx, "outbox publish "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.destination.name", topic), attribute.Int("messaging.batch.message_count", len(msgs))))
+	defer span.End()
+	for _, m := range msgs {
+		tracing.Inject(ctx, m)
 	}
 	pub, err := p.pubsub.TxPublisher(tx.Tx)
 	if err != nil {

@@ -49,6 +49,7 @@ type Router struct {
 	opts      Options
 	logger    *slog.Logger
 	metrics   metrics.HandlerPrometheusMetricsMiddleware
+	outcomes  *outcomes
 	poison    message.HandlerMiddleware
 	closing   atomic.Bool
 }
@@ -69,7 +70,12 @@ func New(opts Options, transport Transport, reg prometheus.Registerer, logger *s
 	wr.AddPublisherDecorators(builder.DecoratePublisher)
 	wr.AddSubscriberDecorators(builder.DecorateSubscriber)
 
+	oc, err := newOutcomes(reg)
+	if err != nil {
+		return nil, err
+	}
 	rt := &Router{
+		outcomes:  oc,
 		r:         wr,
 		transport: transport,
 		opts:      opts,
@@ -102,7 +108,8 @@ type Handler struct {
 }
 
 // AddConsumer registers h behind the middleware chain, outermost first:
-// correlation id, recoverer, metrics, poison queue, retry, timeout, throttle.
+// correlation id, recoverer, metrics, poison queue, outcome counts, retry,
+// timeout, throttle.
 // A few small steps sit between them: detach (shutdown lets the message
 // finish), the logger in the context, the poison class, the attempt counter,
 // and an inner recoverer that makes a panic a permanent failure.
@@ -131,11 +138,13 @@ func (rt *Router) AddConsumer(h Handler) error {
 
 	chain := []message.HandlerMiddleware{
 		detach,
+		traced(h),
 		correlate,
 		middleware.Recoverer,
 		withLogger(rt.logger.With("handler", h.Name)),
 		rt.metrics.Middleware,
 		rt.poison,
+		rt.outcomes.middleware(h.Name),
 		classify,
 		retry.Middleware,
 		countAttempts,
