@@ -113,11 +113,11 @@ type proc struct {
 	admin string // host:port of /readyz
 	log   string // file the process writes its stderr to
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	exit    error
-	starts  int
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	exit   error
+	starts int
 }
 
 func (p *proc) start(t testing.TB) {
@@ -251,6 +251,9 @@ type cluster struct {
 	hooks   *providertest.Hooks
 	env     []string
 	procs   []*proc
+	// commandRepeats counts send-notification commands the relay put on
+	// the topic more than once (observe sets it).
+	commandRepeats int
 }
 
 // newCluster starts the providers, migrates the database at dbURL with
@@ -622,8 +625,9 @@ func (c *cluster) observe(ctx context.Context, l *ledger.Ledger) (ledger.Observe
 		return nil, err
 	}
 	obs[kCommand] = ledger.Counts{}
-	for k := range ledger.Tally(cmds) {
+	for k, n := range ledger.Tally(cmds) {
 		obs[kCommand][k] = 1
+		c.commandRepeats += n - 1
 	}
 	poisoned, err := readTopic(ctx, c.brokers, "rfd-poison", func(r *kgo.Record) string {
 		for _, h := range r.Headers {

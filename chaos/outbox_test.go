@@ -40,7 +40,11 @@ func TestOutboxOrdering(t *testing.T) {
 	testenv.Run(t, rt)
 
 	l := ledger.New()
-	var next atomic.Int64
+	var (
+		next      atomic.Int64
+		orderMu   sync.Mutex
+		committed []int64 // first message number of each transaction, in commit order
+	)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -80,6 +84,9 @@ func TestOutboxOrdering(t *testing.T) {
 					errs <- fmt.Errorf("writer %d: %w", w, err)
 					return
 				}
+				orderMu.Lock()
+				committed = append(committed, first)
+				orderMu.Unlock()
 				for _, id := range ids {
 					l.Sent(id, ledger.Effect{Kind: kRelay, Key: id})
 				}
@@ -92,6 +99,18 @@ func TestOutboxOrdering(t *testing.T) {
 		t.Fatal(err)
 	}
 	written := time.Since(start)
+	// The case under test must have happened: transactions committing
+	// after one that began later.
+	overtaken, highest := 0, int64(-1)
+	for _, f := range committed {
+		if f < highest {
+			overtaken++
+		}
+		highest = max(highest, f)
+	}
+	if overtaken == 0 {
+		t.Fatal("no transaction committed after a later one: the run tested nothing")
+	}
 
 	// Wait until the forwarder has acked every outbox row (or stalls for
 	// a minute), then read the destination topic.
@@ -101,7 +120,7 @@ func TestOutboxOrdering(t *testing.T) {
 	last, lastChange := -1, time.Now()
 	for {
 		var relayed, rows int
-		if err := env.DB.QueryRowContext(ctx, q, env.Config.ConsumerGroup("forwarder")).Scan(&relayed, &rows); err != nil {
+		if err := env.DB.DB.QueryRowContext(ctx, q, env.Config.ConsumerGroup("forwarder")).Scan(&relayed, &rows); err != nil {
 			t.Fatalf("forwarder progress: %v", err)
 		}
 		if rows != n {
@@ -130,8 +149,8 @@ func TestOutboxOrdering(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := l.Check(ledger.Observed{kRelay: ledger.Tally(ids)}, nil)
-	line := fmt.Sprintf("chaos outbox-ordering: %d writers, %d messages written in %s, relayed by %s: %s",
-		writers, n, written.Round(time.Millisecond), relayedIn.Round(time.Millisecond), r)
+	line := fmt.Sprintf("chaos outbox-ordering: %d writers, %d messages in %d transactions (%d committed after a later one) written in %s, relayed by %s: %s",
+		writers, n, len(committed), overtaken, written.Round(time.Millisecond), relayedIn.Round(time.Millisecond), r)
 	t.Log(line)
 	fmt.Println(line)
 	if !r.Pass() || r.Unexpected != 0 || r.Sent != n {

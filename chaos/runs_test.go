@@ -284,7 +284,8 @@ func TestKill9(t *testing.T) {
 	kills := len(o.rec.kills)
 	t.Logf("kill -9: %d kills (%v), %d in-flight provider calls repeated (excused), SMS billed twice: %d",
 		kills, killsByRole(o.rec), o.report.Excused, o.report.Kinds[kSMSBilled].Duplicated)
-	printSummary(t, "kill-9", o, fmt.Sprintf("kills=%d in_flight_repeats=%d", kills, o.report.Excused))
+	printSummary(t, "kill-9", o, fmt.Sprintf("kills=%d in_flight_repeats=%d sms_billed_twice=%d relayed_command_repeats=%d",
+		kills, o.report.Excused, o.report.Kinds[kSMSBilled].Duplicated, o.c.commandRepeats))
 	if !o.report.Pass() || o.report.Unexpected != 0 {
 		t.Errorf("kill -9: %s\n%s", o.report, o.report.Detail())
 	}
@@ -313,4 +314,60 @@ func printSummary(t *testing.T, name string, o outcome, extra string) {
 	line := fmt.Sprintf("chaos %s: %s; %s; %s", name, o.report, extra, o.elapsed.Round(time.Second))
 	t.Log(line)
 	fmt.Println(line)
+}
+
+// --- run 2: graceful rolling restart ---------------------------------------------------
+
+// roller SIGTERMs each role in turn, waits for it to exit (it must exit 0
+// within its shutdown timeout), restarts it and waits until it is ready
+// before the next one.
+func roller(ctx context.Context, t testing.TB, c *cluster, rec *record) {
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500*time.Millisecond + rand.N(1000*time.Millisecond)):
+		}
+		p := c.procs[i%len(c.procs)]
+		at := time.Now()
+		err, exited := p.signal(syscall.SIGTERM, 25*time.Second)
+		switch {
+		case !exited:
+			rec.note("%s did not exit within 25s of SIGTERM", p.name)
+			_, _ = p.signal(syscall.SIGKILL, 5*time.Second)
+		case err != nil:
+			rec.note("%s exited with %v after SIGTERM", p.name, err)
+		}
+		rec.killed(p.name, at)
+		p.start(t)
+		rec.mu.Lock()
+		rec.restarts++
+		rec.mu.Unlock()
+		if err := p.ready(60 * time.Second); err != nil {
+			rec.note("%v", err)
+		}
+	}
+}
+
+func TestGracefulRollingRestart(t *testing.T) {
+	n := eventCount(t, 1000, 20_000)
+	o := run(t, runSpec{
+		tag: "roll", events: n, doctors: 200, rate: envFloat(t, "RFD_CHAOS_RATE", 100),
+		disrupt: roller, deadline: deadlineFor(n),
+	})
+	restarts := len(o.rec.kills)
+	printSummary(t, "graceful-rolling-restart", o, fmt.Sprintf("sigterm_restarts=%d (%v) relayed_command_repeats=%d", restarts, killsByRole(o.rec), o.c.commandRepeats))
+	if o.c.commandRepeats != 0 {
+		t.Errorf("rolling restart: %d send-notification commands relayed more than once", o.c.commandRepeats)
+	}
+	for _, note := range o.rec.notes {
+		t.Errorf("rolling restart: %s", note)
+	}
+	// Zero duplicates of any kind: not even a repeated provider call.
+	if !o.report.Pass() || o.report.Unexpected != 0 || o.report.Excused != 0 {
+		t.Errorf("rolling restart: %s\n%s", o.report, o.report.Detail())
+	}
+	if restarts < len(roles) {
+		t.Errorf("rolling restart: only %d restarts, want every role restarted at least once", restarts)
+	}
 }
