@@ -313,10 +313,11 @@ func (c *cluster) run(args ...string) {
 	}
 }
 
-// startRoles starts one process per role and waits until each is ready.
-func (c *cluster) startRoles() {
+// startRoles starts one process per role (and per extra role) and waits
+// until each is ready.
+func (c *cluster) startRoles(extra ...[]string) {
 	c.t.Helper()
-	for i, args := range roles {
+	for i, args := range append(slices.Clone(roles), extra...) {
 		c.procs = append(c.procs, c.addProc(strings.Join(args, " "), args, i))
 	}
 	for _, p := range c.procs {

@@ -103,8 +103,10 @@ type runSpec struct {
 	excuse func(rec *record, hits map[ledger.Kind]map[string][]time.Time) ledger.Excuse
 	// deadline bounds the whole run.
 	deadline time.Duration
-	// cluster, when set, provides the database instead of pgtest.
+	// database, when set, provides the database instead of pgtest.
 	database func(t testing.TB) string
+	// extraRoles run beside the consumer roles and the worker.
+	extraRoles [][]string
 }
 
 type outcome struct {
@@ -128,7 +130,7 @@ func run(t *testing.T, spec runSpec) outcome {
 	brokers := startKafka(t)
 	c := newCluster(t, dbURL, brokers)
 	c.seedDoctors(spec.doctors)
-	c.startRoles()
+	c.startRoles(spec.extraRoles...)
 
 	l := ledger.New()
 	evs := makeEvents(t, spec.tag, spec.events, spec.doctors)
@@ -350,7 +352,7 @@ func roller(ctx context.Context, t testing.TB, c *cluster, rec *record) {
 }
 
 func TestGracefulRollingRestart(t *testing.T) {
-	n := eventCount(t, 1000, 20_000)
+	n := eventCount(t, 600, 20_000)
 	o := run(t, runSpec{
 		tag: "roll", events: n, doctors: 200, rate: envFloat(t, "RFD_CHAOS_RATE", 100),
 		disrupt: roller, deadline: deadlineFor(n),
