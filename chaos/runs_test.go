@@ -306,9 +306,9 @@ func killsByRole(rec *record) map[string]int {
 	return m
 }
 
-// deadlineFor bounds a run of n events: ten minutes plus 20ms an event.
+// deadlineFor bounds a run of n events: ten minutes plus 60ms an event.
 func deadlineFor(n int) time.Duration {
-	return 10*time.Minute + time.Duration(n)*20*time.Millisecond
+	return 10*time.Minute + time.Duration(n)*60*time.Millisecond
 }
 
 // printSummary prints the run's one-line result for the CI log.

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -41,11 +42,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/uptrace/bun"
 
+	"github.com/rfd-notify/rfd/app"
 	"github.com/rfd-notify/rfd/bench/baseline"
+	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/handlers"
+	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/store"
 )
 
@@ -212,7 +217,7 @@ func postgresKafka(ctx context.Context, o options, bin string, brokers []string)
 	defer dropBase()
 
 	env := append(os.Environ(), "RFD_DATABASE_URL="+svcURL, "RFD_TRANSPORT=kafka", "RFD_KAFKA_BROKERS="+strings.Join(brokers, ","), "RFD_LOG_LEVEL=warn")
-	svc, err := measureService(ctx, o, bin, env, svcURL, kafkaFeed(brokers, "checkup-events"))
+	svc, err := measureService(ctx, "postgres+kafka service", o, bin, env, svcURL, kafkaFeed(brokers, "checkup-events"))
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
@@ -272,7 +277,7 @@ func kafkaFeed(brokers []string, topic string) feed {
 
 // measureService measures the service's consumer process: maximum rate on
 // a full topic, then latency at half of it, and its peak RSS.
-func measureService(ctx context.Context, o options, bin string, env []string, dbURL string, put feed) (Side, error) {
+func measureService(ctx context.Context, label string, o options, bin string, env []string, dbURL string, put feed) (Side, error) {
 	side := Side{Events: o.events}
 	if out, err := runCmd(bin, env, "migrate", "up"); err != nil {
 		return side, fmt.Errorf("migrate: %v\n%s", err, out)
@@ -289,7 +294,7 @@ func measureService(ctx context.Context, o options, bin string, env []string, db
 	if err != nil {
 		return side, err
 	}
-	logf("service: producing %d events", len(evs))
+	logf("%s: producing %d events", label, len(evs))
 	if _, err := put(ctx, evs, 0); err != nil {
 		return side, err
 	}
@@ -306,7 +311,7 @@ func measureService(ctx context.Context, o options, bin string, env []string, db
 		defer worker.stop()
 	}
 	const inbox = "checkup-events"
-	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), "service"); err != nil {
+	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label); err != nil {
 		return side, fmt.Errorf("%w\n%s", err, consumer.tail())
 	}
 	side.LatencyRate = side.EventsPerSecond / 2
@@ -315,7 +320,7 @@ func measureService(ctx context.Context, o options, bin string, env []string, db
 		return side, err
 	}
 	side.LatencyEvents = len(lat)
-	logf("service: %.0f events/s; latency at %.0f events/s with %d events", side.EventsPerSecond, side.LatencyRate, len(lat))
+	logf("%s: %.0f events/s; latency at %.0f events/s with %d events", label, side.EventsPerSecond, side.LatencyRate, len(lat))
 	sent, err := put(ctx, lat, side.LatencyRate)
 	if err != nil {
 		return side, err
@@ -326,7 +331,7 @@ func measureService(ctx context.Context, o options, bin string, env []string, db
 	if side.PeakRSSMB, err = consumer.peakRSSMB(); err != nil {
 		return side, err
 	}
-	logf("service: p50 %.1f ms p99 %.1f ms, peak RSS %.1f MB", side.P50Millis, side.P99Millis, side.PeakRSSMB)
+	logf("%s: p50 %.1f ms p99 %.1f ms, peak RSS %.1f MB", label, side.P50Millis, side.P99Millis, side.PeakRSSMB)
 	return side, nil
 }
 
@@ -364,7 +369,7 @@ func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []s
 	if err != nil {
 		return side, err
 	}
-	logf("baseline: producing %d events", len(evs))
+	logf("postgres+kafka baseline: producing %d events", len(evs))
 	if _, err := put(ctx, evs, 0); err != nil {
 		return side, err
 	}
@@ -374,7 +379,7 @@ func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []s
 	}
 	defer p.Stop()
 	inbox := baseline.Consumer
-	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), "baseline"); err != nil {
+	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), "postgres+kafka baseline"); err != nil {
 		return side, errors.Join(err, p.Err())
 	}
 	side.LatencyRate = side.EventsPerSecond / 2
@@ -383,7 +388,7 @@ func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []s
 		return side, err
 	}
 	side.LatencyEvents = len(lat)
-	logf("baseline: %.0f events/s; latency at %.0f events/s with %d events", side.EventsPerSecond, side.LatencyRate, len(lat))
+	logf("postgres+kafka baseline: %.0f events/s; latency at %.0f events/s with %d events", side.EventsPerSecond, side.LatencyRate, len(lat))
 	sent, err := put(ctx, lat, side.LatencyRate)
 	if err != nil {
 		return side, err
@@ -391,7 +396,7 @@ func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []s
 	if side.P50Millis, side.P99Millis, err = latencies(ctx, db, inbox, len(evs)+len(lat), sent); err != nil {
 		return side, errors.Join(err, p.Err())
 	}
-	logf("baseline: p50 %.1f ms p99 %.1f ms", side.P50Millis, side.P99Millis)
+	logf("postgres+kafka baseline: p50 %.1f ms p99 %.1f ms", side.P50Millis, side.P99Millis)
 	return side, p.Err()
 }
 
@@ -628,6 +633,155 @@ func loadAverage() string {
 	return strings.Join(f[:min(3, len(f))], " ")
 }
 
+// --- SQLite + SQL transport --------------------------------------------------------
+
 func sqliteSQL(ctx context.Context, o options, bin string) (*Combination, error) {
-	return nil, errors.New("not yet")
+	dir, err := os.MkdirTemp("", "rfd-harness-sqlite-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	svcURL := "sqlite://" + filepath.Join(dir, "service.db")
+	env := append(os.Environ(), "RFD_DATABASE_URL="+svcURL, "RFD_TRANSPORT=sql", "RFD_LOG_LEVEL=warn")
+	if out, err := runCmd(bin, env, "migrate", "up"); err != nil {
+		return nil, fmt.Errorf("migrate: %v\n%s", err, out)
+	}
+	put, closeFeed, err := sqlTopicFeed(ctx, svcURL, "checkup-events")
+	if err != nil {
+		return nil, err
+	}
+	defer closeFeed()
+	svc, err := measureService(ctx, "sqlite+sql service", o, bin, env, svcURL, put)
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	base, err := measureSQLiteBaseline(ctx, o, "sqlite://"+filepath.Join(dir, "baseline.db"))
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	return &Combination{Service: svc, Baseline: base, Ratio: svc.EventsPerSecond / base.EventsPerSecond}, nil
+}
+
+// sqlTopicFeed publishes events to topic's table on the SQL transport, as
+// another process publishing to the embedded service's database would.
+func sqlTopicFeed(ctx context.Context, dbURL, topic string) (feed, func(), error) {
+	cfg, err := config.Load(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.DatabaseURL, cfg.Transport = dbURL, config.TransportSQL
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger := slog.New(slog.DiscardHandler)
+	ps, err := app.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if err := ps.InitializeTopic(ctx, topic); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	pub, err := ps.Publisher()
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	msg := func(e baseline.Event) *message.Message {
+		m := message.NewMessage(e.ID, e.Payload)
+		for _, h := range e.Headers {
+			m.Metadata.Set(h.Key, string(h.Value))
+		}
+		m.Metadata.Set(outbox.PartitionKeyKey, e.Key)
+		return m
+	}
+	put := func(ctx context.Context, evs []baseline.Event, pace float64) (map[string]time.Time, error) {
+		if pace <= 0 {
+			for lo := 0; lo < len(evs); lo += 500 {
+				batch := make([]*message.Message, 0, 500)
+				for _, e := range evs[lo:min(lo+500, len(evs))] {
+					batch = append(batch, msg(e))
+				}
+				if err := pub.Publish(topic, batch...); err != nil {
+					return nil, err
+				}
+			}
+			return nil, nil
+		}
+		sent := make(map[string]time.Time, len(evs))
+		start := time.Now()
+		for i, e := range evs {
+			if d := time.Until(start.Add(time.Duration(float64(i) / pace * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+			sent[e.ID] = time.Now()
+			if err := pub.Publish(topic, msg(e)); err != nil {
+				return nil, err
+			}
+		}
+		return sent, nil
+	}
+	return put, func() { _ = pub.Close(); db.Close() }, nil
+}
+
+func measureSQLiteBaseline(ctx context.Context, o options, dbURL string) (Side, error) {
+	side := Side{Events: o.events}
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return side, err
+	}
+	defer db.Close()
+	for _, q := range baseline.SQLiteSchema {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return side, fmt.Errorf("schema: %w", err)
+		}
+	}
+	put := func(ctx context.Context, evs []baseline.Event, pace float64) (map[string]time.Time, error) {
+		if pace <= 0 {
+			return nil, baseline.InsertSQLiteEvents(ctx, db, evs)
+		}
+		sent := make(map[string]time.Time, len(evs))
+		start := time.Now()
+		for i, e := range evs {
+			if d := time.Until(start.Add(time.Duration(float64(i) / pace * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+			sent[e.ID] = time.Now()
+			if err := baseline.InsertSQLiteEvents(ctx, db, []baseline.Event{e}); err != nil {
+				return nil, err
+			}
+		}
+		return sent, nil
+	}
+	evs, err := baseline.MakeEvents("BASE", o.events, o.doctors)
+	if err != nil {
+		return side, err
+	}
+	if _, err := put(ctx, evs, 0); err != nil {
+		return side, err
+	}
+	// The service's default poll interval of an idle SQL subscriber.
+	p := baseline.StartSQLite(db, 100*time.Millisecond)
+	defer p.Stop()
+	if side.EventsPerSecond, err = waitRate(ctx, db, baseline.Consumer, len(evs), "sqlite baseline"); err != nil {
+		return side, errors.Join(err, p.Err())
+	}
+	side.LatencyRate = side.EventsPerSecond / 2
+	lat, err := baseline.MakeEvents("BASELAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
+	if err != nil {
+		return side, err
+	}
+	side.LatencyEvents = len(lat)
+	logf("sqlite baseline: %.0f events/s; latency at %.0f events/s with %d events", side.EventsPerSecond, side.LatencyRate, len(lat))
+	sent, err := put(ctx, lat, side.LatencyRate)
+	if err != nil {
+		return side, err
+	}
+	if side.P50Millis, side.P99Millis, err = latencies(ctx, db, baseline.Consumer, len(evs)+len(lat), sent); err != nil {
+		return side, errors.Join(err, p.Err())
+	}
+	logf("sqlite baseline: p50 %.1f ms p99 %.1f ms", side.P50Millis, side.P99Millis)
+	return side, p.Err()
 }
