@@ -118,6 +118,8 @@ type proc struct {
 	done   chan struct{}
 	exit   error
 	starts int
+	// readySince is when the current process was first seen ready.
+	readySince time.Time
 }
 
 func (p *proc) start(t testing.TB) {
@@ -131,11 +133,13 @@ func (p *proc) start(t testing.TB) {
 	cmd := exec.Command(binary(t), p.args...)
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = f, f
+	// A test that dies (a timeout panic) takes its roles with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("start %s: %v", p.name, err)
 	}
-	p.cmd, p.done, p.starts = cmd, make(chan struct{}), p.starts+1
+	p.cmd, p.done, p.starts, p.readySince = cmd, make(chan struct{}), p.starts+1, time.Time{}
 	done := p.done
 	go func() {
 		err := cmd.Wait()
@@ -194,7 +198,25 @@ func (p *proc) isReady() bool {
 		return false
 	}
 	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	p.mu.Lock()
+	if p.readySince.IsZero() {
+		p.readySince = time.Now()
+	}
+	p.mu.Unlock()
+	return true
+}
+
+// upFor reports whether the process has been ready for at least d.
+func (p *proc) upFor(d time.Duration) bool {
+	if !p.isReady() {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(p.readySince) >= d
 }
 
 // ready polls /readyz until it answers 200 or timeout passes.

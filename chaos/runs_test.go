@@ -217,7 +217,11 @@ func (c *cluster) logTails() string {
 
 // --- run 1: kill -9 -----------------------------------------------------------------
 
-// killer SIGKILLs a random ready role every 0.2-2s and restarts it at once.
+// killAfterReady is how long a restarted role is left alone once ready.
+const killAfterReady = 3 * time.Second
+
+// killer SIGKILLs a random role (of those ready for killAfterReady) every
+// 0.2-2s and restarts it at once.
 func killer(ctx context.Context, t testing.TB, c *cluster, rec *record) {
 	for {
 		select {
@@ -225,11 +229,12 @@ func killer(ctx context.Context, t testing.TB, c *cluster, rec *record) {
 			return
 		case <-time.After(200*time.Millisecond + rand.N(1800*time.Millisecond)):
 		}
-		// A random process of those up and ready: one still starting
-		// is left to start, or the roles would never get to work.
+		// A random process of those ready for a while: one still
+		// starting or rejoining its consumer group is left to get to
+		// work, or on a loaded machine the roles never would.
 		var p *proc
 		for _, i := range rand.Perm(len(c.procs)) {
-			if c.procs[i].isReady() {
+			if c.procs[i].upFor(killAfterReady) {
 				p = c.procs[i]
 				break
 			}
