@@ -77,7 +77,8 @@ func NewSQLPubSub(db *bun.DB, cfg config.Config, logger *slog.Logger) (*sqlpubsu
 func NewTransport(cfg config.Config, db *bun.DB, ps *sqlpubsub.PubSub, logger *slog.Logger) (router.Transport, func(), error) {
 	switch cfg.Transport {
 	case config.TransportKafka:
-		t, err := router.NewKafkaTransport(kafkapubsub.Config{Brokers: cfg.KafkaBrokers, ClientID: "rfd"}, logging.NewWatermill(logger))
+		t, err := router.NewKafkaTransport(kafkapubsub.Config{Brokers: cfg.KafkaBrokers, ClientID: "rfd",
+			SessionTimeout: cfg.KafkaSessionTimeout, HeartbeatInterval: cfg.KafkaHeartbeatInterval}, logging.NewWatermill(logger))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -2,26 +2,20 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/uptrace/bun"
 
+	"github.com/rfd-notify/rfd/bench/baseline"
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/events"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/internal/pgtest"
 	"github.com/rfd-notify/rfd/internal/testenv"
@@ -39,12 +33,7 @@ const (
 )
 
 // benchEvent is one checkup event as its producer sends it.
-type benchEvent struct {
-	id      string // ce_id, the message id the inbox records
-	key     string // the checkup id: the partition key
-	payload []byte
-	headers []kgo.RecordHeader
-}
+type benchEvent = baseline.Event
 
 // BenchmarkCheckupEvents measures the hand-written baseline, then the
 // service, on the same events; see the package documentation.
@@ -85,97 +74,30 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-func doctorExternalID(i int) string { return fmt.Sprintf("bench-doc-%05d", i) }
+func doctorExternalID(i int) string { return baseline.DoctorExternalID(i) }
 
-// makeEvents builds n result_available events (status final), each with
-// a distinct checkup id and one referring doctor out of doctors, encoded and
-// validated by the contract's own encoder.
+// makeEvents builds the events of bench/baseline.
 func makeEvents(b *testing.B, n, doctors int) []benchEvent {
 	b.Helper()
-	occurred := time.Date(2026, 11, 25, 2, 30, 0, 0, time.UTC)
-	evs := make([]benchEvent, n)
-	for i := range evs {
-		checkup := fmt.Sprintf("CHK-BENCH-%07d", i)
-		id := fmt.Sprintf("ce-bench-%07d", i)
-		ev := events.CheckupEvent{
-			EventType: events.CheckupResultAvailable,
-			CheckupID: checkup,
-			OrderID:   "ORD-" + checkup,
-			Patient:   events.Patient{Ref: fmt.Sprintf("PT-%07d", i), DisplayName: "Somchai Jaidee", BirthYear: 1970},
-			ReferringDoctors: []events.ReferringDoctor{
-				{ExternalUserID: doctorExternalID(i % doctors), Role: events.RolePrimary},
-			},
-			OccurredAt: occurred,
-			Result: &events.Result{
-				Version: 1,
-				Status:  events.ResultFinal,
-				Tests:   []events.Test{{Code: "K", Name: "Potassium", Value: "6.9", Unit: "mmol/L", Flag: events.FlagCriticalHigh}},
-			},
-		}
-		payload, err := ev.Encode()
-		if err != nil {
-			b.Fatalf("encode event %d: %v", i, err)
-		}
-		md := events.CloudEventMetadata(id, events.TypeCheckupEvent, "bench-producer", occurred)
-		keys := make([]string, 0, len(md))
-		for k := range md {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		hs := make([]kgo.RecordHeader, 0, len(keys))
-		for _, k := range keys {
-			hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(md[k])})
-		}
-		evs[i] = benchEvent{id: id, key: checkup, payload: payload, headers: hs}
+	evs, err := baseline.MakeEvents("BENCH", n, doctors)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return evs
 }
 
 // produce writes evs to topic (auto-created by kfake with its default of 12
-// partitions) with a batching franz-go producer, and checks that they were
-// spread over every partition.
+// partitions), and checks that they were spread over every partition.
 func produce(b *testing.B, brokers []string, topic string, evs []benchEvent) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.AllowAutoTopicCreation(),
-		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.MaxBufferedRecords(20000),
-	)
+	parts, err := baseline.Produce(ctx, brokers, topic, evs)
 	if err != nil {
-		b.Fatalf("producer: %v", err)
+		b.Fatal(err)
 	}
-	defer cl.Close()
-
-	var (
-		mu       sync.Mutex
-		firstErr error
-		parts    = map[int32]bool{}
-		wg       sync.WaitGroup
-	)
-	for _, e := range evs {
-		wg.Add(1)
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(e.key), Value: e.payload, Headers: e.headers}, func(r *kgo.Record, err error) {
-			defer wg.Done()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-			parts[r.Partition] = true
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		b.Fatalf("producer flush: %v", err)
-	}
-	wg.Wait()
-	if firstErr != nil {
-		b.Fatalf("produce to %s: %v", topic, firstErr)
-	}
-	if len(evs) >= 10*testenv.KafkaPartitions && len(parts) != testenv.KafkaPartitions {
-		b.Fatalf("events landed on %d partitions of %s, want %d", len(parts), topic, testenv.KafkaPartitions)
+	if len(evs) >= 10*testenv.KafkaPartitions && parts != testenv.KafkaPartitions {
+		b.Fatalf("events landed on %d partitions of %s, want %d", parts, topic, testenv.KafkaPartitions)
 	}
 }
 
@@ -331,37 +253,9 @@ func seedDoctors(b *testing.B, db *bun.DB, n int) {
 }
 
 // ---------------------------------------------------------------------------
-// The baseline: what a hand-written consumer does with one transaction per
-// event, on its own database of the same server and its own kfake cluster.
-
-const baselineSchema = `
-CREATE TABLE inbox (
-	consumer     TEXT NOT NULL,
-	message_id   TEXT NOT NULL,
-	processed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-	PRIMARY KEY (consumer, message_id)
-);
-CREATE TABLE checkups (
-	id            TEXT PRIMARY KEY,
-	order_id      TEXT NOT NULL DEFAULT '',
-	patient_ref   TEXT NOT NULL,
-	status        TEXT NOT NULL,
-	last_event_at TIMESTAMPTZ NOT NULL,
-	created_at    TIMESTAMPTZ NOT NULL,
-	updated_at    TIMESTAMPTZ NOT NULL
-);
--- Shaped like watermill-sql's PostgreSQL topic table.
-CREATE TABLE outbox (
-	"offset"       BIGSERIAL,
-	"uuid"         VARCHAR(36) NOT NULL,
-	"created_at"   TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-	"payload"      JSON DEFAULT NULL,
-	"metadata"     JSON DEFAULT NULL,
-	"transaction_id" xid8 NOT NULL,
-	PRIMARY KEY ("transaction_id", "offset")
-);`
-
-const baselineConsumer = "checkup-events"
+// The baseline (bench/baseline): what a hand-written consumer does with one
+// transaction per event, on its own database of the same server and its
+// own kfake cluster.
 
 func runBaseline(b *testing.B, evs []benchEvent) (rate float64, elapsed time.Duration, cpu cpuUse) {
 	b.Helper()
@@ -383,7 +277,7 @@ func runBaseline(b *testing.B, evs []benchEvent) (rate float64, elapsed time.Dur
 		b.Fatalf("baseline: pool: %v", err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, baselineSchema); err != nil {
+	if _, err := pool.Exec(ctx, baseline.Schema); err != nil {
 		b.Fatalf("baseline: schema: %v", err)
 	}
 	brokers := kafkatest.Start(b, testenv.KafkaPartitions)
@@ -391,7 +285,7 @@ func runBaseline(b *testing.B, evs []benchEvent) (rate float64, elapsed time.Dur
 
 	count := func(ctx context.Context) (int, error) {
 		var c int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = $1`, baselineConsumer).Scan(&c)
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = $1`, baseline.Consumer).Scan(&c)
 		return c, err
 	}
 	sqlDB := stdlib.OpenDBFromPool(pool)
@@ -399,18 +293,18 @@ func runBaseline(b *testing.B, evs []benchEvent) (rate float64, elapsed time.Dur
 	dbBefore := readDBStats(b, sqlDB)
 	before := readCPU()
 	start := time.Now()
-	c, err := startBaseline(brokers, topic, pool)
+	c, err := baseline.Start(brokers, topic, "baseline."+baseline.Consumer, pool)
 	if err != nil {
 		b.Fatalf("baseline: %v", err)
 	}
 	elapsed = waitAll(b, "baseline", n, start, count)
 	cpu = readCPU().since(before)
 	cpu.db = readDBStats(b, sqlDB).since(dbBefore)
-	c.stop()
-	if err := c.err(); err != nil {
+	c.Stop()
+	if err := c.Err(); err != nil {
 		b.Fatalf("baseline: %v", err)
 	}
-	for _, q := range []string{`SELECT count(*) FROM checkups`, `SELECT count(*) FROM outbox`} {
+	for _, q := range []string{`SELECT count(*) FROM checkups`, `SELECT count(*) FROM notifications`, `SELECT count(*) FROM outbox`} {
 		var got int
 		if err := pool.QueryRow(ctx, q).Scan(&got); err != nil {
 			b.Fatalf("%s: %v", q, err)
@@ -420,181 +314,4 @@ func runBaseline(b *testing.B, evs []benchEvent) (rate float64, elapsed time.Dur
 		}
 	}
 	return float64(n) / elapsed.Seconds(), elapsed, cpu
-}
-
-// baseline is a franz-go group consumer processing each partition in its
-// own goroutine, in order, one transaction per record; a record's offset is
-// marked once its transaction commits and marks are committed every second.
-type baseline struct {
-	cl      *kgo.Client
-	pool    *pgxpool.Pool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
-	workers sync.WaitGroup
-	failed  atomic.Pointer[error]
-}
-
-func startBaseline(brokers []string, topic string, pool *pgxpool.Pool) (*baseline, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumerGroup("baseline."+baselineConsumer),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.AutoCommitMarks(),
-		kgo.AutoCommitInterval(time.Second),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
-			_ = cl.CommitMarkedOffsets(ctx)
-		}),
-	)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &baseline{cl: cl, pool: pool, ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	go c.poll()
-	return c, nil
-}
-
-func (c *baseline) poll() {
-	defer close(c.done)
-	parts := map[int32]chan []*kgo.Record{}
-	defer func() {
-		for _, ch := range parts {
-			close(ch)
-		}
-		c.workers.Wait()
-	}()
-	for {
-		fetches := c.cl.PollFetches(c.ctx)
-		if fetches.IsClientClosed() || c.ctx.Err() != nil {
-			return
-		}
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				c.fail(fmt.Errorf("fetch %s/%d: %w", t, p, err))
-			}
-		})
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
-			ch, ok := parts[p.Partition]
-			if !ok {
-				ch = make(chan []*kgo.Record, 4)
-				parts[p.Partition] = ch
-				c.workers.Add(1)
-				go c.work(ch)
-			}
-			select {
-			case ch <- p.Records:
-			case <-c.ctx.Done():
-			}
-		})
-	}
-}
-
-func (c *baseline) work(ch chan []*kgo.Record) {
-	defer c.workers.Done()
-	for recs := range ch {
-		for _, r := range recs {
-			for attempt := 1; ; attempt++ {
-				err := c.process(r)
-				if err == nil {
-					break
-				}
-				if c.ctx.Err() != nil {
-					return
-				}
-				if attempt == 5 {
-					c.fail(err)
-					return
-				}
-				time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
-			}
-			c.cl.MarkCommitRecords(r)
-		}
-	}
-}
-
-// baselineCommand is the outbox message the baseline writes per event.
-type baselineCommand struct {
-	NotificationID string    `json:"notification_id"`
-	CheckupID      string    `json:"checkup_id"`
-	DoctorID       string    `json:"doctor_id"`
-	Channel        string    `json:"channel"`
-	SendAt         time.Time `json:"send_at"`
-}
-
-func (c *baseline) process(r *kgo.Record) error {
-	ctx := c.ctx
-	var id string
-	md := make(map[string]string, len(r.Headers))
-	for _, h := range r.Headers {
-		md[h.Key] = string(h.Value)
-		if h.Key == events.HeaderID {
-			id = string(h.Value)
-		}
-	}
-	var ev events.CheckupEvent
-	if err := json.Unmarshal(r.Value, &ev); err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
-	if id == "" || len(ev.ReferringDoctors) == 0 {
-		return errors.New("event without id or doctor")
-	}
-	now := time.Now().UTC()
-	payload, err := json.Marshal(baselineCommand{
-		NotificationID: id, CheckupID: ev.CheckupID, DoctorID: ev.ReferringDoctors[0].ExternalUserID, Channel: "in_app", SendAt: now,
-	})
-	if err != nil {
-		return err
-	}
-	metadata, err := json.Marshal(md)
-	if err != nil {
-		return err
-	}
-
-	tx, err := c.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT (consumer, message_id) DO NOTHING`,
-		baselineConsumer, id, now)
-	if err != nil {
-		return fmt.Errorf("inbox: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return nil // a redelivery
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, last_event_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
-		ev.CheckupID, ev.OrderID, ev.Patient.Ref, "resulted", ev.OccurredAt, now); err != nil {
-		return fmt.Errorf("checkup: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (uuid, payload, metadata, transaction_id) VALUES ($1, $2, $3, pg_current_xact_id())`,
-		id, string(payload), string(metadata)); err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	return tx.Commit(ctx)
-}
-
-func (c *baseline) fail(err error) { c.failed.CompareAndSwap(nil, &err) }
-
-func (c *baseline) err() error {
-	if p := c.failed.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// stop stops polling, lets the workers finish the record in hand, commits
-// the marked offsets and closes the client.
-func (c *baseline) stop() {
-	c.cancel()
-	<-c.done
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = c.cl.CommitMarkedOffsets(ctx)
-	c.cl.Close()
 }

@@ -5,7 +5,8 @@
 // events through the real checkup-events consumer on PostgreSQL + Kafka
 // (kfake, 12 partitions), and in the same run through a hand-written
 // baseline pipeline (franz-go consumer group + pgx, one transaction per
-// event: inbox insert, one domain row, one outbox row), and prints both
+// event: inbox, checkup, notification and outbox rows; bench/baseline,
+// shared with the performance harness bench/harness), and prints both
 // rates and their ratio:
 //
 //	RFD_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/rfd_test?sslmode=disable \

@@ -57,6 +57,10 @@ type Config struct {
 
 	Transport    string   `env:"RFD_TRANSPORT" envDefault:"sql" desc:"message transport: sql (topics are tables in the database) or kafka"`
 	KafkaBrokers []string `env:"RFD_KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:"," desc:"comma-separated Kafka bootstrap brokers (transport kafka)"`
+	// A killed consumer holds its partitions until the coordinator gives up
+	// on it: the session timeout bounds that stall.
+	KafkaSessionTimeout    time.Duration `env:"RFD_KAFKA_SESSION_TIMEOUT" envDefault:"10s" desc:"how long the Kafka group coordinator waits for a silent consumer before reassigning its partitions"`
+	KafkaHeartbeatInterval time.Duration `env:"RFD_KAFKA_HEARTBEAT_INTERVAL" envDefault:"1s" desc:"Kafka consumer group heartbeat interval; below RFD_KAFKA_SESSION_TIMEOUT"`
 
 	HTTPAddr  string `env:"RFD_HTTP_ADDR" envDefault:":8080" desc:"listen address of the REST API (api, serve)"`
 	AdminAddr string `env:"RFD_ADMIN_ADDR" envDefault:":9090" desc:"listen address of /healthz, /readyz and /metrics for the non-API roles"`
@@ -264,6 +268,9 @@ func (c Config) Validate() error {
 	case TransportKafka:
 		if len(c.KafkaBrokers) == 0 || slices.Contains(c.KafkaBrokers, "") {
 			return bad("RFD_KAFKA_BROKERS", "empty broker address")
+		}
+		if c.KafkaHeartbeatInterval <= 0 || c.KafkaHeartbeatInterval >= c.KafkaSessionTimeout {
+			return bad("RFD_KAFKA_HEARTBEAT_INTERVAL", "must be positive and below RFD_KAFKA_SESSION_TIMEOUT (%s), got %s", c.KafkaSessionTimeout, c.KafkaHeartbeatInterval)
 		}
 		if c.IsSQLite() {
 			return bad("RFD_TRANSPORT", "kafka needs a postgres RFD_DATABASE_URL (the outbox relay runs in several replicas; SQLite is single-process)")

@@ -48,9 +48,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"log"
-	"net"
 	"net/http/httptest"
 	"net/mail"
 	"os"
@@ -67,7 +64,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
-	smtp "github.com/emersion/go-smtp"
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/app"
@@ -75,6 +71,7 @@ import (
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/internal/providertest"
 	"github.com/rfd-notify/rfd/internal/testenv"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/notify"
@@ -265,14 +262,12 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B, combination string) *benchEnv {
 	b.Helper()
-	e := &benchEnv{b: b, gate: newBenchGate(), hooks: &hookReceiver{scripts: map[string][]int{}, hits: map[string]int{}}}
+	e := &benchEnv{b: b, gate: newBenchGate(), hooks: providertest.StartHooks(b)}
 
 	// Peers first: they close after the router has stopped.
-	var smtpPort int
-	e.smtp, smtpPort = benchStartSMTP(b)
-	e.twilio = &fakeTwilio{byToken: map[string]string{}, down: map[string]bool{}}
-	twilioSrv := httptest.NewServer(e.twilio)
-	b.Cleanup(twilioSrv.Close)
+	e.smtp = providertest.StartSMTP(b)
+	smtpPort := e.smtp.Port
+	e.twilio = providertest.StartTwilio(b)
 	ts := &tokenServer{pub: &serviceAccountKey(nil).PublicKey, issued: map[string]bool{}}
 	tokenSrv := httptest.NewServer(ts)
 	b.Cleanup(tokenSrv.Close)
@@ -280,9 +275,7 @@ func newBenchEnv(b *testing.B, combination string) *benchEnv {
 	e.fcm = &fakeFCM{tokens: ts, unregistered: map[string]bool{}}
 	fcmSrv := httptest.NewServer(e.fcm)
 	b.Cleanup(fcmSrv.Close)
-	hookSrv := httptest.NewServer(e.hooks)
-	b.Cleanup(hookSrv.Close)
-	e.hooksURL = hookSrv.URL
+	e.hooksURL = e.hooks.URL
 	keyFile := filepath.Join(b.TempDir(), "fcm-service-account.json")
 	if err := os.WriteFile(keyFile, benchServiceAccountJSON(b), 0o600); err != nil {
 		b.Fatal(err)
@@ -290,7 +283,7 @@ func newBenchEnv(b *testing.B, combination string) *benchEnv {
 
 	e.env = testenv.New(b, combination, func(c *config.Config) {
 		c.SMTPHost, c.SMTPPort, c.SMTPTLS = "127.0.0.1", smtpPort, "none"
-		c.TwilioBaseURL, c.TwilioAccountSID, c.TwilioAuthToken, c.TwilioFrom = twilioSrv.URL, twilioSID, twilioToken, twilioFrom
+		c.TwilioBaseURL, c.TwilioAccountSID, c.TwilioAuthToken, c.TwilioFrom = e.twilio.URL, twilioSID, twilioToken, twilioFrom
 		c.FCMBaseURL, c.FCMProjectID, c.FCMCredentialsFile, c.FCMTokenURL = fcmSrv.URL, fcmProject, keyFile, ts.url
 		c.WebhookAllowLoopback = true
 		// The providers' rate limits and the doctors' SMS cap are not what
@@ -362,24 +355,6 @@ func newBenchEnv(b *testing.B, combination string) *benchEnv {
 	}()
 	b.Cleanup(func() { cancel(); <-done })
 	return e
-}
-
-// benchStartSMTP is startSMTP for a benchmark.
-func benchStartSMTP(b *testing.B) (*smtpBackend, int) {
-	b.Helper()
-	be := &smtpBackend{rcpts: map[string]int{}, rejects: map[string]*smtp.SMTPError{}}
-	srv := smtp.NewServer(be)
-	srv.Domain = "localhost"
-	srv.ReadTimeout = 10 * time.Second
-	srv.WriteTimeout = 10 * time.Second
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	b.Cleanup(func() { _ = srv.Close() })
-	return be, l.Addr().(*net.TCPAddr).Port
 }
 
 // benchServiceAccountJSON is serviceAccountJSON for a benchmark.
@@ -975,11 +950,11 @@ func (e *benchEnv) verify(ch domain.Channel, n int, secrets map[string]string) {
 
 	// Only the channel under test may have been used.
 	others := map[domain.Channel]int{
-		domain.ChannelEmail:   len(e.smtp.messages()),
+		domain.ChannelEmail:   len(e.smtp.Messages()),
 		domain.ChannelPush:    len(e.fcm.requests()),
-		domain.ChannelWebhook: len(e.hooks.requests(benchHookPath)),
+		domain.ChannelWebhook: len(e.hooks.Requests(benchHookPath)),
 	}
-	_, twilioReqs := e.twilio.snapshot()
+	_, twilioReqs := e.twilio.Snapshot()
 	others[domain.ChannelSMS] = len(twilioReqs)
 	e.mu.Lock()
 	others[domain.ChannelInApp] = len(e.inApp)
@@ -1001,7 +976,7 @@ func (e *benchEnv) verify(ch domain.Channel, n int, secrets map[string]string) {
 		distinct("in-app broadcasts (notification ids)", ids)
 
 	case domain.ChannelEmail:
-		msgs := e.smtp.messages()
+		msgs := e.smtp.Messages()
 		ids := make([]string, 0, len(msgs))
 		for _, m := range msgs {
 			pm, err := mail.ReadMessage(bytes.NewReader(m.Data))
@@ -1014,7 +989,7 @@ func (e *benchEnv) verify(ch domain.Channel, n int, secrets map[string]string) {
 		distinct("SMTP messages (Message-ID)", ids)
 
 	case domain.ChannelSMS:
-		creates, reqs := e.twilio.snapshot()
+		creates, reqs := e.twilio.Snapshot()
 		if creates != n {
 			e.b.Errorf("twilio: %d billable messages, want %d", creates, n)
 		}
@@ -1044,7 +1019,7 @@ func (e *benchEnv) verify(ch domain.Channel, n int, secrets map[string]string) {
 		distinct("FCM requests (delivery ids)", ids)
 
 	case domain.ChannelWebhook:
-		reqs := e.hooks.requests(benchHookPath)
+		reqs := e.hooks.Requests(benchHookPath)
 		ids := make([]string, 0, len(reqs))
 		bad := 0
 		for _, r := range reqs {

@@ -30,10 +30,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
@@ -48,7 +46,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	smtp "github.com/emersion/go-smtp"
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/channels/push"
@@ -58,6 +55,7 @@ import (
 	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/handlers"
+	"github.com/rfd-notify/rfd/internal/providertest"
 	"github.com/rfd-notify/rfd/internal/testenv"
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/templates"
@@ -119,91 +117,25 @@ func (c *clock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
-// --- SMTP: emersion/go-smtp ----------------------------------------------------------
+// --- provider peers: internal/providertest ---------------------------------------------
 
-type mailMsg struct {
-	From, To string
-	Data     []byte
-}
+type (
+	smtpBackend  = providertest.SMTP
+	fakeTwilio   = providertest.Twilio
+	hookReceiver = providertest.Hooks
+)
 
-type smtpBackend struct {
-	mu      sync.Mutex
-	msgs    []mailMsg
-	rcpts   map[string]int             // RCPT TO attempts per address
-	rejects map[string]*smtp.SMTPError // RCPT TO address -> reply
-}
+const (
+	twilioSID   = providertest.TwilioSID
+	twilioToken = providertest.TwilioToken
+	twilioFrom  = providertest.TwilioFrom
+	badNumber   = providertest.BadNumber
+)
 
-func (b *smtpBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{be: b}, nil }
-
-func (b *smtpBackend) reject(addr string, code int, enhanced smtp.EnhancedCode, msg string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.rejects[addr] = &smtp.SMTPError{Code: code, EnhancedCode: enhanced, Message: msg}
-}
-
-func (b *smtpBackend) messages() []mailMsg {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]mailMsg(nil), b.msgs...)
-}
-
-func (b *smtpBackend) rcptCount(addr string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.rcpts[addr]
-}
-
-type smtpSession struct {
-	be  *smtpBackend
-	cur mailMsg
-}
-
-func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.cur.From = from
-	return nil
-}
-
-func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.be.mu.Lock()
-	defer s.be.mu.Unlock()
-	s.be.rcpts[to]++
-	if rej, ok := s.be.rejects[to]; ok {
-		return rej
-	}
-	s.cur.To = to
-	return nil
-}
-
-func (s *smtpSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.cur.Data = data
-	s.be.mu.Lock()
-	s.be.msgs = append(s.be.msgs, s.cur)
-	s.be.mu.Unlock()
-	return nil
-}
-
-func (s *smtpSession) Reset()        { s.cur = mailMsg{} }
-func (s *smtpSession) Logout() error { return nil }
-
-func startSMTP(t *testing.T) (*smtpBackend, int) {
-	t.Helper()
-	be := &smtpBackend{rcpts: map[string]int{}, rejects: map[string]*smtp.SMTPError{}}
-	srv := smtp.NewServer(be)
-	srv.Domain = "localhost"
-	srv.ReadTimeout = 10 * time.Second
-	srv.WriteTimeout = 10 * time.Second
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return be, l.Addr().(*net.TCPAddr).Port
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // parsedMail is a received message's headers and decoded alternative parts.
@@ -248,153 +180,6 @@ func parseMail(t *testing.T, raw []byte) parsedMail {
 		p.Parts[ct] = string(body)
 	}
 	return p
-}
-
-// --- SMS: Twilio's Messages API --------------------------------------------------------
-
-const (
-	twilioSID   = "AC00000000000000000000000000000001"
-	twilioToken = "test-auth-token"
-	twilioFrom  = "+15005550006"
-	badNumber   = "+15005550001" // Twilio's magic "invalid number" test value
-)
-
-type twilioRequest struct {
-	Form  url.Values
-	Token string // I-Twilio-Idempotency-Token
-	SID   string // sid answered, "" for an error
-	Code  int    // HTTP status answered
-}
-
-// fakeTwilio speaks the part of Twilio's Messages API the client uses: it
-// checks the path, basic auth and form fields, honours the idempotency token
-// (same token, same sid, billed once) and can fail on demand.
-type fakeTwilio struct {
-	t *testing.T
-
-	mu          sync.Mutex
-	creates     int               // billable creates
-	byToken     map[string]string // idempotency token -> sid
-	reqs        []twilioRequest
-	failFirst   int           // answer 503 to this many requests first
-	outageFor   time.Duration // from the first request on, answer 503 (Retry-After: 1) this long
-	outageUntil time.Time
-	down        map[string]bool // To numbers always answered 503
-}
-
-func startTwilio(t *testing.T) (*fakeTwilio, *httptest.Server) {
-	t.Helper()
-	f := &fakeTwilio{t: t, byToken: map[string]string{}, down: map[string]bool{}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	return f, srv
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func twilioError(w http.ResponseWriter, status, code int, msg string) {
-	writeJSON(w, status, map[string]any{
-		"code": code, "message": msg, "status": status,
-		"more_info": fmt.Sprintf("https://www.twilio.com/docs/errors/%d", code),
-	})
-}
-
-func (f *fakeTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/2010-04-01/Accounts/"+twilioSID+"/Messages.json" {
-		twilioError(w, http.StatusNotFound, 20404, "The requested resource was not found")
-		return
-	}
-	user, pass, ok := r.BasicAuth()
-	if !ok || user != twilioSID || pass != twilioToken {
-		twilioError(w, http.StatusUnauthorized, 20003, "Authenticate")
-		return
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
-		twilioError(w, http.StatusBadRequest, 20001, "bad content type "+ct)
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		twilioError(w, http.StatusBadRequest, 20001, "bad form")
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	req := twilioRequest{Form: r.PostForm, Token: r.Header.Get(sms.IdempotencyHeader)}
-	answer := func(code int) {
-		req.Code = code
-		f.reqs = append(f.reqs, req)
-	}
-	to := r.PostForm.Get("To")
-	if f.outageFor > 0 && f.outageUntil.IsZero() {
-		f.outageUntil = time.Now().Add(f.outageFor)
-	}
-	switch {
-	case f.failFirst > 0:
-		f.failFirst--
-		answer(http.StatusServiceUnavailable)
-		twilioError(w, http.StatusServiceUnavailable, 20500, "Service Unavailable")
-		return
-	case time.Now().Before(f.outageUntil):
-		answer(http.StatusServiceUnavailable)
-		w.Header().Set("Retry-After", "1")
-		twilioError(w, http.StatusServiceUnavailable, 20500, "Service Unavailable")
-		return
-	case f.down[to]:
-		answer(http.StatusServiceUnavailable)
-		twilioError(w, http.StatusServiceUnavailable, 20500, "Service Unavailable")
-		return
-	case to == badNumber:
-		answer(http.StatusBadRequest)
-		twilioError(w, http.StatusBadRequest, 21211, "The 'To' number is not a valid phone number.")
-		return
-	case to == "" || r.PostForm.Get("From") == "" || r.PostForm.Get("Body") == "":
-		answer(http.StatusBadRequest)
-		twilioError(w, http.StatusBadRequest, 21604, "A 'To' phone number is required.")
-		return
-	}
-	sid, seen := f.byToken[req.Token]
-	if !seen || req.Token == "" {
-		f.creates++
-		sid = fmt.Sprintf("SM%032d", f.creates)
-		if req.Token != "" {
-			f.byToken[req.Token] = sid
-		}
-	}
-	req.SID = sid
-	answer(http.StatusCreated)
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"sid": sid, "status": "queued", "account_sid": twilioSID,
-		"to": to, "from": r.PostForm.Get("From"), "body": r.PostForm.Get("Body"),
-		"error_code": nil, "error_message": nil,
-	})
-}
-
-func (f *fakeTwilio) snapshot() (creates int, reqs []twilioRequest) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.creates, append([]twilioRequest(nil), f.reqs...)
-}
-
-// requestsFor are the create requests of one delivery (its idempotency token).
-func (f *fakeTwilio) requestsFor(deliveryID string) []twilioRequest {
-	_, reqs := f.snapshot()
-	var out []twilioRequest
-	for _, r := range reqs {
-		if r.Token == deliveryID {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func (f *fakeTwilio) set(fn func(f *fakeTwilio)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f)
 }
 
 // twilioSignature is X-Twilio-Signature computed from Twilio's description,
@@ -587,56 +372,6 @@ func (s *fakeFCM) requestsWithToken(tok string) int {
 
 // --- webhook receiver ---------------------------------------------------------------
 
-type hookRequest struct {
-	Path   string
-	Header http.Header
-	Body   []byte
-	Status int
-}
-
-// hookReceiver answers per path: scripted statuses in order (the last one
-// repeats), 204 for a path without a script.
-type hookReceiver struct {
-	mu      sync.Mutex
-	reqs    []hookRequest
-	scripts map[string][]int
-	hits    map[string]int
-}
-
-func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	h.mu.Lock()
-	status := http.StatusNoContent
-	if s := h.scripts[r.URL.Path]; len(s) > 0 {
-		status = s[min(h.hits[r.URL.Path], len(s)-1)]
-	}
-	h.hits[r.URL.Path]++
-	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
-		status = http.StatusBadRequest
-	}
-	h.reqs = append(h.reqs, hookRequest{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, Status: status})
-	h.mu.Unlock()
-	w.WriteHeader(status)
-}
-
-func (h *hookReceiver) script(path string, statuses ...int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.scripts[path] = statuses
-}
-
-func (h *hookReceiver) requests(path string) []hookRequest {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []hookRequest
-	for _, r := range h.reqs {
-		if r.Path == path {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // verifyWebhook checks a request the Standard Webhooks way, written from
 // the specification and not from the sender's code: signed content is
 // "id.timestamp.body", the key is the base64 secret after "whsec_", the
@@ -703,13 +438,13 @@ var testOptions = delivery.Options{MaxAttempts: 4, InitialBackoff: 50 * time.Mil
 
 func newHarness(t *testing.T, combination string, opts ...func(*config.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newClock(), hooks: &hookReceiver{scripts: map[string][]int{}, hits: map[string]int{}}}
+	h := &harness{t: t, clock: newClock()}
 
 	// Provider peers first: they close after the router has stopped.
-	var smtpPort int
-	h.smtp, smtpPort = startSMTP(t)
-	var twilioSrv *httptest.Server
-	h.twilio, twilioSrv = startTwilio(t)
+	h.smtp = providertest.StartSMTP(t)
+	smtpPort := h.smtp.Port
+	h.twilio = providertest.StartTwilio(t)
+	h.hooks = providertest.StartHooks(t)
 	ts := &tokenServer{pub: &serviceAccountKey(t).PublicKey, issued: map[string]bool{}}
 	tokenSrv := httptest.NewServer(ts)
 	t.Cleanup(tokenSrv.Close)
@@ -717,9 +452,7 @@ func newHarness(t *testing.T, combination string, opts ...func(*config.Config)) 
 	h.fcm = &fakeFCM{tokens: ts, unregistered: map[string]bool{}}
 	fcmSrv := httptest.NewServer(h.fcm)
 	t.Cleanup(fcmSrv.Close)
-	hookSrv := httptest.NewServer(h.hooks)
-	t.Cleanup(hookSrv.Close)
-	h.hooksURL = hookSrv.URL
+	h.hooksURL = h.hooks.URL
 	// The service's own API, for the SMS status callbacks: its address is
 	// the public URL; it starts once the database exists.
 	cbSrv := httptest.NewUnstartedServer(nil)
@@ -731,7 +464,7 @@ func newHarness(t *testing.T, combination string, opts ...func(*config.Config)) 
 	// The channels are configured as in production, through RFD_* settings.
 	peers := func(c *config.Config) {
 		c.SMTPHost, c.SMTPPort, c.SMTPTLS = "127.0.0.1", smtpPort, "none"
-		c.TwilioBaseURL, c.TwilioAccountSID, c.TwilioAuthToken, c.TwilioFrom = twilioSrv.URL, twilioSID, twilioToken, twilioFrom
+		c.TwilioBaseURL, c.TwilioAccountSID, c.TwilioAuthToken, c.TwilioFrom = h.twilio.URL, twilioSID, twilioToken, twilioFrom
 		c.PublicURL = "http://" + cbSrv.Listener.Addr().String()
 		c.FCMBaseURL, c.FCMProjectID, c.FCMCredentialsFile, c.FCMTokenURL = fcmSrv.URL, fcmProject, keyFile, ts.url
 		c.WebhookAllowLoopback = true

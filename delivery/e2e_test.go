@@ -67,7 +67,7 @@ func TestE2EHappyPathEveryChannel(t *testing.T) {
 		if em.Provider != email.Provider || em.ProviderMessageID != wantMsgID {
 			t.Errorf("email provider %q/%q, want smtp/%s", em.Provider, em.ProviderMessageID, wantMsgID)
 		}
-		msgs := h.smtp.messages()
+		msgs := h.smtp.Messages()
 		if len(msgs) != 1 {
 			t.Fatalf("SMTP server got %d messages, want 1", len(msgs))
 		}
@@ -92,7 +92,7 @@ func TestE2EHappyPathEveryChannel(t *testing.T) {
 
 		// sms: sent; the status callback URL names only the delivery.
 		sm := h.waitStatus(id(domain.ChannelSMS), domain.DeliverySent)
-		reqs := h.twilio.requestsFor(id(domain.ChannelSMS))
+		reqs := h.twilio.RequestsFor(id(domain.ChannelSMS))
 		if len(reqs) != 1 || reqs[0].SID == "" || sm.ProviderMessageID != reqs[0].SID || sm.Provider != "twilio" {
 			t.Fatalf("twilio requests %+v, delivery provider %q/%q", reqs, sm.Provider, sm.ProviderMessageID)
 		}
@@ -133,7 +133,7 @@ func TestE2EHappyPathEveryChannel(t *testing.T) {
 
 		// webhook: delivered; the signature verifies; webhook-id is the delivery id.
 		wh := h.waitStatus(id(domain.ChannelWebhook), domain.DeliveryDelivered)
-		hreqs := h.hooks.requests("/hooks/happy")
+		hreqs := h.hooks.Requests("/hooks/happy")
 		if len(hreqs) != 1 {
 			t.Fatalf("webhook receiver got %d requests", len(hreqs))
 		}
@@ -159,10 +159,10 @@ func TestE2EHappyPathEveryChannel(t *testing.T) {
 				t.Errorf("%s attempts %v, want one success", ch, got)
 			}
 		}
-		if n := len(h.smtp.messages()); n != 1 {
+		if n := len(h.smtp.Messages()); n != 1 {
 			t.Errorf("SMTP got %d messages", n)
 		}
-		if creates, reqs := h.twilio.snapshot(); creates != 1 || len(reqs) != 1 {
+		if creates, reqs := h.twilio.Snapshot(); creates != 1 || len(reqs) != 1 {
 			t.Errorf("twilio: %d creates, %d requests", creates, len(reqs))
 		}
 		if n := len(h.fcm.requests()); n != 1 {
@@ -179,7 +179,7 @@ func TestE2EHappyPathEveryChannel(t *testing.T) {
 func TestE2ETransientFailureThenSuccess(t *testing.T) {
 	eachCombination(t, func(t *testing.T, h *harness) {
 		doc := h.addDoctor("flaky", prefs(map[domain.Category][]domain.Channel{domain.CategoryResults: {domain.ChannelSMS}}))
-		h.twilio.set(func(f *fakeTwilio) { f.failFirst = 2 })
+		h.twilio.Set(func(f *fakeTwilio) { f.FailFirst = 2 })
 
 		nid := h.notify(doc.ExternalUserID, resultIntent("CHK-FLAKY"))
 		did := notify.DeliveryID(nid, domain.ChannelSMS)
@@ -189,8 +189,8 @@ func TestE2ETransientFailureThenSuccess(t *testing.T) {
 		if got := h.outcomes(did); !slices.Equal(got, []string{"1:transient", "2:transient", "3:success"}) {
 			t.Errorf("attempts %v, want two transient then a success", got)
 		}
-		creates, _ := h.twilio.snapshot()
-		reqs := h.twilio.requestsFor(did)
+		creates, _ := h.twilio.Snapshot()
+		reqs := h.twilio.RequestsFor(did)
 		if creates != 1 || len(reqs) != 3 {
 			t.Fatalf("twilio: %d billable creates, %d requests; want 1 and 3", creates, len(reqs))
 		}
@@ -214,7 +214,7 @@ func TestE2EProviderOutageLosesNothing(t *testing.T) {
 		doc := h.addDoctor("outage", prefs(map[domain.Category][]domain.Channel{domain.CategoryResults: {domain.ChannelInApp, domain.ChannelSMS}}))
 		// Twilio answers 503 with Retry-After: 1 during the outage; the
 		// dispatcher waits at least that long, so four attempts outlast it.
-		h.twilio.set(func(f *fakeTwilio) { f.outageFor = time.Second })
+		h.twilio.Set(func(f *fakeTwilio) { f.OutageFor = time.Second })
 
 		var ids []string
 		for i := range n {
@@ -227,7 +227,7 @@ func TestE2EProviderOutageLosesNothing(t *testing.T) {
 		}
 		time.Sleep(settle)
 
-		creates, reqs := h.twilio.snapshot()
+		creates, reqs := h.twilio.Snapshot()
 		if creates != n {
 			t.Errorf("%d billable creates, want %d", creates, n)
 		}
@@ -275,7 +275,7 @@ func TestE2EPermanentFailure(t *testing.T) {
 	eachCombination(t, func(t *testing.T, h *harness) {
 		ch := map[domain.Category][]domain.Channel{domain.CategoryResults: {domain.ChannelEmail, domain.ChannelSMS}}
 		doc := h.addDoctor("wrongnum", prefs(ch), func(d *domain.Doctor) { d.Phone = badNumber; d.Email = "gone@clinic.example" })
-		h.smtp.reject("gone@clinic.example", 550, smtp.EnhancedCode{5, 1, 1}, "No such user")
+		h.smtp.Reject("gone@clinic.example", 550, smtp.EnhancedCode{5, 1, 1}, "No such user")
 
 		nid := h.notify(doc.ExternalUserID, resultIntent("CHK-PERM"))
 		smsID, emailID := notify.DeliveryID(nid, domain.ChannelSMS), notify.DeliveryID(nid, domain.ChannelEmail)
@@ -297,11 +297,11 @@ func TestE2EPermanentFailure(t *testing.T) {
 				t.Errorf("%s now %s, due %v", did, d.Status, d.NextAttemptAt)
 			}
 		}
-		if creates, reqs := h.twilio.snapshot(); creates != 0 || len(reqs) != 1 {
+		if creates, reqs := h.twilio.Snapshot(); creates != 0 || len(reqs) != 1 {
 			t.Errorf("twilio: %d creates, %d requests; want 0 and 1", creates, len(reqs))
 		}
-		if got := h.smtp.rcptCount("gone@clinic.example"); got != 1 || len(h.smtp.messages()) != 0 {
-			t.Errorf("SMTP: %d RCPT, %d messages; want 1 and 0", got, len(h.smtp.messages()))
+		if got := h.smtp.RcptCount("gone@clinic.example"); got != 1 || len(h.smtp.Messages()) != 0 {
+			t.Errorf("SMTP: %d RCPT, %d messages; want 1 and 0", got, len(h.smtp.Messages()))
 		}
 		// Not critical: no fallback delivery.
 		if got := len(h.deliveriesOf(nid)); got != 2 {
@@ -319,7 +319,7 @@ func TestE2EExhaustedRetriesAndCriticalFallback(t *testing.T) {
 			domain.CategoryResults:         {domain.ChannelEmail},
 		}
 		doc := h.addDoctor("fallback", prefs(ch, domain.ChannelSMS, domain.ChannelEmail), func(d *domain.Doctor) { d.Phone = "+66899999999" })
-		h.twilio.set(func(f *fakeTwilio) { f.down[doc.Phone] = true })
+		h.twilio.Set(func(f *fakeTwilio) { f.Down[doc.Phone] = true })
 
 		crit := h.notify(doc.ExternalUserID, criticalIntent("CHK-CRIT"))
 		smsID := notify.DeliveryID(crit, domain.ChannelSMS)
@@ -330,7 +330,7 @@ func TestE2EExhaustedRetriesAndCriticalFallback(t *testing.T) {
 		if got := h.outcomes(smsID); !slices.Equal(got, []string{"1:transient", "2:transient", "3:transient", "4:transient"}) {
 			t.Errorf("SMS attempts %v, want four transient", got)
 		}
-		if got := len(h.twilio.requestsFor(smsID)); got != testOptions.MaxAttempts {
+		if got := len(h.twilio.RequestsFor(smsID)); got != testOptions.MaxAttempts {
 			t.Errorf("twilio saw %d requests, want %d", got, testOptions.MaxAttempts)
 		}
 
@@ -340,7 +340,7 @@ func TestE2EExhaustedRetriesAndCriticalFallback(t *testing.T) {
 		if e.ProviderMessageID != "<"+email.MessageIDFor(emailID)+">" {
 			t.Errorf("fallback email provider id %q", e.ProviderMessageID)
 		}
-		msgs := h.smtp.messages()
+		msgs := h.smtp.Messages()
 		if len(msgs) != 1 || msgs[0].To != doc.Email {
 			t.Fatalf("SMTP got %+v", msgs)
 		}
@@ -352,7 +352,7 @@ func TestE2EExhaustedRetriesAndCriticalFallback(t *testing.T) {
 
 		// A normal notification whose email is greylisted forever (451):
 		// undelivered after four attempts, and no fallback.
-		h.smtp.reject(doc.Email, 451, smtp.EnhancedCode{4, 3, 0}, "Try again later")
+		h.smtp.Reject(doc.Email, 451, smtp.EnhancedCode{4, 3, 0}, "Try again later")
 		normal := h.notify(doc.ExternalUserID, resultIntent("CHK-NORMAL"))
 		nEmail := notify.DeliveryID(normal, domain.ChannelEmail)
 		ne := h.waitStatus(nEmail, domain.DeliveryUndelivered)
@@ -363,7 +363,7 @@ func TestE2EExhaustedRetriesAndCriticalFallback(t *testing.T) {
 		if got := h.outcomes(nEmail); len(got) != testOptions.MaxAttempts {
 			t.Errorf("email attempts %v, want %d", got, testOptions.MaxAttempts)
 		}
-		if got := h.smtp.rcptCount(doc.Email); got != 1+testOptions.MaxAttempts {
+		if got := h.smtp.RcptCount(doc.Email); got != 1+testOptions.MaxAttempts {
 			t.Errorf("%d RCPT TO, want %d", got, 1+testOptions.MaxAttempts)
 		}
 		if got := len(h.deliveriesOf(normal)); got != 1 {
@@ -434,7 +434,7 @@ func TestE2EWebhookGoneAndRetried(t *testing.T) {
 		ch := map[domain.Category][]domain.Channel{domain.CategoryResults: {domain.ChannelWebhook}}
 		doc := h.addDoctor("hookgone", prefs(ch))
 		epID, _ := h.addEndpoint(doc, "/gone")
-		h.hooks.script("/gone", http.StatusGone)
+		h.hooks.Script("/gone", http.StatusGone)
 
 		did := notify.DeliveryID(h.notify(doc.ExternalUserID, resultIntent("CHK-W1")), domain.ChannelWebhook)
 		d := h.waitStatus(did, domain.DeliveryFailed)
@@ -445,7 +445,7 @@ func TestE2EWebhookGoneAndRetried(t *testing.T) {
 			t.Errorf("endpoint not disabled")
 		}
 		time.Sleep(settle)
-		if got := len(h.hooks.requests("/gone")); got != 1 {
+		if got := len(h.hooks.Requests("/gone")); got != 1 {
 			t.Errorf("gone endpoint got %d requests, want 1", got)
 		}
 		if got := h.outcomes(did); !slices.Equal(got, []string{"1:permanent"}) {
@@ -454,10 +454,10 @@ func TestE2EWebhookGoneAndRetried(t *testing.T) {
 
 		doc2 := h.addDoctor("hookflaky", prefs(ch))
 		_, secret := h.addEndpoint(doc2, "/flaky")
-		h.hooks.script("/flaky", http.StatusServiceUnavailable, http.StatusServiceUnavailable, http.StatusOK)
+		h.hooks.Script("/flaky", http.StatusServiceUnavailable, http.StatusServiceUnavailable, http.StatusOK)
 		did2 := notify.DeliveryID(h.notify(doc2.ExternalUserID, resultIntent("CHK-W2")), domain.ChannelWebhook)
 		h.waitStatus(did2, domain.DeliveryDelivered)
-		reqs := h.hooks.requests("/flaky")
+		reqs := h.hooks.Requests("/flaky")
 		if len(reqs) != 3 {
 			t.Fatalf("flaky endpoint got %d requests, want 3", len(reqs))
 		}
@@ -508,16 +508,16 @@ func TestE2ESuppression(t *testing.T) {
 			}
 		}
 		time.Sleep(settle)
-		if n := len(h.smtp.messages()); n != 0 {
+		if n := len(h.smtp.Messages()); n != 0 {
 			t.Errorf("SMTP got %d messages", n)
 		}
-		if _, reqs := h.twilio.snapshot(); len(reqs) != 0 {
+		if _, reqs := h.twilio.Snapshot(); len(reqs) != 0 {
 			t.Errorf("twilio got %d requests", len(reqs))
 		}
 		if n := len(h.fcm.requests()); n != 0 {
 			t.Errorf("FCM got %d requests", n)
 		}
-		if n := len(h.hooks.requests("/hooks/retracted")) + len(h.hooks.requests("/hooks/inactive")); n != 0 {
+		if n := len(h.hooks.Requests("/hooks/retracted")) + len(h.hooks.Requests("/hooks/inactive")); n != 0 {
 			t.Errorf("webhook receiver got %d requests", n)
 		}
 		if n := len(h.inAppEventsOf(nid)) + len(h.inAppEventsOf(nid2)); n != 0 {
@@ -554,7 +554,7 @@ func TestE2ESMSStatusCallbacks(t *testing.T) {
 		// callback is what Twilio posts for one of its messages: to the
 		// StatusCallback it was given, signed over that URL and the form.
 		callback := func(did, status string) (string, url.Values) {
-			reqs := h.twilio.requestsFor(did)
+			reqs := h.twilio.RequestsFor(did)
 			if len(reqs) != 1 {
 				t.Fatalf("delivery %s: %d twilio requests", did, len(reqs))
 			}
@@ -653,7 +653,7 @@ func TestE2ESMSStatusCallbacks(t *testing.T) {
 		if d := h.delivery(failing); d.Status != domain.DeliveryUndelivered || d.StatusReason != "provider error 30003" {
 			t.Errorf("after undelivered: %s (%q), want undelivered (provider error 30003)", d.Status, d.StatusReason)
 		}
-		if creates, _ := h.twilio.snapshot(); creates != len(ids)+3 {
+		if creates, _ := h.twilio.Snapshot(); creates != len(ids)+3 {
 			t.Errorf("%d creates, want %d", creates, len(ids)+3)
 		}
 	}, trailingSlash)
@@ -707,16 +707,16 @@ func TestE2ERedeliveredCommand(t *testing.T) {
 		}
 		time.Sleep(settle)
 
-		if n := len(h.smtp.messages()); n != 2 {
+		if n := len(h.smtp.Messages()); n != 2 {
 			t.Errorf("SMTP got %d messages, want 2", n)
 		}
-		if creates, reqs := h.twilio.snapshot(); creates != 2 || len(reqs) != 2 {
+		if creates, reqs := h.twilio.Snapshot(); creates != 2 || len(reqs) != 2 {
 			t.Errorf("twilio: %d creates, %d requests; want 2 and 2", creates, len(reqs))
 		}
 		if n := len(h.fcm.requests()); n != 2 {
 			t.Errorf("FCM got %d requests, want 2", n)
 		}
-		if n := len(h.hooks.requests("/hooks/redeliver")); n != 2 {
+		if n := len(h.hooks.Requests("/hooks/redeliver")); n != 2 {
 			t.Errorf("webhook receiver got %d requests, want 2", n)
 		}
 		if n := len(h.inAppEventsOf(nid)); n != 1 {
@@ -777,15 +777,15 @@ func TestE2ERedeliveredAfterCrash(t *testing.T) {
 		h.waitStatus(emailID, domain.DeliverySent)
 		time.Sleep(settle)
 
-		creates, _ := h.twilio.snapshot()
-		reqs := h.twilio.requestsFor(smsID)
+		creates, _ := h.twilio.Snapshot()
+		reqs := h.twilio.RequestsFor(smsID)
 		if creates != 1 || len(reqs) != 2 || reqs[0].SID != reqs[1].SID {
 			t.Errorf("twilio: %d billable creates, requests %+v; want 1 create, 2 requests with one sid", creates, reqs)
 		}
 		if again.ProviderMessageID != first.ProviderMessageID {
 			t.Errorf("sid after the crash %q, before %q", again.ProviderMessageID, first.ProviderMessageID)
 		}
-		msgs := h.smtp.messages()
+		msgs := h.smtp.Messages()
 		if len(msgs) != 2 {
 			t.Fatalf("SMTP got %d messages, want 2 (SMTP has no idempotency)", len(msgs))
 		}
@@ -843,10 +843,10 @@ func TestE2EQuietHoursDeferral(t *testing.T) {
 				t.Errorf("%s is %s with attempts %v during quiet hours", did, d.Status, h.outcomes(did))
 			}
 		}
-		if n := len(h.smtp.messages()); n != 1 {
+		if n := len(h.smtp.Messages()); n != 1 {
 			t.Errorf("SMTP got %d messages during quiet hours, want only the critical one", n)
 		}
-		if _, reqs := h.twilio.snapshot(); len(reqs) != 0 {
+		if _, reqs := h.twilio.Snapshot(); len(reqs) != 0 {
 			t.Errorf("twilio got %d requests during quiet hours", len(reqs))
 		}
 
@@ -860,10 +860,10 @@ func TestE2EQuietHoursDeferral(t *testing.T) {
 				t.Errorf("%s attempts %v, want one success", did, got)
 			}
 		}
-		if n := len(h.smtp.messages()); n != 2 {
+		if n := len(h.smtp.Messages()); n != 2 {
 			t.Errorf("SMTP got %d messages, want 2", n)
 		}
-		if creates, reqs := h.twilio.snapshot(); creates != 1 || len(reqs) != 1 {
+		if creates, reqs := h.twilio.Snapshot(); creates != 1 || len(reqs) != 1 {
 			t.Errorf("twilio: %d creates, %d requests", creates, len(reqs))
 		}
 	})
@@ -889,7 +889,7 @@ func TestE2ESMSPerDoctorCap(t *testing.T) {
 		if wait := d.NextAttemptAt.Sub(h.clock.Now()); wait < 30*time.Minute {
 			t.Fatalf("capped SMS due in %s, want the next hourly slot", wait)
 		}
-		if reqs := h.twilio.requestsFor(second); len(reqs) != 0 {
+		if reqs := h.twilio.RequestsFor(second); len(reqs) != 0 {
 			t.Fatalf("capped SMS reached the provider %d times", len(reqs))
 		}
 	}, func(c *config.Config) { c.SMSPerDoctorPerHour = 1 })
@@ -907,7 +907,7 @@ func TestE2ECriticalSMSUndeliveredCallbackFallsBack(t *testing.T) {
 		sid := notify.DeliveryID(nid, domain.ChannelSMS)
 		h.waitStatus(sid, domain.DeliverySent)
 
-		reqs := h.twilio.requestsFor(sid)
+		reqs := h.twilio.RequestsFor(sid)
 		if len(reqs) != 1 {
 			t.Fatalf("%d twilio requests", len(reqs))
 		}
