@@ -1,7 +1,9 @@
 package outbox
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
@@ -24,10 +26,11 @@ const ForwarderHandlerName = "events_forwarder"
 // commit relays that message again with the same message id, which the
 // consumers' inbox absorbs.
 func AddForwarder(wr *message.Router, ps *sqlpubsub.PubSub, out message.Publisher, forwarderTopic, consumerGroup string, logger *logging.WatermillLogger) error {
-	sub, err := ps.Subscriber(consumerGroup)
+	inner, err := ps.Subscriber(consumerGroup)
 	if err != nil {
 		return fmt.Errorf("forwarder: subscriber: %w", err)
 	}
+	sub := newDrainingSubscriber(inner, drainTimeout)
 	retry := middleware.Retry{
 		MaxRetries:          5,
 		InitialInterval:     100 * time.Millisecond,
@@ -47,4 +50,80 @@ func AddForwarder(wr *message.Router, ps *sqlpubsub.PubSub, out message.Publishe
 		return fmt.Errorf("forwarder: %w", err)
 	}
 	return nil
+}
+
+// drainTimeout bounds how long closing the relay waits for the message in
+// hand to reach Kafka.
+const drainTimeout = 30 * time.Second
+
+// drainingSubscriber lets the relay stop without relaying anything twice.
+// Watermill's SQL subscriber records a batch's offsets in the transaction it
+// read them with, which its subscription context also governs: on a plain
+// router shutdown that context is cancelled and the transaction rolled back,
+// and a message already written to Kafka (or one whose ack raced the
+// close) is relayed again by the next relay. This wrapper subscribes with a
+// context that shutdown does not cancel and, on Close, stops handing out
+// messages, waits for the one in hand to be acked or nacked, and only then
+// closes the SQL subscriber, which commits the offsets acked so far.
+type drainingSubscriber struct {
+	message.Subscriber
+	timeout time.Duration
+
+	closeOnce sync.Once
+	closing   chan struct{}
+	inFlight  sync.WaitGroup
+}
+
+func newDrainingSubscriber(sub message.Subscriber, timeout time.Duration) *drainingSubscriber {
+	return &drainingSubscriber{Subscriber: sub, timeout: timeout, closing: make(chan struct{})}
+}
+
+func (s *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	in, err := s.Subscriber.Subscribe(context.WithoutCancel(ctx), topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-s.closing:
+				return
+			case msg, ok := <-in:
+				if !ok {
+					return
+				}
+				s.inFlight.Add(1)
+				select {
+				case out <- msg:
+				case <-s.closing:
+					// Never handed out: the SQL subscriber sees it unacked
+					// when it closes, and the next relay takes it.
+					s.inFlight.Done()
+					return
+				}
+				select {
+				case <-msg.Acked():
+				case <-msg.Nacked():
+				}
+				s.inFlight.Done()
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (s *drainingSubscriber) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	done := make(chan struct{})
+	go func() {
+		s.inFlight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.timeout):
+	}
+	return s.Subscriber.Close()
 }
