@@ -20,5 +20,6 @@ func main() {
 		Cron:    initCron,
 		Migrate: initMigrate,
 		APIKeys: initAPIKeys,
+		Poison:  initPoison,
 	}, os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -45,3 +45,8 @@ func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, fu
 	wire.Build(app.APIKeysSet)
 	return nil, nil, nil
 }
+
+func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error) {
+	wire.Build(app.PoisonSet)
+	return nil, nil, nil
+}

@@ -67,7 +67,8 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
+	service := app.NewPoison(db, publisher)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service)
 	serve := app.NewServe(runtime)
 	return serve, func() {
 		cleanup2()
@@ -128,7 +129,8 @@ func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
+	service := app.NewPoison(db, publisher)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service)
 	api := app.NewAPI(runtime)
 	return api, func() {
 		cleanup2()
@@ -189,7 +191,8 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
+	service := app.NewPoison(db, publisher)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service)
 	consumer, err := app.NewConsumer(runtime, name)
 	if err != nil {
 		cleanup2()
@@ -255,7 +258,8 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
+	service := app.NewPoison(db, publisher)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service)
 	worker := app.NewWorker(runtime)
 	return worker, func() {
 		cleanup2()
@@ -316,7 +320,8 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
+	service := app.NewPoison(db, publisher)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service)
 	cron := app.NewCron(runtime)
 	return cron, func() {
 		cleanup2()
@@ -353,6 +358,34 @@ func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, fu
 		return nil, nil, err
 	}
 	return apiKeyManager, func() {
+		cleanup()
+	}, nil
+}
+
+func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error) {
+	db, cleanup, err := app.OpenDB(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	migrator := app.NewMigrator(db)
+	logger, err := app.NewLogger(cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := app.NewOutbox(cfg, pubSub)
+	service := app.NewPoison(db, publisher)
+	poisonManager, err := app.NewPoisonManager(ctx, cfg, db, migrator, publisher, service)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return poisonManager, func() {
 		cleanup()
 	}, nil
 }

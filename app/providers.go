@@ -25,6 +25,7 @@ import (
 	"github.com/rfd-notify/rfd/migrations"
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/poison"
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/sqlpubsub"
 	"github.com/rfd-notify/rfd/store"
@@ -168,6 +169,11 @@ func NewDispatcher(cfg config.Config, db *bun.DB, inbox *store.Inbox, ob *outbox
 		MaxAttempts: cfg.DeliveryMaxAttempts, InitialBackoff: cfg.DeliveryInitialBackoff, MaxBackoff: cfg.DeliveryMaxBackoff,
 		SendTopic: cfg.TopicSendNotification, InAppTopic: cfg.TopicInApp, ConsumerName: config.ConsumerSendNotification,
 	}, time.Now, reg, logger)
+}
+
+// NewPoison returns the operators' poison service.
+func NewPoison(db *bun.DB, ob *outbox.Publisher) *poison.Service {
+	return poison.New(db, ob, time.Now)
 }
 
 // NewHub returns the registry of this replica's open in-app streams.

@@ -23,6 +23,7 @@ import (
 	"github.com/rfd-notify/rfd/migrations"
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/poison"
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/sqlpubsub"
 )
@@ -43,14 +44,31 @@ type Runtime struct {
 	Sweeper   *notify.Sweeper
 	Scheduler *delivery.Scheduler
 	Hub       *inapp.Hub
+	Poison    *poison.Service
 }
 
 // NewRuntime gathers a role's parts.
 func NewRuntime(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
 	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set,
-	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub) *Runtime {
+	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub, pq *poison.Service) *Runtime {
 	return &Runtime{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob,
-		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub}
+		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub, Poison: pq}
+}
+
+// addPoisonDrain drains the poison topic into the poison table, and
+// exports the table's depth. A message the drain cannot store is
+// redelivered, never poisoned again.
+func (r *Runtime) addPoisonDrain() error {
+	if err := r.Registry.Register(poison.NewCollector(r.DB, time.Now)); err != nil {
+		return fmt.Errorf("poison metrics: %w", err)
+	}
+	return r.Router.AddConsumer(router.Handler{
+		Name:          poison.DrainConsumer,
+		Topic:         r.Config.TopicPoison,
+		ConsumerGroup: r.Config.ConsumerGroup(poison.DrainConsumer),
+		Handle:        r.Poison.Handle,
+		NoPoison:      true,
+	})
 }
 
 // addInAppBroadcast makes this replica read the in-app broadcast topic in a
@@ -204,6 +222,9 @@ func (s *Serve) Run(ctx context.Context) error {
 	if err := s.addInAppBroadcast(); err != nil {
 		return err
 	}
+	if err := s.addPoisonDrain(); err != nil {
+		return err
+	}
 	withRouter := true
 	if withRouter {
 		s.routerCheck()
@@ -278,8 +299,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return p.run(ctx)
 }
 
-// Worker is `rfd worker`: the outbox forwarder, and the sweep of
-// notifications waiting for unknown doctors.
+// Worker is `rfd worker`: the outbox forwarder, the poison drain, and the
+// sweep of notifications waiting for unknown doctors.
 type Worker struct{ *Runtime }
 
 // NewWorker returns the worker role.
@@ -294,12 +315,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if fwd {
-		w.routerCheck()
-	} else {
+	if !fwd {
 		w.Logger.Info("sql transport: the outbox writes to its topics directly, no relay to run")
 	}
-	p := w.process([]*http.Server{w.adminServer()}, fwd)
+	if err := w.addPoisonDrain(); err != nil {
+		return err
+	}
+	w.routerCheck()
+	p := w.process([]*http.Server{w.adminServer()}, true)
 	p.background = append(p.background, w.sweeper())
 	return p.run(ctx)
 }

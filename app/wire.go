@@ -30,6 +30,7 @@ var RuntimeSet = wire.NewSet(
 	NewDispatcher,
 	NewScheduler,
 	NewHub,
+	NewPoison,
 	NewHandlers,
 	NewRuntime,
 )

@@ -34,6 +34,7 @@ type Injectors struct {
 	Cron    func(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	Migrate func(ctx context.Context, cfg config.Config) (*app.Migrate, func(), error)
 	APIKeys func(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error)
+	Poison  func(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error)
 }
 
 // Exit codes.
@@ -154,6 +155,7 @@ func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
 		},
 		migrateCmd(inj, load, stdout),
 		apikeyCmd(inj, load, stdout),
+		poisonCmd(inj, load, stdout),
 		openapiCmd(stdout),
 	)
 	return root

@@ -114,6 +114,9 @@ func New(db *bun.DB, ob *outbox.Publisher, now func() time.Time) *Service {
 	return &Service{db: db, outbox: ob, inbox: store.NewInbox(db), now: now}
 }
 
+// DB is the database the service works on.
+func (s *Service) DB() *bun.DB { return s.db }
+
 // Handle is the poison drain's router handler: it stores msg, once per
 // poisoning. A redelivered poison record (same poisoning id) changes
 // nothing; the same message poisoned again counts one more time.
