@@ -181,6 +181,7 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 	registerCheckups(a, s.h)
 	registerDoctors(a, s.h)
 	registerIntegrations(a, s.h, d)
+	registerPoison(a, s.h, d)
 	hub := d.InApp
 	if hub == nil {
 		hub = inapp.NewHub()
