@@ -147,7 +147,7 @@ func (r *Retention) purgeTopic(ctx context.Context, topic string, cutoff time.Ti
 	}
 	messages, offsets := tn.MessagesTable(topic), on.MessagesOffsetsTable(topic)
 	var acked sql.NullInt64
-	if err := r.db.NewRaw(`SELECT MIN(offset_acked) FROM ` + offsets).Scan(ctx, &acked); err != nil {
+	if err := r.db.NewRaw(`SELECT MIN(offset_acked) FROM `+offsets).Scan(ctx, &acked); err != nil {
 		if missingTable(err) {
 			return 0, nil
 		}
