@@ -32,7 +32,7 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 }
 
 func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error) {
-	wire.Build(app.RuntimeSet, app.NewCron)
+	wire.Build(app.RuntimeSet, app.CronSet, app.NewCron)
 	return nil, nil, nil
 }
 

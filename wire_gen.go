@@ -322,7 +322,21 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
 	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service)
-	cron := app.NewCron(runtime)
+	ladder, err := app.NewLadder(cfg, db, notifier, publisher, registerer)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	retention := app.NewRetention(cfg, db, pubSub, logger)
+	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, logger)
+	runner, err := app.NewCronRunner(cfg, db, cronJobs, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	cron := app.NewCron(runtime, runner)
 	return cron, func() {
 		cleanup2()
 		cleanup()

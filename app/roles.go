@@ -15,6 +15,7 @@ import (
 
 	"github.com/rfd-notify/rfd/api"
 	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/cron"
 	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/health"
@@ -327,18 +328,25 @@ func (w *Worker) Run(ctx context.Context) error {
 	return p.run(ctx)
 }
 
-// Cron is `rfd cron`.
-type Cron struct{ *Runtime }
+// Cron is `rfd cron`: the scheduled jobs, each slot run by one replica.
+type Cron struct {
+	*Runtime
+	runner *cron.Runner
+}
 
 // NewCron returns the cron role.
-func NewCron(r *Runtime) *Cron { return &Cron{r} }
+func NewCron(r *Runtime, runner *cron.Runner) *Cron { return &Cron{Runtime: r, runner: runner} }
 
-// Run runs until ctx is cancelled. No job is scheduled by this build yet;
-// the role serves its health endpoints so deployments can already run it.
+// cronTick is how often the cron looks for due slots.
+const cronTick = time.Second
+
+// Run runs until ctx is cancelled.
 func (c *Cron) Run(ctx context.Context) error {
 	if err := c.prepare(ctx, false); err != nil {
 		return err
 	}
-	c.Logger.Info("cron starting", "jobs", 0)
-	return c.process([]*http.Server{c.adminServer()}, false).run(ctx)
+	c.Logger.Info("cron starting", "jobs", c.runner.Jobs())
+	p := c.process([]*http.Server{c.adminServer()}, false)
+	p.background = append(p.background, func(ctx context.Context) error { return c.runner.Run(ctx, cronTick) })
+	return p.run(ctx)
 }
