@@ -182,6 +182,7 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 	registerDoctors(a, s.h)
 	registerIntegrations(a, s.h, d)
 	registerPoison(a, s.h, d)
+	registerBroadcasts(a, s.h)
 	hub := d.InApp
 	if hub == nil {
 		hub = inapp.NewHub()

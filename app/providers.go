@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/uptrace/bun"
 
+	"github.com/rfd-notify/rfd/broadcast"
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/handlers"
@@ -174,6 +175,11 @@ func NewDispatcher(cfg config.Config, db *bun.DB, inbox *store.Inbox, ob *outbox
 // NewPoison returns the operators' poison service.
 func NewPoison(db *bun.DB, ob *outbox.Publisher) *poison.Service {
 	return poison.New(db, ob, time.Now)
+}
+
+// NewFanOut returns the broadcast fan-out.
+func NewFanOut(cfg config.Config, db *bun.DB, n *notify.Notifier, logger *slog.Logger) *broadcast.FanOut {
+	return broadcast.NewFanOut(db, n, broadcast.Options{ChunkSize: cfg.BroadcastChunkSize, Pause: cfg.BroadcastPause}, time.Now, logger)
 }
 
 // NewHub returns the registry of this replica's open in-app streams.

@@ -14,6 +14,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/api"
+	"github.com/rfd-notify/rfd/broadcast"
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/cron"
 	"github.com/rfd-notify/rfd/delivery"
@@ -46,14 +47,15 @@ type Runtime struct {
 	Scheduler *delivery.Scheduler
 	Hub       *inapp.Hub
 	Poison    *poison.Service
+	FanOut    *broadcast.FanOut
 }
 
 // NewRuntime gathers a role's parts.
 func NewRuntime(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
 	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set,
-	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub, pq *poison.Service) *Runtime {
+	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub, pq *poison.Service, fo *broadcast.FanOut) *Runtime {
 	return &Runtime{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob,
-		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub, Poison: pq}
+		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub, Poison: pq, FanOut: fo}
 }
 
 // addPoisonDrain drains the poison topic into the poison table, and
@@ -106,6 +108,10 @@ func (r *Runtime) scheduler() func(context.Context) error {
 // sweepEvery is how often the worker looks at notifications waiting for an
 // unknown doctor.
 const sweepEvery = time.Minute
+
+func (r *Runtime) fanOut() func(context.Context) error {
+	return func(ctx context.Context) error { return r.FanOut.Run(ctx, r.Config.BroadcastPollInterval) }
+}
 
 func (r *Runtime) sweeper() func(context.Context) error {
 	return func(ctx context.Context) error { return r.Sweeper.Run(ctx, sweepEvery) }
@@ -237,7 +243,7 @@ func (s *Serve) Run(ctx context.Context) error {
 	}
 	srv := newServer(s.Config.HTTPAddr, apiServer.Handler())
 	p := s.process([]*http.Server{srv}, withRouter)
-	p.background = append(p.background, s.sweeper())
+	p.background = append(p.background, s.sweeper(), s.fanOut())
 	if _, ok := s.Handlers[config.ConsumerSendNotification]; ok {
 		p.background = append(p.background, s.scheduler())
 	}
@@ -300,8 +306,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return p.run(ctx)
 }
 
-// Worker is `rfd worker`: the outbox forwarder, the poison drain, and the
-// sweep of notifications waiting for unknown doctors.
+// Worker is `rfd worker`: the outbox forwarder, the poison drain, the
+// broadcast fan-out, and the sweep of notifications waiting for unknown
+// doctors.
 type Worker struct{ *Runtime }
 
 // NewWorker returns the worker role.
@@ -324,7 +331,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.routerCheck()
 	p := w.process([]*http.Server{w.adminServer()}, true)
-	p.background = append(p.background, w.sweeper())
+	p.background = append(p.background, w.sweeper(), w.fanOut())
 	return p.run(ctx)
 }
 

@@ -31,6 +31,7 @@ var RuntimeSet = wire.NewSet(
 	NewScheduler,
 	NewHub,
 	NewPoison,
+	NewFanOut,
 	NewHandlers,
 	NewRuntime,
 )

@@ -124,16 +124,21 @@ type Request struct {
 	APIKeyID string
 }
 
+// InvalidError is a request Create refuses.
+type InvalidError struct{ error }
+
+func (e InvalidError) Unwrap() error { return e.error }
+
 // Create stores a broadcast for the worker; it returns its id.
 func Create(ctx context.Context, db bun.IDB, r Request, now time.Time) (Broadcast, error) {
 	if err := r.Audience.Validate(); err != nil {
-		return Broadcast{}, err
+		return Broadcast{}, InvalidError{err}
 	}
 	if r.Category == "" {
 		r.Category = domain.CategoryAnnouncements
 	}
 	if !slices.Contains(Categories, r.Category) {
-		return Broadcast{}, fmt.Errorf("category: want announcements, results or orders, got %q", r.Category)
+		return Broadcast{}, InvalidError{fmt.Errorf("category: want announcements, results or orders, got %q", r.Category)}
 	}
 	var value any = ""
 	switch r.Audience.Kind {

@@ -149,6 +149,9 @@ type Config struct {
 	RetentionTopics            time.Duration `env:"RFD_RETENTION_TOPICS" envDefault:"168h" desc:"rows of SQL topics every consumer group has acknowledged are deleted after this long (0 = kept forever)"`
 	RetentionPoison            time.Duration `env:"RFD_RETENTION_POISON" envDefault:"2160h" desc:"replayed or discarded poison messages are deleted this long after their resolution (0 = kept forever)"`
 	RetentionAudit             time.Duration `env:"RFD_RETENTION_AUDIT" envDefault:"52560h" desc:"audit rows (API access, logins) are deleted after this long, 6 years by default (0 = kept forever)"`
+	BroadcastChunkSize         int           `env:"RFD_BROADCAST_CHUNK_SIZE" envDefault:"500" desc:"doctors one broadcast fan-out transaction notifies"`
+	BroadcastPause             time.Duration `env:"RFD_BROADCAST_PAUSE" envDefault:"100ms" desc:"throttle of the broadcast fan-out: the pause between two chunks"`
+	BroadcastPollInterval      time.Duration `env:"RFD_BROADCAST_POLL_INTERVAL" envDefault:"2s" desc:"how often the worker looks for new broadcasts"`
 	RetentionBatch             int           `env:"RFD_RETENTION_BATCH" envDefault:"1000" desc:"rows one retention delete removes; each batch is its own short transaction"`
 }
 
@@ -474,6 +477,15 @@ func (c Config) validateCron(bad func(envName, format string, args ...any) error
 		if d < 0 {
 			return bad(name, "must not be negative, got %s", d)
 		}
+	}
+	if c.BroadcastChunkSize < 1 || c.BroadcastChunkSize > 10000 {
+		return bad("RFD_BROADCAST_CHUNK_SIZE", "must be between 1 and 10000, got %d", c.BroadcastChunkSize)
+	}
+	if c.BroadcastPause < 0 {
+		return bad("RFD_BROADCAST_PAUSE", "must not be negative, got %s", c.BroadcastPause)
+	}
+	if c.BroadcastPollInterval <= 0 {
+		return bad("RFD_BROADCAST_POLL_INTERVAL", "must be positive, got %s", c.BroadcastPollInterval)
 	}
 	if c.RetentionBatch < 1 {
 		return bad("RFD_RETENTION_BATCH", "must be at least 1, got %d", c.RetentionBatch)

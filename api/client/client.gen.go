@@ -17,6 +17,72 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for BroadcastAudienceKind.
+const (
+	All       BroadcastAudienceKind = "all"
+	Clinic    BroadcastAudienceKind = "clinic"
+	Doctors   BroadcastAudienceKind = "doctors"
+	Specialty BroadcastAudienceKind = "specialty"
+)
+
+// Valid indicates whether the value is a known member of the BroadcastAudienceKind enum.
+func (e BroadcastAudienceKind) Valid() bool {
+	switch e {
+	case All:
+		return true
+	case Clinic:
+		return true
+	case Doctors:
+		return true
+	case Specialty:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BroadcastProgressState.
+const (
+	BroadcastProgressStateDone    BroadcastProgressState = "done"
+	BroadcastProgressStatePending BroadcastProgressState = "pending"
+	BroadcastProgressStateRunning BroadcastProgressState = "running"
+)
+
+// Valid indicates whether the value is a known member of the BroadcastProgressState enum.
+func (e BroadcastProgressState) Valid() bool {
+	switch e {
+	case BroadcastProgressStateDone:
+		return true
+	case BroadcastProgressStatePending:
+		return true
+	case BroadcastProgressStateRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BroadcastRequestCategory.
+const (
+	BroadcastRequestCategoryAnnouncements BroadcastRequestCategory = "announcements"
+	BroadcastRequestCategoryOrders        BroadcastRequestCategory = "orders"
+	BroadcastRequestCategoryResults       BroadcastRequestCategory = "results"
+)
+
+// Valid indicates whether the value is a known member of the BroadcastRequestCategory enum.
+func (e BroadcastRequestCategory) Valid() bool {
+	switch e {
+	case BroadcastRequestCategoryAnnouncements:
+		return true
+	case BroadcastRequestCategoryOrders:
+		return true
+	case BroadcastRequestCategoryResults:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ChannelPreferencesAnnouncements.
 const (
 	ChannelPreferencesAnnouncementsEmail   ChannelPreferencesAnnouncements = "email"
@@ -1401,6 +1467,81 @@ type Acknowledgement struct {
 	// NotificationId Example: 6f1c8a9e-2b1d-5c4e-8f7a-3d2e1b0c9a87
 	NotificationId string `json:"notification_id"`
 }
+
+// BroadcastAudience defines model for BroadcastAudience.
+type BroadcastAudience struct {
+	// Doctors Doctor ids or external user ids (kind doctors); unknown or inactive ones are left out.
+	//
+	// Example: ["um-usr-7f3a9c"]
+	Doctors *[]string `json:"doctors,omitempty"`
+
+	// Kind all active doctors, those of a clinic or a specialty, or an explicit list.
+	Kind BroadcastAudienceKind `json:"kind"`
+
+	// Value The clinic or specialty (kinds clinic and specialty).
+	//
+	// Example: Sukhumvit Family Clinic
+	Value *string `json:"value,omitempty"`
+}
+
+// BroadcastAudienceKind all active doctors, those of a clinic or a specialty, or an explicit list.
+type BroadcastAudienceKind string
+
+// BroadcastProgress defines model for BroadcastProgress.
+type BroadcastProgress struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/BroadcastProgress.json
+	Schema      *string           `json:"$schema,omitempty"`
+	Audience    BroadcastAudience `json:"audience"`
+	Category    string            `json:"category"`
+	CompletedAt *time.Time        `json:"completed_at,omitempty"`
+
+	// Created Notifications made so far.
+	Created   int64     `json:"created"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Delivered Notifications delivered on at least one channel.
+	Delivered int64 `json:"delivered"`
+
+	// Failed Notifications no channel delivered and none is still trying.
+	Failed int64 `json:"failed"`
+
+	// Id Example: 8d7e3c5a-4f7b-4e55-b7a2-9a0e1b2c3d4e
+	Id        string     `json:"id"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+
+	// State pending until the worker starts it; done once every doctor of the audience has a notification.
+	State BroadcastProgressState `json:"state"`
+
+	// Targeted Doctors in the audience when the fan-out started.
+	Targeted int64  `json:"targeted"`
+	Title    string `json:"title"`
+}
+
+// BroadcastProgressState pending until the worker starts it; done once every doctor of the audience has a notification.
+type BroadcastProgressState string
+
+// BroadcastRequest defines model for BroadcastRequest.
+type BroadcastRequest struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/BroadcastRequest.json
+	Schema   *string           `json:"$schema,omitempty"`
+	Audience BroadcastAudience `json:"audience"`
+
+	// Body Example: The portal is unavailable on Saturday from 22:00 to 23:00.
+	Body string `json:"body"`
+
+	// Category The preference category the doctors' channel choices and quiet hours come from.
+	Category *BroadcastRequestCategory `json:"category,omitempty"`
+
+	// Title Example: Portal maintenance on Saturday
+	Title string `json:"title"`
+}
+
+// BroadcastRequestCategory The preference category the doctors' channel choices and quiet hours come from.
+type BroadcastRequestCategory string
 
 // ChannelPreferences defines model for ChannelPreferences.
 type ChannelPreferences struct {
@@ -3087,6 +3228,9 @@ type DiscardPoisonJSONRequestBody = PoisonDiscardRequest
 // ReplayPoisonJSONRequestBody defines body for ReplayPoison for application/json ContentType.
 type ReplayPoisonJSONRequestBody = PoisonReplayRequest
 
+// CreateBroadcastJSONRequestBody defines body for CreateBroadcast for application/json ContentType.
+type CreateBroadcastJSONRequestBody = BroadcastRequest
+
 // IngestEventJSONRequestBody defines body for IngestEvent for application/json ContentType.
 type IngestEventJSONRequestBody IngestEventJSONBody
 
@@ -3712,6 +3856,31 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
 	GetPoison(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// CreateBroadcastWithBody Broadcast an announcement
+	//
+	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+	CreateBroadcastWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateBroadcast Broadcast an announcement
+	//
+	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+	CreateBroadcast(ctx context.Context, body CreateBroadcastJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBroadcast Get a broadcast's progress
+	//
+	// Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.
+	//
+	// Corresponds with GET /v1/broadcasts/{id} (the `GetBroadcast` operationId).
+	GetBroadcast(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetCheckup Get a checkup with its result versions
 	//
 	// The checkup and every version of its result (preliminary, final, corrected, withdrawn). A checkup of another doctor's patient is 404. Every read is audited.
@@ -4033,6 +4202,61 @@ func (c *Client) ReplayPoison(ctx context.Context, body ReplayPoisonJSONRequestB
 // Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
 func (c *Client) GetPoison(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPoisonRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateBroadcastWithBody Broadcast an announcement
+//
+// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+func (c *Client) CreateBroadcastWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateBroadcastRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateBroadcast Broadcast an announcement
+//
+// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+func (c *Client) CreateBroadcast(ctx context.Context, body CreateBroadcastJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateBroadcastRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBroadcast Get a broadcast's progress
+//
+// Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.
+//
+// Corresponds with GET /v1/broadcasts/{id} (the `GetBroadcast` operationId).
+func (c *Client) GetBroadcast(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBroadcastRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4788,6 +5012,80 @@ func NewGetPoisonRequest(server string, id string, params *GetPoisonParams) (*ht
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
 		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateBroadcastRequest calls the generic CreateBroadcast builder with application/json body
+func NewCreateBroadcastRequest(server string, body CreateBroadcastJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateBroadcastRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateBroadcastRequestWithBody constructs an http.Request for the CreateBroadcast method, with any body, and a specified content type
+func NewCreateBroadcastRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/broadcasts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetBroadcastRequest constructs an http.Request for the GetBroadcast method
+func NewGetBroadcastRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/broadcasts/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -5936,6 +6234,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
 	GetPoisonWithResponse(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*GetPoisonResponse, error)
 
+	// CreateBroadcastWithBodyWithResponse Broadcast an announcement
+	//
+	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+	CreateBroadcastWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateBroadcastResponse, error)
+
+	// CreateBroadcastWithResponse Broadcast an announcement
+	//
+	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+	CreateBroadcastWithResponse(ctx context.Context, body CreateBroadcastJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateBroadcastResponse, error)
+
+	// GetBroadcastWithResponse Get a broadcast's progress
+	//
+	// Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/broadcasts/{id} (the `GetBroadcast` operationId).
+	GetBroadcastWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetBroadcastResponse, error)
+
 	// GetCheckupWithResponse Get a checkup with its result versions
 	//
 	// The checkup and every version of its result (preliminary, final, corrected, withdrawn). A checkup of another doctor's patient is 404. Every read is audited.
@@ -6550,6 +6875,207 @@ func (r GetPoisonResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetPoisonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateBroadcastResponse202Headers the declared response headers of an HTTP 202 response for CreateBroadcast
+type CreateBroadcastResponse202Headers struct {
+	Location *string
+}
+
+// CreateBroadcastResponse429Headers the declared response headers of an HTTP 429 response for CreateBroadcast
+type CreateBroadcastResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CreateBroadcastResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *BroadcastProgress
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CreateBroadcastResponse202Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateBroadcastResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CreateBroadcastResponse) GetJSON202() *BroadcastProgress {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateBroadcastResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateBroadcastResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateBroadcastResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateBroadcastResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetBroadcastResponse200Headers the declared response headers of an HTTP 200 response for GetBroadcast
+type GetBroadcastResponse200Headers struct {
+	Location *string
+}
+
+// GetBroadcastResponse429Headers the declared response headers of an HTTP 429 response for GetBroadcast
+type GetBroadcastResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetBroadcastResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BroadcastProgress
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetBroadcastResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetBroadcastResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBroadcastResponse) GetJSON200() *BroadcastProgress {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBroadcastResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBroadcastResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBroadcastResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBroadcastResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8780,6 +9306,51 @@ func (c *ClientWithResponses) GetPoisonWithResponse(ctx context.Context, id stri
 	return ParseGetPoisonResponse(rsp)
 }
 
+// CreateBroadcastWithBodyWithResponse Broadcast an announcement
+//
+// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+func (c *ClientWithResponses) CreateBroadcastWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateBroadcastResponse, error) {
+	rsp, err := c.CreateBroadcastWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateBroadcastResponse(rsp)
+}
+
+// CreateBroadcastWithResponse Broadcast an announcement
+//
+// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+func (c *ClientWithResponses) CreateBroadcastWithResponse(ctx context.Context, body CreateBroadcastJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateBroadcastResponse, error) {
+	rsp, err := c.CreateBroadcast(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateBroadcastResponse(rsp)
+}
+
+// GetBroadcastWithResponse Get a broadcast's progress
+//
+// Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/broadcasts/{id} (the `GetBroadcast` operationId).
+func (c *ClientWithResponses) GetBroadcastWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetBroadcastResponse, error) {
+	rsp, err := c.GetBroadcast(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBroadcastResponse(rsp)
+}
+
 // GetCheckupWithResponse Get a checkup with its result versions
 //
 // The checkup and every version of its result (preliminary, final, corrected, withdrawn). A checkup of another doctor's patient is 404. Every read is audited.
@@ -9518,6 +10089,195 @@ func ParseGetPoisonResponse(rsp *http.Response) (*GetPoisonResponse, error) {
 	switch {
 	case rsp.StatusCode == 429:
 		var headers GetPoisonResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateBroadcastResponse parses an HTTP response from a CreateBroadcastWithResponse call
+func ParseCreateBroadcastResponse(rsp *http.Response) (*CreateBroadcastResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateBroadcastResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest BroadcastProgress
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CreateBroadcastResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateBroadcastResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetBroadcastResponse parses an HTTP response from a GetBroadcastWithResponse call
+func ParseGetBroadcastResponse(rsp *http.Response) (*GetBroadcastResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBroadcastResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BroadcastProgress
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetBroadcastResponse200Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetBroadcastResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
