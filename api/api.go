@@ -183,6 +183,7 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 	registerIntegrations(a, s.h, d)
 	registerPoison(a, s.h, d)
 	registerBroadcasts(a, s.h)
+	registerReports(a, s.h, d.Config.EscalationSLA)
 	hub := d.InApp
 	if hub == nil {
 		hub = inapp.NewHub()

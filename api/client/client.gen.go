@@ -1468,6 +1468,15 @@ type Acknowledgement struct {
 	NotificationId string `json:"notification_id"`
 }
 
+// Breach defines model for Breach.
+type Breach struct {
+	AcknowledgedAt  *time.Time `json:"acknowledged_at,omitempty"`
+	DoctorId        string     `json:"doctor_id"`
+	EscalationLevel int64      `json:"escalation_level"`
+	NotificationId  string     `json:"notification_id"`
+	NotifiedAt      time.Time  `json:"notified_at"`
+}
+
 // BroadcastAudience defines model for BroadcastAudience.
 type BroadcastAudience struct {
 	// Doctors Doctor ids or external user ids (kind doctors); unknown or inactive ones are left out.
@@ -1766,6 +1775,26 @@ type Dashboard struct {
 	//
 	// Example: 7
 	UnreadCount int64 `json:"unread_count"`
+}
+
+// Day defines model for Day.
+type Day struct {
+	Breaches *[]Breach `json:"breaches"`
+
+	// Critical Critical-result notifications made that day (doctors' own, not covering copies).
+	Critical int64 `json:"critical"`
+
+	// Date Example: 2026-11-24
+	Date                    string    `json:"date"`
+	DeliveredToAcknowledged Intervals `json:"delivered_to_acknowledged"`
+	EventToNotified         Intervals `json:"event_to_notified"`
+	NotifiedToDelivered     Intervals `json:"notified_to_delivered"`
+
+	// ShareWithinSla within_sla / critical; 1 on a day without critical results.
+	ShareWithinSla float64 `json:"share_within_sla"`
+
+	// WithinSla Acknowledged within the SLA of being notified.
+	WithinSla int64 `json:"within_sla"`
 }
 
 // Delivery defines model for Delivery.
@@ -2126,6 +2155,15 @@ type InboundUserCreated struct {
 	TimeZone       *string        `json:"time_zone,omitempty"`
 	UpdatedAt      time.Time      `json:"updated_at"`
 	UserType       string         `json:"user_type"`
+}
+
+// Intervals defines model for Intervals.
+type Intervals struct {
+	// Count Notifications the interval could be measured on.
+	Count         int64   `json:"count"`
+	MaxSeconds    float64 `json:"max_seconds"`
+	MedianSeconds float64 `json:"median_seconds"`
+	P90Seconds    float64 `json:"p90_seconds"`
 }
 
 // ListPoisonOutputBody defines model for ListPoisonOutputBody.
@@ -2729,6 +2767,18 @@ type ReadAllResult struct {
 	Marked int64 `json:"marked"`
 }
 
+// Report defines model for Report.
+type Report struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/Report.json
+	Schema     *string `json:"$schema,omitempty"`
+	Days       *[]Day  `json:"days"`
+	From       string  `json:"from"`
+	SlaSeconds float64 `json:"sla_seconds"`
+	To         string  `json:"to"`
+}
+
 // ResultVersion defines model for ResultVersion.
 type ResultVersion struct {
 	// Critical Example: true
@@ -3096,6 +3146,15 @@ type ListPoisonParamsState string
 type GetPoisonParams struct {
 	// Reveal Show the payload unmasked; written to the audit log.
 	Reveal *bool `form:"reveal,omitempty" json:"reveal,omitempty"`
+}
+
+// CriticalTimelinessParams defines parameters for CriticalTimeliness.
+type CriticalTimelinessParams struct {
+	// From First day (UTC), YYYY-MM-DD.
+	From string `form:"from" json:"from"`
+
+	// To Last day (UTC), YYYY-MM-DD; at most 92 days after from.
+	To string `form:"to" json:"to"`
 }
 
 // IngestEventJSONBody defines parameters for IngestEvent.
@@ -3856,6 +3915,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
 	GetPoison(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// CriticalTimeliness Critical-result timeliness
+	//
+	// Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. Needs scope reports:read.
+	//
+	// Corresponds with GET /v1/admin/reports/critical-timeliness (the `CriticalTimeliness` operationId).
+	CriticalTimeliness(ctx context.Context, params *CriticalTimelinessParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateBroadcastWithBody Broadcast an announcement
 	//
 	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
@@ -4202,6 +4268,23 @@ func (c *Client) ReplayPoison(ctx context.Context, body ReplayPoisonJSONRequestB
 // Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
 func (c *Client) GetPoison(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPoisonRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CriticalTimeliness Critical-result timeliness
+//
+// Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. Needs scope reports:read.
+//
+// Corresponds with GET /v1/admin/reports/critical-timeliness (the `CriticalTimeliness` operationId).
+func (c *Client) CriticalTimeliness(ctx context.Context, params *CriticalTimelinessParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCriticalTimelinessRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5006,6 +5089,64 @@ func NewGetPoisonRequest(server string, id string, params *GetPoisonParams) (*ht
 				}
 			}
 
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCriticalTimelinessRequest constructs an http.Request for the CriticalTimeliness method
+func NewCriticalTimelinessRequest(server string, params *CriticalTimelinessParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/reports/critical-timeliness")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
 		}
 
 		if encoded := queryValues.Encode(); encoded != "" {
@@ -6234,6 +6375,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
 	GetPoisonWithResponse(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*GetPoisonResponse, error)
 
+	// CriticalTimelinessWithResponse Critical-result timeliness
+	//
+	// Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. Needs scope reports:read.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/reports/critical-timeliness (the `CriticalTimeliness` operationId).
+	CriticalTimelinessWithResponse(ctx context.Context, params *CriticalTimelinessParams, reqEditors ...RequestEditorFn) (*CriticalTimelinessResponse, error)
+
 	// CreateBroadcastWithBodyWithResponse Broadcast an announcement
 	//
 	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
@@ -6875,6 +7025,96 @@ func (r GetPoisonResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetPoisonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CriticalTimelinessResponse429Headers the declared response headers of an HTTP 429 response for CriticalTimeliness
+type CriticalTimelinessResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CriticalTimelinessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Report
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CriticalTimelinessResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CriticalTimelinessResponse) GetJSON200() *Report {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CriticalTimelinessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CriticalTimelinessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CriticalTimelinessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CriticalTimelinessResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9306,6 +9546,21 @@ func (c *ClientWithResponses) GetPoisonWithResponse(ctx context.Context, id stri
 	return ParseGetPoisonResponse(rsp)
 }
 
+// CriticalTimelinessWithResponse Critical-result timeliness
+//
+// Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. Needs scope reports:read.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/reports/critical-timeliness (the `CriticalTimeliness` operationId).
+func (c *ClientWithResponses) CriticalTimelinessWithResponse(ctx context.Context, params *CriticalTimelinessParams, reqEditors ...RequestEditorFn) (*CriticalTimelinessResponse, error) {
+	rsp, err := c.CriticalTimeliness(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCriticalTimelinessResponse(rsp)
+}
+
 // CreateBroadcastWithBodyWithResponse Broadcast an announcement
 //
 // Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
@@ -10089,6 +10344,87 @@ func ParseGetPoisonResponse(rsp *http.Response) (*GetPoisonResponse, error) {
 	switch {
 	case rsp.StatusCode == 429:
 		var headers GetPoisonResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCriticalTimelinessResponse parses an HTTP response from a CriticalTimelinessWithResponse call
+func ParseCriticalTimelinessResponse(rsp *http.Response) (*CriticalTimelinessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CriticalTimelinessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Report
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CriticalTimelinessResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
