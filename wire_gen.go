@@ -334,7 +334,7 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 		return nil, nil, err
 	}
 	retention := app.NewRetention(cfg, db, pubSub, logger)
-	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, logger)
+	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, logger)
 	runner, err := app.NewCronRunner(cfg, db, cronJobs, registerer, logger)
 	if err != nil {
 		cleanup2()

@@ -13,6 +13,7 @@ import (
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/cron"
 	"github.com/rfd-notify/rfd/delivery"
+	"github.com/rfd-notify/rfd/digest"
 	"github.com/rfd-notify/rfd/escalation"
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
@@ -43,7 +44,8 @@ func NewRetention(cfg config.Config, db *bun.DB, ps *sqlpubsub.PubSub, logger *s
 type CronJobs []cron.Job
 
 // NewCronJobs lists the jobs with their configured schedules.
-func NewCronJobs(cfg config.Config, db *bun.DB, sched *delivery.Scheduler, ladder *escalation.Ladder, ret *retention.Retention, logger *slog.Logger) CronJobs {
+func NewCronJobs(cfg config.Config, db *bun.DB, sched *delivery.Scheduler, ladder *escalation.Ladder, ret *retention.Retention,
+	n *notify.Notifier, logger *slog.Logger) CronJobs {
 	return CronJobs{
 		{Name: "scheduled-notifications", Spec: cfg.CronScheduledNotifications, Run: func(ctx context.Context, _ time.Time) error {
 			// The scheduler publishes due deliveries (send_at reached, quiet
@@ -63,6 +65,7 @@ func NewCronJobs(cfg config.Config, db *bun.DB, sched *delivery.Scheduler, ladde
 			}
 			return err
 		}},
+		{Name: "digests", Spec: cfg.CronDigests, Run: digest.New(db, n, time.Now, logger).Run},
 		{Name: "retention", Spec: cfg.CronRetention, Run: ret.Run},
 	}
 }

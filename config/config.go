@@ -140,6 +140,7 @@ type Config struct {
 	CronScheduledNotifications string        `env:"RFD_CRON_SCHEDULED_NOTIFICATIONS" envDefault:"@every 1m" desc:"cron schedule of the job publishing scheduled and quiet-hours-deferred deliveries that are due (off disables a job)"`
 	CronEscalations            string        `env:"RFD_CRON_ESCALATIONS" envDefault:"@every 1m" desc:"cron schedule of the critical-result escalation ladder"`
 	CronStuckDeliveries        string        `env:"RFD_CRON_STUCK_DELIVERIES" envDefault:"@every 5m" desc:"cron schedule of the sweep sending deliveries stuck in sending back to retry"`
+	CronDigests                string        `env:"RFD_CRON_DIGESTS" envDefault:"*/5 * * * *" desc:"cron schedule of the digest job (hourly and daily@HH:MM digests go out at the first run after their time)"`
 	CronRetention              string        `env:"RFD_CRON_RETENTION" envDefault:"30 3 * * *" desc:"cron schedule (UTC) of the retention job"`
 	EscalationSLA              time.Duration `env:"RFD_ESCALATION_SLA" envDefault:"30m" desc:"a critical result unacknowledged this long escalates one step, and again after each further interval"`
 	EscalationOnCallDoctor     string        `env:"RFD_ESCALATION_ONCALL_DOCTOR" desc:"external user id of the on-call contact, the ladder's last step (unset = no on-call step)"`
@@ -455,7 +456,7 @@ func (c Config) validateJWT(bad func(envName, format string, args ...any) error)
 func (c Config) validateCron(bad func(envName, format string, args ...any) error) error {
 	for name, spec := range map[string]string{
 		"RFD_CRON_SCHEDULED_NOTIFICATIONS": c.CronScheduledNotifications, "RFD_CRON_ESCALATIONS": c.CronEscalations,
-		"RFD_CRON_STUCK_DELIVERIES": c.CronStuckDeliveries, "RFD_CRON_RETENTION": c.CronRetention,
+		"RFD_CRON_STUCK_DELIVERIES": c.CronStuckDeliveries, "RFD_CRON_RETENTION": c.CronRetention, "RFD_CRON_DIGESTS": c.CronDigests,
 	} {
 		if strings.TrimSpace(spec) == "off" {
 			continue

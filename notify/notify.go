@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -41,6 +42,9 @@ type Intent struct {
 	ResultVersion int            `json:"result_version,omitempty"`
 	OrderID       string         `json:"order_id,omitempty"`
 	ExpiresAt     *time.Time     `json:"expires_at,omitempty"`
+	// Channels, when set, are the channels the notification goes out on
+	// instead of the doctor's choice for the category (a digest is email).
+	Channels []domain.Channel `json:"channels,omitempty"`
 }
 
 // Notifier creates notifications.
@@ -222,12 +226,26 @@ func (n *Notifier) NotifyDoctor(ctx context.Context, tx bun.Tx, in Intent, doc d
 		return "", false, fmt.Errorf("notify: insert notification: %w", err)
 	}
 
-	for _, ch := range prefs.ChannelsFor(in.Category) {
+	for _, ch := range channelsOf(in, prefs) {
 		if err := n.queueDelivery(ctx, tx, row, doc, ch); err != nil {
 			return "", false, err
 		}
 	}
 	return id, true, nil
+}
+
+// channelsOf are the channels of in for a doctor with prefs. A doctor who
+// takes a digest gets no email per notification for what the digest
+// collects (everything but critical results and security alerts).
+func channelsOf(in Intent, prefs domain.Preferences) []domain.Channel {
+	if len(in.Channels) > 0 {
+		return in.Channels
+	}
+	chs := prefs.ChannelsFor(in.Category)
+	if prefs.Digest != "" && prefs.Digest != "off" && !domain.BypassesQuietHours(in.Category) {
+		chs = slices.DeleteFunc(chs, func(c domain.Channel) bool { return c == domain.ChannelEmail })
+	}
+	return chs
 }
 
 func (n *Notifier) queueDelivery(ctx context.Context, tx bun.Tx, nt *domain.Notification, doc domain.Doctor, ch domain.Channel) error {
