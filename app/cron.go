@@ -66,6 +66,7 @@ func NewCronJobs(cfg config.Config, db *bun.DB, sched *delivery.Scheduler, ladde
 			return err
 		}},
 		{Name: "digests", Spec: cfg.CronDigests, Run: digest.New(db, n, time.Now, logger).Run},
+		{Name: "weekly-summary", Spec: cfg.CronWeeklySummary, Run: digest.NewWeekly(db, n, time.Now, logger).Run},
 		{Name: "retention", Spec: cfg.CronRetention, Run: ret.Run},
 	}
 }

@@ -141,6 +141,7 @@ type Config struct {
 	CronEscalations            string        `env:"RFD_CRON_ESCALATIONS" envDefault:"@every 1m" desc:"cron schedule of the critical-result escalation ladder"`
 	CronStuckDeliveries        string        `env:"RFD_CRON_STUCK_DELIVERIES" envDefault:"@every 5m" desc:"cron schedule of the sweep sending deliveries stuck in sending back to retry"`
 	CronDigests                string        `env:"RFD_CRON_DIGESTS" envDefault:"*/5 * * * *" desc:"cron schedule of the digest job (hourly and daily@HH:MM digests go out at the first run after their time)"`
+	CronWeeklySummary          string        `env:"RFD_CRON_WEEKLY_SUMMARY" envDefault:"0 1 * * 1" desc:"cron schedule (UTC) of the weekly doctor summary email of the past week (Monday to Sunday)"`
 	CronRetention              string        `env:"RFD_CRON_RETENTION" envDefault:"30 3 * * *" desc:"cron schedule (UTC) of the retention job"`
 	EscalationSLA              time.Duration `env:"RFD_ESCALATION_SLA" envDefault:"30m" desc:"a critical result unacknowledged this long escalates one step, and again after each further interval"`
 	EscalationOnCallDoctor     string        `env:"RFD_ESCALATION_ONCALL_DOCTOR" desc:"external user id of the on-call contact, the ladder's last step (unset = no on-call step)"`
@@ -457,6 +458,7 @@ func (c Config) validateCron(bad func(envName, format string, args ...any) error
 	for name, spec := range map[string]string{
 		"RFD_CRON_SCHEDULED_NOTIFICATIONS": c.CronScheduledNotifications, "RFD_CRON_ESCALATIONS": c.CronEscalations,
 		"RFD_CRON_STUCK_DELIVERIES": c.CronStuckDeliveries, "RFD_CRON_RETENTION": c.CronRetention, "RFD_CRON_DIGESTS": c.CronDigests,
+		"RFD_CRON_WEEKLY_SUMMARY": c.CronWeeklySummary,
 	} {
 		if strings.TrimSpace(spec) == "off" {
 			continue

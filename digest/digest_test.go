@@ -137,3 +137,74 @@ func TestHourlyDigest(t *testing.T) {
 		})
 	}
 }
+
+// The weekly summary goes once a week to each active doctor who has not
+// opted out, with the past week's results and the pending orders.
+func TestWeeklySummary(t *testing.T) {
+	for _, name := range []string{testenv.SQLiteSQL, testenv.PostgresSQL} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t, name)
+			env.EnsureTopics(t, env.Config.TopicSendNotification)
+			ctx := context.Background()
+			monday := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+			if got := digest.WeekStart(monday.Add(3*24*time.Hour + 5*time.Hour)); !got.Equal(monday) {
+				t.Fatalf("week start %v", got)
+			}
+			clk := &clock{t: monday.Add(-2 * 24 * time.Hour)}
+			notifier := notify.New(env.Outbox, env.Config.TopicSendNotification, env.Config.PortalURL, clk.now)
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := env.DB.NewRaw(q, args...).Exec(ctx); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			for _, d := range []string{"d1", "d2", "d3"} {
+				doc := domain.Doctor{ID: d, ExternalUserID: "x" + d, Name: "Dr", Locale: "en", TimeZone: "UTC", Active: d != "d3", ProfileVersion: monday, CreatedAt: monday, UpdatedAt: monday}
+				if _, err := env.DB.NewInsert().Model(&doc).Exec(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			optOut := domain.DefaultPreferences()
+			optOut.NoWeeklySummary = true
+			row := optOut.Row("d2", monday)
+			if _, err := env.DB.NewInsert().Model(&row).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, key := range []string{"r1", "r2"} {
+				err := env.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+					_, err := notifier.Notify(ctx, tx, notify.Intent{Key: key, SourceEventID: key, Type: templates.TypeResultAvailable,
+						Category: domain.CategoryResults, Priority: domain.PriorityNormal}, []string{"xd1"})
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			exec(`INSERT INTO orders (id, patient_ref, status, last_seq, last_event_at, created_at, updated_at) VALUES ('o1', 'p', 'in_progress', 1, ?, ?, ?), ('o2', 'p', 'completed', 1, ?, ?, ?)`,
+				monday, monday, monday, monday, monday, monday)
+			exec(`INSERT INTO order_doctors (order_id, doctor_external_id) VALUES ('o1', 'xd1'), ('o2', 'xd1')`)
+
+			job := digest.NewWeekly(env.DB, notifier, clk.now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			clk.set(monday.Add(time.Hour))
+			if n, err := job.Once(ctx); err != nil || n != 1 {
+				t.Fatalf("weekly: %d %v", n, err)
+			}
+			if n, err := job.Once(ctx); err != nil || n != 0 {
+				t.Fatalf("weekly again: %d %v", n, err)
+			}
+			var s domain.Notification
+			if err := env.DB.NewSelect().Model(&s).Where("type = ?", templates.TypeWeeklySummary).Scan(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if s.DoctorID != "d1" || s.Data["Count"] != float64(2) || s.Data["PendingCount"] != float64(1) {
+				t.Fatalf("summary %s %v", s.DoctorID, s.Data)
+			}
+			r, err := templates.Render(templates.TypeWeeklySummary, templates.ChannelEmail, "en", templates.Data{Count: 2, PendingCount: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("weekly summary email: %q / %q", r.Subject, r.Text)
+		})
+	}
+}

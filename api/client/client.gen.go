@@ -2698,6 +2698,11 @@ type Preferences struct {
 	// Example: ["sms","push","email"]
 	FallbackOrder *[]PreferencesFallbackOrder `json:"fallback_order"`
 	QuietHours    QuietHours                  `json:"quiet_hours"`
+
+	// WeeklySummary Whether the doctor gets the weekly summary email (results received, pending orders).
+	//
+	// Example: true
+	WeeklySummary bool `json:"weekly_summary"`
 }
 
 // PreferencesFallbackOrder defines model for Preferences.FallbackOrder.
@@ -2718,6 +2723,11 @@ type PreferencesPatch struct {
 	// FallbackOrder Example: ["push","sms"]
 	FallbackOrder *[]PreferencesPatchFallbackOrder `json:"fallback_order,omitempty"`
 	QuietHours    *QuietHours                      `json:"quiet_hours,omitempty"`
+
+	// WeeklySummary false opts out of the weekly summary email.
+	//
+	// Example: false
+	WeeklySummary *bool `json:"weekly_summary,omitempty"`
 }
 
 // PreferencesPatchFallbackOrder defines model for PreferencesPatch.FallbackOrder.
