@@ -21,5 +21,6 @@ func main() {
 		Migrate: initMigrate,
 		APIKeys: initAPIKeys,
 		Ops:     initOps,
+		Poison:  initPoison,
 	}, os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -32,7 +32,7 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 }
 
 func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error) {
-	wire.Build(app.RuntimeSet, app.NewCron)
+	wire.Build(app.RuntimeSet, app.CronSet, app.NewCron)
 	return nil, nil, nil
 }
 
@@ -48,5 +48,10 @@ func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, fu
 
 func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
 	wire.Build(app.OpsSet)
+	return nil, nil, nil
+}
+
+func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error) {
+	wire.Build(app.PoisonSet)
 	return nil, nil, nil
 }

@@ -67,7 +67,9 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
+	service := app.NewPoison(db, publisher)
+	fanOut := app.NewFanOut(cfg, db, notifier, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
 	serve := app.NewServe(runtime)
 	return serve, func() {
 		cleanup2()
@@ -128,7 +130,9 @@ func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
+	service := app.NewPoison(db, publisher)
+	fanOut := app.NewFanOut(cfg, db, notifier, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
 	api := app.NewAPI(runtime)
 	return api, func() {
 		cleanup2()
@@ -189,7 +193,9 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
+	service := app.NewPoison(db, publisher)
+	fanOut := app.NewFanOut(cfg, db, notifier, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
 	consumer, err := app.NewConsumer(runtime, name)
 	if err != nil {
 		cleanup2()
@@ -255,7 +261,9 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
+	service := app.NewPoison(db, publisher)
+	fanOut := app.NewFanOut(cfg, db, notifier, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
 	worker := app.NewWorker(runtime)
 	return worker, func() {
 		cleanup2()
@@ -316,8 +324,24 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	}
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub)
-	cron := app.NewCron(runtime)
+	service := app.NewPoison(db, publisher)
+	fanOut := app.NewFanOut(cfg, db, notifier, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
+	ladder, err := app.NewLadder(cfg, db, notifier, publisher, registerer)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	retention := app.NewRetention(cfg, db, pubSub, logger)
+	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, logger)
+	runner, err := app.NewCronRunner(cfg, db, cronJobs, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	cron := app.NewCron(runtime, runner)
 	return cron, func() {
 		cleanup2()
 		cleanup()
@@ -378,6 +402,34 @@ func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
 		return nil, nil, err
 	}
 	return ops, func() {
+		cleanup()
+	}, nil
+}
+
+func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error) {
+	db, cleanup, err := app.OpenDB(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	migrator := app.NewMigrator(db)
+	logger, err := app.NewLogger(cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := app.NewOutbox(cfg, pubSub)
+	service := app.NewPoison(db, publisher)
+	poisonManager, err := app.NewPoisonManager(ctx, cfg, db, migrator, publisher, service)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return poisonManager, func() {
 		cleanup()
 	}, nil
 }

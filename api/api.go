@@ -196,6 +196,9 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 	registerCheckups(a, s.h)
 	registerDoctors(a, s.h)
 	registerIntegrations(a, s.h, d)
+	registerPoison(a, s.h, d)
+	registerBroadcasts(a, s.h)
+	registerReports(a, s.h, d.Config.EscalationSLA)
 	hub := d.InApp
 	if hub == nil {
 		hub = inapp.NewHub()

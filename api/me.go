@@ -45,6 +45,7 @@ type Preferences struct {
 	Digest        string             `json:"digest" doc:"off, hourly, or daily@HH:MM (the doctor's time zone)." example:"off"`
 	FallbackOrder []domain.Channel   `json:"fallback_order" enum:"in_app,email,sms,push,webhook" doc:"Channels tried in turn when a critical notification could not be delivered." example:"[\"sms\",\"push\",\"email\"]"`
 	Covering      *Covering          `json:"covering,omitempty" doc:"The doctor covering now, or else the next one to; absent when none is."`
+	WeeklySummary bool               `json:"weekly_summary" doc:"Whether the doctor gets the weekly summary email (results received, pending orders)." example:"true"`
 }
 
 // ChannelPreferences are the channels of each category.
@@ -69,6 +70,7 @@ type PreferencesPatch struct {
 	QuietHours    *QuietHours              `json:"quiet_hours,omitempty" doc:"The new window; {\"start\":\"\",\"end\":\"\"} removes it."`
 	Digest        *string                  `json:"digest,omitempty" pattern:"^(off|hourly|daily@([01][0-9]|2[0-3]):[0-5][0-9])$" patternDescription:"off, hourly or daily@HH:MM" example:"daily@18:00"`
 	FallbackOrder *[]domain.Channel        `json:"fallback_order,omitempty" enum:"in_app,email,sms,push,webhook" maxItems:"5" uniqueItems:"true" example:"[\"push\",\"sms\"]"`
+	WeeklySummary *bool                    `json:"weekly_summary,omitempty" doc:"false opts out of the weekly summary email." example:"false"`
 	Covering      CoveringChange           `json:"covering,omitzero" doc:"A doctor who covers for this one from starts_at to ends_at, receiving a copy of each notification meanwhile; it replaces the current and future cover. null ends the current cover now and removes future ones."`
 }
 
@@ -157,6 +159,7 @@ func preferencesView(p domain.Preferences) Preferences {
 		QuietHours:    QuietHours{Start: p.QuietHours.Start, End: p.QuietHours.End},
 		Digest:        digest,
 		FallbackOrder: fallback,
+		WeeklySummary: !p.NoWeeklySummary,
 	}
 }
 
@@ -191,7 +194,8 @@ func (h *handlers) patchPreferences(ctx context.Context, in *patchPreferencesInp
 		row := prefs.Row(doc.ID, now)
 		if _, err := tx.NewInsert().Model(&row).On("CONFLICT (doctor_id) DO UPDATE").
 			Set("channels = EXCLUDED.channels").Set("quiet_start = EXCLUDED.quiet_start").Set("quiet_end = EXCLUDED.quiet_end").
-			Set("digest = EXCLUDED.digest").Set("fallback_order = EXCLUDED.fallback_order").Set("updated_at = EXCLUDED.updated_at").
+			Set("digest = EXCLUDED.digest").Set("fallback_order = EXCLUDED.fallback_order").Set("weekly_summary = EXCLUDED.weekly_summary").
+			Set("updated_at = EXCLUDED.updated_at").
 			Exec(ctx); err != nil {
 			return fmt.Errorf("store preferences: %w", err)
 		}
@@ -245,6 +249,9 @@ func applyPatch(prefs domain.Preferences, p PreferencesPatch) domain.Preferences
 	prefs.Channels = channels
 	if p.QuietHours != nil {
 		prefs.QuietHours = domain.QuietHours{Start: p.QuietHours.Start, End: p.QuietHours.End}
+	}
+	if p.WeeklySummary != nil {
+		prefs.NoWeeklySummary = !*p.WeeklySummary
 	}
 	if p.Digest != nil {
 		prefs.Digest = *p.Digest

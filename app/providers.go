@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/uptrace/bun"
 
+	"github.com/rfd-notify/rfd/broadcast"
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/handlers"
@@ -25,6 +26,7 @@ import (
 	"github.com/rfd-notify/rfd/migrations"
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/poison"
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/sqlpubsub"
 	"github.com/rfd-notify/rfd/store"
@@ -169,6 +171,16 @@ func NewDispatcher(cfg config.Config, db *bun.DB, inbox *store.Inbox, ob *outbox
 		MaxAttempts: cfg.DeliveryMaxAttempts, InitialBackoff: cfg.DeliveryInitialBackoff, MaxBackoff: cfg.DeliveryMaxBackoff,
 		SendTopic: cfg.TopicSendNotification, InAppTopic: cfg.TopicInApp, ConsumerName: config.ConsumerSendNotification,
 	}, time.Now, reg, logger)
+}
+
+// NewPoison returns the operators' poison service.
+func NewPoison(db *bun.DB, ob *outbox.Publisher) *poison.Service {
+	return poison.New(db, ob, time.Now)
+}
+
+// NewFanOut returns the broadcast fan-out.
+func NewFanOut(cfg config.Config, db *bun.DB, n *notify.Notifier, logger *slog.Logger) *broadcast.FanOut {
+	return broadcast.NewFanOut(db, n, broadcast.Options{ChunkSize: cfg.BroadcastChunkSize, Pause: cfg.BroadcastPause}, time.Now, logger)
 }
 
 // NewHub returns the registry of this replica's open in-app streams.

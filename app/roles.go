@@ -14,7 +14,9 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/api"
+	"github.com/rfd-notify/rfd/broadcast"
 	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/cron"
 	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/health"
@@ -24,6 +26,7 @@ import (
 	"github.com/rfd-notify/rfd/migrations"
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/poison"
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/sqlpubsub"
 )
@@ -44,14 +47,32 @@ type Runtime struct {
 	Sweeper   *notify.Sweeper
 	Scheduler *delivery.Scheduler
 	Hub       *inapp.Hub
+	Poison    *poison.Service
+	FanOut    *broadcast.FanOut
 }
 
 // NewRuntime gathers a role's parts.
 func NewRuntime(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
 	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set,
-	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub) *Runtime {
+	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub, pq *poison.Service, fo *broadcast.FanOut) *Runtime {
 	return &Runtime{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob,
-		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub}
+		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub, Poison: pq, FanOut: fo}
+}
+
+// addPoisonDrain drains the poison topic into the poison table, and
+// exports the table's depth. A message the drain cannot store is
+// redelivered, never poisoned again.
+func (r *Runtime) addPoisonDrain() error {
+	if err := r.Registry.Register(poison.NewCollector(r.DB, time.Now)); err != nil {
+		return fmt.Errorf("poison metrics: %w", err)
+	}
+	return r.Router.AddConsumer(router.Handler{
+		Name:          poison.DrainConsumer,
+		Topic:         r.Config.TopicPoison,
+		ConsumerGroup: r.Config.ConsumerGroup(poison.DrainConsumer),
+		Handle:        r.Poison.Handle,
+		NoPoison:      true,
+	})
 }
 
 // addInAppBroadcast makes this replica read the in-app broadcast topic in a
@@ -88,6 +109,10 @@ func (r *Runtime) scheduler() func(context.Context) error {
 // sweepEvery is how often the worker looks at notifications waiting for an
 // unknown doctor.
 const sweepEvery = time.Minute
+
+func (r *Runtime) fanOut() func(context.Context) error {
+	return func(ctx context.Context) error { return r.FanOut.Run(ctx, r.Config.BroadcastPollInterval) }
+}
 
 func (r *Runtime) sweeper() func(context.Context) error {
 	return func(ctx context.Context) error { return r.Sweeper.Run(ctx, sweepEvery) }
@@ -233,6 +258,9 @@ func (s *Serve) Run(ctx context.Context) error {
 	if err := s.registerLag(config.Consumers, true); err != nil {
 		return err
 	}
+	if err := s.addPoisonDrain(); err != nil {
+		return err
+	}
 	withRouter := true
 	if withRouter {
 		s.routerCheck()
@@ -244,7 +272,7 @@ func (s *Serve) Run(ctx context.Context) error {
 	}
 	srv := newServer(s.Config.HTTPAddr, apiServer.Handler())
 	p := s.process([]*http.Server{srv}, withRouter)
-	p.background = append(p.background, s.sweeper())
+	p.background = append(p.background, s.sweeper(), s.fanOut())
 	if _, ok := s.Handlers[config.ConsumerSendNotification]; ok {
 		p.background = append(p.background, s.scheduler())
 	}
@@ -310,8 +338,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return p.run(ctx)
 }
 
-// Worker is `rfd worker`: the outbox forwarder, and the sweep of
-// notifications waiting for unknown doctors.
+// Worker is `rfd worker`: the outbox forwarder, the poison drain, the
+// broadcast fan-out, and the sweep of notifications waiting for unknown
+// doctors.
 type Worker struct{ *Runtime }
 
 // NewWorker returns the worker role.
@@ -331,28 +360,37 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.registerLag(config.Consumers, true); err != nil {
 		return err
 	}
-	if fwd {
-		w.routerCheck()
-	} else {
+	if !fwd {
 		w.Logger.Info("sql transport: the outbox writes to its topics directly, no relay to run")
 	}
-	p := w.process([]*http.Server{w.adminServer()}, fwd)
-	p.background = append(p.background, w.sweeper())
+	if err := w.addPoisonDrain(); err != nil {
+		return err
+	}
+	w.routerCheck()
+	p := w.process([]*http.Server{w.adminServer()}, true)
+	p.background = append(p.background, w.sweeper(), w.fanOut())
 	return p.run(ctx)
 }
 
-// Cron is `rfd cron`.
-type Cron struct{ *Runtime }
+// Cron is `rfd cron`: the scheduled jobs, each slot run by one replica.
+type Cron struct {
+	*Runtime
+	runner *cron.Runner
+}
 
 // NewCron returns the cron role.
-func NewCron(r *Runtime) *Cron { return &Cron{r} }
+func NewCron(r *Runtime, runner *cron.Runner) *Cron { return &Cron{Runtime: r, runner: runner} }
 
-// Run runs until ctx is cancelled. No job is scheduled by this build yet;
-// the role serves its health endpoints so deployments can already run it.
+// cronTick is how often the cron looks for due slots.
+const cronTick = time.Second
+
+// Run runs until ctx is cancelled.
 func (c *Cron) Run(ctx context.Context) error {
 	if err := c.prepare(ctx, false); err != nil {
 		return err
 	}
-	c.Logger.Info("cron starting", "jobs", 0)
-	return c.process([]*http.Server{c.adminServer()}, false).run(ctx)
+	c.Logger.Info("cron starting", "jobs", c.runner.Jobs())
+	p := c.process([]*http.Server{c.adminServer()}, false)
+	p.background = append(p.background, func(ctx context.Context) error { return c.runner.Run(ctx, cronTick) })
+	return p.run(ctx)
 }

@@ -30,6 +30,8 @@ var RuntimeSet = wire.NewSet(
 	NewDispatcher,
 	NewScheduler,
 	NewHub,
+	NewPoison,
+	NewFanOut,
 	NewHandlers,
 	NewRuntime,
 )

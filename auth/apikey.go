@@ -29,10 +29,11 @@ const (
 	ScopeDoctorsRead        = "doctors:read"
 	ScopePoisonRead         = "poison:read"
 	ScopePoisonWrite        = "poison:write"
+	ScopeReportsRead        = "reports:read"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeNotificationsWrite, ScopeEventsWrite, ScopeBroadcastsWrite, ScopeDoctorsRead, ScopePoisonRead, ScopePoisonWrite}
+var Scopes = []string{ScopeNotificationsWrite, ScopeEventsWrite, ScopeBroadcastsWrite, ScopeDoctorsRead, ScopePoisonRead, ScopePoisonWrite, ScopeReportsRead}
 
 // APIKey is an integrator's or operator's key, without its secret.
 type APIKey struct {

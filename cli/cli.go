@@ -37,6 +37,7 @@ type Injectors struct {
 	Migrate func(ctx context.Context, cfg config.Config) (*app.Migrate, func(), error)
 	APIKeys func(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error)
 	Ops     func(ctx context.Context, cfg config.Config) (*app.Ops, func(), error)
+	Poison  func(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error)
 }
 
 // Exit codes.
@@ -169,6 +170,7 @@ func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
 		lagCmd(inj, load, stdout),
 		outboxCmd(inj, load, stdout),
 		apikeyCmd(inj, load, stdout),
+		poisonCmd(inj, load, stdout),
 		openapiCmd(stdout),
 	)
 	return root

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	robfig "github.com/robfig/cron/v3"
 	"github.com/spf13/pflag"
 )
 
@@ -140,9 +141,27 @@ type Config struct {
 	APIRatePerKey    float64 `env:"RFD_API_RATE_PER_KEY" envDefault:"50" desc:"API requests per second per API key (token bucket, burst of the same size); more are 429 with Retry-After"`
 	APIRatePerDoctor float64 `env:"RFD_API_RATE_PER_DOCTOR" envDefault:"20" desc:"API requests per second per doctor (token bucket, burst of the same size); more are 429 with Retry-After"`
 
-	OTelEndpoint    string  `env:"RFD_OTEL_ENDPOINT" desc:"OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318 (unset = tracing off; W3C traceparent is still passed along)"`
-	OTelServiceName string  `env:"RFD_OTEL_SERVICE_NAME" envDefault:"rfd" desc:"service.name of the exported spans"`
-	OTelSampleRatio float64 `env:"RFD_OTEL_SAMPLE_RATIO" envDefault:"1" desc:"share of new traces sampled, 0 to 1; a trace started upstream keeps its sampling decision"`
+	OTelEndpoint               string        `env:"RFD_OTEL_ENDPOINT" desc:"OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318 (unset = tracing off; W3C traceparent is still passed along)"`
+	OTelServiceName            string        `env:"RFD_OTEL_SERVICE_NAME" envDefault:"rfd" desc:"service.name of the exported spans"`
+	OTelSampleRatio            float64       `env:"RFD_OTEL_SAMPLE_RATIO" envDefault:"1" desc:"share of new traces sampled, 0 to 1; a trace started upstream keeps its sampling decision"`
+	CronScheduledNotifications string        `env:"RFD_CRON_SCHEDULED_NOTIFICATIONS" envDefault:"@every 1m" desc:"cron schedule of the job publishing scheduled and quiet-hours-deferred deliveries that are due (off disables a job)"`
+	CronEscalations            string        `env:"RFD_CRON_ESCALATIONS" envDefault:"@every 1m" desc:"cron schedule of the critical-result escalation ladder"`
+	CronStuckDeliveries        string        `env:"RFD_CRON_STUCK_DELIVERIES" envDefault:"@every 5m" desc:"cron schedule of the sweep sending deliveries stuck in sending back to retry"`
+	CronDigests                string        `env:"RFD_CRON_DIGESTS" envDefault:"*/5 * * * *" desc:"cron schedule of the digest job (hourly and daily@HH:MM digests go out at the first run after their time)"`
+	CronWeeklySummary          string        `env:"RFD_CRON_WEEKLY_SUMMARY" envDefault:"0 1 * * 1" desc:"cron schedule (UTC) of the weekly doctor summary email of the past week (Monday to Sunday)"`
+	CronRetention              string        `env:"RFD_CRON_RETENTION" envDefault:"30 3 * * *" desc:"cron schedule (UTC) of the retention job"`
+	EscalationSLA              time.Duration `env:"RFD_ESCALATION_SLA" envDefault:"30m" desc:"a critical result unacknowledged this long escalates one step, and again after each further interval"`
+	EscalationOnCallDoctor     string        `env:"RFD_ESCALATION_ONCALL_DOCTOR" desc:"external user id of the on-call contact, the ladder's last step (unset = no on-call step)"`
+	StuckDeliveryTimeout       time.Duration `env:"RFD_STUCK_DELIVERY_TIMEOUT" envDefault:"15m" desc:"a delivery in sending this long goes back to retry"`
+	RetentionNotifications     time.Duration `env:"RFD_RETENTION_NOTIFICATIONS" envDefault:"17520h" desc:"notifications, their deliveries and attempts are deleted after this long (0 = kept forever)"`
+	RetentionInbox             time.Duration `env:"RFD_RETENTION_INBOX" envDefault:"720h" desc:"inbox rows and cron runs are deleted after this long (0 = kept forever)"`
+	RetentionTopics            time.Duration `env:"RFD_RETENTION_TOPICS" envDefault:"168h" desc:"rows of SQL topics every consumer group has acknowledged are deleted after this long (0 = kept forever)"`
+	RetentionPoison            time.Duration `env:"RFD_RETENTION_POISON" envDefault:"2160h" desc:"replayed or discarded poison messages are deleted this long after their resolution (0 = kept forever)"`
+	RetentionAudit             time.Duration `env:"RFD_RETENTION_AUDIT" envDefault:"52560h" desc:"audit rows (API access, logins) are deleted after this long, 6 years by default (0 = kept forever)"`
+	BroadcastChunkSize         int           `env:"RFD_BROADCAST_CHUNK_SIZE" envDefault:"500" desc:"doctors one broadcast fan-out transaction notifies"`
+	BroadcastPause             time.Duration `env:"RFD_BROADCAST_PAUSE" envDefault:"100ms" desc:"throttle of the broadcast fan-out: the pause between two chunks"`
+	BroadcastPollInterval      time.Duration `env:"RFD_BROADCAST_POLL_INTERVAL" envDefault:"2s" desc:"how often the worker looks for new broadcasts"`
+	RetentionBatch             int           `env:"RFD_RETENTION_BATCH" envDefault:"1000" desc:"rows one retention delete removes; each batch is its own short transaction"`
 }
 
 // Field describes one option for flags, error messages and the README.
@@ -408,6 +427,9 @@ func (c Config) Validate() error {
 			return bad(name, "want an absolute http(s) URL, got %q", raw)
 		}
 	}
+	if err := c.validateCron(bad); err != nil {
+		return err
+	}
 	if c.PendingReportAfter <= 0 {
 		return bad("RFD_PENDING_REPORT_AFTER", "must be positive, got %s", c.PendingReportAfter)
 	}
@@ -448,6 +470,53 @@ func (c Config) validateJWT(bad func(envName, format string, args ...any) error)
 	}
 	return nil
 }
+
+// validateCron checks the cron schedules and the jobs' settings.
+func (c Config) validateCron(bad func(envName, format string, args ...any) error) error {
+	for name, spec := range map[string]string{
+		"RFD_CRON_SCHEDULED_NOTIFICATIONS": c.CronScheduledNotifications, "RFD_CRON_ESCALATIONS": c.CronEscalations,
+		"RFD_CRON_STUCK_DELIVERIES": c.CronStuckDeliveries, "RFD_CRON_RETENTION": c.CronRetention, "RFD_CRON_DIGESTS": c.CronDigests,
+		"RFD_CRON_WEEKLY_SUMMARY": c.CronWeeklySummary,
+	} {
+		if strings.TrimSpace(spec) == "off" {
+			continue
+		}
+		if _, err := cronParser.Parse(spec); err != nil {
+			return bad(name, "invalid cron schedule %q (five fields, a descriptor such as @hourly or @every 10m, or off): %v", spec, err)
+		}
+	}
+	if c.EscalationSLA <= 0 {
+		return bad("RFD_ESCALATION_SLA", "must be positive, got %s", c.EscalationSLA)
+	}
+	if c.StuckDeliveryTimeout <= 0 {
+		return bad("RFD_STUCK_DELIVERY_TIMEOUT", "must be positive, got %s", c.StuckDeliveryTimeout)
+	}
+	for name, d := range map[string]time.Duration{
+		"RFD_RETENTION_NOTIFICATIONS": c.RetentionNotifications, "RFD_RETENTION_INBOX": c.RetentionInbox, "RFD_RETENTION_TOPICS": c.RetentionTopics,
+		"RFD_RETENTION_POISON": c.RetentionPoison, "RFD_RETENTION_AUDIT": c.RetentionAudit,
+	} {
+		if d < 0 {
+			return bad(name, "must not be negative, got %s", d)
+		}
+	}
+	if c.BroadcastChunkSize < 1 || c.BroadcastChunkSize > 10000 {
+		return bad("RFD_BROADCAST_CHUNK_SIZE", "must be between 1 and 10000, got %d", c.BroadcastChunkSize)
+	}
+	if c.BroadcastPause < 0 {
+		return bad("RFD_BROADCAST_PAUSE", "must not be negative, got %s", c.BroadcastPause)
+	}
+	if c.BroadcastPollInterval <= 0 {
+		return bad("RFD_BROADCAST_POLL_INTERVAL", "must be positive, got %s", c.BroadcastPollInterval)
+	}
+	if c.RetentionBatch < 1 {
+		return bad("RFD_RETENTION_BATCH", "must be at least 1, got %d", c.RetentionBatch)
+	}
+	return nil
+}
+
+// cronParser is the cron package's parser (cron.Parse), repeated here so
+// configuration does not depend on the job runner.
+var cronParser = robfig.NewParser(robfig.Minute | robfig.Hour | robfig.Dom | robfig.Month | robfig.Dow | robfig.Descriptor)
 
 // JWTConfigured reports whether any key that verifies doctors' tokens is set.
 func (c Config) JWTConfigured() bool {

@@ -55,16 +55,18 @@ type PreferencesRow struct {
 	QuietEnd      string                 `bun:"quiet_end"`
 	Digest        string                 `bun:"digest"`
 	FallbackOrder []Channel              `bun:"fallback_order,type:json"`
+	WeeklySummary bool                   `bun:"weekly_summary"`
 	UpdatedAt     time.Time              `bun:"updated_at"`
 }
 
 // Preferences converts the row.
 func (r PreferencesRow) Preferences() Preferences {
 	return Preferences{
-		Channels:      r.Channels,
-		QuietHours:    QuietHours{Start: r.QuietStart, End: r.QuietEnd},
-		Digest:        r.Digest,
-		FallbackOrder: r.FallbackOrder,
+		Channels:        r.Channels,
+		QuietHours:      QuietHours{Start: r.QuietStart, End: r.QuietEnd},
+		Digest:          r.Digest,
+		FallbackOrder:   r.FallbackOrder,
+		NoWeeklySummary: !r.WeeklySummary,
 	}
 }
 
@@ -77,6 +79,7 @@ func (p Preferences) Row(doctorID string, now time.Time) PreferencesRow {
 		QuietEnd:      p.QuietHours.End,
 		Digest:        p.Digest,
 		FallbackOrder: p.FallbackOrder,
+		WeeklySummary: !p.NoWeeklySummary,
 		UpdatedAt:     now,
 	}
 }

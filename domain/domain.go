@@ -105,6 +105,8 @@ type Preferences struct {
 	// FallbackOrder is the channel order tried when a critical notification
 	// could not be delivered on a channel.
 	FallbackOrder []Channel `json:"fallback_order"`
+	// NoWeeklySummary opts the doctor out of the weekly summary email.
+	NoWeeklySummary bool `json:"no_weekly_summary,omitempty"`
 }
 
 // DefaultPreferences are a new doctor's settings.

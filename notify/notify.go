@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -42,6 +43,9 @@ type Intent struct {
 	ResultVersion int            `json:"result_version,omitempty"`
 	OrderID       string         `json:"order_id,omitempty"`
 	ExpiresAt     *time.Time     `json:"expires_at,omitempty"`
+	// Channels, when set, are the channels the notification goes out on
+	// instead of the doctor's choice for the category (a digest is email).
+	Channels []domain.Channel `json:"channels,omitempty"`
 }
 
 // Notifier creates notifications.
@@ -245,6 +249,19 @@ func DeliveryID(notificationID string, ch domain.Channel) string {
 	return uuid.NewSHA1(idNamespace, []byte("delivery:"+notificationID+":"+string(ch))).String()
 }
 
+// NotifyDoctor makes the notification of in for doc (onBehalfOf: the doctor
+// doc covers for, or ""), with doc's own preferences and without copies for
+// covering doctors. It reports created=false when that notification
+// already exists.
+func (n *Notifier) NotifyDoctor(ctx context.Context, tx bun.Tx, in Intent, doc domain.Doctor, onBehalfOf string) (string, bool, error) {
+	w := &writes{tx: tx, batch: store.NewBatch(tx)}
+	id, created, err := n.notifyDoctor(ctx, w, in, doc, onBehalfOf)
+	if err != nil {
+		return "", false, err
+	}
+	return id, created, n.flush(ctx, w)
+}
+
 // notifyDoctor makes the notification of in for doc (onBehalfOf: the doctor
 // doc covers for, or ""), reading what the recipient query did not. It
 // reports created=false when that notification already exists.
@@ -331,7 +348,7 @@ func (n *Notifier) add(ctx context.Context, w *writes, in Intent, doc domain.Doc
 		return "", fmt.Errorf("notify: insert notification: %w", err)
 	}
 
-	channels := prefs.ChannelsFor(in.Category)
+	channels := channelsOf(in, prefs)
 	if len(channels) == 0 {
 		return id, nil
 	}
@@ -356,6 +373,20 @@ func (n *Notifier) add(ctx context.Context, w *writes, in Intent, doc domain.Doc
 		return "", fmt.Errorf("notify: insert deliveries: %w", err)
 	}
 	return id, nil
+}
+
+// channelsOf are the channels of in for a doctor with prefs. A doctor who
+// takes a digest gets no email per notification for what the digest
+// collects (everything but critical results and security alerts).
+func channelsOf(in Intent, prefs domain.Preferences) []domain.Channel {
+	if len(in.Channels) > 0 {
+		return in.Channels
+	}
+	chs := prefs.ChannelsFor(in.Category)
+	if prefs.Digest != "" && prefs.Digest != "off" && !domain.BypassesQuietHours(in.Category) {
+		chs = slices.DeleteFunc(chs, func(c domain.Channel) bool { return c == domain.ChannelEmail })
+	}
+	return chs
 }
 
 // sendCommand is the send-notification command of delivery d. It is

@@ -21,6 +21,8 @@ const (
 	// PoisonClassKey says why a message was poisoned: "permanent" or
 	// "exhausted" (transient failures outlasted the retries).
 	PoisonClassKey = "rfd_poison_class"
+	// PoisonIDKey identifies one poisoning of a message (see poisonIDs).
+	PoisonIDKey = "rfd_poison_id"
 	// CloudEventIDKey is the CloudEvents id header; inbound events from other
 	// systems carry it and it doubles as their correlation id.
 	CloudEventIDKey = "ce_id"

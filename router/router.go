@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -82,7 +83,7 @@ func New(opts Options, transport Transport, reg prometheus.Registerer, logger *s
 		logger:    logger,
 		metrics:   builder.NewRouterMiddleware(),
 	}
-	rt.poison, err = middleware.PoisonQueueWithFilter(transport.Publisher(), opts.PoisonTopic,
+	rt.poison, err = middleware.PoisonQueueWithFilter(poisonIDs{transport.Publisher()}, opts.PoisonTopic,
 		poisonFilter(rt.closing.Load, opts.Dependencies))
 	if err != nil {
 		return nil, fmt.Errorf("router: poison queue: %w", err)
@@ -105,6 +106,10 @@ type Handler struct {
 	Topic         string
 	ConsumerGroup string
 	Handle        func(msg *message.Message) error
+	// NoPoison keeps a failing message out of the poison topic: it is
+	// nacked and redelivered instead. The poison drain itself uses it, so a
+	// message it cannot store never loops back into its own topic.
+	NoPoison bool
 }
 
 // AddConsumer registers h behind the middleware chain, outermost first:
@@ -143,14 +148,20 @@ func (rt *Router) AddConsumer(h Handler) error {
 		middleware.Recoverer,
 		withLogger(rt.logger.With("handler", h.Name)),
 		rt.metrics.Middleware,
-		rt.poison,
-		rt.outcomes.middleware(h.Name),
-		classify,
+	}
+	if !h.NoPoison {
+		chain = append(chain, rt.poison)
+	}
+	chain = append(chain, rt.outcomes.middleware(h.Name))
+	if !h.NoPoison {
+		chain = append(chain, classify)
+	}
+	chain = append(chain,
 		retry.Middleware,
 		countAttempts,
 		recoverPermanent,
 		middleware.Timeout(rt.opts.HandlerTimeout),
-	}
+	)
 	if n := rt.opts.Throttle[h.Name]; n > 0 {
 		chain = append(chain, middleware.NewThrottle(int64(n), time.Second).Middleware)
 	}
@@ -188,4 +199,17 @@ func (rt *Router) IsRunning() bool { return rt.r.IsRunning() }
 func (rt *Router) Close() error {
 	rt.closing.Store(true)
 	return rt.r.Close()
+}
+
+// poisonIDs gives every message it publishes to the poison topic an id of
+// its own (PoisonIDKey). The same message poisoned twice is two poisonings;
+// a redelivery of one poison record is the same poisoning, and the poison
+// drain's inbox dedupes it by this id.
+type poisonIDs struct{ message.Publisher }
+
+func (p poisonIDs) Publish(topic string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		m.Metadata.Set(PoisonIDKey, watermill.NewUUID())
+	}
+	return p.Publisher.Publish(topic, msgs...)
 }

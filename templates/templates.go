@@ -48,6 +48,7 @@ const (
 	TypeFailedLoginAlert = "failed_login_alert"
 	TypeAnnouncement     = "announcement"
 	TypeDigest           = "digest"
+	TypeWeeklySummary    = "weekly_summary"
 )
 
 // Channels. Same values as domain.Channel; this package stays a leaf (no
@@ -85,7 +86,7 @@ var (
 		TypeResultAvailable, TypeResultCorrected, TypeResultRetracted, TypeCriticalResult,
 		TypeOrderStatus,
 		TypeWelcome, TypeNewDeviceLogin, TypeFailedLoginAlert,
-		TypeAnnouncement, TypeDigest,
+		TypeAnnouncement, TypeDigest, TypeWeeklySummary,
 	}
 	locales  = []string{LocaleEN, LocaleTH}
 	channels = []string{ChannelInApp, ChannelEmail, ChannelSMS, ChannelPush, ChannelWebhook}
@@ -110,7 +111,8 @@ type Data struct {
 	NotificationID    string
 	OrderStatus       string // order_status: placed|scheduled|sample_collected|in_progress|completed|cancelled
 	DeviceHint        string // security: coarse, e.g. "Chrome on macOS" (never an IP)
-	Count             int    // digest: number of notifications
+	Count             int    // digest: number of notifications; weekly summary: results received
+	PendingCount      int    // weekly summary: orders still pending
 	AnnouncementTitle string // operator-authored, not PHI
 	AnnouncementBody  string // operator-authored, not PHI
 
@@ -148,6 +150,7 @@ type publicView struct {
 	OrderStatusText   string // OrderStatus as a localized word
 	DeviceHint        string
 	Count             int
+	PendingCount      int
 	AnnouncementTitle string
 	AnnouncementBody  string
 }
@@ -176,6 +179,7 @@ func newPublicView(d Data, locale string) publicView {
 		OrderStatusText:   orderStatusText(d.OrderStatus, locale),
 		DeviceHint:        d.DeviceHint,
 		Count:             d.Count,
+		PendingCount:      d.PendingCount,
 		AnnouncementTitle: d.AnnouncementTitle,
 		AnnouncementBody:  d.AnnouncementBody,
 	}

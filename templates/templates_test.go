@@ -299,7 +299,7 @@ func TestInAppExample(t *testing.T) {
 func TestPublicViewHasNoPHI(t *testing.T) {
 	public := map[string]bool{
 		"DoctorName": true, "PortalURL": true, "NotificationID": true, "OrderStatus": true,
-		"DeviceHint": true, "Count": true, "AnnouncementTitle": true, "AnnouncementBody": true,
+		"DeviceHint": true, "Count": true, "PendingCount": true, "AnnouncementTitle": true, "AnnouncementBody": true,
 	}
 	phi := map[string]bool{
 		"PatientName": true, "PatientRef": true, "TestName": true, "ResultValue": true,
@@ -505,7 +505,7 @@ func TestCriticalWordingIsUrgent(t *testing.T) {
 }
 
 func TestListsAreCopies(t *testing.T) {
-	if len(Types()) != 12 || len(Locales()) != 2 || len(Channels()) != 5 {
+	if len(Types()) != 13 || len(Locales()) != 2 || len(Channels()) != 5 {
 		t.Fatalf("Types %d Locales %d Channels %d", len(Types()), len(Locales()), len(Channels()))
 	}
 	Types()[0] = "mutated"

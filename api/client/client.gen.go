@@ -17,6 +17,72 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for BroadcastAudienceKind.
+const (
+	All       BroadcastAudienceKind = "all"
+	Clinic    BroadcastAudienceKind = "clinic"
+	Doctors   BroadcastAudienceKind = "doctors"
+	Specialty BroadcastAudienceKind = "specialty"
+)
+
+// Valid indicates whether the value is a known member of the BroadcastAudienceKind enum.
+func (e BroadcastAudienceKind) Valid() bool {
+	switch e {
+	case All:
+		return true
+	case Clinic:
+		return true
+	case Doctors:
+		return true
+	case Specialty:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BroadcastProgressState.
+const (
+	BroadcastProgressStateDone    BroadcastProgressState = "done"
+	BroadcastProgressStatePending BroadcastProgressState = "pending"
+	BroadcastProgressStateRunning BroadcastProgressState = "running"
+)
+
+// Valid indicates whether the value is a known member of the BroadcastProgressState enum.
+func (e BroadcastProgressState) Valid() bool {
+	switch e {
+	case BroadcastProgressStateDone:
+		return true
+	case BroadcastProgressStatePending:
+		return true
+	case BroadcastProgressStateRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BroadcastRequestCategory.
+const (
+	BroadcastRequestCategoryAnnouncements BroadcastRequestCategory = "announcements"
+	BroadcastRequestCategoryOrders        BroadcastRequestCategory = "orders"
+	BroadcastRequestCategoryResults       BroadcastRequestCategory = "results"
+)
+
+// Valid indicates whether the value is a known member of the BroadcastRequestCategory enum.
+func (e BroadcastRequestCategory) Valid() bool {
+	switch e {
+	case BroadcastRequestCategoryAnnouncements:
+		return true
+	case BroadcastRequestCategoryOrders:
+		return true
+	case BroadcastRequestCategoryResults:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ChannelPreferencesAnnouncements.
 const (
 	ChannelPreferencesAnnouncementsEmail   ChannelPreferencesAnnouncements = "email"
@@ -809,6 +875,48 @@ func (e OrderSummaryStatus) Valid() bool {
 	}
 }
 
+// Defines values for PoisonMessageClass.
+const (
+	Exhausted PoisonMessageClass = "exhausted"
+	Permanent PoisonMessageClass = "permanent"
+	Unknown   PoisonMessageClass = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the PoisonMessageClass enum.
+func (e PoisonMessageClass) Valid() bool {
+	switch e {
+	case Exhausted:
+		return true
+	case Permanent:
+		return true
+	case Unknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PoisonMessageState.
+const (
+	PoisonMessageStateDiscarded PoisonMessageState = "discarded"
+	PoisonMessageStatePending   PoisonMessageState = "pending"
+	PoisonMessageStateReplayed  PoisonMessageState = "replayed"
+)
+
+// Valid indicates whether the value is a known member of the PoisonMessageState enum.
+func (e PoisonMessageState) Valid() bool {
+	switch e {
+	case PoisonMessageStateDiscarded:
+		return true
+	case PoisonMessageStatePending:
+		return true
+	case PoisonMessageStateReplayed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PreferencesFallbackOrder.
 const (
 	PreferencesFallbackOrderEmail   PreferencesFallbackOrder = "email"
@@ -1151,6 +1259,27 @@ func (e TemplateDataOrderStatus) Valid() bool {
 	}
 }
 
+// Defines values for ListPoisonParamsState.
+const (
+	ListPoisonParamsStateDiscarded ListPoisonParamsState = "discarded"
+	ListPoisonParamsStatePending   ListPoisonParamsState = "pending"
+	ListPoisonParamsStateReplayed  ListPoisonParamsState = "replayed"
+)
+
+// Valid indicates whether the value is a known member of the ListPoisonParamsState enum.
+func (e ListPoisonParamsState) Valid() bool {
+	switch e {
+	case ListPoisonParamsStateDiscarded:
+		return true
+	case ListPoisonParamsStatePending:
+		return true
+	case ListPoisonParamsStateReplayed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for IngestEventParamsType.
 const (
 	CheckupEvents      IngestEventParamsType = "checkup-events"
@@ -1338,6 +1467,90 @@ type Acknowledgement struct {
 	// NotificationId Example: 6f1c8a9e-2b1d-5c4e-8f7a-3d2e1b0c9a87
 	NotificationId string `json:"notification_id"`
 }
+
+// Breach defines model for Breach.
+type Breach struct {
+	AcknowledgedAt  *time.Time `json:"acknowledged_at,omitempty"`
+	DoctorId        string     `json:"doctor_id"`
+	EscalationLevel int64      `json:"escalation_level"`
+	NotificationId  string     `json:"notification_id"`
+	NotifiedAt      time.Time  `json:"notified_at"`
+}
+
+// BroadcastAudience defines model for BroadcastAudience.
+type BroadcastAudience struct {
+	// Doctors Doctor ids or external user ids (kind doctors); unknown or inactive ones are left out.
+	//
+	// Example: ["um-usr-7f3a9c"]
+	Doctors *[]string `json:"doctors,omitempty"`
+
+	// Kind all active doctors, those of a clinic or a specialty, or an explicit list.
+	Kind BroadcastAudienceKind `json:"kind"`
+
+	// Value The clinic or specialty (kinds clinic and specialty).
+	//
+	// Example: Sukhumvit Family Clinic
+	Value *string `json:"value,omitempty"`
+}
+
+// BroadcastAudienceKind all active doctors, those of a clinic or a specialty, or an explicit list.
+type BroadcastAudienceKind string
+
+// BroadcastProgress defines model for BroadcastProgress.
+type BroadcastProgress struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/BroadcastProgress.json
+	Schema      *string           `json:"$schema,omitempty"`
+	Audience    BroadcastAudience `json:"audience"`
+	Category    string            `json:"category"`
+	CompletedAt *time.Time        `json:"completed_at,omitempty"`
+
+	// Created Notifications made so far.
+	Created   int64     `json:"created"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Delivered Notifications delivered on at least one channel.
+	Delivered int64 `json:"delivered"`
+
+	// Failed Notifications no channel delivered and none is still trying.
+	Failed int64 `json:"failed"`
+
+	// Id Example: 8d7e3c5a-4f7b-4e55-b7a2-9a0e1b2c3d4e
+	Id        string     `json:"id"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+
+	// State pending until the worker starts it; done once every doctor of the audience has a notification.
+	State BroadcastProgressState `json:"state"`
+
+	// Targeted Doctors in the audience when the fan-out started.
+	Targeted int64  `json:"targeted"`
+	Title    string `json:"title"`
+}
+
+// BroadcastProgressState pending until the worker starts it; done once every doctor of the audience has a notification.
+type BroadcastProgressState string
+
+// BroadcastRequest defines model for BroadcastRequest.
+type BroadcastRequest struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/BroadcastRequest.json
+	Schema   *string           `json:"$schema,omitempty"`
+	Audience BroadcastAudience `json:"audience"`
+
+	// Body Example: The portal is unavailable on Saturday from 22:00 to 23:00.
+	Body string `json:"body"`
+
+	// Category The preference category the doctors' channel choices and quiet hours come from.
+	Category *BroadcastRequestCategory `json:"category,omitempty"`
+
+	// Title Example: Portal maintenance on Saturday
+	Title string `json:"title"`
+}
+
+// BroadcastRequestCategory The preference category the doctors' channel choices and quiet hours come from.
+type BroadcastRequestCategory string
 
 // ChannelPreferences defines model for ChannelPreferences.
 type ChannelPreferences struct {
@@ -1562,6 +1775,26 @@ type Dashboard struct {
 	//
 	// Example: 7
 	UnreadCount int64 `json:"unread_count"`
+}
+
+// Day defines model for Day.
+type Day struct {
+	Breaches *[]Breach `json:"breaches"`
+
+	// Critical Critical-result notifications made that day (doctors' own, not covering copies).
+	Critical int64 `json:"critical"`
+
+	// Date Example: 2026-11-24
+	Date                    string    `json:"date"`
+	DeliveredToAcknowledged Intervals `json:"delivered_to_acknowledged"`
+	EventToNotified         Intervals `json:"event_to_notified"`
+	NotifiedToDelivered     Intervals `json:"notified_to_delivered"`
+
+	// ShareWithinSla within_sla / critical; 1 on a day without critical results.
+	ShareWithinSla float64 `json:"share_within_sla"`
+
+	// WithinSla Acknowledged within the SLA of being notified.
+	WithinSla int64 `json:"within_sla"`
 }
 
 // Delivery defines model for Delivery.
@@ -1922,6 +2155,27 @@ type InboundUserCreated struct {
 	TimeZone       *string        `json:"time_zone,omitempty"`
 	UpdatedAt      time.Time      `json:"updated_at"`
 	UserType       string         `json:"user_type"`
+}
+
+// Intervals defines model for Intervals.
+type Intervals struct {
+	// Count Notifications the interval could be measured on.
+	Count         int64   `json:"count"`
+	MaxSeconds    float64 `json:"max_seconds"`
+	MedianSeconds float64 `json:"median_seconds"`
+	P90Seconds    float64 `json:"p90_seconds"`
+}
+
+// ListPoisonOutputBody defines model for ListPoisonOutputBody.
+type ListPoisonOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/ListPoisonOutputBody.json
+	Schema *string          `json:"$schema,omitempty"`
+	Items  *[]PoisonMessage `json:"items"`
+
+	// NextAfter Pass as after for the next page; absent on the last page.
+	NextAfter *string `json:"next_after,omitempty"`
 }
 
 // Me defines model for Me.
@@ -2304,6 +2558,127 @@ type OrderSummary struct {
 // OrderSummaryStatus Example: in_progress
 type OrderSummaryStatus string
 
+// Outcome defines model for Outcome.
+type Outcome struct {
+	Detail  *string `json:"detail,omitempty"`
+	Handler string  `json:"handler"`
+	Id      string  `json:"id"`
+	Result  string  `json:"result"`
+	Topic   string  `json:"topic"`
+}
+
+// PoisonDiscardRequest defines model for PoisonDiscardRequest.
+type PoisonDiscardRequest struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/PoisonDiscardRequest.json
+	Schema *string   `json:"$schema,omitempty"`
+	DryRun *bool     `json:"dry_run,omitempty"`
+	Ids    *[]string `json:"ids"`
+
+	// Reason Why the messages are discarded; written to the audit log.
+	Reason string `json:"reason"`
+}
+
+// PoisonMessage defines model for PoisonMessage.
+type PoisonMessage struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/PoisonMessage.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// Attempts Handler attempts of the last poisoning.
+	//
+	// Example: 1
+	Attempts int64 `json:"attempts"`
+
+	// Class permanent: no retry could help (undecodable, invalid); exhausted: transient failures outlasted the retries.
+	Class PoisonMessageClass `json:"class"`
+
+	// FirstSeenAt Example: 2026-11-25T03:00:00Z
+	FirstSeenAt time.Time `json:"first_seen_at"`
+
+	// Handler Example: checkup-events
+	Handler string `json:"handler"`
+
+	// Id Example: 5f9d4f77-99e0-45c0-ad63-6ccd83bf1c95
+	Id string `json:"id"`
+
+	// LastSeenAt Example: 2026-11-25T03:00:00Z
+	LastSeenAt time.Time `json:"last_seen_at"`
+
+	// MessageId The original message id; a replay keeps it, so the consumer's inbox still deduplicates.
+	//
+	// Example: evt-2026-11-25-0001
+	MessageId string `json:"message_id"`
+
+	// Metadata Only on the single-message view.
+	Metadata *map[string]string `json:"metadata,omitempty"`
+
+	// Payload Only on the single-message view: the JSON payload with patient fields masked, or all of it when revealed. Empty when the payload is not JSON and not revealed.
+	Payload *string `json:"payload,omitempty"`
+
+	// PayloadMasked Whether patient fields of the payload are masked or hidden.
+	PayloadMasked bool `json:"payload_masked"`
+
+	// Reason Example: permanent: checkup event: /result/version: required
+	Reason         string             `json:"reason"`
+	State          PoisonMessageState `json:"state"`
+	StateChangedAt *time.Time         `json:"state_changed_at,omitempty"`
+
+	// StateChangedBy Example: api_key:0b8e4b6e-6f57-5c5a-9d0e-2a0c1f6f3b7a
+	StateChangedBy *string `json:"state_changed_by,omitempty"`
+	StateReason    *string `json:"state_reason,omitempty"`
+
+	// TimesPoisoned How often this message was poisoned.
+	//
+	// Example: 1
+	TimesPoisoned int64 `json:"times_poisoned"`
+
+	// Topic The topic the message was consumed from, and a replay publishes to.
+	//
+	// Example: checkup-events
+	Topic string `json:"topic"`
+}
+
+// PoisonMessageClass permanent: no retry could help (undecodable, invalid); exhausted: transient failures outlasted the retries.
+type PoisonMessageClass string
+
+// PoisonMessageState defines model for PoisonMessage.State.
+type PoisonMessageState string
+
+// PoisonOutcomesOutputBody defines model for PoisonOutcomesOutputBody.
+type PoisonOutcomesOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/PoisonOutcomesOutputBody.json
+	Schema   *string    `json:"$schema,omitempty"`
+	Outcomes *[]Outcome `json:"outcomes"`
+}
+
+// PoisonReplayRequest defines model for PoisonReplayRequest.
+type PoisonReplayRequest struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/PoisonReplayRequest.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// All Replay every pending message of topic.
+	All *bool `json:"all,omitempty"`
+
+	// DryRun Say what would be replayed; change nothing.
+	DryRun *bool `json:"dry_run,omitempty"`
+
+	// Ids The messages to replay; or all with topic.
+	Ids *[]string `json:"ids,omitempty"`
+
+	// Reason Why, for the audit log.
+	Reason *string `json:"reason,omitempty"`
+
+	// Topic The original topic, with all.
+	Topic *string `json:"topic,omitempty"`
+}
+
 // Preferences defines model for Preferences.
 type Preferences struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -2323,6 +2698,11 @@ type Preferences struct {
 	// Example: ["sms","push","email"]
 	FallbackOrder *[]PreferencesFallbackOrder `json:"fallback_order"`
 	QuietHours    QuietHours                  `json:"quiet_hours"`
+
+	// WeeklySummary Whether the doctor gets the weekly summary email (results received, pending orders).
+	//
+	// Example: true
+	WeeklySummary bool `json:"weekly_summary"`
 }
 
 // PreferencesFallbackOrder defines model for Preferences.FallbackOrder.
@@ -2343,6 +2723,11 @@ type PreferencesPatch struct {
 	// FallbackOrder Example: ["push","sms"]
 	FallbackOrder *[]PreferencesPatchFallbackOrder `json:"fallback_order,omitempty"`
 	QuietHours    *QuietHours                      `json:"quiet_hours,omitempty"`
+
+	// WeeklySummary false opts out of the weekly summary email.
+	//
+	// Example: false
+	WeeklySummary *bool `json:"weekly_summary,omitempty"`
 }
 
 // PreferencesPatchFallbackOrder defines model for PreferencesPatch.FallbackOrder.
@@ -2390,6 +2775,18 @@ type ReadAllResult struct {
 	//
 	// Example: 12
 	Marked int64 `json:"marked"`
+}
+
+// Report defines model for Report.
+type Report struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/Report.json
+	Schema     *string `json:"$schema,omitempty"`
+	Days       *[]Day  `json:"days"`
+	From       string  `json:"from"`
+	SlaSeconds float64 `json:"sla_seconds"`
+	To         string  `json:"to"`
 }
 
 // ResultVersion defines model for ResultVersion.
@@ -2733,6 +3130,43 @@ type WebhookWithSecret struct {
 	Url string `json:"url"`
 }
 
+// ListPoisonParams defines parameters for ListPoison.
+type ListPoisonParams struct {
+	// Topic Only messages of this original topic.
+	Topic *string `form:"topic,omitempty" json:"topic,omitempty"`
+
+	// Reason permanent or exhausted (the class), or text the reason contains.
+	Reason *string `form:"reason,omitempty" json:"reason,omitempty"`
+
+	// State Only messages in this state.
+	State *ListPoisonParamsState `form:"state,omitempty" json:"state,omitempty"`
+
+	// Since Only messages poisoned (last) at or after this time.
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// After The next_after of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListPoisonParamsState defines parameters for ListPoison.
+type ListPoisonParamsState string
+
+// GetPoisonParams defines parameters for GetPoison.
+type GetPoisonParams struct {
+	// Reveal Show the payload unmasked; written to the audit log.
+	Reveal *bool `form:"reveal,omitempty" json:"reveal,omitempty"`
+}
+
+// CriticalTimelinessParams defines parameters for CriticalTimeliness.
+type CriticalTimelinessParams struct {
+	// From First day (UTC), YYYY-MM-DD.
+	From string `form:"from" json:"from"`
+
+	// To Last day (UTC), YYYY-MM-DD; at most 92 days after from.
+	To string `form:"to" json:"to"`
+}
+
 // IngestEventJSONBody defines parameters for IngestEvent.
 type IngestEventJSONBody struct {
 	Active           interface{} `json:"active,omitempty"`
@@ -2856,6 +3290,15 @@ type ListWebhooksParams struct {
 	// Cursor The next_cursor of the previous page.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
+
+// DiscardPoisonJSONRequestBody defines body for DiscardPoison for application/json ContentType.
+type DiscardPoisonJSONRequestBody = PoisonDiscardRequest
+
+// ReplayPoisonJSONRequestBody defines body for ReplayPoison for application/json ContentType.
+type ReplayPoisonJSONRequestBody = PoisonReplayRequest
+
+// CreateBroadcastJSONRequestBody defines body for CreateBroadcast for application/json ContentType.
+type CreateBroadcastJSONRequestBody = BroadcastRequest
 
 // IngestEventJSONRequestBody defines body for IngestEvent for application/json ContentType.
 type IngestEventJSONRequestBody IngestEventJSONBody
@@ -3432,6 +3875,88 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ListPoison List poisoned messages
+	//
+	// Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
+	//
+	// Corresponds with GET /v1/admin/poison (the `ListPoison` operationId).
+	ListPoison(ctx context.Context, params *ListPoisonParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DiscardPoisonWithBody Discard poisoned messages
+	//
+	// Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/poison/discard (the `DiscardPoison` operationId).
+	DiscardPoisonWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DiscardPoison Discard poisoned messages
+	//
+	// Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/poison/discard (the `DiscardPoison` operationId).
+	DiscardPoison(ctx context.Context, body DiscardPoisonJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayPoisonWithBody Replay poisoned messages
+	//
+	// Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. Messages that are not pending are skipped. Every replay is audited. Needs scope poison:write.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/poison/replay (the `ReplayPoison` operationId).
+	ReplayPoisonWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayPoison Replay poisoned messages
+	//
+	// Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. Messages that are not pending are skipped. Every replay is audited. Needs scope poison:write.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/poison/replay (the `ReplayPoison` operationId).
+	ReplayPoison(ctx context.Context, body ReplayPoisonJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPoison Get a poisoned message
+	//
+	// With its metadata and payload; patient fields are masked unless reveal=true, which is audited. Needs scope poison:read.
+	//
+	// Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
+	GetPoison(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CriticalTimeliness Critical-result timeliness
+	//
+	// Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. Needs scope reports:read.
+	//
+	// Corresponds with GET /v1/admin/reports/critical-timeliness (the `CriticalTimeliness` operationId).
+	CriticalTimeliness(ctx context.Context, params *CriticalTimelinessParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateBroadcastWithBody Broadcast an announcement
+	//
+	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+	CreateBroadcastWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateBroadcast Broadcast an announcement
+	//
+	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+	CreateBroadcast(ctx context.Context, body CreateBroadcastJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBroadcast Get a broadcast's progress
+	//
+	// Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.
+	//
+	// Corresponds with GET /v1/broadcasts/{id} (the `GetBroadcast` operationId).
+	GetBroadcast(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetCheckup Get a checkup with its result versions
 	//
 	// The checkup and every version of its result (preliminary, final, corrected, withdrawn). A checkup of another doctor's patient is 404. Every read is audited.
@@ -3651,6 +4176,188 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/rotate (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecret(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListPoison List poisoned messages
+//
+// Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
+//
+// Corresponds with GET /v1/admin/poison (the `ListPoison` operationId).
+func (c *Client) ListPoison(ctx context.Context, params *ListPoisonParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPoisonRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DiscardPoisonWithBody Discard poisoned messages
+//
+// Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/poison/discard (the `DiscardPoison` operationId).
+func (c *Client) DiscardPoisonWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDiscardPoisonRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DiscardPoison Discard poisoned messages
+//
+// Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/poison/discard (the `DiscardPoison` operationId).
+func (c *Client) DiscardPoison(ctx context.Context, body DiscardPoisonJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDiscardPoisonRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayPoisonWithBody Replay poisoned messages
+//
+// Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. Messages that are not pending are skipped. Every replay is audited. Needs scope poison:write.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/poison/replay (the `ReplayPoison` operationId).
+func (c *Client) ReplayPoisonWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayPoisonRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayPoison Replay poisoned messages
+//
+// Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. Messages that are not pending are skipped. Every replay is audited. Needs scope poison:write.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/poison/replay (the `ReplayPoison` operationId).
+func (c *Client) ReplayPoison(ctx context.Context, body ReplayPoisonJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayPoisonRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPoison Get a poisoned message
+//
+// With its metadata and payload; patient fields are masked unless reveal=true, which is audited. Needs scope poison:read.
+//
+// Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
+func (c *Client) GetPoison(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPoisonRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CriticalTimeliness Critical-result timeliness
+//
+// Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. Needs scope reports:read.
+//
+// Corresponds with GET /v1/admin/reports/critical-timeliness (the `CriticalTimeliness` operationId).
+func (c *Client) CriticalTimeliness(ctx context.Context, params *CriticalTimelinessParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCriticalTimelinessRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateBroadcastWithBody Broadcast an announcement
+//
+// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+func (c *Client) CreateBroadcastWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateBroadcastRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateBroadcast Broadcast an announcement
+//
+// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+func (c *Client) CreateBroadcast(ctx context.Context, body CreateBroadcastJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateBroadcastRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBroadcast Get a broadcast's progress
+//
+// Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.
+//
+// Corresponds with GET /v1/broadcasts/{id} (the `GetBroadcast` operationId).
+func (c *Client) GetBroadcast(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBroadcastRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // GetCheckup Get a checkup with its result versions
@@ -4151,6 +4858,393 @@ func (c *Client) RotateWebhookSecret(ctx context.Context, id string, reqEditors 
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListPoisonRequest constructs an http.Request for the ListPoison method
+func NewListPoisonRequest(server string, params *ListPoisonParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/poison")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Topic != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "topic", *params.Topic, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Reason != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "reason", *params.Reason, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDiscardPoisonRequest calls the generic DiscardPoison builder with application/json body
+func NewDiscardPoisonRequest(server string, body DiscardPoisonJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDiscardPoisonRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDiscardPoisonRequestWithBody constructs an http.Request for the DiscardPoison method, with any body, and a specified content type
+func NewDiscardPoisonRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/poison/discard")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewReplayPoisonRequest calls the generic ReplayPoison builder with application/json body
+func NewReplayPoisonRequest(server string, body ReplayPoisonJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReplayPoisonRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewReplayPoisonRequestWithBody constructs an http.Request for the ReplayPoison method, with any body, and a specified content type
+func NewReplayPoisonRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/poison/replay")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetPoisonRequest constructs an http.Request for the GetPoison method
+func NewGetPoisonRequest(server string, id string, params *GetPoisonParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/poison/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Reveal != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "reveal", *params.Reveal, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCriticalTimelinessRequest constructs an http.Request for the CriticalTimeliness method
+func NewCriticalTimelinessRequest(server string, params *CriticalTimelinessParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/reports/critical-timeliness")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateBroadcastRequest calls the generic CreateBroadcast builder with application/json body
+func NewCreateBroadcastRequest(server string, body CreateBroadcastJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateBroadcastRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateBroadcastRequestWithBody constructs an http.Request for the CreateBroadcast method, with any body, and a specified content type
+func NewCreateBroadcastRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/broadcasts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetBroadcastRequest constructs an http.Request for the GetBroadcast method
+func NewGetBroadcastRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/broadcasts/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewGetCheckupRequest constructs an http.Request for the GetCheckup method
@@ -5237,6 +6331,96 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListPoisonWithResponse List poisoned messages
+	//
+	// Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/poison (the `ListPoison` operationId).
+	ListPoisonWithResponse(ctx context.Context, params *ListPoisonParams, reqEditors ...RequestEditorFn) (*ListPoisonResponse, error)
+
+	// DiscardPoisonWithBodyWithResponse Discard poisoned messages
+	//
+	// Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/poison/discard (the `DiscardPoison` operationId).
+	DiscardPoisonWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DiscardPoisonResponse, error)
+
+	// DiscardPoisonWithResponse Discard poisoned messages
+	//
+	// Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/poison/discard (the `DiscardPoison` operationId).
+	DiscardPoisonWithResponse(ctx context.Context, body DiscardPoisonJSONRequestBody, reqEditors ...RequestEditorFn) (*DiscardPoisonResponse, error)
+
+	// ReplayPoisonWithBodyWithResponse Replay poisoned messages
+	//
+	// Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. Messages that are not pending are skipped. Every replay is audited. Needs scope poison:write.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/poison/replay (the `ReplayPoison` operationId).
+	ReplayPoisonWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplayPoisonResponse, error)
+
+	// ReplayPoisonWithResponse Replay poisoned messages
+	//
+	// Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. Messages that are not pending are skipped. Every replay is audited. Needs scope poison:write.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/poison/replay (the `ReplayPoison` operationId).
+	ReplayPoisonWithResponse(ctx context.Context, body ReplayPoisonJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplayPoisonResponse, error)
+
+	// GetPoisonWithResponse Get a poisoned message
+	//
+	// With its metadata and payload; patient fields are masked unless reveal=true, which is audited. Needs scope poison:read.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
+	GetPoisonWithResponse(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*GetPoisonResponse, error)
+
+	// CriticalTimelinessWithResponse Critical-result timeliness
+	//
+	// Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. Needs scope reports:read.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/reports/critical-timeliness (the `CriticalTimeliness` operationId).
+	CriticalTimelinessWithResponse(ctx context.Context, params *CriticalTimelinessParams, reqEditors ...RequestEditorFn) (*CriticalTimelinessResponse, error)
+
+	// CreateBroadcastWithBodyWithResponse Broadcast an announcement
+	//
+	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+	CreateBroadcastWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateBroadcastResponse, error)
+
+	// CreateBroadcastWithResponse Broadcast an announcement
+	//
+	// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+	CreateBroadcastWithResponse(ctx context.Context, body CreateBroadcastJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateBroadcastResponse, error)
+
+	// GetBroadcastWithResponse Get a broadcast's progress
+	//
+	// Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/broadcasts/{id} (the `GetBroadcast` operationId).
+	GetBroadcastWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetBroadcastResponse, error)
+
 	// GetCheckupWithResponse Get a checkup with its result versions
 	//
 	// The checkup and every version of its result (preliminary, final, corrected, withdrawn). A checkup of another doctor's patient is 404. Every read is audited.
@@ -5488,6 +6672,664 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/rotate (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecretWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
+}
+
+// ListPoisonResponse429Headers the declared response headers of an HTTP 429 response for ListPoison
+type ListPoisonResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListPoisonResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListPoisonOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListPoisonResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPoisonResponse) GetJSON200() *ListPoisonOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListPoisonResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListPoisonResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListPoisonResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListPoisonResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListPoisonResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListPoisonResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPoisonResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPoisonResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPoisonResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPoisonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DiscardPoisonResponse429Headers the declared response headers of an HTTP 429 response for DiscardPoison
+type DiscardPoisonResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DiscardPoisonResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PoisonOutcomesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DiscardPoisonResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DiscardPoisonResponse) GetJSON200() *PoisonOutcomesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DiscardPoisonResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DiscardPoisonResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DiscardPoisonResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DiscardPoisonResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DiscardPoisonResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DiscardPoisonResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DiscardPoisonResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DiscardPoisonResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DiscardPoisonResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DiscardPoisonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReplayPoisonResponse429Headers the declared response headers of an HTTP 429 response for ReplayPoison
+type ReplayPoisonResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ReplayPoisonResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PoisonOutcomesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayPoisonResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplayPoisonResponse) GetJSON200() *PoisonOutcomesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ReplayPoisonResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReplayPoisonResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ReplayPoisonResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ReplayPoisonResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ReplayPoisonResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ReplayPoisonResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplayPoisonResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplayPoisonResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplayPoisonResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplayPoisonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPoisonResponse429Headers the declared response headers of an HTTP 429 response for GetPoison
+type GetPoisonResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetPoisonResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PoisonMessage
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetPoisonResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPoisonResponse) GetJSON200() *PoisonMessage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetPoisonResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetPoisonResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetPoisonResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetPoisonResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetPoisonResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPoisonResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetPoisonResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPoisonResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPoisonResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPoisonResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPoisonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CriticalTimelinessResponse429Headers the declared response headers of an HTTP 429 response for CriticalTimeliness
+type CriticalTimelinessResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CriticalTimelinessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Report
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CriticalTimelinessResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CriticalTimelinessResponse) GetJSON200() *Report {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CriticalTimelinessResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CriticalTimelinessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CriticalTimelinessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CriticalTimelinessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CriticalTimelinessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateBroadcastResponse202Headers the declared response headers of an HTTP 202 response for CreateBroadcast
+type CreateBroadcastResponse202Headers struct {
+	Location *string
+}
+
+// CreateBroadcastResponse429Headers the declared response headers of an HTTP 429 response for CreateBroadcast
+type CreateBroadcastResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CreateBroadcastResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *BroadcastProgress
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CreateBroadcastResponse202Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateBroadcastResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CreateBroadcastResponse) GetJSON202() *BroadcastProgress {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateBroadcastResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateBroadcastResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateBroadcastResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateBroadcastResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateBroadcastResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetBroadcastResponse200Headers the declared response headers of an HTTP 200 response for GetBroadcast
+type GetBroadcastResponse200Headers struct {
+	Location *string
+}
+
+// GetBroadcastResponse429Headers the declared response headers of an HTTP 429 response for GetBroadcast
+type GetBroadcastResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetBroadcastResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BroadcastProgress
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetBroadcastResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetBroadcastResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBroadcastResponse) GetJSON200() *BroadcastProgress {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetBroadcastResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBroadcastResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBroadcastResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBroadcastResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBroadcastResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // GetCheckupResponse429Headers the declared response headers of an HTTP 429 response for GetCheckup
@@ -7624,6 +9466,156 @@ func (r RotateWebhookSecretResponse) ContentType() string {
 	return ""
 }
 
+// ListPoisonWithResponse List poisoned messages
+//
+// Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/poison (the `ListPoison` operationId).
+func (c *ClientWithResponses) ListPoisonWithResponse(ctx context.Context, params *ListPoisonParams, reqEditors ...RequestEditorFn) (*ListPoisonResponse, error) {
+	rsp, err := c.ListPoison(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPoisonResponse(rsp)
+}
+
+// DiscardPoisonWithBodyWithResponse Discard poisoned messages
+//
+// Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/poison/discard (the `DiscardPoison` operationId).
+func (c *ClientWithResponses) DiscardPoisonWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DiscardPoisonResponse, error) {
+	rsp, err := c.DiscardPoisonWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDiscardPoisonResponse(rsp)
+}
+
+// DiscardPoisonWithResponse Discard poisoned messages
+//
+// Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/poison/discard (the `DiscardPoison` operationId).
+func (c *ClientWithResponses) DiscardPoisonWithResponse(ctx context.Context, body DiscardPoisonJSONRequestBody, reqEditors ...RequestEditorFn) (*DiscardPoisonResponse, error) {
+	rsp, err := c.DiscardPoison(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDiscardPoisonResponse(rsp)
+}
+
+// ReplayPoisonWithBodyWithResponse Replay poisoned messages
+//
+// Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. Messages that are not pending are skipped. Every replay is audited. Needs scope poison:write.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/poison/replay (the `ReplayPoison` operationId).
+func (c *ClientWithResponses) ReplayPoisonWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplayPoisonResponse, error) {
+	rsp, err := c.ReplayPoisonWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayPoisonResponse(rsp)
+}
+
+// ReplayPoisonWithResponse Replay poisoned messages
+//
+// Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. Messages that are not pending are skipped. Every replay is audited. Needs scope poison:write.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/poison/replay (the `ReplayPoison` operationId).
+func (c *ClientWithResponses) ReplayPoisonWithResponse(ctx context.Context, body ReplayPoisonJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplayPoisonResponse, error) {
+	rsp, err := c.ReplayPoison(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayPoisonResponse(rsp)
+}
+
+// GetPoisonWithResponse Get a poisoned message
+//
+// With its metadata and payload; patient fields are masked unless reveal=true, which is audited. Needs scope poison:read.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/poison/{id} (the `GetPoison` operationId).
+func (c *ClientWithResponses) GetPoisonWithResponse(ctx context.Context, id string, params *GetPoisonParams, reqEditors ...RequestEditorFn) (*GetPoisonResponse, error) {
+	rsp, err := c.GetPoison(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPoisonResponse(rsp)
+}
+
+// CriticalTimelinessWithResponse Critical-result timeliness
+//
+// Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. Needs scope reports:read.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/reports/critical-timeliness (the `CriticalTimeliness` operationId).
+func (c *ClientWithResponses) CriticalTimelinessWithResponse(ctx context.Context, params *CriticalTimelinessParams, reqEditors ...RequestEditorFn) (*CriticalTimelinessResponse, error) {
+	rsp, err := c.CriticalTimeliness(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCriticalTimelinessResponse(rsp)
+}
+
+// CreateBroadcastWithBodyWithResponse Broadcast an announcement
+//
+// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+func (c *ClientWithResponses) CreateBroadcastWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateBroadcastResponse, error) {
+	rsp, err := c.CreateBroadcastWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateBroadcastResponse(rsp)
+}
+
+// CreateBroadcastWithResponse Broadcast an announcement
+//
+// Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, through the doctors' preferences and quiet hours. Needs scope broadcasts:write.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/broadcasts (the `CreateBroadcast` operationId).
+func (c *ClientWithResponses) CreateBroadcastWithResponse(ctx context.Context, body CreateBroadcastJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateBroadcastResponse, error) {
+	rsp, err := c.CreateBroadcast(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateBroadcastResponse(rsp)
+}
+
+// GetBroadcastWithResponse Get a broadcast's progress
+//
+// Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/broadcasts/{id} (the `GetBroadcast` operationId).
+func (c *ClientWithResponses) GetBroadcastWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetBroadcastResponse, error) {
+	rsp, err := c.GetBroadcast(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBroadcastResponse(rsp)
+}
+
 // GetCheckupWithResponse Get a checkup with its result versions
 //
 // The checkup and every version of its result (preliminary, final, corrected, withdrawn). A checkup of another doctor's patient is 404. Every read is audited.
@@ -8042,6 +10034,607 @@ func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseRotateWebhookSecretResponse(rsp)
+}
+
+// ParseListPoisonResponse parses an HTTP response from a ListPoisonWithResponse call
+func ParseListPoisonResponse(rsp *http.Response) (*ListPoisonResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPoisonResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListPoisonOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListPoisonResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDiscardPoisonResponse parses an HTTP response from a DiscardPoisonWithResponse call
+func ParseDiscardPoisonResponse(rsp *http.Response) (*DiscardPoisonResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DiscardPoisonResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PoisonOutcomesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DiscardPoisonResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReplayPoisonResponse parses an HTTP response from a ReplayPoisonWithResponse call
+func ParseReplayPoisonResponse(rsp *http.Response) (*ReplayPoisonResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplayPoisonResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PoisonOutcomesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayPoisonResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPoisonResponse parses an HTTP response from a GetPoisonWithResponse call
+func ParseGetPoisonResponse(rsp *http.Response) (*GetPoisonResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPoisonResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PoisonMessage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetPoisonResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCriticalTimelinessResponse parses an HTTP response from a CriticalTimelinessWithResponse call
+func ParseCriticalTimelinessResponse(rsp *http.Response) (*CriticalTimelinessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CriticalTimelinessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Report
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CriticalTimelinessResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateBroadcastResponse parses an HTTP response from a CreateBroadcastWithResponse call
+func ParseCreateBroadcastResponse(rsp *http.Response) (*CreateBroadcastResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateBroadcastResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest BroadcastProgress
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CreateBroadcastResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateBroadcastResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetBroadcastResponse parses an HTTP response from a GetBroadcastWithResponse call
+func ParseGetBroadcastResponse(rsp *http.Response) (*GetBroadcastResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBroadcastResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BroadcastProgress
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetBroadcastResponse200Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetBroadcastResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseGetCheckupResponse parses an HTTP response from a GetCheckupWithResponse call

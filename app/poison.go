@@ -1,0 +1,46 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/wire"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/migrations"
+	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/poison"
+)
+
+// PoisonSet provides the poison command's manager.
+var PoisonSet = wire.NewSet(NewLogger, OpenDB, NewMigrator, NewSQLPubSub, NewOutbox, NewPoison, NewPoisonManager)
+
+// PoisonManager is `rfd poison`: the poisoned messages of the configured
+// database. Replays go through the outbox of the configured transport.
+type PoisonManager struct {
+	*poison.Service
+}
+
+// NewPoisonManager returns the manager once the schema is current (applied
+// with RFD_AUTO_MIGRATE, else pending migrations are an error), and the
+// topic tables replays write to exist.
+func NewPoisonManager(ctx context.Context, cfg config.Config, db *bun.DB, m *migrations.Migrator, ob *outbox.Publisher, svc *poison.Service) (*PoisonManager, error) {
+	if cfg.AutoMigrate {
+		if _, err := m.Up(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		pending, err := m.Pending(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if pending > 0 {
+			return nil, fmt.Errorf("%d migrations are pending: run `rfd migrate up` first", pending)
+		}
+	}
+	if err := ob.EnsureTopics(ctx, OutboxTopics(cfg)...); err != nil {
+		return nil, err
+	}
+	return &PoisonManager{Service: svc}, nil
+}
