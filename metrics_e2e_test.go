@@ -19,7 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"sigs.k8s.io/yaml"
+
+	"github.com/rfd-notify/rfd/sqlpubsub"
+	"github.com/rfd-notify/rfd/store"
 )
 
 // TestPrometheusScrape runs `rfd serve` (the binary the Dockerfile builds)
@@ -131,6 +135,10 @@ scrape_configs:
 "occurred_at":%q,"patient":{"ref":"HN-S-1"},"referring_doctors":[{"external_user_id":"um-usr-scrape-1"}]}`, seq, now))
 		time.Sleep(300 * time.Millisecond)
 	}
+	// A producer that bypasses the API's validation writes a message that
+	// is not JSON straight onto the checkup-events topic (a table on the
+	// SQL transport): the consumer poisons it and the drain keeps it.
+	poisonOne(t, filepath.Join(dir, "rfd.db"))
 	for range 5 {
 		resp, err := http.Get("http://" + rfdAddr + "/v1/notifications")
 		if err != nil {
@@ -161,6 +169,9 @@ scrape_configs:
 		{"order events processed", `sum(rfd_consumer_messages_total{consumer="order-history-events",result="processed"})`, func(v float64) bool { return v == 3 }},
 		{"order events out of order absorbed", `rfd_order_events_out_of_order_total`, func(v float64) bool { return v == 1 }},
 		{"order history last success", `rfd_consumer_last_success_timestamp_seconds{consumer="order-history-events"}`, recent(start)},
+		{"poison depth by topic and class", `rfd_poison_pending{topic="checkup-events",reason="permanent"}`, func(v float64) bool { return v == 1 }},
+		{"oldest pending poison age", `rfd_poison_oldest_pending_age_seconds`, func(v float64) bool { return v > 0 && v < 300 }},
+		{"escalations past the SLA (none in this run)", `sum(rfd_escalations_sla_breached_total)`, func(v float64) bool { return v == 0 }},
 		{"outbox backlog (SQL transport: nothing to relay)", `rfd_outbox_backlog`, func(v float64) bool { return v == 0 }},
 		{"outbox oldest unrelayed age", `rfd_outbox_oldest_unrelayed_age_seconds`, func(v float64) bool { return v == 0 }},
 	}
@@ -364,4 +375,29 @@ func (p promClient) scalar(q string) (float64, error) {
 	}
 	s, _ := res[0].Value[1].(string)
 	return strconv.ParseFloat(s, 64)
+}
+
+// poisonOne publishes one undecodable message to checkup-events in the
+// SQLite database at path, as a producer writing to the topic table would.
+func poisonOne(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite://"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ps, err := sqlpubsub.New(db, nil, sqlpubsub.Options{SkipSchemaInitialization: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ps.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := message.NewMessage("ce-not-json", []byte("{not json"))
+	msg.Metadata.Set("ce_id", "ce-not-json")
+	if err := pub.Publish("checkup-events", msg); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -93,6 +93,9 @@ func New(db *bun.DB, n *notify.Notifier, ob *outbox.Publisher, opts Options, now
 			c = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
+	// Level 1, the first step, is always exported, at 0 until a ladder
+	// starts: an alert on its increase needs the series to exist.
+	c.WithLabelValues("1")
 	return &Ladder{db: db, notifier: n, outbox: ob, opts: opts, now: now, breached: c}, nil
 }
 

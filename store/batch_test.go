@@ -54,6 +54,15 @@ func TestBatchAndSelect(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			if name == testenv.PostgresSQL {
+				// Prepared statements are planned for their arguments, never
+				// with a generic plan made while the tables were empty.
+				var mode string
+				if err := env.DB.QueryRowContext(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil || mode != "force_custom_plan" {
+					t.Fatalf("plan_cache_mode = %q (%v), want force_custom_plan", mode, err)
+				}
+			}
+
 			var all []thing
 			if err := env.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 				return store.Select(ctx, tx, &all, "SELECT id, note, at, count FROM things WHERE count >= ? ORDER BY id", 1)

@@ -53,5 +53,15 @@ func openPostgres(rawURL string) (driver.Connector, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Prepared statements are planned for their arguments every time. A
+	// generic plan, which PostgreSQL would otherwise settle on after five
+	// executions, is costed on the table sizes of that moment: made while a
+	// fresh deployment's tables are nearly empty, it scans them whole for
+	// as long as the connection lives. Planning these small statements
+	// costs far less than one such scan. A URL that sets plan_cache_mode
+	// keeps its own.
+	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	return simpleQueries{stdlib.GetConnector(*cfg)}, nil
 }
