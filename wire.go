@@ -12,7 +12,7 @@ import (
 )
 
 func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), error) {
-	wire.Build(app.RuntimeSet, app.NewServe)
+	wire.Build(app.RuntimeSet, app.CronSet, app.NewServe)
 	return nil, nil, nil
 }
 

@@ -70,7 +70,21 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 	service := app.NewPoison(db, publisher)
 	fanOut := app.NewFanOut(cfg, db, notifier, logger)
 	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
-	serve := app.NewServe(runtime)
+	ladder, err := app.NewLadder(cfg, db, notifier, publisher, registerer)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	retention := app.NewRetention(cfg, db, pubSub, logger)
+	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, logger)
+	runner, err := app.NewCronRunner(cfg, db, cronJobs, registerer, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	serve := app.NewServe(runtime, runner)
 	return serve, func() {
 		cleanup2()
 		cleanup()

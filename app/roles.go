@@ -228,10 +228,13 @@ func (r *Runtime) process(servers []*http.Server, withRouter bool) *process {
 }
 
 // Serve is `rfd serve`: every role in one process.
-type Serve struct{ *Runtime }
+type Serve struct {
+	*Runtime
+	cron *cron.Runner
+}
 
-// NewServe returns the serve role.
-func NewServe(r *Runtime) *Serve { return &Serve{r} }
+// NewServe returns the serve role: every role, the cron's jobs included.
+func NewServe(r *Runtime, runner *cron.Runner) *Serve { return &Serve{Runtime: r, cron: runner} }
 
 // Run runs until ctx is cancelled.
 func (s *Serve) Run(ctx context.Context) error {
@@ -272,7 +275,8 @@ func (s *Serve) Run(ctx context.Context) error {
 	}
 	srv := newServer(s.Config.HTTPAddr, apiServer.Handler())
 	p := s.process([]*http.Server{srv}, withRouter)
-	p.background = append(p.background, s.sweeper(), s.fanOut())
+	p.background = append(p.background, s.sweeper(), s.fanOut(),
+		func(ctx context.Context) error { return s.cron.Run(ctx, cronTick) })
 	if _, ok := s.Handlers[config.ConsumerSendNotification]; ok {
 		p.background = append(p.background, s.scheduler())
 	}
