@@ -71,7 +71,8 @@ type drainingSubscriber struct {
 
 	closeOnce sync.Once
 	closing   chan struct{}
-	inFlight  sync.WaitGroup
+	mu        sync.Mutex
+	stopped   []chan struct{} // one per subscription, closed when it ends
 }
 
 func newDrainingSubscriber(sub message.Subscriber, timeout time.Duration) *drainingSubscriber {
@@ -83,10 +84,21 @@ func (s *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 	if err != nil {
 		return nil, err
 	}
+	stopped := make(chan struct{})
+	s.mu.Lock()
+	s.stopped = append(s.stopped, stopped)
+	s.mu.Unlock()
 	out := make(chan *message.Message)
 	go func() {
+		defer close(stopped)
 		defer close(out)
 		for {
+			// Closing wins over a message that is also ready.
+			select {
+			case <-s.closing:
+				return
+			default:
+			}
 			select {
 			case <-s.closing:
 				return
@@ -94,20 +106,18 @@ func (s *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 				if !ok {
 					return
 				}
-				s.inFlight.Add(1)
 				select {
 				case out <- msg:
 				case <-s.closing:
 					// Never handed out: the SQL subscriber sees it unacked
 					// when it closes, and the next relay takes it.
-					s.inFlight.Done()
 					return
 				}
+				// The router acks or nacks every message it was handed.
 				select {
 				case <-msg.Acked():
 				case <-msg.Nacked():
 				}
-				s.inFlight.Done()
 			}
 		}
 	}()
@@ -116,14 +126,15 @@ func (s *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 
 func (s *drainingSubscriber) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
-	done := make(chan struct{})
-	go func() {
-		s.inFlight.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(s.timeout):
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	deadline := time.After(s.timeout)
+	for _, ch := range stopped {
+		select {
+		case <-ch:
+		case <-deadline:
+		}
 	}
 	return s.Subscriber.Close()
 }

@@ -15,8 +15,9 @@ import (
 // it as a named statement (a round trip), execute it (another) and, the
 // text being new every time, evict and deallocate an older statement from
 // its cache. Queries with arguments (watermill's, and the constant
-// statements of QueryContext and ExecContext) are unchanged: prepared once
-// per connection and planned once.
+// statements of QueryContext, ExecContext and Select) are unchanged:
+// prepared once per connection (and planned for their arguments, see
+// openPostgres).
 type simpleQueries struct {
 	driver.Connector
 }

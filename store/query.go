@@ -13,9 +13,8 @@ import (
 
 // QueryContext runs a read with bun-style ? placeholders. On PostgreSQL
 // the arguments are sent as bind parameters of a constant statement, which
-// pgx prepares once per connection and PostgreSQL plans once; bun would
-// otherwise inline them, making every call a new statement to parse, plan,
-// prepare and deallocate. On SQLite bun formats the query as usual.
+// pgx prepares once per connection; bun would otherwise inline them,
+// making every call a new statement to parse, prepare and deallocate. On SQLite bun formats the query as usual.
 func QueryContext(ctx context.Context, tx bun.Tx, query string, args ...any) (*sql.Rows, error) {
 	if isPostgres(tx) {
 		return tx.Tx.QueryContext(ctx, dollarPlaceholders(query), args...)
@@ -59,8 +58,8 @@ func dollarPlaceholders(query string) string {
 // Select runs a constant query with ? placeholders and scans its rows into
 // dest as bun would (a pointer to a slice of models, or to one model, which
 // gets sql.ErrNoRows when there is no row). On PostgreSQL the arguments are
-// bind parameters, so pgx prepares the statement once per connection and
-// the server plans it once, as for QueryContext; on SQLite bun formats it.
+// bind parameters, so pgx prepares the statement once per connection, as
+// for QueryContext; on SQLite bun formats it.
 func Select(ctx context.Context, db bun.IDB, dest any, query string, args ...any) error {
 	raw := db.NewRaw(query, args...)
 	if db.Dialect().Name().String() != "pg" {
