@@ -100,7 +100,12 @@ func TestServeSubprocess(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Ready follows live once the router has started: poll for it.
 	code, body := get("/readyz")
+	for ready := time.Now().Add(30 * time.Second); code != http.StatusOK && time.Now().Before(ready); {
+		time.Sleep(100 * time.Millisecond)
+		code, body = get("/readyz")
+	}
 	if code != http.StatusOK {
 		t.Fatalf("/readyz = %d %s, want 200", code, body)
 	}
