@@ -423,8 +423,10 @@ func TestVerifiedTokensAreReusedUntilTheyExpire(t *testing.T) {
 		t.Fatalf("cached token past its exp: %v, want 401", err)
 	}
 
+	// A token that expires within the cache's minute: a fresh verifier and
+	// key set, the clock back at the start.
 	at(0)
-	srv.set(false, rsaJWK("k1", &rsaKey.PublicKey))
+	v = verifier(t, auth.VerifierConfig{JWKSURL: newJWKS(t, rsaJWK("k1", &rsaKey.PublicKey)).URL, Now: func() time.Time { return *clock.Load() }})
 	short := sign(t, jwt.SigningMethodRS256, rsaKey, "k1", "doc", func(c jwt.MapClaims) {
 		c["exp"] = start.Add(70 * time.Second).Unix()
 	})
