@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/google/wire"
@@ -26,18 +25,8 @@ type APIKeyManager struct {
 // current: with RFD_AUTO_MIGRATE (the default, as for serve) pending
 // migrations are applied, otherwise they are an error.
 func NewAPIKeyManager(ctx context.Context, cfg config.Config, db *bun.DB, m *migrations.Migrator) (*APIKeyManager, error) {
-	if cfg.AutoMigrate {
-		if _, err := m.Up(ctx); err != nil {
-			return nil, err
-		}
-	} else {
-		pending, err := m.Pending(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if pending > 0 {
-			return nil, fmt.Errorf("%d migrations are pending: run `rfd migrate up` first", pending)
-		}
+	if _, err := currentSchema(ctx, m, cfg.AutoMigrate); err != nil {
+		return nil, err
 	}
 	return &APIKeyManager{APIKeys: auth.NewAPIKeys(db, time.Now)}, nil
 }

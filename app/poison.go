@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/google/wire"
 	"github.com/uptrace/bun"
@@ -26,18 +25,8 @@ type PoisonManager struct {
 // with RFD_AUTO_MIGRATE, else pending migrations are an error), and the
 // topic tables replays write to exist.
 func NewPoisonManager(ctx context.Context, cfg config.Config, db *bun.DB, m *migrations.Migrator, ob *outbox.Publisher, svc *poison.Service) (*PoisonManager, error) {
-	if cfg.AutoMigrate {
-		if _, err := m.Up(ctx); err != nil {
-			return nil, err
-		}
-	} else {
-		pending, err := m.Pending(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if pending > 0 {
-			return nil, fmt.Errorf("%d migrations are pending: run `rfd migrate up` first", pending)
-		}
+	if _, err := currentSchema(ctx, m, cfg.AutoMigrate); err != nil {
+		return nil, err
 	}
 	if err := ob.EnsureTopics(ctx, OutboxTopics(cfg)...); err != nil {
 		return nil, err

@@ -120,23 +120,30 @@ func (r *Runtime) sweeper() func(context.Context) error {
 
 // prepare makes sure the schema is current and every topic table the outbox
 // and the router use exists.
+// currentSchema makes sure the schema is current before a role or command
+// uses it: with apply it applies what is pending (and returns the names),
+// otherwise it refuses to go on while any migration is pending.
+func currentSchema(ctx context.Context, m *migrations.Migrator, apply bool) ([]string, error) {
+	if apply {
+		return m.Up(ctx)
+	}
+	pending, err := m.Pending(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if pending > 0 {
+		return nil, fmt.Errorf("%d migrations are pending: run `rfd migrate up` first", pending)
+	}
+	return nil, nil
+}
+
 func (r *Runtime) prepare(ctx context.Context, migrate bool) error {
-	if migrate {
-		applied, err := r.Migrator.Up(ctx)
-		if err != nil {
-			return err
-		}
-		if len(applied) > 0 {
-			r.Logger.Info("migrations applied", "migrations", applied)
-		}
-	} else {
-		pending, err := r.Migrator.Pending(ctx)
-		if err != nil {
-			return err
-		}
-		if pending > 0 {
-			return fmt.Errorf("%d migrations are pending: run `rfd migrate up` first", pending)
-		}
+	applied, err := currentSchema(ctx, r.Migrator, migrate)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		r.Logger.Info("migrations applied", "migrations", applied)
 	}
 	if err := r.Outbox.EnsureTopics(ctx, OutboxTopics(r.Config)...); err != nil {
 		return err

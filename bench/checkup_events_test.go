@@ -15,7 +15,6 @@ import (
 
 	"github.com/rfd-notify/rfd/bench/baseline"
 	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/internal/pgtest"
 	"github.com/rfd-notify/rfd/internal/testenv"
@@ -73,8 +72,6 @@ func envInt(b *testing.B, name string, def int) int {
 	}
 	return n
 }
-
-func doctorExternalID(i int) string { return baseline.DoctorExternalID(i) }
 
 // makeEvents builds the events of bench/baseline.
 func makeEvents(b *testing.B, n, doctors int) []benchEvent {
@@ -220,34 +217,7 @@ func forwarderProgress(b *testing.B, env *testenv.Env) (relayed, written int) {
 // the user-created consumer would have).
 func seedDoctors(b *testing.B, db *bun.DB, n int) {
 	b.Helper()
-	ctx := context.Background()
-	now := time.Now().UTC()
-	docs := make([]domain.Doctor, n)
-	prefs := make([]domain.PreferencesRow, n)
-	for i := range docs {
-		ext := doctorExternalID(i)
-		id := handlers.DoctorID(ext)
-		docs[i] = domain.Doctor{
-			ID: id, ExternalUserID: ext, Name: "Dr. " + ext, LicenceNumber: "MD-" + ext, Specialty: "Cardiology",
-			Clinic: "Sukhumvit Heart Clinic", Email: ext + "@clinic.example", Phone: "+66812345678",
-			Locale: "en", TimeZone: "Asia/Bangkok", Active: true, ProfileVersion: now, CreatedAt: now, UpdatedAt: now,
-		}
-		prefs[i] = domain.DefaultPreferences().Row(id, now)
-	}
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		for lo := 0; lo < n; lo += 500 {
-			hi := min(lo+500, n)
-			d, p := docs[lo:hi], prefs[lo:hi]
-			if _, err := tx.NewInsert().Model(&d).Exec(ctx); err != nil {
-				return fmt.Errorf("doctors: %w", err)
-			}
-			if _, err := tx.NewInsert().Model(&p).Exec(ctx); err != nil {
-				return fmt.Errorf("preferences: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := baseline.SeedDoctors(context.Background(), db, n); err != nil {
 		b.Fatalf("seed doctors: %v", err)
 	}
 }

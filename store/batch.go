@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
 )
 
@@ -89,6 +90,6 @@ func (b *Batch) Flush(ctx context.Context) error {
 	return nil
 }
 
-func isPostgres(tx bun.Tx) bool {
-	return tx.Dialect().Name().String() == "pg"
+func isPostgres(db bun.IDB) bool {
+	return db.Dialect().Name() == dialect.PG
 }

@@ -62,7 +62,7 @@ func dollarPlaceholders(query string) string {
 // for QueryContext; on SQLite bun formats it.
 func Select(ctx context.Context, db bun.IDB, dest any, query string, args ...any) error {
 	raw := db.NewRaw(query, args...)
-	if db.Dialect().Name().String() != "pg" {
+	if !isPostgres(db) {
 		return raw.Scan(ctx, dest)
 	}
 	q := dollarPlaceholders(query)

@@ -48,8 +48,6 @@ import (
 	"github.com/rfd-notify/rfd/app"
 	"github.com/rfd-notify/rfd/bench/baseline"
 	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/store"
 )
@@ -287,7 +285,7 @@ func measureService(ctx context.Context, label string, o options, bin string, en
 		return side, err
 	}
 	defer db.Close()
-	if err := seedDoctors(ctx, db, o.doctors); err != nil {
+	if err := baseline.SeedDoctors(ctx, db, o.doctors); err != nil {
 		return side, err
 	}
 	evs, err := baseline.MakeEvents("SVC", o.events, o.doctors)
@@ -589,37 +587,6 @@ func createDatabase(ctx context.Context, adminURL string) (string, func(), error
 		}
 	}
 	return u.String(), drop, nil
-}
-
-// seedDoctors inserts doctors 0..n-1 of the events with default preferences
-// (as the user-created consumer would have).
-func seedDoctors(ctx context.Context, db *bun.DB, n int) error {
-	now := time.Now().UTC()
-	docs := make([]domain.Doctor, n)
-	prefs := make([]domain.PreferencesRow, n)
-	for i := range docs {
-		ext := baseline.DoctorExternalID(i)
-		id := handlers.DoctorID(ext)
-		docs[i] = domain.Doctor{
-			ID: id, ExternalUserID: ext, Name: "Dr. " + ext, LicenceNumber: "MD-" + ext, Specialty: "Cardiology",
-			Clinic: "Sukhumvit Heart Clinic", Email: ext + "@clinic.example", Phone: "+66812345678",
-			Locale: "en", TimeZone: "Asia/Bangkok", Active: true, ProfileVersion: now, CreatedAt: now, UpdatedAt: now,
-		}
-		prefs[i] = domain.DefaultPreferences().Row(id, now)
-	}
-	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		for lo := 0; lo < n; lo += 500 {
-			hi := min(lo+500, n)
-			d, p := docs[lo:hi], prefs[lo:hi]
-			if _, err := tx.NewInsert().Model(&d).Exec(ctx); err != nil {
-				return fmt.Errorf("doctors: %w", err)
-			}
-			if _, err := tx.NewInsert().Model(&p).Exec(ctx); err != nil {
-				return fmt.Errorf("preferences: %w", err)
-			}
-		}
-		return nil
-	})
 }
 
 func numCPU() int { return runtime.NumCPU() }
