@@ -69,7 +69,8 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
 	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
+	mailer := app.NewReportMailer(db, senders, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
 	ladder, err := app.NewLadder(cfg, db, notifier, publisher, registerer)
 	if err != nil {
 		cleanup2()
@@ -77,7 +78,7 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 		return nil, nil, err
 	}
 	retention := app.NewRetention(cfg, db, pubSub, logger)
-	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, logger)
+	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, publisher, logger)
 	runner, err := app.NewCronRunner(cfg, db, cronJobs, registerer, logger)
 	if err != nil {
 		cleanup2()
@@ -146,7 +147,8 @@ func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
 	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
+	mailer := app.NewReportMailer(db, senders, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
 	api := app.NewAPI(runtime)
 	return api, func() {
 		cleanup2()
@@ -209,7 +211,8 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
 	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
+	mailer := app.NewReportMailer(db, senders, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
 	consumer, err := app.NewConsumer(runtime, name)
 	if err != nil {
 		cleanup2()
@@ -277,7 +280,8 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
 	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
+	mailer := app.NewReportMailer(db, senders, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
 	worker := app.NewWorker(runtime)
 	return worker, func() {
 		cleanup2()
@@ -340,7 +344,8 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
 	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut)
+	mailer := app.NewReportMailer(db, senders, logger)
+	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
 	ladder, err := app.NewLadder(cfg, db, notifier, publisher, registerer)
 	if err != nil {
 		cleanup2()
@@ -348,7 +353,7 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 		return nil, nil, err
 	}
 	retention := app.NewRetention(cfg, db, pubSub, logger)
-	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, logger)
+	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, publisher, logger)
 	runner, err := app.NewCronRunner(cfg, db, cronJobs, registerer, logger)
 	if err != nil {
 		cleanup2()

@@ -19,6 +19,7 @@ import (
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/retention"
 	"github.com/rfd-notify/rfd/sqlpubsub"
+	"github.com/rfd-notify/rfd/timeliness"
 )
 
 // CronSet provides the cron role's jobs and their runner.
@@ -45,7 +46,11 @@ type CronJobs []cron.Job
 
 // NewCronJobs lists the jobs with their configured schedules.
 func NewCronJobs(cfg config.Config, db *bun.DB, sched *delivery.Scheduler, ladder *escalation.Ladder, ret *retention.Retention,
-	n *notify.Notifier, logger *slog.Logger) CronJobs {
+	n *notify.Notifier, ob *outbox.Publisher, logger *slog.Logger) CronJobs {
+	reportSpec := cfg.CronTimelinessReport
+	if cfg.TimelinessReportTo == "" {
+		reportSpec = cron.Off
+	}
 	return CronJobs{
 		{Name: "scheduled-notifications", Spec: cfg.CronScheduledNotifications, Run: func(ctx context.Context, _ time.Time) error {
 			// The scheduler publishes due deliveries (send_at reached, quiet
@@ -68,6 +73,8 @@ func NewCronJobs(cfg config.Config, db *bun.DB, sched *delivery.Scheduler, ladde
 		{Name: "digests", Spec: cfg.CronDigests, Run: digest.New(db, n, time.Now, logger).Run},
 		{Name: "weekly-summary", Spec: cfg.CronWeeklySummary, Run: digest.NewWeekly(db, n, time.Now, logger).Run},
 		{Name: "retention", Spec: cfg.CronRetention, Run: ret.Run},
+		{Name: "timeliness-report", Spec: reportSpec, Run: timeliness.NewWeeklyMail(db, ob, cfg.TopicReportMail, cfg.TimelinessReportTo,
+			cfg.EscalationSLA, time.Now, logger).Run},
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/sqlpubsub"
 	"github.com/rfd-notify/rfd/store"
+	"github.com/rfd-notify/rfd/timeliness"
 )
 
 // NewLogger builds the process logger and makes it slog's default.
@@ -103,7 +104,7 @@ func NewOutbox(cfg config.Config, ps *sqlpubsub.PubSub) *outbox.Publisher {
 func OutboxTopics(cfg config.Config) []string {
 	return []string{
 		cfg.TopicCheckupEvents, cfg.TopicOrderHistoryEvents, cfg.TopicUserCreated,
-		cfg.TopicInternalLogin, cfg.TopicSendNotification, cfg.TopicInApp,
+		cfg.TopicInternalLogin, cfg.TopicSendNotification, cfg.TopicInApp, cfg.TopicReportMail,
 	}
 }
 
@@ -157,6 +158,16 @@ func NewSweeper(cfg config.Config, db *bun.DB, n *notify.Notifier, reg prometheu
 // NewHandlers builds the consumers this build implements.
 func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher, n *notify.Notifier, d *delivery.Dispatcher, reg prometheus.Registerer) handlers.Set {
 	return handlers.Consumers(handlers.Deps{Config: cfg, Inbox: inbox, Outbox: ob, Notifier: n, Dispatcher: d, Now: time.Now, Registerer: reg})
+}
+
+// NewReportMailer returns the consumer e-mailing the cron's reports, or nil
+// when no SMTP server is configured (config refuses a report recipient
+// without one).
+func NewReportMailer(db *bun.DB, s delivery.Senders, logger *slog.Logger) *timeliness.Mailer {
+	if s.Email == nil {
+		return nil
+	}
+	return timeliness.NewMailer(db, s.Email, time.Now, logger)
 }
 
 // NewSenders builds the provider clients of the configured channels.

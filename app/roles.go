@@ -29,6 +29,7 @@ import (
 	"github.com/rfd-notify/rfd/poison"
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/sqlpubsub"
+	"github.com/rfd-notify/rfd/timeliness"
 )
 
 // Runtime is what every long-running role is made of.
@@ -49,14 +50,30 @@ type Runtime struct {
 	Hub       *inapp.Hub
 	Poison    *poison.Service
 	FanOut    *broadcast.FanOut
+	// Mailer e-mails the cron's reports; nil without SMTP.
+	Mailer *timeliness.Mailer
 }
 
 // NewRuntime gathers a role's parts.
 func NewRuntime(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
 	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set,
-	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub, pq *poison.Service, fo *broadcast.FanOut) *Runtime {
+	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub, pq *poison.Service, fo *broadcast.FanOut, mailer *timeliness.Mailer) *Runtime {
 	return &Runtime{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob,
-		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub, Poison: pq, FanOut: fo}
+		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub, Poison: pq, FanOut: fo, Mailer: mailer}
+}
+
+// addReportMailer makes this process e-mail the reports the cron stores,
+// when an SMTP server is configured.
+func (r *Runtime) addReportMailer() error {
+	if r.Mailer == nil {
+		return nil
+	}
+	return r.Router.AddConsumer(router.Handler{
+		Name:          timeliness.MailConsumer,
+		Topic:         r.Config.TopicReportMail,
+		ConsumerGroup: r.Config.ConsumerGroup(timeliness.MailConsumer),
+		Handle:        r.Mailer.Handle,
+	})
 }
 
 // addPoisonDrain drains the poison topic into the poison table, and
@@ -271,6 +288,9 @@ func (s *Serve) Run(ctx context.Context) error {
 	if err := s.addPoisonDrain(); err != nil {
 		return err
 	}
+	if err := s.addReportMailer(); err != nil {
+		return err
+	}
 	withRouter := true
 	if withRouter {
 		s.routerCheck()
@@ -375,6 +395,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.Logger.Info("sql transport: the outbox writes to its topics directly, no relay to run")
 	}
 	if err := w.addPoisonDrain(); err != nil {
+		return err
+	}
+	if err := w.addReportMailer(); err != nil {
 		return err
 	}
 	w.routerCheck()

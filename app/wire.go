@@ -32,6 +32,7 @@ var RuntimeSet = wire.NewSet(
 	NewHub,
 	NewPoison,
 	NewFanOut,
+	NewReportMailer,
 	NewHandlers,
 	NewRuntime,
 )

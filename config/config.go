@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"reflect"
@@ -96,8 +97,9 @@ type Config struct {
 	NewDeviceWindow      time.Duration `env:"RFD_NEW_DEVICE_WINDOW" envDefault:"2160h" desc:"a successful login from an IP not seen for the doctor within this window (90 days) notifies the doctor"`
 	PendingReportAfter   time.Duration `env:"RFD_PENDING_REPORT_AFTER" envDefault:"24h" desc:"notifications waiting this long for an unknown doctor's user-created event are reported to operators"`
 
-	TopicInApp string `env:"RFD_TOPIC_INAPP" envDefault:"rfd-inapp" desc:"broadcast topic of in-app notifications; every API replica reads it to push to its connected portals"`
-	InstanceID string `env:"RFD_INSTANCE_ID" desc:"this replica's name, for its own in-app broadcast consumer group (unset = the host name)"`
+	TopicReportMail string `env:"RFD_TOPIC_REPORT_MAIL" envDefault:"rfd-report-mail" desc:"topic of report-mail commands: the cron's reports the worker e-mails"`
+	TopicInApp      string `env:"RFD_TOPIC_INAPP" envDefault:"rfd-inapp" desc:"broadcast topic of in-app notifications; every API replica reads it to push to its connected portals"`
+	InstanceID      string `env:"RFD_INSTANCE_ID" desc:"this replica's name, for its own in-app broadcast consumer group (unset = the host name)"`
 
 	DeliveryMaxAttempts    int           `env:"RFD_DELIVERY_MAX_ATTEMPTS" envDefault:"6" desc:"attempts of one delivery on transient provider failures before it is undelivered"`
 	DeliveryInitialBackoff time.Duration `env:"RFD_DELIVERY_INITIAL_BACKOFF" envDefault:"5s" desc:"first delay before a delivery's retry; doubles each attempt, with jitter; a provider's Retry-After wins when longer"`
@@ -150,6 +152,8 @@ type Config struct {
 	CronDigests                string        `env:"RFD_CRON_DIGESTS" envDefault:"*/5 * * * *" desc:"cron schedule of the digest job (hourly and daily@HH:MM digests go out at the first run after their time)"`
 	CronWeeklySummary          string        `env:"RFD_CRON_WEEKLY_SUMMARY" envDefault:"0 1 * * 1" desc:"cron schedule (UTC) of the weekly doctor summary email of the past week (Monday to Sunday)"`
 	CronRetention              string        `env:"RFD_CRON_RETENTION" envDefault:"30 3 * * *" desc:"cron schedule (UTC) of the retention job"`
+	CronTimelinessReport       string        `env:"RFD_CRON_TIMELINESS_REPORT" envDefault:"0 6 * * 1" desc:"cron schedule (UTC) of the job e-mailing the critical-result timeliness report of the past week (Monday to Sunday) to RFD_TIMELINESS_REPORT_TO"`
+	TimelinessReportTo         string        `env:"RFD_TIMELINESS_REPORT_TO" desc:"e-mail address the weekly critical-result timeliness report goes to, sent over RFD_SMTP_* by the worker (unset = not e-mailed)"`
 	EscalationSLA              time.Duration `env:"RFD_ESCALATION_SLA" envDefault:"30m" desc:"a critical result unacknowledged this long escalates one step, and again after each further interval"`
 	EscalationOnCallDoctor     string        `env:"RFD_ESCALATION_ONCALL_DOCTOR" desc:"external user id of the on-call contact, the ladder's last step (unset = no on-call step)"`
 	StuckDeliveryTimeout       time.Duration `env:"RFD_STUCK_DELIVERY_TIMEOUT" envDefault:"15m" desc:"a delivery in sending this long goes back to retry"`
@@ -316,6 +320,7 @@ func (c Config) Validate() error {
 		{"RFD_TOPIC_POISON", c.TopicPoison},
 		{"RFD_TOPIC_OUTBOX", c.TopicOutbox},
 		{"RFD_TOPIC_INAPP", c.TopicInApp},
+		{"RFD_TOPIC_REPORT_MAIL", c.TopicReportMail},
 	}
 	seen := map[string]string{}
 	for _, t := range topics {
@@ -476,13 +481,21 @@ func (c Config) validateCron(bad func(envName, format string, args ...any) error
 	for name, spec := range map[string]string{
 		"RFD_CRON_SCHEDULED_NOTIFICATIONS": c.CronScheduledNotifications, "RFD_CRON_ESCALATIONS": c.CronEscalations,
 		"RFD_CRON_STUCK_DELIVERIES": c.CronStuckDeliveries, "RFD_CRON_RETENTION": c.CronRetention, "RFD_CRON_DIGESTS": c.CronDigests,
-		"RFD_CRON_WEEKLY_SUMMARY": c.CronWeeklySummary,
+		"RFD_CRON_WEEKLY_SUMMARY": c.CronWeeklySummary, "RFD_CRON_TIMELINESS_REPORT": c.CronTimelinessReport,
 	} {
 		if strings.TrimSpace(spec) == "off" {
 			continue
 		}
 		if _, err := cronParser.Parse(spec); err != nil {
 			return bad(name, "invalid cron schedule %q (five fields, a descriptor such as @hourly or @every 10m, or off): %v", spec, err)
+		}
+	}
+	if c.TimelinessReportTo != "" {
+		if a, err := mail.ParseAddress(c.TimelinessReportTo); err != nil || a.Address != c.TimelinessReportTo {
+			return bad("RFD_TIMELINESS_REPORT_TO", "want one plain e-mail address such as ops@hospital.example, got %q", c.TimelinessReportTo)
+		}
+		if c.SMTPHost == "" {
+			return bad("RFD_TIMELINESS_REPORT_TO", "is set but RFD_SMTP_HOST is not: the report could not be e-mailed")
 		}
 	}
 	if c.EscalationSLA <= 0 {

@@ -52,14 +52,16 @@ func TestFlagsOverrideEnv(t *testing.T) {
 
 func TestInvalidValuesNameTheVariable(t *testing.T) {
 	cases := map[string]string{
-		"RFD_TRANSPORT":          "rabbit",
-		"RFD_RETRY_MAX_ATTEMPTS": "0",
-		"RFD_HANDLER_TIMEOUT":    "forever",
-		"RFD_DATABASE_URL":       "oracle://db",
-		"RFD_LOG_FORMAT":         "xml",
-		"RFD_TOPIC_POISON":       "has space",
-		"RFD_HTTP_ADDR":          "8080",
-		"RFD_THROTTLE":           "checkup-events=-1",
+		"RFD_TRANSPORT":              "rabbit",
+		"RFD_RETRY_MAX_ATTEMPTS":     "0",
+		"RFD_HANDLER_TIMEOUT":        "forever",
+		"RFD_DATABASE_URL":           "oracle://db",
+		"RFD_LOG_FORMAT":             "xml",
+		"RFD_TOPIC_POISON":           "has space",
+		"RFD_HTTP_ADDR":              "8080",
+		"RFD_THROTTLE":               "checkup-events=-1",
+		"RFD_TIMELINESS_REPORT_TO":   "Ops <ops@hospital.example>, x@y",
+		"RFD_CRON_TIMELINESS_REPORT": "every monday",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -79,6 +81,18 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		t.Setenv("RFD_TRANSPORT", "kafka")
 		if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "RFD_TRANSPORT") {
 			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("report without smtp", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("RFD_TIMELINESS_REPORT_TO", "ops@hospital.example")
+		if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "RFD_SMTP_HOST") {
+			t.Fatalf("err = %v", err)
+		}
+		t.Setenv("RFD_SMTP_HOST", "smtp.hospital.example")
+		t.Setenv("RFD_SMTP_FROM", "rfd@hospital.example")
+		if _, err := Load(nil); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("duplicate topics", func(t *testing.T) {

@@ -27,4 +27,6 @@ const (
 	InternalLoginExample     = "internal-login.example.json"
 	SendNotificationSchema   = "send-notification.schema.json"
 	SendNotificationExample  = "send-notification.example.json"
+	ReportMailSchema         = "report-mail.schema.json"
+	ReportMailExample        = "report-mail.example.json"
 )

@@ -28,6 +28,7 @@ var messages = []message{
 	{"user-created", "rfd.user-created.v1", contracts.UserCreatedSchema, contracts.UserCreatedExample},
 	{"internal-login", "rfd.internal-login.v1", contracts.InternalLoginSchema, contracts.InternalLoginExample},
 	{"send-notification", "rfd.send-notification.v1", contracts.SendNotificationSchema, contracts.SendNotificationExample},
+	{"rfd-report-mail", "rfd.report-mail.v1", contracts.ReportMailSchema, contracts.ReportMailExample},
 }
 
 const poisonTopic = "rfd-poison"

@@ -9,6 +9,7 @@ const (
 	TypeUserCreated       = "rfd.user-created.v1"
 	TypeInternalLogin     = "rfd.internal-login.v1"
 	TypeSendNotification  = "rfd.send-notification.v1"
+	TypeReportMail        = "rfd.report-mail.v1"
 )
 
 // CloudEvents 1.0 attributes as message metadata (Kafka headers), in the

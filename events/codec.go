@@ -35,6 +35,7 @@ var (
 	userCreatedContract      = mustContract("user created event", contracts.UserCreatedSchema)
 	internalLoginContract    = mustContract("internal login event", contracts.InternalLoginSchema)
 	sendNotificationContract = mustContract("send-notification command", contracts.SendNotificationSchema)
+	reportMailContract       = mustContract("report-mail command", contracts.ReportMailSchema)
 )
 
 func mustContract(name, file string) *contract {

@@ -60,6 +60,11 @@ func DecodeSendNotification(payload []byte) (SendNotification, error) {
 	return cmd, nil
 }
 
+// DecodeReportMail decodes and validates a report-mail payload.
+func DecodeReportMail(payload []byte) (ReportMail, error) {
+	return decode[ReportMail](reportMailContract, payload)
+}
+
 // The encoders return the JSON payload, or a *ValidationError when the value
 // breaks its own schema (a required field left empty, an unknown enum value):
 // a producer's bug is caught where it is made.
@@ -78,3 +83,6 @@ func (e InternalLogin) Encode() ([]byte, error) { return encode(internalLoginCon
 
 // Encode returns the send-notification payload of e.
 func (e SendNotification) Encode() ([]byte, error) { return encode(sendNotificationContract, e) }
+
+// Encode returns the report-mail payload of e.
+func (e ReportMail) Encode() ([]byte, error) { return encode(reportMailContract, e) }

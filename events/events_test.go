@@ -47,6 +47,7 @@ var decoders = map[string]func([]byte) (any, error){
 	contracts.UserCreatedExample:       func(b []byte) (any, error) { return events.DecodeUserCreated(b) },
 	contracts.InternalLoginExample:     func(b []byte) (any, error) { return events.DecodeInternalLogin(b) },
 	contracts.SendNotificationExample:  func(b []byte) (any, error) { return events.DecodeSendNotification(b) },
+	contracts.ReportMailExample:        func(b []byte) (any, error) { return events.DecodeReportMail(b) },
 }
 
 func bangkok(t *testing.T, s string) time.Time {
@@ -224,6 +225,8 @@ func badCases(t *testing.T) []badCase {
 		{"send: attempt zero", contracts.SendNotificationExample, mutate(t, contracts.SendNotificationExample, func(d map[string]any) { d["attempt"] = 0 }), invalid("/attempt", "must be >= 1")},
 		{"send: missing send_at", contracts.SendNotificationExample, mutate(t, contracts.SendNotificationExample, func(d map[string]any) { delete(d, "send_at") }), invalid("/send_at", "is required")},
 		{"send: type", contracts.SendNotificationExample, mutate(t, contracts.SendNotificationExample, func(d map[string]any) { d["type"] = "Critical Result" }), invalid("/type", "must match the pattern")},
+		{"report: missing id", contracts.ReportMailExample, mutate(t, contracts.ReportMailExample, func(d map[string]any) { delete(d, "report_mail_id") }), invalid("/report_mail_id", "is required")},
+		{"report: unknown field", contracts.ReportMailExample, mutate(t, contracts.ReportMailExample, func(d map[string]any) { d["to"] = "x@example.org" }), invalid("/to", "is not allowed (unknown field)")},
 		{"send: patient data", contracts.SendNotificationExample, mutate(t, contracts.SendNotificationExample, func(d map[string]any) { d["patient_name"] = "Somchai Jaidee" }), invalid("/patient_name", "is not allowed (unknown field)")},
 	}
 }
@@ -234,6 +237,7 @@ var typeNames = map[string]string{
 	contracts.UserCreatedExample:       "user created event",
 	contracts.InternalLoginExample:     "internal login event",
 	contracts.SendNotificationExample:  "send-notification command",
+	contracts.ReportMailExample:        "report-mail command",
 }
 
 func TestDecodeRejects(t *testing.T) {

@@ -87,6 +87,11 @@ func FuzzDecodeSendNotification(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) { fuzzRoundTrip(t, events.DecodeSendNotification, payload) })
 }
 
+func FuzzDecodeReportMail(f *testing.F) {
+	addExample(f, contracts.ReportMailExample)
+	f.Fuzz(func(t *testing.T, payload []byte) { fuzzRoundTrip(t, events.DecodeReportMail, payload) })
+}
+
 // The seed corpus carries each contract's current example, so fuzzing
 // starts from a valid payload even when the example changes. To refresh one:
 // copy the example into testdata/fuzz/<FuzzName>/example in the
@@ -98,6 +103,7 @@ func TestFuzzCorpusHasExamples(t *testing.T) {
 		"FuzzDecodeUserCreated":       contracts.UserCreatedExample,
 		"FuzzDecodeInternalLogin":     contracts.InternalLoginExample,
 		"FuzzDecodeSendNotification":  contracts.SendNotificationExample,
+		"FuzzDecodeReportMail":        contracts.ReportMailExample,
 	} {
 		b, err := contracts.FS.ReadFile(file)
 		require.NoError(t, err)

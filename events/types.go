@@ -251,3 +251,9 @@ type SendNotification struct {
 	// Attempt is the delivery attempt; 0 (absent) means the first.
 	Attempt int `json:"attempt,omitzero"`
 }
+
+// ReportMail is the payload of topic rfd-report-mail: the command to e-mail
+// one stored operations report. It carries the report's id only.
+type ReportMail struct {
+	ReportMailID string `json:"report_mail_id"`
+}
