@@ -68,12 +68,12 @@ func TestFanOutResumesAfterKill(t *testing.T) {
 			env := testenv.New(t, name)
 			env.EnsureTopics(t, env.Config.TopicSendNotification)
 			n := audienceSize(t)
-			insertDoctors(t, env, n, func(int) string { return "" })
-			// An inactive doctor is not in the audience.
+			// n active doctors and one inactive, who is not in the audience.
+			insertDoctors(t, env, n+1, func(int) string { return "" })
 			if _, err := env.DB.NewRaw(`UPDATE doctors SET active = FALSE WHERE id = 'doc-000000'`).Exec(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			want := n - 1
+			want := n
 			ctx := context.Background()
 			b, err := broadcast.Create(ctx, env.DB, broadcast.Request{Title: "Portal maintenance", Body: "Saturday 22:00-23:00",
 				Audience: broadcast.Audience{Kind: broadcast.AudienceAll}}, t0)
