@@ -230,7 +230,17 @@ func (h *handlers) listNotifications(ctx context.Context, in *listNotificationsI
 	}
 	query := "SELECT " + strings.Join(summaryColumns, ", ") + " FROM notifications WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY seq DESC LIMIT ?"
-	if err := store.Select(ctx, h.db, &rows, query, append(args, in.Limit+1)...); err != nil {
+	rows = make([]domain.Notification, 0, in.Limit+1)
+	err = store.Rows(ctx, h.db, query, append(args, in.Limit+1), func(scan store.Scan) error {
+		var n domain.Notification
+		if err := scan(&n.ID, &n.Seq, &n.Type, &n.Category, &n.Priority, &n.Title, &n.State, &n.StateReason, &n.CheckupID,
+			&n.OrderID, &n.OnBehalfOf, &n.CreatedAt, &n.ReadAt, &n.AcknowledgedAt); err != nil {
+			return err
+		}
+		rows = append(rows, n)
+		return nil
+	})
+	if err != nil {
 		return nil, h.fail(ctx, "listNotifications", err)
 	}
 	page := NotificationPage{Items: make([]NotificationSummary, 0, min(len(rows), in.Limit))}

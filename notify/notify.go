@@ -527,17 +527,22 @@ func Retract(ctx context.Context, b *store.Batch, checkupID, reason string) erro
 
 // DoctorByExternalID loads a doctor by user-management id.
 func DoctorByExternalID(ctx context.Context, db bun.IDB, externalID string) (domain.Doctor, bool, error) {
-	var d domain.Doctor
-	err := store.Select(ctx, db, &d, `SELECT id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale,
+	var (
+		d     domain.Doctor
+		found bool
+	)
+	// Every doctor API request starts here: scanned by hand, not by bun.
+	err := store.Rows(ctx, db, `SELECT id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale,
 	time_zone, active, notification_seq, profile_version, created_at, updated_at
-FROM doctors WHERE external_user_id = ?`, externalID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Doctor{}, false, nil
-	}
+FROM doctors WHERE external_user_id = ?`, []any{externalID}, func(scan store.Scan) error {
+		found = true
+		return scan(&d.ID, &d.ExternalUserID, &d.Name, &d.LicenceNumber, &d.Specialty, &d.Clinic, &d.Email, &d.Phone, &d.Locale,
+			&d.TimeZone, &d.Active, &d.NotificationSeq, &d.ProfileVersion, &d.CreatedAt, &d.UpdatedAt)
+	})
 	if err != nil {
 		return domain.Doctor{}, false, fmt.Errorf("load doctor: %w", err)
 	}
-	return d, true, nil
+	return d, found, nil
 }
 
 // PreferencesOf loads a doctor's preferences, the defaults if none are stored.

@@ -102,3 +102,73 @@ func TestBatchAndSelect(t *testing.T) {
 		})
 	}
 }
+
+// Rows scans the same typed values on every path: the pool (native pgx on
+// PostgreSQL), a transaction, and SQLite; NULLs into pointers; an error
+// from the row function stops the scan and comes back.
+func TestRows(t *testing.T) {
+	for _, name := range []string{testenv.SQLiteSQL, testenv.PostgresSQL} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t, name)
+			ctx := context.Background()
+			if _, err := env.DB.NewCreateTable().Model((*thing)(nil)).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Date(2026, 11, 25, 8, 30, 0, 123000000, time.UTC)
+			if _, err := env.DB.NewInsert().Model(&[]thing{{ID: "a", Note: "it's", At: at, Count: 1}, {ID: "b", Note: "", At: at.Add(time.Hour), Count: 2}}).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			type row struct {
+				id    string
+				note  *string
+				at    time.Time
+				count int64
+			}
+			read := func(db bun.IDB) []row {
+				t.Helper()
+				var out []row
+				err := store.Rows(ctx, db, `SELECT id, NULLIF(note, ''), at, count FROM things WHERE count >= ? ORDER BY id`, []any{1}, func(scan store.Scan) error {
+					var r row
+					if err := scan(&r.id, &r.note, &r.at, &r.count); err != nil {
+						return err
+					}
+					out = append(out, r)
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			check := func(where string, got []row) {
+				t.Helper()
+				if len(got) != 2 || got[0].id != "a" || got[0].note == nil || *got[0].note != "it's" || !got[0].at.Equal(at) || got[0].count != 1 ||
+					got[1].note != nil || !got[1].at.Equal(at.Add(time.Hour)) {
+					t.Fatalf("%s: %+v", where, got)
+				}
+			}
+			check("pool", read(env.DB))
+			if err := env.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				check("tx", read(tx))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			stop := errors.New("stop")
+			n := 0
+			err := store.Rows(ctx, env.DB, `SELECT id FROM things ORDER BY id`, nil, func(scan store.Scan) error {
+				n++
+				return stop
+			})
+			if !errors.Is(err, stop) || n != 1 {
+				t.Fatalf("stop: %v after %d rows", err, n)
+			}
+			if err := store.Rows(ctx, env.DB, `SELECT nope FROM things`, nil, func(store.Scan) error { return nil }); err == nil {
+				t.Fatal("bad query: no error")
+			}
+			// The pool is still usable after a failed native query.
+			check("pool again", read(env.DB))
+		})
+	}
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -95,6 +96,77 @@ func Select(ctx context.Context, db bun.IDB, dest any, query string, args ...any
 		return sql.ErrNoRows
 	}
 	if err := bdb.ScanRow(ctx, rows, dest); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// Scan scans the current row's columns into dest, in order.
+type Scan func(dest ...any) error
+
+// Rows runs a constant query with ? placeholders and calls row once per
+// result row with the function that scans it into typed destinations.
+// It is for the hot reads, where bun's reflective scanning is most of the
+// cost: on PostgreSQL through a pool (*bun.DB) it runs on the connection's
+// native pgx.Conn (prepared once per connection, binary results scanned
+// without database/sql's conversions); in a transaction, and on SQLite,
+// through database/sql.
+func Rows(ctx context.Context, db bun.IDB, query string, args []any, row func(scan Scan) error) error {
+	if !isPostgres(db) {
+		rows, err := db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		return eachRow(rows, row)
+	}
+	q := dollarPlaceholders(query)
+	switch d := db.(type) {
+	case *bun.DB:
+		conn, err := d.DB.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = conn.Close() }()
+		return conn.Raw(func(dc any) error {
+			sc, ok := dc.(simpleConn)
+			if !ok {
+				return fmt.Errorf("postgres: unexpected driver connection %T", dc)
+			}
+			rows, err := sc.Conn.Conn().Query(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := row(rows.Scan); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+	case bun.Tx:
+		rows, err := d.Tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		return eachRow(rows, row)
+	default:
+		rows, err := db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		return eachRow(rows, row)
+	}
+}
+
+func eachRow(rows *sql.Rows, row func(scan Scan) error) error {
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		if err := row(rows.Scan); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return err
 	}
 	return rows.Close()
