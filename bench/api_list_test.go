@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
@@ -41,8 +43,9 @@ import (
 
 // BenchmarkNotificationsList measures GET /v1/notifications of the real API
 // (real RS256 JWT auth, rate limiter, huma, bun, audit) on PostgreSQL,
-// beside a bare net/http + pgxpool handler running the same keyset SQL in
-// the same run. Settings:
+// beside a bare net/http + pgxpool handler running the same SQL in the same
+// run: the doctor lookup, the keyset query and the audit insert. A bare
+// handler running only the keyset query is measured too, for reference. Settings:
 //
 //	RFD_BENCH_NOTIFICATIONS  notifications seeded (default 1000000)
 //	RFD_BENCH_DOCTORS        doctors they are spread over (default 10000)
@@ -108,8 +111,10 @@ func BenchmarkNotificationsList(b *testing.B) {
 		b.Fatalf("pgxpool: %v", err)
 	}
 	b.Cleanup(pool.Close)
-	baseSrv := httptest.NewServer(baselineListHandler(pool))
-	b.Cleanup(baseSrv.Close)
+	sameSrv := httptest.NewServer(baselineListHandler(pool, true))
+	b.Cleanup(sameSrv.Close)
+	bareSrv := httptest.NewServer(baselineListHandler(pool, false))
+	b.Cleanup(bareSrv.Close)
 
 	client := &http.Client{
 		Timeout:   30 * time.Second,
@@ -118,32 +123,35 @@ func BenchmarkNotificationsList(b *testing.B) {
 	b.Cleanup(client.CloseIdleConnections)
 
 	svc := listTarget{name: "service", url: svcURL, auth: true}
-	base := listTarget{name: "baseline", url: baseSrv.URL}
+	// The baseline: the service's SQL (doctor lookup, keyset query, audit
+	// insert) from a bare handler. The bare keyset query alone is printed
+	// beside it, for reference.
+	base := listTarget{name: "baseline", url: sameSrv.URL, ext: true}
+	bare := listTarget{name: "bare-query", url: bareSrv.URL}
+	targets := []listTarget{base, svc, bare}
 
-	// Both answer the same page the same way.
+	// All answer the same page the same way.
 	for _, deep := range []bool{false, true} {
 		checkSamePage(b, client, svc, base, docs[len(docs)/2], deep)
+		checkSamePage(b, client, svc, bare, docs[len(docs)/2], deep)
 	}
 
-	// Warm both sides (connections, plans, caches), then measure.
+	// Warm every side (connections, plans, caches), then measure.
 	warm := min(nReq, 1000)
-	for _, tg := range []listTarget{base, svc} {
+	for _, tg := range targets {
 		for _, deep := range []bool{false, true} {
 			runListLoad(b, client, tg, docs, deep, warm, 99)
 		}
 	}
-	// Measure in alternating rounds, so that whatever else the machine is
-	// doing weighs on both sides alike.
+	// Measure in rounds rotating the order, so that whatever else the
+	// machine is doing weighs on every side alike.
 	b.StartTimer()
 	res := map[string]listResult{}
 	for _, deep := range []bool{false, true} {
 		runs := map[string]*listRun{}
 		for round := range listRounds {
-			order := []listTarget{base, svc}
-			if round%2 == 1 {
-				order = []listTarget{svc, base}
-			}
-			for _, tg := range order {
+			for i := range targets {
+				tg := targets[(round+i)%len(targets)]
 				r := runListLoad(b, client, tg, docs, deep, max(nReq/listRounds, 1), uint64(round+1))
 				if runs[tg.name] == nil {
 					runs[tg.name] = &listRun{}
@@ -161,16 +169,19 @@ func BenchmarkNotificationsList(b *testing.B) {
 	}
 	b.StopTimer()
 
-	for _, k := range []string{"service first", "service deep", "baseline first", "baseline deep"} {
+	for _, k := range []string{"service first", "service deep", "baseline first", "baseline deep", "bare-query first", "bare-query deep"} {
 		r := res[k]
-		fmt.Printf("notifications-list: %-14s %6d req c=%d: %8.0f req/s  p50 %7.2fms  p99 %7.2fms\n",
+		fmt.Printf("notifications-list: %-16s %6d req c=%d: %8.0f req/s  p50 %7.2fms  p99 %7.2fms\n",
 			k, r.n, listConcurrency, r.rps, ms(r.p50), ms(r.p99))
 	}
 	sf, sd, bf, bd := res["service first"], res["service deep"], res["baseline first"], res["baseline deep"]
+	qf, qd := res["bare-query first"], res["bare-query deep"]
 	ratioFirst := float64(sf.p99) / float64(bf.p99)
 	ratioDeep := float64(sd.p99) / float64(bd.p99)
 	deepFirst := float64(sd.p99) / float64(sf.p99)
-	fmt.Printf("notifications-list: p99 service/baseline: first %.2fx, deep %.2fx (target <= 1.30x)\n", ratioFirst, ratioDeep)
+	fmt.Printf("notifications-list: p99 service/baseline (same SQL): first %.2fx, deep %.2fx (target <= 1.30x)\n", ratioFirst, ratioDeep)
+	fmt.Printf("notifications-list: p99 service/bare keyset query alone: first %.2fx, deep %.2fx\n",
+		float64(sf.p99)/float64(qf.p99), float64(sd.p99)/float64(qd.p99))
 	fmt.Printf("notifications-list: p99 service deep/first: %.2fx (baseline %.2fx); rps service/baseline: first %.2fx, deep %.2fx\n",
 		deepFirst, float64(bd.p99)/float64(bf.p99), sf.rps/bf.rps, sd.rps/bd.rps)
 
@@ -382,7 +393,23 @@ FROM notifications WHERE doctor_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
 
 // baselineListHandler is GET /?doctor=ID[&before=SEQ]: the same keyset
 // query with pgx, encoded as the API's page.
-func baselineListHandler(pool *pgxpool.Pool) http.Handler {
+// doctorSQL is the service's doctor lookup of every doctor request
+// (notify.DoctorByExternalID).
+const doctorSQL = `SELECT id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale,
+	time_zone, active, notification_seq, profile_version, created_at, updated_at
+FROM doctors WHERE external_user_id = $1`
+
+// auditSQL is the audit row the service writes for a list read.
+const auditSQL = `INSERT INTO audit_log (occurred_at, actor_type, actor_id, action, object_type, object_id, outcome, source_ip, user_agent, detail)
+VALUES ($1, 'doctor', $2, 'notification.list', 'notification', '', 'success', $3, $4, $5)`
+
+// baselineListHandler is GET /?doctor=EXT[&before=SEQ]: the service's SQL
+// run with pgx by a bare net/http handler, encoded as the API's page. With
+// sameSQL it runs every statement the service runs for the request: the
+// doctor lookup by external user id (401/403 as the service would), the
+// keyset query, and the audit insert (each request its own INSERT, in
+// autocommit). Without, only the keyset query, for the doctor's id.
+func baselineListHandler(pool *pgxpool.Pool, sameSQL bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		doctor := r.URL.Query().Get("doctor")
 		before := int64(1) << 62
@@ -394,7 +421,26 @@ func baselineListHandler(pool *pgxpool.Pool) http.Handler {
 			}
 			before = v
 		}
-		rows, err := pool.Query(r.Context(), listSQL, doctor, before, listLimit+1)
+		ctx := r.Context()
+		var doc domain.Doctor
+		if sameSQL {
+			err := pool.QueryRow(ctx, doctorSQL, doctor).Scan(&doc.ID, &doc.ExternalUserID, &doc.Name, &doc.LicenceNumber, &doc.Specialty,
+				&doc.Clinic, &doc.Email, &doc.Phone, &doc.Locale, &doc.TimeZone, &doc.Active, &doc.NotificationSeq, &doc.ProfileVersion,
+				&doc.CreatedAt, &doc.UpdatedAt)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				http.Error(w, "no such doctor", http.StatusUnauthorized)
+				return
+			case err != nil:
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			case !doc.Active:
+				http.Error(w, "inactive", http.StatusForbidden)
+				return
+			}
+			doctor = doc.ID
+		}
+		rows, err := pool.Query(ctx, listSQL, doctor, before, listLimit+1)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -423,6 +469,23 @@ func baselineListHandler(pool *pgxpool.Pool) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		rows.Close()
+		if sameSQL && len(page.Items) > 0 {
+			ids := make([]string, len(page.Items))
+			for i, it := range page.Items {
+				ids[i] = it.ID
+			}
+			detail, err := json.Marshal(map[string]any{"ids": ids})
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			ip, _, _ := strings.Cut(r.RemoteAddr, ":")
+			if _, err := pool.Exec(ctx, auditSQL, time.Now().UTC(), doc.ID, ip, r.UserAgent(), detail); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(page)
 	})
@@ -431,7 +494,9 @@ func baselineListHandler(pool *pgxpool.Pool) http.Handler {
 type listTarget struct {
 	name string
 	url  string
-	auth bool // the service: token + opaque cursor; the baseline: ?doctor=&before=
+	auth bool // the service: token + opaque cursor; the baselines: ?doctor=&before=
+	// ext: the baseline looks the doctor up by external user id.
+	ext bool
 }
 
 func (tg listTarget) request(d *listDoctor, deep bool) (*http.Request, error) {
@@ -442,7 +507,11 @@ func (tg listTarget) request(d *listDoctor, deep bool) (*http.Request, error) {
 			u += "&cursor=" + base64.RawURLEncoding.EncodeToString([]byte("n1\x1f"+strconv.FormatInt(d.deepCursor, 10)))
 		}
 	} else {
-		u = tg.url + "/?doctor=" + d.id
+		doctor := d.id
+		if tg.ext {
+			doctor = d.ext
+		}
+		u = tg.url + "/?doctor=" + doctor
 		if deep {
 			u += "&before=" + strconv.FormatInt(d.deepCursor, 10)
 		}
