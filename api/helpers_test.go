@@ -182,7 +182,7 @@ func (f *fixture) result(checkup string, version int, status string, critical bo
 	if critical {
 		eventType = "critical_result"
 	}
-	f.consume(config.ConsumerCheckupEvents, "rfd.checkup-event.v1", map[string]any{
+	f.consume(config.ConsumerCheckupEvents, events.TypeCheckupEvent, map[string]any{
 		"event_type":        eventType,
 		"checkup_id":        checkup,
 		"order_id":          "ORD-" + checkup,
@@ -206,7 +206,7 @@ func (f *fixture) order(order string, seq int, status string, doctors ...string)
 	for _, d := range doctors {
 		refs = append(refs, map[string]any{"external_user_id": d})
 	}
-	f.consume(config.ConsumerOrderHistoryEvents, "rfd.order-history-event.v1", map[string]any{
+	f.consume(config.ConsumerOrderHistoryEvents, events.TypeOrderHistoryEvent, map[string]any{
 		"order_id":          order,
 		"sequence":          seq,
 		"status":            status,

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -36,6 +37,7 @@ import (
 	"github.com/rfd-notify/rfd/events"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/internal/providertest"
+	"github.com/rfd-notify/rfd/kafkapubsub"
 	"github.com/rfd-notify/rfd/notify"
 )
 
@@ -276,6 +278,9 @@ type cluster struct {
 	// commandRepeats counts send-notification commands the relay put on
 	// the topic more than once (observe sets it).
 	commandRepeats int
+	// poisonRecords counts the records on the poison topic (observe sets
+	// it): a malformed event published twice is poisoned twice.
+	poisonRecords int
 }
 
 // newCluster starts the providers, migrates the database at dbURL with
@@ -433,7 +438,11 @@ const (
 	kSMS           ledger.Kind = "provider_sms"
 	kSMSBilled     ledger.Kind = "provider_sms_billed"
 	kWebhook       ledger.Kind = "provider_webhook"
-	kPoison        ledger.Kind = "poisoned"
+	// kPoison is a message on the poison topic (by original topic and
+	// message id), kPoisonRow its row in poison_messages, stored by the
+	// worker's poison drain. Only malformed events may have them.
+	kPoison    ledger.Kind = "poisoned"
+	kPoisonRow ledger.Kind = "poison_row"
 )
 
 // event is one record the harness publishes.
@@ -545,6 +554,9 @@ func headers(id, typ string, at time.Time) []kgo.RecordHeader {
 type producer struct {
 	cl *kgo.Client
 	l  *ledger.Ledger
+	// handed is when each event id was first handed to the client, for
+	// latencies (as bench/harness measures them).
+	handed map[string]time.Time
 }
 
 func newProducer(t testing.TB, brokers []string, l *ledger.Ledger) *producer {
@@ -554,7 +566,7 @@ func newProducer(t testing.TB, brokers []string, l *ledger.Ledger) *producer {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return &producer{cl: cl, l: l}
+	return &producer{cl: cl, l: l, handed: map[string]time.Time{}}
 }
 
 // publish sends evs at about rate per second, republishing about
@@ -583,6 +595,7 @@ func (p *producer) publish(ctx context.Context, evs []event, rate float64, repub
 	start := time.Now()
 	var again []event
 	for i, e := range evs {
+		p.handed[e.id] = time.Now()
 		send(e)
 		if rand.IntN(100) < republishPct {
 			again = append(again, e)
@@ -626,6 +639,7 @@ func (c *cluster) observe(ctx context.Context, l *ledger.Ledger) (ledger.Observe
 		kSourceDoctor:  `SELECT COALESCE(checkup_id, order_id) || '/' || COALESCE(result_version, 0) || '/' || doctor_id, count(*) FROM notifications GROUP BY 1`,
 		kDelivery:      `SELECT id, count(*) FROM deliveries GROUP BY id`,
 		kDeliverySent:  `SELECT id, count(*) FROM deliveries WHERE status IN ('sent', 'delivered') GROUP BY id`,
+		kPoisonRow:     `SELECT topic || '/' || message_id, count(*) FROM poison_messages GROUP BY 1`,
 	} {
 		counts, err := ledger.CountRows(ctx, c.db, q)
 		if err != nil {
@@ -636,7 +650,9 @@ func (c *cluster) observe(ctx context.Context, l *ledger.Ledger) (ledger.Observe
 
 	// The topics: every delivery's command reached send-notification (a
 	// relay may repeat one: the transport is at-least-once, the effects
-	// are not, so a command counts once), and nothing was poisoned.
+	// are not, so a command counts once), and nothing but the malformed
+	// events was poisoned (each once or more: one published twice is
+	// poisoned twice).
 	cmds, err := readTopic(ctx, c.brokers, "send-notification", func(r *kgo.Record) string {
 		var cmd struct {
 			DeliveryID string `json:"delivery_id"`
@@ -653,17 +669,16 @@ func (c *cluster) observe(ctx context.Context, l *ledger.Ledger) (ledger.Observe
 		c.commandRepeats += n - 1
 	}
 	poisoned, err := readTopic(ctx, c.brokers, "rfd-poison", func(r *kgo.Record) string {
-		for _, h := range r.Headers {
-			if h.Key == "reason_poisoned" {
-				return string(r.Key) + ": " + string(h.Value)
-			}
-		}
-		return string(r.Key)
+		return header(r, middleware.PoisonedTopicKey) + "/" + header(r, kafkapubsub.UUIDHeader)
 	})
 	if err != nil {
 		return nil, err
 	}
-	obs[kPoison] = ledger.Tally(poisoned)
+	obs[kPoison] = ledger.Counts{}
+	for k, n := range ledger.Tally(poisoned) {
+		obs[kPoison][k] = 1
+		c.poisonRecords += n
+	}
 
 	// The providers, per delivery id: what reached them and what SMS billed.
 	var mails []string
@@ -782,3 +797,32 @@ func endOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]in
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// header is the value of r's header key, "" if it has none.
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// poisonDetail lists the rows of poison_messages with their reasons, for
+// a failure message.
+func (c *cluster) poisonDetail(ctx context.Context, limit int) string {
+	rows, err := c.db.QueryContext(ctx, `SELECT topic, message_id, class, reason FROM poison_messages ORDER BY first_seen_at LIMIT $1`, limit)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	out := ""
+	for rows.Next() {
+		var topic, id, class, reason string
+		if err := rows.Scan(&topic, &id, &class, &reason); err != nil {
+			return err.Error()
+		}
+		out += fmt.Sprintf("  poisoned %s/%s (%s): %s\n", topic, id, class, reason)
+	}
+	return out
+}

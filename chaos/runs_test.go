@@ -107,6 +107,9 @@ type runSpec struct {
 	database func(t testing.TB) string
 	// extraRoles run beside the consumer roles and the worker.
 	extraRoles [][]string
+	// mutate, when set, changes the events before they are published
+	// (run 5 makes some of them malformed).
+	mutate func(t testing.TB, evs []event) []event
 }
 
 type outcome struct {
@@ -114,6 +117,8 @@ type outcome struct {
 	rec     *record
 	elapsed time.Duration
 	c       *cluster
+	// handed is when each event was first handed to the Kafka client.
+	handed map[string]time.Time
 }
 
 // run runs spec and returns the ledger's report; it fails the test if the
@@ -134,6 +139,9 @@ func run(t *testing.T, spec runSpec) outcome {
 
 	l := ledger.New()
 	evs := makeEvents(t, spec.tag, spec.events, spec.doctors)
+	if spec.mutate != nil {
+		evs = spec.mutate(t, evs)
+	}
 	prod := newProducer(t, brokers, l)
 	ctx, cancel := context.WithTimeout(context.Background(), spec.deadline)
 	defer cancel()
@@ -154,34 +162,39 @@ func run(t *testing.T, spec runSpec) outcome {
 	}
 	published := time.Since(start)
 	expected := len(l.Expected(kDeliverySent))
+	// The events the consumers must take in (the malformed ones never reach
+	// the inbox) and the malformed ones the poison drain must store.
+	expectedIn, expectedPoison := len(l.Expected(kInbox)), len(l.Expected(kPoisonRow))
 	t.Logf("%s: published %d events in %s; waiting for %d deliveries", spec.tag, spec.events, published.Round(time.Millisecond), expected)
 
 	// Disruptions go on until 95% of the deliveries are sent, then stop,
 	// and every role runs again to drain the rest.
-	progress := func() (sent, inbox int) {
+	progress := func() (sent, inbox, poisoned int) {
 		_ = c.db.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE status IN ('sent', 'delivered')`).Scan(&sent)
 		_ = c.db.QueryRowContext(ctx, `SELECT count(*) FROM inbox WHERE consumer IN ('checkup-events', 'order-history-events')`).Scan(&inbox)
-		return sent, inbox
+		_ = c.db.QueryRowContext(ctx, `SELECT count(*) FROM poison_messages`).Scan(&poisoned)
+		return sent, inbox, poisoned
 	}
-	wait := func(what string, until func(sent, inbox int) bool) {
+	wait := func(what string, until func(sent, inbox, poisoned int) bool) {
 		last := time.Now()
 		for {
-			sent, inbox := progress()
-			if until(sent, inbox) {
+			sent, inbox, poisoned := progress()
+			if until(sent, inbox, poisoned) {
 				return
 			}
 			if ctx.Err() != nil {
-				t.Fatalf("%s: %s not reached within %s: %d of %d deliveries sent, %d of %d events in the inbox\n%s",
-					spec.tag, what, spec.deadline, sent, expected, inbox, spec.events, c.logTails())
+				t.Fatalf("%s: %s not reached within %s: %d of %d deliveries sent, %d of %d events in the inbox, %d of %d poisoned\n%s",
+					spec.tag, what, spec.deadline, sent, expected, inbox, expectedIn, poisoned, expectedPoison, c.logTails())
 			}
 			if time.Since(last) > 10*time.Second {
 				last = time.Now()
-				t.Logf("%s: %d/%d deliveries sent, %d/%d events in, after %s", spec.tag, sent, expected, inbox, spec.events, time.Since(start).Round(time.Second))
+				t.Logf("%s: %d/%d deliveries sent, %d/%d events in, %d/%d poisoned, after %s", spec.tag, sent, expected, inbox, expectedIn,
+					poisoned, expectedPoison, time.Since(start).Round(time.Second))
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	wait("95% of the deliveries", func(sent, _ int) bool { return sent*100 >= expected*95 })
+	wait("95% of the deliveries", func(sent, _, _ int) bool { return sent*100 >= expected*95 })
 	stopDisrupt()
 	<-disrupted
 	for _, p := range c.procs {
@@ -189,7 +202,9 @@ func run(t *testing.T, spec runSpec) outcome {
 			p.start(t)
 		}
 	}
-	wait("every delivery", func(sent, inbox int) bool { return sent >= expected && inbox >= spec.events })
+	wait("every delivery", func(sent, inbox, poisoned int) bool {
+		return sent >= expected && inbox >= expectedIn && poisoned >= expectedPoison
+	})
 	// Calls still in flight reach the providers, redeliveries settle.
 	time.Sleep(2 * time.Second)
 	elapsed := time.Since(start)
@@ -204,7 +219,10 @@ func run(t *testing.T, spec runSpec) outcome {
 	}
 	r := l.Check(obs, excuse)
 	t.Logf("%s: %s in %s\n%s", spec.tag, r, elapsed.Round(time.Second), r.Detail())
-	return outcome{report: r, rec: rec, elapsed: elapsed, c: c}
+	if kr := r.Kinds[kPoisonRow]; kr.Unexpected > 0 || kr.Lost > 0 {
+		t.Logf("%s: poison table (first 20 rows):\n%s", spec.tag, c.poisonDetail(ctx, 20))
+	}
+	return outcome{report: r, rec: rec, elapsed: elapsed, c: c, handed: prod.handed}
 }
 
 func (c *cluster) logTails() string {

@@ -209,10 +209,12 @@ func TestCheckupBadInput(t *testing.T) {
 		p.publish(topic, "bad-missing", "rfd.checkup.v1", "CHK-8", missing)
 		p.publish(topic, "bad-type", "rfd.checkup.v1", "CHK-8", unknownType)
 		p.publish(topic, "bad-noresult", "rfd.checkup.v1", "CHK-8", noResult)
+		// A valid checkup payload under another CloudEvents type.
+		p.publish(topic, "bad-cetype", "rfd.checkup.v9", "CHK-8", resultEvent("result_available", "CHK-8", 1, "final", false, "doc-b"))
 		p.publish(topic, "good-after", "rfd.checkup.v1", "CHK-8", resultEvent("result_available", "CHK-8", 1, "final", false, "doc-b"))
 		p.processed("checkup-events", "good-after")
 
-		for id, field := range map[string]string{"bad-json": "", "bad-missing": "checkup_id", "bad-type": "/event_type", "bad-noresult": "result"} {
+		for id, field := range map[string]string{"bad-json": "", "bad-missing": "checkup_id", "bad-type": "/event_type", "bad-noresult": "result", "bad-cetype": "ce_type: unknown event type \"rfd.checkup.v9\""} {
 			m := p.poisoned(id)
 			reason := poisonReason(m)
 			if reason == "" || !strings.Contains(reason, field) {

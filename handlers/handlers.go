@@ -13,6 +13,7 @@ import (
 
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/delivery"
+	"github.com/rfd-notify/rfd/events"
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/router"
@@ -53,10 +54,10 @@ func Consumers(d Deps) Set {
 			Handle:        handle,
 		}
 	}
-	add(config.ConsumerCheckupEvents, NewCheckupEvents(d).Handle)
-	add(config.ConsumerOrderHistoryEvents, NewOrderHistoryEvents(d).Handle)
-	add(config.ConsumerUserCreated, NewUserCreated(d).Handle)
-	add(config.ConsumerInternalLogin, NewInternalLogin(d).Handle)
+	add(config.ConsumerCheckupEvents, requireType(events.TypeCheckupEvent, "checkup event", NewCheckupEvents(d).Handle))
+	add(config.ConsumerOrderHistoryEvents, requireType(events.TypeOrderHistoryEvent, "order history event", NewOrderHistoryEvents(d).Handle))
+	add(config.ConsumerUserCreated, requireType(events.TypeUserCreated, "user created event", NewUserCreated(d).Handle))
+	add(config.ConsumerInternalLogin, requireType(events.TypeInternalLogin, "internal login event", NewInternalLogin(d).Handle))
 	if d.Dispatcher != nil {
 		add(config.ConsumerSendNotification, NewSendNotification(d).Handle)
 	}
