@@ -370,8 +370,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 // Worker is `rfd worker`: the outbox forwarder, the poison drain, the
-// broadcast fan-out, and the sweep of notifications waiting for unknown
-// doctors.
+// broadcast fan-out, the sweep of notifications waiting for unknown
+// doctors, and the e-mailing of the cron's reports.
 type Worker struct{ *Runtime }
 
 // NewWorker returns the worker role.
