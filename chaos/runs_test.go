@@ -306,7 +306,7 @@ func inFlightExcuse(rec *record, hits map[ledger.Kind]map[string][]time.Time) le
 }
 
 func TestKill9(t *testing.T) {
-	n := eventCount(t, 1000, 200_000)
+	n := eventCount(t, 20_000, 200_000) // the short and long forms
 	o := run(t, runSpec{
 		tag: "kill", events: n, doctors: 200, rate: envFloat(t, "RFD_CHAOS_RATE", 100),
 		disrupt: killer, excuse: inFlightExcuse, deadline: deadlineFor(n),
