@@ -105,7 +105,36 @@ func (d *Dispatcher) Handle(msg *message.Message) error {
 		span.SetStatus(codes.Error, "provider call failed")
 	}
 	span.End()
-	return d.record(ctx, msg.UUID, j, started, res)
+	return d.recordAfterSend(ctx, msg.UUID, j, started, res)
+}
+
+// recordAttempts bounds how often recordAfterSend tries to store an
+// attempt's outcome before giving the message back to the router.
+const recordAttempts = 5
+
+// recordAfterSend stores the outcome of a provider call, retrying a
+// failed transaction (a deadlock, a serialization failure, a dropped
+// connection) here rather than through the router: the router's retry
+// runs the whole handler again, provider call included, and e-mail has no
+// idempotency key to make the second call harmless. The transaction is
+// all or nothing, so trying it again is safe.
+func (d *Dispatcher) recordAfterSend(ctx context.Context, msgID string, j job, started time.Time, res sendResult) error {
+	backoff := 50 * time.Millisecond
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = d.record(ctx, msgID, j, started, res)
+		if err == nil || msgerr.IsPermanent(err) || attempt == recordAttempts {
+			return err
+		}
+		d.logger.WarnContext(ctx, "delivery: recording the attempt failed; trying again", "delivery_id", j.delivery.ID,
+			"attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
 }
 
 // claim re-checks the delivery in a short transaction and marks it sending.
