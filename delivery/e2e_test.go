@@ -928,3 +928,47 @@ func TestE2ECriticalSMSUndeliveredCallbackFallsBack(t *testing.T) {
 		}
 	})
 }
+
+// The record of a provider call fails once (a trigger on PostgreSQL raises
+// on the first attempt row, as a deadlock or a dropped connection would):
+// the dispatcher stores the outcome on its next try and the e-mail, which
+// has no idempotency key, is sent once, not once per handler retry.
+func TestE2ERecordFailureDoesNotResend(t *testing.T) {
+	for _, name := range []string{testenv.PostgresSQL, testenv.PostgresKafka} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, name)
+			ctx := context.Background()
+			for _, q := range []string{
+				`CREATE SEQUENCE record_fail`,
+				`CREATE FUNCTION fail_first_record() RETURNS trigger AS $$
+BEGIN
+	IF nextval('record_fail') = 1 THEN RAISE EXCEPTION 'injected: the first record of an attempt fails'; END IF;
+	RETURN NEW;
+END $$ LANGUAGE plpgsql`,
+				`CREATE TRIGGER fail_first BEFORE INSERT ON delivery_attempts FOR EACH ROW WHEN (NEW.provider = 'smtp') EXECUTE FUNCTION fail_first_record()`,
+			} {
+				if _, err := h.env.DB.ExecContext(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			doc := h.addDoctor("rec-fail", prefs(map[domain.Category][]domain.Channel{domain.CategoryResults: {domain.ChannelEmail}}))
+			nid := h.notify(doc.ExternalUserID, resultIntent("CHK-RECFAIL"))
+			did := notify.DeliveryID(nid, domain.ChannelEmail)
+			h.waitStatus(did, domain.DeliverySent)
+			time.Sleep(settle)
+			n := 0
+			for _, m := range h.smtp.Messages() {
+				if m.MessageID() == email.MessageIDFor(did) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("e-mail sent %d times, want 1", n)
+			}
+			if got := h.outcomes(did); !slices.Equal(got, []string{"1:success"}) {
+				t.Errorf("attempts %v, want one success", got)
+			}
+		})
+	}
+}
