@@ -38,6 +38,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/pgtest"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/migrations"
+	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/store"
 )
 
@@ -393,11 +394,8 @@ FROM notifications WHERE doctor_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
 
 // baselineListHandler is GET /?doctor=ID[&before=SEQ]: the same keyset
 // query with pgx, encoded as the API's page.
-// doctorSQL is the service's doctor lookup of every doctor request
-// (notify.DoctorByExternalID).
-const doctorSQL = `SELECT id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale,
-	time_zone, active, notification_seq, profile_version, created_at, updated_at
-FROM doctors WHERE external_user_id = $1`
+// doctorSQL is the service's doctor lookup of every doctor request.
+var doctorSQL = strings.Replace(notify.DoctorByExternalIDQuery, "?", "$1", 1)
 
 // auditSQL is the audit row the service writes for a list read.
 const auditSQL = `INSERT INTO audit_log (occurred_at, actor_type, actor_id, action, object_type, object_id, outcome, source_ip, user_agent, detail)

@@ -525,6 +525,12 @@ func Retract(ctx context.Context, b *store.Batch, checkupID, reason string) erro
 	return nil
 }
 
+// DoctorByExternalIDQuery is the doctor lookup of DoctorByExternalID, with
+// its columns in the order it scans them.
+const DoctorByExternalIDQuery = `SELECT id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale,
+	time_zone, active, notification_seq, profile_version, created_at, updated_at
+FROM doctors WHERE external_user_id = ?`
+
 // DoctorByExternalID loads a doctor by user-management id.
 func DoctorByExternalID(ctx context.Context, db bun.IDB, externalID string) (domain.Doctor, bool, error) {
 	var (
@@ -532,9 +538,7 @@ func DoctorByExternalID(ctx context.Context, db bun.IDB, externalID string) (dom
 		found bool
 	)
 	// Every doctor API request starts here: scanned by hand, not by bun.
-	err := store.Rows(ctx, db, `SELECT id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale,
-	time_zone, active, notification_seq, profile_version, created_at, updated_at
-FROM doctors WHERE external_user_id = ?`, []any{externalID}, func(scan store.Scan) error {
+	err := store.Rows(ctx, db, DoctorByExternalIDQuery, []any{externalID}, func(scan store.Scan) error {
 		found = true
 		return scan(&d.ID, &d.ExternalUserID, &d.Name, &d.LicenceNumber, &d.Specialty, &d.Clinic, &d.Email, &d.Phone, &d.Locale,
 			&d.TimeZone, &d.Active, &d.NotificationSeq, &d.ProfileVersion, &d.CreatedAt, &d.UpdatedAt)

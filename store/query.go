@@ -112,51 +112,49 @@ type Scan func(dest ...any) error
 // without database/sql's conversions); in a transaction, and on SQLite,
 // through database/sql.
 func Rows(ctx context.Context, db bun.IDB, query string, args []any, row func(scan Scan) error) error {
-	if !isPostgres(db) {
-		rows, err := db.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		return eachRow(rows, row)
-	}
-	q := dollarPlaceholders(query)
-	switch d := db.(type) {
-	case *bun.DB:
-		conn, err := d.DB.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = conn.Close() }()
-		return conn.Raw(func(dc any) error {
-			sc, ok := dc.(simpleConn)
-			if !ok {
-				return fmt.Errorf("postgres: unexpected driver connection %T", dc)
-			}
-			rows, err := sc.Conn.Conn().Query(ctx, q, args...)
+	if isPostgres(db) {
+		switch d := db.(type) {
+		case *bun.DB:
+			return nativeRows(ctx, d, dollarPlaceholders(query), args, row)
+		case bun.Tx:
+			rows, err := d.Tx.QueryContext(ctx, dollarPlaceholders(query), args...)
 			if err != nil {
 				return err
 			}
-			defer rows.Close()
-			for rows.Next() {
-				if err := row(rows.Scan); err != nil {
-					return err
-				}
-			}
-			return rows.Err()
-		})
-	case bun.Tx:
-		rows, err := d.Tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
+			return eachRow(rows, row)
 		}
-		return eachRow(rows, row)
-	default:
-		rows, err := db.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		return eachRow(rows, row)
 	}
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	return eachRow(rows, row)
+}
+
+// nativeRows runs q on one pooled connection's pgx.Conn.
+func nativeRows(ctx context.Context, db *bun.DB, q string, args []any, row func(scan Scan) error) error {
+	conn, err := db.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(simpleConn)
+		if !ok {
+			return fmt.Errorf("postgres: unexpected driver connection %T", dc)
+		}
+		rows, err := sc.Conn.Conn().Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := row(rows.Scan); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
 }
 
 func eachRow(rows *sql.Rows, row func(scan Scan) error) error {
