@@ -327,19 +327,9 @@ func (s *Service) ReplayAll(ctx context.Context, actor Actor, topic, reason stri
 func (s *Service) replayOne(ctx context.Context, actor Actor, id, reason string, dryRun bool) (Outcome, error) {
 	o := Outcome{ID: id}
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var m Message
-		err := tx.NewSelect().Model(&m).Where("id = ?", id).Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			o.Result, o.Detail = ResultSkipped, "no such poisoned message"
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("poison: load %s: %w", id, err)
-		}
-		o.Topic, o.Handler = m.Topic, m.Handler
-		if m.State != StatePending {
-			o.Result, o.Detail = ResultSkipped, "state is "+m.State
-			return nil
+		m, pending, err := loadPending(ctx, tx.NewSelect(), id, &o)
+		if err != nil || !pending {
+			return err
 		}
 		if m.Topic == "" {
 			o.Result, o.Detail = ResultSkipped, "the original topic is unknown"
@@ -390,19 +380,9 @@ func (s *Service) Discard(ctx context.Context, actor Actor, ids []string, reason
 	for _, id := range ids {
 		o := Outcome{ID: id}
 		err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			var m Message
-			err := tx.NewSelect().Model(&m).Column("id", "topic", "handler", "state").Where("id = ?", id).Scan(ctx)
-			if errors.Is(err, sql.ErrNoRows) {
-				o.Result, o.Detail = ResultSkipped, "no such poisoned message"
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("poison: load %s: %w", id, err)
-			}
-			o.Topic, o.Handler = m.Topic, m.Handler
-			if m.State != StatePending {
-				o.Result, o.Detail = ResultSkipped, "state is "+m.State
-				return nil
+			m, pending, err := loadPending(ctx, tx.NewSelect().Column("id", "topic", "handler", "state"), id, &o)
+			if err != nil || !pending {
+				return err
 			}
 			if dryRun {
 				o.Result = ResultWouldDiscard
@@ -428,6 +408,26 @@ func (s *Service) Discard(ctx context.Context, actor Actor, ids []string, reason
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// loadPending loads message id with q (which may limit the columns) and
+// fills o's topic and handler. pending=false means o is already the
+// outcome: skipped, as the message does not exist or is not pending.
+func loadPending(ctx context.Context, q *bun.SelectQuery, id string, o *Outcome) (m Message, pending bool, err error) {
+	err = q.Model(&m).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		o.Result, o.Detail = ResultSkipped, "no such poisoned message"
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, fmt.Errorf("poison: load %s: %w", id, err)
+	}
+	o.Topic, o.Handler = m.Topic, m.Handler
+	if m.State != StatePending {
+		o.Result, o.Detail = ResultSkipped, "state is "+m.State
+		return m, false, nil
+	}
+	return m, true, nil
 }
 
 // move changes a pending message's state; it reports whether it did.
