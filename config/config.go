@@ -88,6 +88,8 @@ type Config struct {
 	HandlerTimeout  time.Duration  `env:"RFD_HANDLER_TIMEOUT" envDefault:"30s" desc:"deadline of one handler attempt"`
 	ShutdownTimeout time.Duration  `env:"RFD_SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"on SIGTERM, how long in-flight work may take before the process exits"`
 
+	CheckupEventsBatch int `env:"RFD_CHECKUP_EVENTS_BATCH" envDefault:"32" desc:"most checkup events one transaction of the checkup-events consumer takes: the events in hand at once (one per Kafka partition) share it; 1 = one transaction per event"`
+
 	SQLPollInterval time.Duration `env:"RFD_SQL_POLL_INTERVAL" envDefault:"100ms" desc:"how often an idle SQL-transport subscriber polls its topic table"`
 
 	PortalURL            string        `env:"RFD_PORTAL_URL" envDefault:"http://localhost:8080" desc:"base URL of the doctor portal, for links in notifications"`
@@ -520,6 +522,9 @@ func (c Config) validateCron(bad func(envName, format string, args ...any) error
 	}
 	if c.BroadcastPollInterval <= 0 {
 		return bad("RFD_BROADCAST_POLL_INTERVAL", "must be positive, got %s", c.BroadcastPollInterval)
+	}
+	if c.CheckupEventsBatch < 1 {
+		return bad("RFD_CHECKUP_EVENTS_BATCH", "must be at least 1, got %d", c.CheckupEventsBatch)
 	}
 	if c.RetentionBatch < 1 {
 		return bad("RFD_RETENTION_BATCH", "must be at least 1, got %d", c.RetentionBatch)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/groupcommit"
 	"github.com/rfd-notify/rfd/msgerr"
 	"github.com/rfd-notify/rfd/notify"
 	"github.com/rfd-notify/rfd/store"
@@ -24,30 +26,160 @@ import (
 // result version; the newest valid version notifies the referring doctors,
 // a correction supersedes the notifications of earlier versions, and a
 // cancelled or entered-in-error result retracts them.
+//
+// It is the high-volume consumer, so the events in hand at one time (one
+// per Kafka partition) share a transaction: see groupcommit.
 type CheckupEvents struct {
 	inbox    *store.Inbox
 	notifier *notify.Notifier
 	now      func() time.Time
+	group    *groupcommit.Group[checkupItem]
+}
+
+// checkupBatchesRunning is how many of the consumer's transactions may run
+// at once: two keep the database busy while the next batch is prepared.
+const checkupBatchesRunning = 2
+
+// checkupItem is one message in hand.
+type checkupItem struct {
+	id string // the message id: the inbox key
+	ev events.CheckupEvent
 }
 
 // NewCheckupEvents returns the consumer.
 func NewCheckupEvents(d Deps) *CheckupEvents {
-	return &CheckupEvents{inbox: d.Inbox, notifier: d.Notifier, now: d.Now}
+	h := &CheckupEvents{inbox: d.Inbox, notifier: d.Notifier, now: d.Now}
+	h.group = groupcommit.New(h.process, d.Config.CheckupEventsBatch, checkupBatchesRunning)
+	return h
 }
 
-// Handle processes one message.
+// Handle processes one message, in a transaction shared with the other
+// messages in hand.
 func (h *CheckupEvents) Handle(msg *message.Message) error {
 	ev, err := events.DecodeCheckupEvent(msg.Payload)
 	if err != nil {
 		return msgerr.Permanent(err)
 	}
-	_, err = h.inbox.Process(msg.Context(), config.ConsumerCheckupEvents, msg.UUID, func(ctx context.Context, tx bun.Tx) error {
-		return h.apply(ctx, tx, msg.UUID, ev)
+	if ev.Result == nil && (ev.EventType == events.CheckupResultAvailable || ev.EventType == events.CheckupCriticalResult) {
+		return msgerr.Permanentf("checkup event: /result: required for %s", ev.EventType)
+	}
+	return h.group.Do(msg.Context(), checkupItem{id: msg.UUID, ev: ev})
+}
+
+// process does the work of items in one transaction. Its reads are made
+// once for all of them, which holds while no two of them concern the same
+// checkup; items that do go to a later round of the same transaction.
+func (h *CheckupEvents) process(ctx context.Context, items []checkupItem) error {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.id
+	}
+	_, err := h.inbox.ProcessBatch(ctx, config.ConsumerCheckupEvents, ids, func(ctx context.Context, tx bun.Tx, fresh []bool) error {
+		var todo []checkupItem
+		for i, it := range items {
+			if fresh[i] {
+				todo = append(todo, it)
+			}
+		}
+		// One order for the doctors' rows every transaction locks (their
+		// notification sequence), so that two batches never deadlock.
+		slices.SortStableFunc(todo, func(a, b checkupItem) int {
+			return strings.Compare(firstDoctor(a.ev), firstDoctor(b.ev))
+		})
+		b := store.NewBatch(tx)
+		u := notify.NewUnit(tx, b)
+		for len(todo) > 0 {
+			var round []checkupItem
+			round, todo = distinctCheckups(todo)
+			if err := h.round(ctx, tx, u, round); err != nil {
+				return err
+			}
+			if len(todo) > 0 {
+				if err := b.Flush(ctx); err != nil { // the next round reads what this one wrote
+					return err
+				}
+			}
+		}
+		return h.notifier.Flush(ctx, u)
 	})
 	return err
 }
 
-func (h *CheckupEvents) apply(ctx context.Context, tx bun.Tx, eventID string, ev events.CheckupEvent) error {
+// round applies items, which concern distinct checkups, after reading what
+// they need in two queries.
+func (h *CheckupEvents) round(ctx context.Context, tx bun.Tx, u *notify.Unit, items []checkupItem) error {
+	checkups := make([]string, len(items))
+	var wants []notify.Want
+	for i, it := range items {
+		checkups[i] = it.ev.CheckupID
+		if key, ok := intentKey(it.ev); ok {
+			for _, d := range it.ev.ReferringDoctors {
+				wants = append(wants, notify.Want{IntentKey: key, ExternalID: d.ExternalUserID})
+			}
+		}
+	}
+	versions, err := resultVersions(ctx, tx, checkups)
+	if err != nil {
+		return err
+	}
+	if err := h.notifier.Prefetch(ctx, u, wants); err != nil {
+		return err
+	}
+	for _, it := range items {
+		if err := h.apply(ctx, tx, u, it.id, it.ev, versions[it.ev.CheckupID]); err != nil {
+			return fmt.Errorf("checkup event %s: %w", it.id, err)
+		}
+	}
+	return nil
+}
+
+// distinctCheckups splits items into the first item of each checkup, in
+// order, and the rest.
+func distinctCheckups(items []checkupItem) (round, rest []checkupItem) {
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		if seen[it.ev.CheckupID] {
+			rest = append(rest, it)
+			continue
+		}
+		seen[it.ev.CheckupID] = true
+		round = append(round, it)
+	}
+	return round, rest
+}
+
+func firstDoctor(ev events.CheckupEvent) string {
+	if len(ev.ReferringDoctors) == 0 {
+		return ""
+	}
+	return ev.ReferringDoctors[0].ExternalUserID
+}
+
+// intentKey is the key of the notification ev makes, if it makes one.
+func intentKey(ev events.CheckupEvent) (string, bool) {
+	switch ev.EventType {
+	case events.CheckupCompleted:
+		return "checkup/" + ev.CheckupID + "/completed", true
+	case events.CheckupResultAvailable, events.CheckupCriticalResult:
+		if ev.Result == nil {
+			return "", false
+		}
+		key := fmt.Sprintf("checkup/%s/result/%d", ev.CheckupID, ev.Result.Version)
+		if withdrawn(ev.Result.Status) {
+			key += "/retracted"
+		}
+		return key, true
+	}
+	return "", false
+}
+
+func withdrawn(status string) bool {
+	return status == events.ResultCancelled || status == events.ResultEnteredInError
+}
+
+// apply does ev's work in u; versions are the result versions its checkup
+// had before.
+func (h *CheckupEvents) apply(ctx context.Context, tx bun.Tx, u *notify.Unit, eventID string, ev events.CheckupEvent, versions []int) error {
 	now := h.now().UTC()
 	status := checkupStatus(ev.EventType)
 	var completedAt *time.Time
@@ -60,9 +192,7 @@ func (h *CheckupEvents) apply(ctx context.Context, tx bun.Tx, eventID string, ev
 		t := ev.ScheduledAt.UTC()
 		scheduledAt = &t
 	}
-	// Every write goes into one batch, flushed with the notifications: on
-	// PostgreSQL the whole event is a handful of round trips.
-	b := store.NewBatch(tx)
+	b := u.Batch()
 	// The checkup's status follows the newest event by occurrence time: a
 	// late "scheduled" never takes back a "completed".
 	err := b.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, scheduled_at, completed_at, last_event_at, created_at, updated_at)
@@ -93,15 +223,13 @@ ON CONFLICT (id) DO UPDATE SET
 	}
 	switch ev.EventType {
 	case events.CheckupScheduled:
-		return b.Flush(ctx) // kept on the checkup; not worth a doctor's attention
+		return nil // kept on the checkup; not worth a doctor's attention
 	case events.CheckupCancelled:
-		if err := notify.Retract(ctx, b, ev.CheckupID, "checkup cancelled"); err != nil {
-			return err
-		}
-		return b.Flush(ctx)
+		return notify.Retract(ctx, b, ev.CheckupID, "checkup cancelled")
 	case events.CheckupCompleted:
-		_, err := h.notifier.NotifyIn(ctx, tx, b, notify.Intent{
-			Key:           "checkup/" + ev.CheckupID + "/completed",
+		key, _ := intentKey(ev)
+		_, err := h.notifier.Add(ctx, u, notify.Intent{
+			Key:           key,
 			SourceEventID: eventID,
 			Type:          templates.TypeCheckupCompleted,
 			Category:      domain.CategoryResults,
@@ -112,49 +240,41 @@ ON CONFLICT (id) DO UPDATE SET
 		}, doctors)
 		return err
 	case events.CheckupResultAvailable, events.CheckupCriticalResult:
-		return h.applyResult(ctx, tx, b, eventID, ev, base, doctors)
+		return h.applyResult(ctx, u, eventID, ev, base, doctors, versions)
 	}
 	return msgerr.Permanentf("checkup event: /event_type: unsupported value")
 }
 
-// resultVersionsQuery reads the newest result version of a checkup and
-// whether a given version is already stored.
-const resultVersionsQuery = `SELECT COALESCE(MAX(version), 0), COALESCE(SUM(CASE WHEN version = ? THEN 1 ELSE 0 END), 0)
-FROM result_versions WHERE checkup_id = ?`
-
-func (h *CheckupEvents) applyResult(ctx context.Context, tx bun.Tx, b *store.Batch, eventID string, ev events.CheckupEvent, base templates.Data, doctors []string) error {
+func (h *CheckupEvents) applyResult(ctx context.Context, u *notify.Unit, eventID string, ev events.CheckupEvent, base templates.Data, doctors []string, versions []int) error {
 	r := ev.Result
-	if r == nil {
-		return msgerr.Permanentf("checkup event: /result: required for %s", ev.EventType)
-	}
 	critical := r.Critical || ev.EventType == events.CheckupCriticalResult
-
-	latest, known, err := resultVersions(ctx, tx, ev.CheckupID, r.Version)
-	if err != nil {
-		return err
+	if slices.Contains(versions, r.Version) {
+		return nil // this version is already known: another event carried it
 	}
-	if known {
-		return b.Flush(ctx) // this version is already known: another event carried it
+	latest := 0
+	if len(versions) > 0 {
+		latest = slices.Max(versions)
 	}
+	b := u.Batch()
 	// A plain insert: should another transaction store the same version
 	// meanwhile, this one fails on the key and is retried, then finds it.
-	err = b.Exec(ctx, `INSERT INTO result_versions (checkup_id, version, status, critical, result, event_id, occurred_at, received_at)
+	err := b.Exec(ctx, `INSERT INTO result_versions (checkup_id, version, status, critical, result, event_id, occurred_at, received_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		ev.CheckupID, r.Version, r.Status, critical, resultJSON(r), eventID, ev.OccurredAt.UTC(), h.now().UTC())
 	if err != nil {
 		return fmt.Errorf("store result version: %w", err)
 	}
 	if r.Version < latest {
-		return b.Flush(ctx) // a late, older version: kept in the history, notifies no one
+		return nil // a late, older version: kept in the history, notifies no one
 	}
 
-	switch r.Status {
-	case events.ResultCancelled, events.ResultEnteredInError:
+	key, _ := intentKey(ev)
+	if withdrawn(r.Status) {
 		if err := notify.Retract(ctx, b, ev.CheckupID, "result "+strings.ReplaceAll(r.Status, "_", " ")); err != nil {
 			return err
 		}
-		_, err := h.notifier.NotifyIn(ctx, tx, b, notify.Intent{
-			Key:           fmt.Sprintf("checkup/%s/result/%d/retracted", ev.CheckupID, r.Version),
+		_, err := h.notifier.Add(ctx, u, notify.Intent{
+			Key:           key,
 			SourceEventID: eventID,
 			Type:          templates.TypeResultRetracted,
 			Category:      domain.CategoryResults,
@@ -172,7 +292,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		}
 	}
 	in := notify.Intent{
-		Key:           fmt.Sprintf("checkup/%s/result/%d", ev.CheckupID, r.Version),
+		Key:           key,
 		SourceEventID: eventID,
 		Type:          templates.TypeResultAvailable,
 		Category:      domain.CategoryResults,
@@ -191,26 +311,39 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		in.Category = domain.CategoryCriticalResults
 		in.Priority = domain.PriorityCritical
 	}
-	_, err = h.notifier.NotifyIn(ctx, tx, b, in, doctors)
+	_, err = h.notifier.Add(ctx, u, in, doctors)
 	return err
 }
 
-func resultVersions(ctx context.Context, tx bun.Tx, checkupID string, version int) (latest int, known bool, err error) {
-	rows, err := store.QueryContext(ctx, tx, resultVersionsQuery, version, checkupID)
-	if err != nil {
-		return 0, false, fmt.Errorf("latest result version: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var n int
-	if rows.Next() {
-		if err := rows.Scan(&latest, &n); err != nil {
-			return 0, false, fmt.Errorf("latest result version: %w", err)
+// resultVersions reads the result versions stored for checkups, by checkup.
+func resultVersions(ctx context.Context, tx bun.Tx, checkups []string) (map[string][]int, error) {
+	var sb strings.Builder
+	sb.WriteString("SELECT checkup_id, version FROM result_versions WHERE checkup_id IN (")
+	args := make([]any, len(checkups))
+	for i, c := range checkups {
+		if i > 0 {
+			sb.WriteString(", ")
 		}
+		sb.WriteString("?")
+		args[i] = c
 	}
-	if err := rows.Err(); err != nil {
-		return 0, false, fmt.Errorf("latest result version: %w", err)
+	sb.WriteString(")")
+	versions := make(map[string][]int, len(checkups))
+	err := store.Rows(ctx, tx, sb.String(), args, func(scan store.Scan) error {
+		var (
+			checkup string
+			v       int
+		)
+		if err := scan(&checkup, &v); err != nil {
+			return err
+		}
+		versions[checkup] = append(versions[checkup], v)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("result versions: %w", err)
 	}
-	return latest, n > 0, nil
+	return versions, nil
 }
 
 func checkupStatus(eventType string) string {

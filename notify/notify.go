@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -77,15 +78,35 @@ type Outcome struct {
 // Notify makes the intent's notifications for the doctors named by their
 // external user ids, plus copies for the doctors covering for them today.
 func (n *Notifier) Notify(ctx context.Context, tx bun.Tx, in Intent, doctorExternalIDs []string) (Outcome, error) {
-	return n.NotifyIn(ctx, tx, store.NewBatch(tx), in, doctorExternalIDs)
+	u := NewUnit(tx, store.NewBatch(tx))
+	out, err := n.Add(ctx, u, in, doctorExternalIDs)
+	if err != nil {
+		return out, err
+	}
+	return out, n.Flush(ctx, u)
 }
 
-// NotifyIn is Notify adding its writes to the caller's batch b, which it
-// flushes together with them: the caller's own writes and the
-// notifications reach the database in one round trip.
-func (n *Notifier) NotifyIn(ctx context.Context, tx bun.Tx, b *store.Batch, in Intent, doctorExternalIDs []string) (Outcome, error) {
+// Unit is a transaction's pending notification work: SQL writes gathered
+// in a batch, which may hold the caller's own writes too, and the
+// send-notification commands, published to the outbox in one insert by
+// Flush. It also holds the recipients Prefetch read.
+type Unit struct {
+	tx    bun.Tx
+	batch *store.Batch
+	msgs  []*message.Message
+	known map[string]*recipient // by prefetchKey; nil: no such doctor
+}
+
+// NewUnit starts a unit of work on tx whose writes go to b.
+func NewUnit(tx bun.Tx, b *store.Batch) *Unit {
+	return &Unit{tx: tx, batch: b}
+}
+
+// Add makes the intent's notifications for the doctors named by their
+// external user ids, plus copies for the doctors covering for them today,
+// in u; Flush writes them.
+func (n *Notifier) Add(ctx context.Context, u *Unit, in Intent, doctorExternalIDs []string) (Outcome, error) {
 	var out Outcome
-	w := &writes{tx: tx, batch: b}
 	now := n.now().UTC()
 	seen := map[string]bool{}
 	for _, ext := range doctorExternalIDs {
@@ -93,52 +114,46 @@ func (n *Notifier) NotifyIn(ctx context.Context, tx bun.Tx, b *store.Batch, in I
 			continue
 		}
 		seen[ext] = true
-		r, found, err := readRecipient(ctx, tx, in, ext, now)
+		r, found, err := u.recipient(ctx, in.Key, ext, now)
 		if err != nil {
 			return out, err
 		}
 		if !found {
-			if err := n.keepPending(ctx, b, in, ext); err != nil {
+			if err := n.keepPending(ctx, u.batch, in, ext); err != nil {
 				return out, err
 			}
 			out.Pending = append(out.Pending, ext)
 			continue
 		}
 		if !r.notified {
-			id, err := n.add(ctx, w, in, r.doc, r.prefs, "")
+			id, err := n.add(ctx, u, in, r.doc, r.prefs, "")
 			if err != nil {
 				return out, err
 			}
+			u.known[Want{IntentKey: in.Key, ExternalID: ext}.key()].notified = true
 			out.Created = append(out.Created, id)
 		}
 		if r.hasCover {
-			created, err := n.notifyCovering(ctx, w, in, r.doc, now)
+			created, err := n.notifyCovering(ctx, u, in, r.doc, now)
 			if err != nil {
 				return out, err
 			}
 			out.Created = append(out.Created, created...)
 		}
 	}
-	return out, n.flush(ctx, w)
+	return out, nil
 }
 
-// writes are one Notify call's pending work: SQL in the batch, and the
-// send-notification commands, published to the outbox in one insert.
-type writes struct {
-	tx    bun.Tx
-	batch *store.Batch
-	msgs  []*message.Message
-}
-
-func (n *Notifier) flush(ctx context.Context, w *writes) error {
-	if err := w.batch.Flush(ctx); err != nil {
+// Flush sends u's batch and publishes its commands.
+func (n *Notifier) Flush(ctx context.Context, u *Unit) error {
+	if err := u.batch.Flush(ctx); err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}
-	if len(w.msgs) == 0 {
+	if len(u.msgs) == 0 {
 		return nil
 	}
-	err := n.outbox.Publish(ctx, w.tx, n.sendTopic, w.msgs...)
-	w.msgs = nil
+	err := n.outbox.Publish(ctx, u.tx, n.sendTopic, u.msgs...)
+	u.msgs = nil
 	return err
 }
 
@@ -152,62 +167,115 @@ type recipient struct {
 	notified bool
 }
 
-// recipientQuery reads a recipient in one statement; on PostgreSQL it is
-// prepared once per connection (store.QueryContext).
-const recipientQuery = `SELECT d.id, d.external_user_id, d.name, d.locale, d.time_zone, d.active,
-	p.channels, p.quiet_start, p.quiet_end, p.digest, p.fallback_order,
-	EXISTS (SELECT 1 FROM delegations g WHERE g.doctor_id = d.id AND g.starts_at <= ? AND g.ends_at > ?) AS has_cover,
-	EXISTS (SELECT 1 FROM notifications n WHERE n.dedup_key = ? || d.id) AS notified
-FROM doctors d LEFT JOIN doctor_preferences p ON p.doctor_id = d.id
-WHERE d.external_user_id = ?`
-
-func readRecipient(ctx context.Context, tx bun.Tx, in Intent, externalID string, now time.Time) (recipient, bool, error) {
-	rows, err := store.QueryContext(ctx, tx, recipientQuery, now, now, DedupKey(in, "", ""), externalID)
-	if err != nil {
-		return recipient{}, false, fmt.Errorf("notify: read recipient: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	if !rows.Next() {
-		return recipient{}, false, rowsErr(rows)
-	}
-	var (
-		r                              recipient
-		channels, quietStart, quietEnd sql.NullString
-		digest, fallback               sql.NullString
-	)
-	d := &r.doc
-	if err := rows.Scan(&d.ID, &d.ExternalUserID, &d.Name, &d.Locale, &d.TimeZone, &d.Active,
-		&channels, &quietStart, &quietEnd, &digest, &fallback, &r.hasCover, &r.notified); err != nil {
-		return recipient{}, false, fmt.Errorf("notify: read recipient: %w", err)
-	}
-	if err := rowsErr(rows); err != nil {
-		return recipient{}, false, err
-	}
-	r.prefs = domain.DefaultPreferences()
-	if channels.Valid {
-		row := domain.PreferencesRow{DoctorID: d.ID, QuietStart: quietStart.String, QuietEnd: quietEnd.String, Digest: digest.String}
-		if err := json.Unmarshal([]byte(channels.String), &row.Channels); err != nil {
-			return recipient{}, false, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
-		}
-		if fallback.Valid && fallback.String != "" {
-			if err := json.Unmarshal([]byte(fallback.String), &row.FallbackOrder); err != nil {
-				return recipient{}, false, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
-			}
-		}
-		r.prefs = row.Preferences()
-	}
-	return r, true, nil
+// Want names a recipient an intent will be added for: the intent's key
+// and the doctor's external user id.
+type Want struct {
+	IntentKey  string
+	ExternalID string
 }
 
-func rowsErr(rows *sql.Rows) error {
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("notify: read recipient: %w", err)
+func (w Want) key() string { return w.IntentKey + "\x00" + w.ExternalID }
+
+// recipientQuery reads recipients in one statement, one row per want whose
+// doctor exists; the VALUES list (wantRow, repeated) opens it.
+const (
+	recipientQueryHead = `WITH want(ext, dkey) AS (VALUES `
+	wantRow            = `(CAST(? AS TEXT), CAST(? AS TEXT))`
+	recipientQueryTail = `)
+SELECT want.ext, want.dkey, d.id, d.external_user_id, d.name, d.locale, d.time_zone, d.active,
+	p.channels, p.quiet_start, p.quiet_end, p.digest, p.fallback_order,
+	EXISTS (SELECT 1 FROM delegations g WHERE g.doctor_id = d.id AND g.starts_at <= ? AND g.ends_at > ?) AS has_cover,
+	EXISTS (SELECT 1 FROM notifications n WHERE n.dedup_key = want.dkey || d.id) AS notified
+FROM want JOIN doctors d ON d.external_user_id = want.ext LEFT JOIN doctor_preferences p ON p.doctor_id = d.id`
+)
+
+// Prefetch reads, in one query, the recipients that Add will be asked for,
+// so that a batch of intents costs one read instead of one per recipient.
+// What it reads stays valid for the unit's transaction as long as no two
+// intents of the unit share a key (each intent's own notifications are
+// what "notified" looks for).
+func (n *Notifier) Prefetch(ctx context.Context, u *Unit, wants []Want) error {
+	if len(wants) == 0 {
+		return nil
 	}
-	return nil
+	return u.read(ctx, wants, n.now().UTC())
+}
+
+// recipient returns the recipient for the intent key and doctor, read by
+// Prefetch or now.
+func (u *Unit) recipient(ctx context.Context, intentKey, externalID string, now time.Time) (recipient, bool, error) {
+	w := Want{IntentKey: intentKey, ExternalID: externalID}
+	r, ok := u.known[w.key()]
+	if !ok {
+		if err := u.read(ctx, []Want{w}, now); err != nil {
+			return recipient{}, false, err
+		}
+		r = u.known[w.key()]
+	}
+	if r == nil {
+		return recipient{}, false, nil
+	}
+	return *r, true, nil
+}
+
+// read reads the recipients of wants into u.known.
+func (u *Unit) read(ctx context.Context, wants []Want, now time.Time) error {
+	if u.known == nil {
+		u.known = make(map[string]*recipient, len(wants))
+	}
+	var sb strings.Builder
+	sb.WriteString(recipientQueryHead)
+	args := make([]any, 0, 2*len(wants)+2)
+	for i, w := range wants {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(wantRow)
+		args = append(args, w.ExternalID, DedupKey(Intent{Key: w.IntentKey}, "", ""))
+		u.known[w.key()] = nil // unless a row says otherwise
+	}
+	sb.WriteString(recipientQueryTail)
+	args = append(args, now, now)
+	rows, err := store.QueryContext(ctx, u.tx, sb.String(), args...)
+	if err != nil {
+		return fmt.Errorf("notify: read recipients: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var (
+			ext, dkey                      string
+			r                              recipient
+			channels, quietStart, quietEnd sql.NullString
+			digest, fallback               sql.NullString
+		)
+		d := &r.doc
+		if err := rows.Scan(&ext, &dkey, &d.ID, &d.ExternalUserID, &d.Name, &d.Locale, &d.TimeZone, &d.Active,
+			&channels, &quietStart, &quietEnd, &digest, &fallback, &r.hasCover, &r.notified); err != nil {
+			return fmt.Errorf("notify: read recipients: %w", err)
+		}
+		r.prefs = domain.DefaultPreferences()
+		if channels.Valid {
+			row := domain.PreferencesRow{DoctorID: d.ID, QuietStart: quietStart.String, QuietEnd: quietEnd.String, Digest: digest.String}
+			if err := json.Unmarshal([]byte(channels.String), &row.Channels); err != nil {
+				return fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
+			}
+			if fallback.Valid && fallback.String != "" {
+				if err := json.Unmarshal([]byte(fallback.String), &row.FallbackOrder); err != nil {
+					return fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
+				}
+			}
+			r.prefs = row.Preferences()
+		}
+		u.known[Want{IntentKey: strings.TrimSuffix(dkey, "|to:"), ExternalID: ext}.key()] = &r
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("notify: read recipients: %w", err)
+	}
+	return rows.Close()
 }
 
 // notifyCovering makes the copies for the doctors covering for doc at now.
-func (n *Notifier) notifyCovering(ctx context.Context, w *writes, in Intent, doc domain.Doctor, now time.Time) ([]string, error) {
+func (n *Notifier) notifyCovering(ctx context.Context, w *Unit, in Intent, doc domain.Doctor, now time.Time) ([]string, error) {
 	covering, err := CoveringDoctors(ctx, w.tx, doc.ID, now)
 	if err != nil {
 		return nil, err
@@ -254,18 +322,18 @@ func DeliveryID(notificationID string, ch domain.Channel) string {
 // covering doctors. It reports created=false when that notification
 // already exists.
 func (n *Notifier) NotifyDoctor(ctx context.Context, tx bun.Tx, in Intent, doc domain.Doctor, onBehalfOf string) (string, bool, error) {
-	w := &writes{tx: tx, batch: store.NewBatch(tx)}
+	w := NewUnit(tx, store.NewBatch(tx))
 	id, created, err := n.notifyDoctor(ctx, w, in, doc, onBehalfOf)
 	if err != nil {
 		return "", false, err
 	}
-	return id, created, n.flush(ctx, w)
+	return id, created, n.Flush(ctx, w)
 }
 
 // notifyDoctor makes the notification of in for doc (onBehalfOf: the doctor
 // doc covers for, or ""), reading what the recipient query did not. It
 // reports created=false when that notification already exists.
-func (n *Notifier) notifyDoctor(ctx context.Context, w *writes, in Intent, doc domain.Doctor, onBehalfOf string) (string, bool, error) {
+func (n *Notifier) notifyDoctor(ctx context.Context, w *Unit, in Intent, doc domain.Doctor, onBehalfOf string) (string, bool, error) {
 	key := DedupKey(in, doc.ID, onBehalfOf)
 	id := NotificationID(key)
 	var exists int
@@ -288,7 +356,7 @@ func (n *Notifier) notifyDoctor(ctx context.Context, w *writes, in Intent, doc d
 
 // add writes the notification of in for doc, its deliveries and their
 // send-notification commands, to w; the caller knows it is new.
-func (n *Notifier) add(ctx context.Context, w *writes, in Intent, doc domain.Doctor, prefs domain.Preferences, onBehalfOf string) (string, error) {
+func (n *Notifier) add(ctx context.Context, w *Unit, in Intent, doc domain.Doctor, prefs domain.Preferences, onBehalfOf string) (string, error) {
 	key := DedupKey(in, doc.ID, onBehalfOf)
 	id := NotificationID(key)
 	now := n.now().UTC()
@@ -446,7 +514,7 @@ func (n *Notifier) ReleasePending(ctx context.Context, tx bun.Tx, externalID str
 	if err := tx.NewRaw("SELECT dedup_key, CAST(intent AS TEXT) AS intent FROM pending_notifications WHERE doctor_external_id = ? ORDER BY received_at, dedup_key", externalID).Scan(ctx, &rows); err != nil {
 		return 0, fmt.Errorf("notify: read pending intents: %w", err)
 	}
-	w := &writes{tx: tx, batch: store.NewBatch(tx)}
+	w := NewUnit(tx, store.NewBatch(tx))
 	released := 0
 	for _, r := range rows {
 		var in Intent
@@ -475,7 +543,7 @@ func (n *Notifier) ReleasePending(ctx context.Context, tx bun.Tx, externalID str
 			return released, fmt.Errorf("notify: delete pending intent: %w", err)
 		}
 	}
-	return released, n.flush(ctx, w)
+	return released, n.Flush(ctx, w)
 }
 
 // stillCurrent reports whether a result intent still describes the latest,
@@ -594,3 +662,6 @@ func toMap(v any) (map[string]any, error) {
 	}
 	return m, nil
 }
+
+// Batch is the batch u's writes go to.
+func (u *Unit) Batch() *store.Batch { return u.batch }

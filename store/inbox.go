@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -54,4 +55,70 @@ func (i *Inbox) Process(ctx context.Context, consumer, messageID string, work Wo
 		return false, fmt.Errorf("inbox %s: %w", consumer, err)
 	}
 	return duplicate, nil
+}
+
+// BatchWork is Work for a batch of messages: fresh[i] reports whether
+// message i is new, i.e. whether its work is to be done.
+type BatchWork func(ctx context.Context, tx bun.Tx, fresh []bool) error
+
+// ProcessBatch is Process for several messages in one transaction: one
+// insert records them all, and work does the fresh ones' work. It is all
+// or nothing: if work fails, no message is recorded. It returns which
+// messages were fresh (of two copies of one message, only the first can
+// be); work does not run when none is.
+func (i *Inbox) ProcessBatch(ctx context.Context, consumer string, messageIDs []string, work BatchWork) (fresh []bool, err error) {
+	if len(messageIDs) == 0 {
+		return nil, nil
+	}
+	index := make(map[string]int, len(messageIDs))
+	for n, id := range messageIDs {
+		if id == "" {
+			return nil, fmt.Errorf("inbox %s: message has no id", consumer)
+		}
+		if _, dup := index[id]; !dup {
+			index[id] = n // a second copy in the batch is a duplicate of the first
+		}
+	}
+	err = i.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		fresh = make([]bool, len(messageIDs))
+		query, args := inboxInsert(consumer, messageIDs, time.Now().UTC())
+		anyFresh := false
+		err := Rows(ctx, tx, query, args, func(scan Scan) error {
+			var id string
+			if err := scan(&id); err != nil {
+				return err
+			}
+			fresh[index[id]] = true
+			anyFresh = true
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("inbox insert: %w", err)
+		}
+		if !anyFresh {
+			return nil
+		}
+		return work(ctx, tx, fresh)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: %w", consumer, err)
+	}
+	return fresh, nil
+}
+
+// inboxInsert is the multi-row inbox insert of ids, returning those that
+// were not there yet.
+func inboxInsert(consumer string, ids []string, now time.Time) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO inbox (consumer, message_id, processed_at) VALUES ")
+	args := make([]any, 0, 3*len(ids))
+	for n, id := range ids {
+		if n > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?)")
+		args = append(args, consumer, id, now)
+	}
+	sb.WriteString(" ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id")
+	return sb.String(), args
 }
