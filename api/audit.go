@@ -3,10 +3,11 @@ package api
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/groupcommit"
 )
 
 // Audit outcomes.
@@ -71,67 +72,27 @@ func (h *handlers) audit(ctx context.Context, db bun.IDB, action, objectType, ob
 type auditLog struct {
 	db      *bun.DB
 	timeout time.Duration
-
-	mu      sync.Mutex
-	queue   []auditWrite
-	running bool
-}
-
-type auditWrite struct {
-	row  *auditRow
-	done chan error
+	group   *groupcommit.Group[*auditRow]
 }
 
 // auditBatchMax bounds one INSERT.
 const auditBatchMax = 500
 
 func newAuditLog(db *bun.DB, timeout time.Duration) *auditLog {
-	return &auditLog{db: db, timeout: timeout}
+	l := &auditLog{db: db, timeout: timeout}
+	l.group = groupcommit.New(l.insert, auditBatchMax, 1)
+	return l
 }
 
-// write queues row and waits until it is committed (or failed). Were the
-// request's context to end first, the row is still written.
+// write waits until row is committed (or failed). Were the request's
+// context to end first, the row is still written.
 func (l *auditLog) write(ctx context.Context, row *auditRow) error {
-	w := auditWrite{row: row, done: make(chan error, 1)}
-	l.mu.Lock()
-	l.queue = append(l.queue, w)
-	if !l.running {
-		l.running = true
-		go l.flush()
-	}
-	l.mu.Unlock()
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return l.group.Do(context.WithoutCancel(ctx), row)
 }
 
-// flush writes whatever is queued, again and again, until the queue stays
-// empty; the rows that arrive during one INSERT make up the next.
-func (l *auditLog) flush() {
-	for {
-		l.mu.Lock()
-		n := min(len(l.queue), auditBatchMax)
-		if n == 0 {
-			l.running = false
-			l.mu.Unlock()
-			return
-		}
-		batch := l.queue[:n:n]
-		l.queue = l.queue[n:]
-		l.mu.Unlock()
-
-		rows := make([]*auditRow, len(batch))
-		for i, w := range batch {
-			rows[i] = w.row
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
-		_, err := l.db.NewInsert().Model(&rows).Returning("NULL").Exec(ctx)
-		cancel()
-		for _, w := range batch {
-			w.done <- err
-		}
-	}
+func (l *auditLog) insert(ctx context.Context, rows []*auditRow) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	_, err := l.db.NewInsert().Model(&rows).Returning("NULL").Exec(ctx)
+	return err
 }
