@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,6 +107,64 @@ func TestInbox(t *testing.T) {
 			t.Run("an empty message id is refused", func(t *testing.T) {
 				if _, err := env.Inbox.Process(ctx, "c1", "", effect); err == nil {
 					t.Fatal("want an error")
+				}
+			})
+
+			t.Run("a batch runs the work of its new messages once, all or nothing", func(t *testing.T) {
+				before := count()
+				ids := []string{"b1", "m1", "b2", "b1"} // m1 is processed already; b1 comes twice
+				var got []bool
+				fresh, err := env.Inbox.ProcessBatch(ctx, "c1", ids, func(ctx context.Context, tx bun.Tx, fresh []bool) error {
+					got = fresh
+					for i, f := range fresh {
+						if f {
+							if _, err := tx.ExecContext(ctx, `INSERT INTO effects (id) VALUES (?)`, ids[i]); err != nil {
+								return err
+							}
+						}
+					}
+					return nil
+				})
+				want := []bool{true, false, true, false}
+				if err != nil || !slices.Equal(fresh, want) || !slices.Equal(got, want) {
+					t.Fatalf("fresh = %v (work saw %v), err = %v; want %v", fresh, got, err, want)
+				}
+				if n := count(); n != before+2 {
+					t.Fatalf("effects = %d, want %d", n, before+2)
+				}
+
+				boom := errors.New("boom")
+				_, err = env.Inbox.ProcessBatch(ctx, "c1", []string{"b3", "b4"}, func(ctx context.Context, tx bun.Tx, fresh []bool) error {
+					if err := effect(ctx, tx); err != nil {
+						return err
+					}
+					return boom
+				})
+				if !errors.Is(err, boom) {
+					t.Fatalf("err = %v, want boom", err)
+				}
+				ran := false
+				fresh, err = env.Inbox.ProcessBatch(ctx, "c1", []string{"b4", "b3", "b1"}, func(ctx context.Context, tx bun.Tx, fresh []bool) error {
+					ran = true
+					return nil
+				})
+				if err != nil || !ran || !slices.Equal(fresh, []bool{true, true, false}) {
+					t.Fatalf("after a failed batch: fresh = %v, ran = %v, err = %v; want b3 and b4 new again", fresh, ran, err)
+				}
+				if n := count(); n != before+2 {
+					t.Fatalf("effects = %d after the failed batch, want %d", n, before+2)
+				}
+
+				ran = false
+				fresh, err = env.Inbox.ProcessBatch(ctx, "c1", []string{"b1", "b2"}, func(context.Context, bun.Tx, []bool) error {
+					ran = true
+					return nil
+				})
+				if err != nil || ran || !slices.Equal(fresh, []bool{false, false}) {
+					t.Fatalf("all processed: fresh = %v, ran = %v, err = %v; want no work", fresh, ran, err)
+				}
+				if _, err := env.Inbox.ProcessBatch(ctx, "c1", []string{"b5", ""}, func(context.Context, bun.Tx, []bool) error { return nil }); err == nil {
+					t.Fatal("an empty message id in a batch: want an error")
 				}
 			})
 		})
