@@ -27,7 +27,8 @@ func checkupMessage(t *testing.T, id string, ev map[string]any) *message.Message
 // One transaction for several events must do what they would have done one
 // by one: two versions of one checkup (the correction supersedes the first),
 // two copies of one message, a message already processed, an unknown doctor,
-// a critical result.
+// a critical result, and two versions of one checkup naming doctors in the
+// reverse of the order the transaction locks doctors in.
 func TestCheckupEventsInOneTransaction(t *testing.T) {
 	eachCombination(t, func(t *testing.T, p *pipeline) {
 		p.registerDoctor("doc-b1")
@@ -47,6 +48,8 @@ func TestCheckupEventsInOneTransaction(t *testing.T) {
 			checkupMessage(t, "ce-b-before", resultEvent("result_available", "CHK-B0", 1, "final", false, "doc-b1")),
 			checkupMessage(t, "ce-b-unknown", resultEvent("result_available", "CHK-B3", 1, "final", false, "doc-b-later")),
 			checkupMessage(t, "ce-b-done", resultEvent("checkup_completed", "CHK-B4", 1, "final", false, "doc-b2")),
+			checkupMessage(t, "ce-b5-v1", resultEvent("result_available", "CHK-B5", 1, "preliminary", false, "doc-b2")),
+			checkupMessage(t, "ce-b5-v2", resultEvent("result_available", "CHK-B5", 2, "corrected", false, "doc-b1")),
 		}
 		if err := h.ProcessTogether(context.Background(), msgs); err != nil {
 			t.Fatal(err)
@@ -62,11 +65,12 @@ func TestCheckupEventsInOneTransaction(t *testing.T) {
 			"doc-b1 welcome:active":              1,
 			"doc-b1 result_available:active":     1, // CHK-B0, before the batch
 			"doc-b1 result_available:superseded": 1, // CHK-B1 v1
-			"doc-b1 result_corrected:active":     1, // CHK-B1 v2
+			"doc-b1 result_corrected:active":     2, // CHK-B1 v2, CHK-B5 v2
 			"doc-b1 critical_result:active":      1, // CHK-B2
 			"doc-b2 welcome:active":              1,
 			"doc-b2 critical_result:active":      1,
 			"doc-b2 checkup_completed:active":    1,
+			"doc-b2 result_available:superseded": 1, // CHK-B5 v1, then v2
 		}
 		if fmt.Sprint(counts) != fmt.Sprint(want) {
 			t.Fatalf("notifications by doctor, type and state:\n got %v\nwant %v", counts, want)
@@ -76,7 +80,7 @@ func TestCheckupEventsInOneTransaction(t *testing.T) {
 			`SELECT count(*) FROM result_versions WHERE checkup_id = 'CHK-B1'`:                                                    2,
 			`SELECT count(*) FROM pending_notifications WHERE doctor_external_id = 'doc-b-later'`:                                 1,
 			`SELECT count(*) FROM checkups WHERE id IN ('CHK-B0', 'CHK-B1', 'CHK-B2', 'CHK-B3', 'CHK-B4')`:                        5,
-			`SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE n.checkup_id LIKE 'CHK-B%'`: 4*2 + 2*4, // critical results go out on every channel
+			`SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE n.checkup_id LIKE 'CHK-B%'`: 6*2 + 2*4, // critical results go out on every channel
 		} {
 			if got := p.scalar(q); got != want {
 				t.Errorf("%s = %d, want %d", q, got, want)
@@ -88,7 +92,7 @@ func TestCheckupEventsInOneTransaction(t *testing.T) {
 		}
 		// Every notification made in the batch has one command per delivery.
 		var ids []string
-		rows, err := p.env.DB.QueryContext(context.Background(), `SELECT id FROM notifications WHERE source_event_id IN ('ce-b-v1', 'ce-b-crit', 'ce-b-v2', 'ce-b-done')`)
+		rows, err := p.env.DB.QueryContext(context.Background(), `SELECT id FROM notifications WHERE source_event_id IN ('ce-b-v1', 'ce-b-crit', 'ce-b-v2', 'ce-b-done', 'ce-b5-v1', 'ce-b5-v2')`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,8 +104,8 @@ func TestCheckupEventsInOneTransaction(t *testing.T) {
 			ids = append(ids, id)
 		}
 		_ = rows.Close()
-		if len(ids) != 5 {
-			t.Fatalf("%d notifications from the batch's events, want 5", len(ids))
+		if len(ids) != 7 {
+			t.Fatalf("%d notifications from the batch's events, want 7", len(ids))
 		}
 		for _, id := range ids {
 			p.commandsFor(id, p.scalar(`SELECT count(*) FROM deliveries WHERE notification_id = ?`, id))
@@ -111,8 +115,8 @@ func TestCheckupEventsInOneTransaction(t *testing.T) {
 		if err := h.ProcessTogether(context.Background(), msgs); err != nil {
 			t.Fatal(err)
 		}
-		if got := p.scalar(`SELECT count(*) FROM notifications n WHERE n.checkup_id LIKE 'CHK-B%'`); got != 6 {
-			t.Errorf("after the batch again: %d notifications of the batch's checkups, want 6", got)
+		if got := p.scalar(`SELECT count(*) FROM notifications n WHERE n.checkup_id LIKE 'CHK-B%'`); got != 8 {
+			t.Errorf("after the batch again: %d notifications of the batch's checkups, want 8", got)
 		}
 	})
 }

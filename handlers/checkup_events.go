@@ -83,17 +83,19 @@ func (h *CheckupEvents) process(ctx context.Context, items []checkupItem) error 
 				todo = append(todo, it)
 			}
 		}
-		// One order for the doctors' rows every transaction locks (their
-		// notification sequence), so that batches of two replicas never
-		// deadlock.
-		slices.SortStableFunc(todo, func(a, b checkupItem) int {
-			return strings.Compare(firstDoctor(a.ev), firstDoctor(b.ev))
-		})
 		b := store.NewBatch(tx)
 		u := notify.NewUnit(tx, b)
 		for len(todo) > 0 {
 			var round []checkupItem
 			round, todo = distinctCheckups(todo)
+			// One order for the doctors' rows every transaction locks
+			// (their notification sequence), so that batches of two
+			// replicas never deadlock. Within a round it changes nothing
+			// else: its checkups are distinct, and the events of one
+			// checkup keep their order across rounds.
+			slices.SortStableFunc(round, func(a, b checkupItem) int {
+				return strings.Compare(firstDoctor(a.ev), firstDoctor(b.ev))
+			})
 			if err := h.round(ctx, tx, u, round); err != nil {
 				return err
 			}
@@ -129,7 +131,7 @@ func (h *CheckupEvents) round(ctx context.Context, tx bun.Tx, u *notify.Unit, it
 		return err
 	}
 	for _, it := range items {
-		if err := h.apply(ctx, tx, u, it.id, it.ev, versions[it.ev.CheckupID]); err != nil {
+		if err := h.apply(ctx, u, it.id, it.ev, versions[it.ev.CheckupID]); err != nil {
 			return fmt.Errorf("checkup event %s: %w", it.id, err)
 		}
 	}
@@ -182,7 +184,7 @@ func withdrawn(status string) bool {
 
 // apply does ev's work in u; versions are the result versions its checkup
 // had before.
-func (h *CheckupEvents) apply(ctx context.Context, tx bun.Tx, u *notify.Unit, eventID string, ev events.CheckupEvent, versions []int) error {
+func (h *CheckupEvents) apply(ctx context.Context, u *notify.Unit, eventID string, ev events.CheckupEvent, versions []int) error {
 	now := h.now().UTC()
 	status := checkupStatus(ev.EventType)
 	var completedAt *time.Time

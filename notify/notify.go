@@ -94,7 +94,7 @@ type Unit struct {
 	tx    bun.Tx
 	batch *store.Batch
 	msgs  []*message.Message
-	known map[string]*recipient // by prefetchKey; nil: no such doctor
+	known map[string]*recipient // by Want.key; nil: no such doctor
 }
 
 // NewUnit starts a unit of work on tx whose writes go to b.
@@ -226,12 +226,15 @@ func (u *Unit) read(ctx context.Context, wants []Want, now time.Time) error {
 	var sb strings.Builder
 	sb.WriteString(recipientQueryHead)
 	args := make([]any, 0, 2*len(wants)+2)
+	intentOf := make(map[string]string, len(wants)) // dedup key prefix → intent key
 	for i, w := range wants {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		sb.WriteString(wantRow)
-		args = append(args, w.ExternalID, DedupKey(Intent{Key: w.IntentKey}, "", ""))
+		prefix := DedupKey(Intent{Key: w.IntentKey}, "", "")
+		intentOf[prefix] = w.IntentKey
+		args = append(args, w.ExternalID, prefix)
 		u.known[w.key()] = nil // unless a row says otherwise
 	}
 	sb.WriteString(recipientQueryTail)
@@ -242,36 +245,47 @@ func (u *Unit) read(ctx context.Context, wants []Want, now time.Time) error {
 	}
 	defer func() { _ = rows.Close() }()
 	for rows.Next() {
-		var (
-			ext, dkey                      string
-			r                              recipient
-			channels, quietStart, quietEnd sql.NullString
-			digest, fallback               sql.NullString
-		)
-		d := &r.doc
-		if err := rows.Scan(&ext, &dkey, &d.ID, &d.ExternalUserID, &d.Name, &d.Locale, &d.TimeZone, &d.Active,
-			&channels, &quietStart, &quietEnd, &digest, &fallback, &r.hasCover, &r.notified); err != nil {
-			return fmt.Errorf("notify: read recipients: %w", err)
+		var ext, prefix string
+		r, err := scanRecipient(rows, &ext, &prefix)
+		if err != nil {
+			return err
 		}
-		r.prefs = domain.DefaultPreferences()
-		if channels.Valid {
-			row := domain.PreferencesRow{DoctorID: d.ID, QuietStart: quietStart.String, QuietEnd: quietEnd.String, Digest: digest.String}
-			if err := json.Unmarshal([]byte(channels.String), &row.Channels); err != nil {
-				return fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
-			}
-			if fallback.Valid && fallback.String != "" {
-				if err := json.Unmarshal([]byte(fallback.String), &row.FallbackOrder); err != nil {
-					return fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
-				}
-			}
-			r.prefs = row.Preferences()
-		}
-		u.known[Want{IntentKey: strings.TrimSuffix(dkey, "|to:"), ExternalID: ext}.key()] = &r
+		u.known[Want{IntentKey: intentOf[prefix], ExternalID: ext}.key()] = r
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("notify: read recipients: %w", err)
 	}
 	return rows.Close()
+}
+
+// scanRecipient scans a row of the recipient query: the want's columns into
+// ext and prefix, the rest into the recipient.
+func scanRecipient(rows *sql.Rows, ext, prefix *string) (*recipient, error) {
+	var (
+		r                              recipient
+		channels, quietStart, quietEnd sql.NullString
+		digest, fallback               sql.NullString
+	)
+	d := &r.doc
+	if err := rows.Scan(ext, prefix, &d.ID, &d.ExternalUserID, &d.Name, &d.Locale, &d.TimeZone, &d.Active,
+		&channels, &quietStart, &quietEnd, &digest, &fallback, &r.hasCover, &r.notified); err != nil {
+		return nil, fmt.Errorf("notify: read recipients: %w", err)
+	}
+	r.prefs = domain.DefaultPreferences()
+	if !channels.Valid {
+		return &r, nil
+	}
+	row := domain.PreferencesRow{DoctorID: d.ID, QuietStart: quietStart.String, QuietEnd: quietEnd.String, Digest: digest.String}
+	if err := json.Unmarshal([]byte(channels.String), &row.Channels); err != nil {
+		return nil, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
+	}
+	if fallback.Valid && fallback.String != "" {
+		if err := json.Unmarshal([]byte(fallback.String), &row.FallbackOrder); err != nil {
+			return nil, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
+		}
+	}
+	r.prefs = row.Preferences()
+	return &r, nil
 }
 
 // notifyCovering makes the copies for the doctors covering for doc at now.
