@@ -83,24 +83,15 @@ func (h *CheckupEvents) process(ctx context.Context, items []checkupItem) error 
 				todo = append(todo, it)
 			}
 		}
-		b := store.NewBatch(tx)
-		u := notify.NewUnit(tx, b)
+		u := notify.NewUnit(tx, store.NewBatch(tx))
 		for len(todo) > 0 {
 			var round []checkupItem
 			round, todo = distinctCheckups(todo)
-			// One order for the doctors' rows every transaction locks
-			// (their notification sequence), so that batches of two
-			// replicas never deadlock. Within a round it changes nothing
-			// else: its checkups are distinct, and the events of one
-			// checkup keep their order across rounds.
-			slices.SortStableFunc(round, func(a, b checkupItem) int {
-				return strings.Compare(firstDoctor(a.ev), firstDoctor(b.ev))
-			})
 			if err := h.round(ctx, tx, u, round); err != nil {
 				return err
 			}
 			if len(todo) > 0 {
-				if err := b.Flush(ctx); err != nil { // the next round reads what this one wrote
+				if err := u.FlushWrites(ctx); err != nil { // the next round reads what this one wrote
 					return err
 				}
 			}
@@ -151,13 +142,6 @@ func distinctCheckups(items []checkupItem) (round, rest []checkupItem) {
 		round = append(round, it)
 	}
 	return round, rest
-}
-
-func firstDoctor(ev events.CheckupEvent) string {
-	if len(ev.ReferringDoctors) == 0 {
-		return ""
-	}
-	return ev.ReferringDoctors[0].ExternalUserID
 }
 
 // intentKey is the key of the notification ev makes, if it makes one.

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -95,6 +96,9 @@ type Unit struct {
 	batch *store.Batch
 	msgs  []*message.Message
 	known map[string]*recipient // by Want.key; nil: no such doctor
+	// seqs are the doctors whose notification sequence the batch takes,
+	// which locks their rows (PostgreSQL only).
+	seqs map[string]bool
 }
 
 // NewUnit starts a unit of work on tx whose writes go to b.
@@ -144,10 +148,33 @@ func (n *Notifier) Add(ctx context.Context, u *Unit, in Intent, doctorExternalID
 	return out, nil
 }
 
-// Flush sends u's batch and publishes its commands.
-func (n *Notifier) Flush(ctx context.Context, u *Unit) error {
+// lockSeqs takes the row locks that the sequence updates in the batch
+// would, first and in id order. Transactions that notify several doctors
+// (a batch of checkup events, an order event naming two doctors, copies
+// for covering doctors) then lock them in one order and cannot deadlock,
+// which PostgreSQL would only break after deadlock_timeout (1 s).
+const lockSeqs = "SELECT id FROM doctors WHERE id IN (?) ORDER BY id FOR NO KEY UPDATE"
+
+// FlushWrites sends u's batch, its commands staying for Flush: a caller
+// whose next reads must see the writes so far calls it.
+func (u *Unit) FlushWrites(ctx context.Context) error {
+	if len(u.seqs) > 1 {
+		ids := slices.Sorted(maps.Keys(u.seqs))
+		if err := u.batch.Prepend(ctx, lockSeqs, bun.In(ids)); err != nil {
+			return fmt.Errorf("notify: lock doctors: %w", err)
+		}
+	}
+	clear(u.seqs)
 	if err := u.batch.Flush(ctx); err != nil {
 		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
+}
+
+// Flush sends u's batch and publishes its commands.
+func (n *Notifier) Flush(ctx context.Context, u *Unit) error {
+	if err := u.FlushWrites(ctx); err != nil {
+		return err
 	}
 	if len(u.msgs) == 0 {
 		return nil
@@ -423,6 +450,10 @@ func (n *Notifier) add(ctx context.Context, w *Unit, in Intent, doc domain.Docto
 	insert := w.tx.NewInsert().Model(row).Returning("NULL")
 	if w.batch.Postgres() {
 		insert = insert.With("seq", w.tx.NewRaw(nextSeq, doc.ID)).Value("seq", "(SELECT notification_seq FROM seq)")
+		if w.seqs == nil {
+			w.seqs = map[string]bool{}
+		}
+		w.seqs[doc.ID] = true
 	} else if err := w.tx.NewRaw(nextSeq, doc.ID).Scan(ctx, &row.Seq); err != nil {
 		return "", fmt.Errorf("notify: next sequence of doctor: %w", err)
 	}

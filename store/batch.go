@@ -68,6 +68,19 @@ func (b *Batch) Add(ctx context.Context, q bun.Query) error {
 	return nil
 }
 
+// Prepend puts a statement with ? placeholders before those already in
+// the batch (on SQLite it runs at once, like Exec).
+func (b *Batch) Prepend(ctx context.Context, query string, args ...any) error {
+	if !b.pg || b.n == 0 {
+		return b.Exec(ctx, query, args...)
+	}
+	head := b.gen.AppendQuery(nil, query, args...)
+	head = append(head, ";\n"...)
+	b.buf = append(head, b.buf...)
+	b.n++
+	return nil
+}
+
 func (b *Batch) sep() {
 	if b.n > 0 {
 		b.buf = append(b.buf, ";\n"...)
