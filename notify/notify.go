@@ -160,7 +160,7 @@ const lockSeqs = "SELECT id FROM doctors WHERE id IN (?) ORDER BY id FOR NO KEY 
 func (u *Unit) FlushWrites(ctx context.Context) error {
 	if len(u.seqs) > 1 {
 		ids := slices.Sorted(maps.Keys(u.seqs))
-		if err := u.batch.Prepend(ctx, lockSeqs, bun.In(ids)); err != nil {
+		if err := u.batch.Prepend(ctx, lockSeqs, bun.List(ids)); err != nil {
 			return fmt.Errorf("notify: lock doctors: %w", err)
 		}
 	}
