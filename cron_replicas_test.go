@@ -93,6 +93,7 @@ func TestCronReplicasSubprocess(t *testing.T) {
 	}
 	_ = victim.Wait()
 	time.Sleep(5 * time.Second)
+	termAt := time.Now().UTC()
 	if err := survivor.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +130,11 @@ func TestCronReplicasSubprocess(t *testing.T) {
 					t.Errorf("%s %s: %s left running by the survivor", job, slot.Format(time.TimeOnly), inst)
 				}
 				running++
+			case "interrupted":
+				// Only the survivor's last run, stopped by its SIGTERM.
+				if inst == victimName || slot.Before(termAt.Add(-2*time.Second)) {
+					t.Errorf("%s %s: interrupted by %s, SIGTERM at %s", job, slot.Format(time.TimeOnly), inst, termAt.Format(time.TimeOnly))
+				}
 			default:
 				t.Errorf("%s %s: status %s", job, slot.Format(time.TimeOnly), status)
 			}

@@ -85,7 +85,7 @@ func NewRunner(db *bun.DB, jobs []Job, instance string, now func() time.Time, re
 	}
 	r.runs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "rfd", Name: "cron_runs_total",
-		Help: "Job slots this replica ran, by job and outcome (ok, failed); slots another replica claimed are skipped.",
+		Help: "Job slots this replica ran, by job and outcome (ok, failed, interrupted by a shutdown); slots another replica claimed are skipped.",
 	}, []string{"job", "outcome"})
 	if reg != nil {
 		if err := reg.Register(r.runs); err != nil {
@@ -140,6 +140,10 @@ func (r *Runner) RunDue(ctx context.Context) ([]Ran, error) {
 	now := r.now().UTC()
 	var ran []Ran
 	for _, j := range r.jobs {
+		if ctx.Err() != nil {
+			// Shutting down: claim nothing more; the next run catches up.
+			return ran, nil
+		}
 		if j.next.After(now) {
 			continue
 		}
@@ -180,7 +184,17 @@ func (r *Runner) runOne(ctx context.Context, j *scheduled, slot time.Time) (runE
 			runErr = fmt.Errorf("job panicked: %v", p)
 		}
 		status, msg, outcome := "ok", "", "ok"
-		if runErr != nil {
+		switch {
+		case runErr == nil:
+		case ctx.Err() != nil:
+			// Stopped by the shutdown (a driver does not always wrap the
+			// context's error, so any error after it counts; the error
+			// text is kept). Every job
+			// does what is due as of now, so the next slot, on any
+			// replica, picks up where this one stopped: not a failure.
+			status, msg, outcome = "interrupted", runErr.Error(), "interrupted"
+			r.logger.InfoContext(ctx, "cron job interrupted by the shutdown", "job", j.Name, "slot", slot, "error", runErr)
+		default:
 			status, msg, outcome = "failed", runErr.Error(), "failed"
 			r.logger.ErrorContext(ctx, "cron job failed", "job", j.Name, "slot", slot, "error", runErr)
 		}

@@ -3,6 +3,7 @@ package cron_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -131,5 +132,41 @@ func TestFailedRunIsRecorded(t *testing.T) {
 	}
 	if _, err := cron.Parse("every minute"); err == nil {
 		t.Fatal("bad expression accepted")
+	}
+}
+
+// A job the shutdown stops is recorded as interrupted, not failed, and no
+// slot is claimed once the shutdown has begun.
+func TestShutdownInterruptsTheRun(t *testing.T) {
+	env := testenv.New(t, testenv.SQLiteSQL)
+	clk := newClock()
+	started := make(chan struct{})
+	r, err := cron.NewRunner(env.DB, []cron.Job{
+		{Name: "long", Spec: "@every 1m", Run: func(ctx context.Context, _ time.Time) error {
+			close(started)
+			<-ctx.Done()
+			return fmt.Errorf("between batches: %w", ctx.Err())
+		}},
+		{Name: "after", Spec: "@every 1m", Run: func(context.Context, time.Time) error {
+			t.Error("a slot was claimed after the shutdown began")
+			return nil
+		}},
+	}, "cron-a", clk.now, prometheus.NewRegistry(), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Minute)
+	ctx, stop := context.WithCancel(context.Background())
+	go func() { <-started; stop() }()
+	ran, err := r.RunDue(ctx)
+	if err != nil || len(ran) != 1 || ran[0].Job != "long" {
+		t.Fatalf("ran %v %v", ran, err)
+	}
+	var statuses []string
+	if err := env.DB.NewRaw("SELECT job || ':' || status FROM cron_runs ORDER BY job").Scan(context.Background(), &statuses); err != nil {
+		t.Fatal(err)
+	}
+	if len(statuses) != 1 || statuses[0] != "long:interrupted" {
+		t.Fatalf("runs = %v", statuses)
 	}
 }
