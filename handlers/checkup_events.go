@@ -306,19 +306,13 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 
 // resultVersions reads the result versions stored for checkups, by checkup.
 func resultVersions(ctx context.Context, tx bun.Tx, checkups []string) (map[string][]int, error) {
-	var sb strings.Builder
-	sb.WriteString("SELECT checkup_id, version FROM result_versions WHERE checkup_id IN (")
 	args := make([]any, len(checkups))
 	for i, c := range checkups {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("?")
 		args[i] = c
 	}
-	sb.WriteString(")")
+	query := "SELECT checkup_id, version FROM result_versions WHERE checkup_id IN (" + store.Repeat("?", len(checkups)) + ")"
 	versions := make(map[string][]int, len(checkups))
-	err := store.Rows(ctx, tx, sb.String(), args, func(scan store.Scan) error {
+	err := store.Rows(ctx, tx, query, args, func(scan store.Scan) error {
 		var (
 			checkup string
 			v       int

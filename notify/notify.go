@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -250,23 +249,17 @@ func (u *Unit) read(ctx context.Context, wants []Want, now time.Time) error {
 	if u.known == nil {
 		u.known = make(map[string]*recipient, len(wants))
 	}
-	var sb strings.Builder
-	sb.WriteString(recipientQueryHead)
 	args := make([]any, 0, 2*len(wants)+2)
 	intentOf := make(map[string]string, len(wants)) // dedup key prefix → intent key
-	for i, w := range wants {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(wantRow)
+	for _, w := range wants {
 		prefix := DedupKey(Intent{Key: w.IntentKey}, "", "")
 		intentOf[prefix] = w.IntentKey
 		args = append(args, w.ExternalID, prefix)
 		u.known[w.key()] = nil // unless a row says otherwise
 	}
-	sb.WriteString(recipientQueryTail)
 	args = append(args, now, now)
-	rows, err := store.QueryContext(ctx, u.tx, sb.String(), args...)
+	query := recipientQueryHead + store.Repeat(wantRow, len(wants)) + recipientQueryTail
+	rows, err := store.QueryContext(ctx, u.tx, query, args...)
 	if err != nil {
 		return fmt.Errorf("notify: read recipients: %w", err)
 	}

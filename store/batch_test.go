@@ -172,3 +172,14 @@ func TestRows(t *testing.T) {
 		})
 	}
 }
+
+func TestRepeat(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{0, ""}, {1, "(?, ?)"}, {3, "(?, ?), (?, ?), (?, ?)"}} {
+		if got := store.Repeat("(?, ?)", c.n); got != c.want {
+			t.Errorf("Repeat(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -30,31 +29,13 @@ type Work func(ctx context.Context, tx bun.Tx) error
 // when that message was already processed; the caller acks it all the same.
 // If work fails, nothing is recorded and the message can be tried again.
 func (i *Inbox) Process(ctx context.Context, consumer, messageID string, work Work) (duplicate bool, err error) {
-	if messageID == "" {
-		return false, fmt.Errorf("inbox %s: message has no id", consumer)
-	}
-	err = i.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := ExecContext(ctx, tx,
-			"INSERT INTO inbox (consumer, message_id, processed_at) VALUES (?, ?, ?) ON CONFLICT (consumer, message_id) DO NOTHING",
-			consumer, messageID, time.Now().UTC(),
-		)
-		if err != nil {
-			return fmt.Errorf("inbox insert: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("inbox insert: %w", err)
-		}
-		if n == 0 {
-			duplicate = true
-			return nil
-		}
+	fresh, err := i.ProcessBatch(ctx, consumer, []string{messageID}, func(ctx context.Context, tx bun.Tx, _ []bool) error {
 		return work(ctx, tx)
 	})
 	if err != nil {
-		return false, fmt.Errorf("inbox %s: %w", consumer, err)
+		return false, err
 	}
-	return duplicate, nil
+	return !fresh[0], nil
 }
 
 // BatchWork is Work for a batch of messages: fresh[i] reports whether
@@ -109,16 +90,10 @@ func (i *Inbox) ProcessBatch(ctx context.Context, consumer string, messageIDs []
 // inboxInsert is the multi-row inbox insert of ids, returning those that
 // were not there yet.
 func inboxInsert(consumer string, ids []string, now time.Time) (string, []any) {
-	var sb strings.Builder
-	sb.WriteString("INSERT INTO inbox (consumer, message_id, processed_at) VALUES ")
 	args := make([]any, 0, 3*len(ids))
-	for n, id := range ids {
-		if n > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(?, ?, ?)")
+	for _, id := range ids {
 		args = append(args, consumer, id, now)
 	}
-	sb.WriteString(" ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id")
-	return sb.String(), args
+	return "INSERT INTO inbox (consumer, message_id, processed_at) VALUES " + Repeat("(?, ?, ?)", len(ids)) +
+		" ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id", args
 }

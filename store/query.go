@@ -31,6 +31,22 @@ func ExecContext(ctx context.Context, tx bun.Tx, query string, args ...any) (sql
 	return tx.ExecContext(ctx, query, args...)
 }
 
+// Repeat is n copies of a placeholder list such as "(?, ?)", separated by
+// commas: the VALUES or IN list of a statement over n rows.
+func Repeat(list string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	var sb strings.Builder
+	sb.Grow(n * (len(list) + 2))
+	sb.WriteString(list)
+	for range n - 1 {
+		sb.WriteString(", ")
+		sb.WriteString(list)
+	}
+	return sb.String()
+}
+
 var rewritten sync.Map // query with ? → query with $n
 
 // dollarPlaceholders turns bun's ? placeholders into PostgreSQL's $1, $2…
