@@ -44,6 +44,8 @@ func BenchmarkCheckupEvents(b *testing.B) {
 
 	baseRate, baseElapsed, baseCPU := runBaseline(b, evs)
 	svcRate, svcElapsed, svcCPU := runService(b, evs, doctors)
+	// Last: its large tables must not load the server the others run on.
+	sameRate, sameCPU := runSameWork(b, evs, doctors)
 
 	ratio := svcRate / baseRate
 	line := fmt.Sprintf("checkup-events: service %d events in %.2fs = %.0f events/s; baseline %.0f events/s; ratio service/baseline = %.3f",
@@ -52,7 +54,9 @@ func BenchmarkCheckupEvents(b *testing.B) {
 		n, baseElapsed.Seconds())
 	cpu := fmt.Sprintf("checkup-events: CPU per event: service %s; baseline %s",
 		svcCPU.perEvent(n), baseCPU.perEvent(n))
-	for _, l := range []string{line, detail, cpu} {
+	same := fmt.Sprintf("checkup-events: same-work pipeline (every write of the service's consumer, by hand, one transaction per event) %.0f events/s; service/same-work = %.3f; same-work/baseline = %.3f; CPU per event %s",
+		sameRate, svcRate/sameRate, sameRate/baseRate, sameCPU.perEvent(n))
+	for _, l := range []string{line, detail, cpu, same} {
 		b.Log(l)
 		fmt.Println(l)
 	}
@@ -220,6 +224,69 @@ func seedDoctors(b *testing.B, db *bun.DB, n int) {
 	if err := baseline.SeedDoctors(context.Background(), db, n); err != nil {
 		b.Fatalf("seed doctors: %v", err)
 	}
+}
+
+// runSameWork runs bench/baseline's same-work pipeline over the events, on
+// a migrated service database of its own with the same doctors.
+func runSameWork(b *testing.B, evs []benchEvent, doctors int) (rate float64, cpu cpuUse) {
+	b.Helper()
+	ctx := context.Background()
+	n := len(evs)
+	env := testenv.New(b, testenv.PostgresKafka)
+	seedDoctors(b, env.DB, doctors)
+	const topic = "checkup-events-same-work"
+	produce(b, env.Config.KafkaBrokers, topic, evs)
+	pcfg, err := pgxpool.ParseConfig(env.Config.DatabaseURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcfg.MaxConns = 20
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	// As the service's pool (store.openPostgres): a generic plan made on
+	// the empty tables of the first executions would scan them whole.
+	pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		b.Fatalf("same-work: pool: %v", err)
+	}
+	defer pool.Close()
+	count := func(ctx context.Context) (int, error) {
+		var c int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = $1`, baseline.Consumer).Scan(&c)
+		return c, err
+	}
+	dbBefore := readDBStats(b, env.DB.DB)
+	before := readCPU()
+	start := time.Now()
+	c, err := baseline.StartSameWork(ctx, env.Config.KafkaBrokers, topic, "same-work."+baseline.Consumer, pool)
+	if err != nil {
+		b.Fatalf("same-work: %v", err)
+	}
+	elapsed := waitAll(b, "same-work", n, start, count)
+	cpu = readCPU().since(before)
+	cpu.db = readDBStats(b, env.DB.DB).since(dbBefore)
+	c.Stop()
+	if err := c.Err(); err != nil {
+		b.Fatalf("same-work: %v", err)
+	}
+	for _, q := range []struct {
+		query string
+		want  int
+	}{
+		{`SELECT count(*) FROM checkups`, n},
+		{`SELECT count(*) FROM notifications`, n},
+		{`SELECT count(*) FROM deliveries`, 2 * n},
+		{`SELECT count(*) FROM same_work_outbox`, 2 * n},
+	} {
+		var got int
+		if err := pool.QueryRow(ctx, q.query).Scan(&got); err != nil {
+			b.Fatalf("%s: %v", q.query, err)
+		}
+		if got != q.want {
+			b.Fatalf("same-work: %s = %d, want %d", q.query, got, q.want)
+		}
+	}
+	return float64(n) / elapsed.Seconds(), cpu
 }
 
 // ---------------------------------------------------------------------------

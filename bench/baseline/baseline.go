@@ -3,7 +3,8 @@
 // consumer group + pgx, one transaction per event doing what the service's
 // consumer does at its core (inbox, checkup, notification, outbox inserts),
 // with none of the service's layers. BenchmarkCheckupEvents and the
-// performance harness (bench/harness) use it.
+// performance harness (bench/harness) use it. StartSameWork runs the
+// same-work variant BenchmarkCheckupEvents prints beside it.
 package baseline
 
 import (
@@ -170,6 +171,7 @@ const Consumer = "checkup-events"
 type Pipeline struct {
 	cl      *kgo.Client
 	pool    *pgxpool.Pool
+	process func(context.Context, *kgo.Record) error
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -179,6 +181,10 @@ type Pipeline struct {
 
 // Start starts the pipeline on topic in consumer group group.
 func Start(brokers []string, topic, group string, pool *pgxpool.Pool) (*Pipeline, error) {
+	return start(brokers, topic, group, pool, func(p *Pipeline) func(context.Context, *kgo.Record) error { return p.processCore })
+}
+
+func start(brokers []string, topic, group string, pool *pgxpool.Pool, process func(*Pipeline) func(context.Context, *kgo.Record) error) (*Pipeline, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.ConsumerGroup(group),
@@ -195,6 +201,7 @@ func Start(brokers []string, topic, group string, pool *pgxpool.Pool) (*Pipeline
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Pipeline{cl: cl, pool: pool, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	c.process = process(c)
 	go c.poll()
 	return c, nil
 }
@@ -242,7 +249,7 @@ func (c *Pipeline) work(ch chan []*kgo.Record) {
 	for recs := range ch {
 		for _, r := range recs {
 			for attempt := 1; ; attempt++ {
-				err := c.process(r)
+				err := c.process(c.ctx, r)
 				if err == nil {
 					break
 				}
@@ -269,22 +276,30 @@ type command struct {
 	SendAt         time.Time `json:"send_at"`
 }
 
-func (c *Pipeline) process(r *kgo.Record) error {
-	ctx := c.ctx
-	var id string
-	md := make(map[string]string, len(r.Headers))
+// decode reads a record's id, metadata and event.
+func decode(r *kgo.Record) (id string, md map[string]string, ev events.CheckupEvent, err error) {
+	md = make(map[string]string, len(r.Headers))
 	for _, h := range r.Headers {
 		md[h.Key] = string(h.Value)
 		if h.Key == events.HeaderID {
 			id = string(h.Value)
 		}
 	}
-	var ev events.CheckupEvent
 	if err := json.Unmarshal(r.Value, &ev); err != nil {
-		return fmt.Errorf("decode: %w", err)
+		return "", nil, ev, fmt.Errorf("decode: %w", err)
 	}
-	if id == "" || len(ev.ReferringDoctors) == 0 {
-		return errors.New("event without id or doctor")
+	if id == "" || len(ev.ReferringDoctors) == 0 || ev.Result == nil {
+		return "", nil, ev, errors.New("event without id, doctor or result")
+	}
+	return id, md, ev, nil
+}
+
+// processCore is the baseline the issues define: inbox, checkup,
+// notification and outbox inserts.
+func (c *Pipeline) processCore(ctx context.Context, r *kgo.Record) error {
+	id, md, ev, err := decode(r)
+	if err != nil {
+		return err
 	}
 	now := time.Now().UTC()
 	doctor := ev.ReferringDoctors[0].ExternalUserID

@@ -1,0 +1,163 @@
+package baseline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// sameWorkOutbox is the same-work pipeline's outbox, shaped like
+// watermill-sql's PostgreSQL topic table (the service's outbox).
+const sameWorkOutbox = `CREATE TABLE IF NOT EXISTS same_work_outbox (
+	"offset"       BIGSERIAL,
+	"uuid"         VARCHAR(36) NOT NULL,
+	"created_at"   TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+	"payload"      JSON DEFAULT NULL,
+	"metadata"     JSON DEFAULT NULL,
+	"transaction_id" xid8 NOT NULL,
+	PRIMARY KEY ("transaction_id", "offset")
+)`
+
+// StartSameWork starts a pipeline that does by hand, one transaction per
+// event, every read and write the service's checkup-events consumer does
+// for the events of MakeEvents, on the service's own schema (pool is a
+// migrated service database whose doctors SeedDoctors made): the inbox
+// row, the checkup upsert, its referring doctor, the result version, the
+// recipient read, the doctor's sequence number with the full notification
+// row, its in-app and email deliveries (the defaults of the seeded
+// doctors' preferences) and their two send-notification commands in the
+// outbox. It skips what is not database work: the contract's schema
+// validation, template rendering and relaying the outbox to Kafka.
+//
+// It is not the issues' baseline (Start): it says how much of the gap to
+// that baseline is the work the service is asked to do, and how much the
+// way the service does it.
+func StartSameWork(ctx context.Context, brokers []string, topic, group string, pool *pgxpool.Pool) (*Pipeline, error) {
+	if _, err := pool.Exec(ctx, sameWorkOutbox); err != nil {
+		return nil, fmt.Errorf("same-work outbox: %w", err)
+	}
+	return start(brokers, topic, group, pool, func(p *Pipeline) func(context.Context, *kgo.Record) error { return p.processSameWork })
+}
+
+var sameWorkNamespace = uuid.MustParse("0f6e3c52-3b8e-4d7e-9a35-2b0f0c1d9e41")
+
+func (c *Pipeline) processSameWork(ctx context.Context, r *kgo.Record) error {
+	id, md, ev, err := decode(r)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	ext := ev.ReferringDoctors[0].ExternalUserID
+	metadata, err := json.Marshal(md)
+	if err != nil {
+		return err
+	}
+	result, err := json.Marshal(ev.Result)
+	if err != nil {
+		return err
+	}
+
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT (consumer, message_id) DO NOTHING`,
+		Consumer, id, now)
+	if err != nil {
+		return fmt.Errorf("inbox: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil // a redelivery
+	}
+	var versions []int
+	rows, err := tx.Query(ctx, `SELECT version FROM result_versions WHERE checkup_id = $1`, ev.CheckupID)
+	if err != nil {
+		return fmt.Errorf("result versions: %w", err)
+	}
+	if versions, err = pgx.CollectRows(rows, pgx.RowTo[int]); err != nil {
+		return fmt.Errorf("result versions: %w", err)
+	}
+	if len(versions) > 0 {
+		return nil // the events carry one version each
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, scheduled_at, completed_at, last_event_at, created_at, updated_at)
+VALUES ($1, $2, $3, 'resulted', NULL, NULL, $4, $5, $5)
+ON CONFLICT (id) DO UPDATE SET
+	status = CASE WHEN excluded.last_event_at >= checkups.last_event_at THEN excluded.status ELSE checkups.status END,
+	last_event_at = GREATEST(excluded.last_event_at, checkups.last_event_at),
+	updated_at = excluded.updated_at`,
+		ev.CheckupID, ev.OrderID, ev.Patient.Ref, ev.OccurredAt.UTC(), now); err != nil {
+		return fmt.Errorf("checkup: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO checkup_doctors (checkup_id, doctor_external_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		ev.CheckupID, ext); err != nil {
+		return fmt.Errorf("checkup doctor: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO result_versions (checkup_id, version, status, critical, result, event_id, occurred_at, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		ev.CheckupID, ev.Result.Version, ev.Result.Status, ev.Result.Critical, string(result), id, ev.OccurredAt.UTC(), now); err != nil {
+		return fmt.Errorf("result version: %w", err)
+	}
+
+	key := fmt.Sprintf("checkup/%s/result/%d", ev.CheckupID, ev.Result.Version)
+	var (
+		doctorID, name, locale string
+		channels               []byte
+		notified               bool
+	)
+	err = tx.QueryRow(ctx, `SELECT d.id, d.name, d.locale, p.channels,
+	EXISTS (SELECT 1 FROM notifications n WHERE n.dedup_key = $2 || d.id)
+FROM doctors d LEFT JOIN doctor_preferences p ON p.doctor_id = d.id WHERE d.external_user_id = $1`,
+		ext, key+"|to:").Scan(&doctorID, &name, &locale, &channels, &notified)
+	if err != nil {
+		return fmt.Errorf("recipient: %w", err)
+	}
+	if notified {
+		return tx.Commit(ctx)
+	}
+	dedup := key + "|to:" + doctorID
+	nid := uuid.NewSHA1(sameWorkNamespace, []byte("notification:"+dedup)).String()
+	data, err := json.Marshal(map[string]string{"DoctorName": name, "PatientName": ev.Patient.DisplayName, "PatientRef": ev.Patient.Ref,
+		"CheckupID": ev.CheckupID, "OrderID": ev.OrderID, "NotificationID": nid})
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `WITH seq AS (UPDATE doctors SET notification_seq = notification_seq + 1 WHERE id = $2 RETURNING notification_seq)
+INSERT INTO notifications (id, doctor_id, seq, dedup_key, type, category, priority, title, body, data, checkup_id, result_version,
+	order_id, source_event_id, state, send_at, created_at)
+VALUES ($1, $2, (SELECT notification_seq FROM seq), $3, 'result_available', 'results', 'normal', $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11)`,
+		nid, doctorID, dedup, "New result for "+ev.Patient.DisplayName, "A result of checkup "+ev.CheckupID+" is available.",
+		string(data), ev.CheckupID, ev.Result.Version, ev.OrderID, id, now); err != nil {
+		return fmt.Errorf("notification: %w", err)
+	}
+	inApp := uuid.NewSHA1(sameWorkNamespace, []byte("delivery:"+nid+":in_app")).String()
+	email := uuid.NewSHA1(sameWorkNamespace, []byte("delivery:"+nid+":email")).String()
+	if _, err := tx.Exec(ctx, `INSERT INTO deliveries (id, notification_id, channel, status, send_at, created_at, updated_at)
+VALUES ($1, $3, 'in_app', 'queued', $4, $4, $4), ($2, $3, 'email', 'queued', $4, $4, $4)`, inApp, email, nid, now); err != nil {
+		return fmt.Errorf("deliveries: %w", err)
+	}
+	cmd := func(channel string) (string, error) {
+		b, err := json.Marshal(command{NotificationID: nid, CheckupID: ev.CheckupID, DoctorID: doctorID, Channel: channel, SendAt: now})
+		return string(b), err
+	}
+	p1, err := cmd("in_app")
+	if err != nil {
+		return err
+	}
+	p2, err := cmd("email")
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO same_work_outbox (uuid, payload, metadata, transaction_id)
+VALUES ($1, $2, $5, pg_current_xact_id()), ($3, $4, $5, pg_current_xact_id())`, inApp, p1, email, p2, string(metadata)); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return tx.Commit(ctx)
+}
