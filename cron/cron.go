@@ -189,9 +189,9 @@ func (r *Runner) runOne(ctx context.Context, j *scheduled, slot time.Time) (runE
 		case ctx.Err() != nil:
 			// Stopped by the shutdown (a driver does not always wrap the
 			// context's error, so any error after it counts; the error
-			// text is kept). Every job
-			// does what is due as of now, so the next slot, on any
-			// replica, picks up where this one stopped: not a failure.
+			// text is kept). Every job does what is due as of now, so the
+			// next slot, on any replica, picks up where this one stopped:
+			// not a failure.
 			status, msg, outcome = "interrupted", runErr.Error(), "interrupted"
 			r.logger.InfoContext(ctx, "cron job interrupted by the shutdown", "job", j.Name, "slot", slot, "error", runErr)
 		default:

@@ -23,13 +23,8 @@ func TestNotifyLocksDoctorsInIDOrder(t *testing.T) {
 	env.EnsureTopics(t, env.Config.TopicSendNotification)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
-	for _, id := range []string{"doc-a", "doc-b"} {
-		d := domain.Doctor{ID: id, ExternalUserID: "ext-" + id, Name: "Dr. " + id, Locale: "en", TimeZone: "UTC",
-			Active: true, ProfileVersion: now, CreatedAt: now, UpdatedAt: now}
-		if _, err := env.DB.NewInsert().Model(&d).Exec(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insertDoctor(t, env.DB, "doc-a", 0, now)
+	insertDoctor(t, env.DB, "doc-b", 0, now)
 	n := notify.New(env.Outbox, env.Config.TopicSendNotification, "https://portal.example", func() time.Time { return now })
 
 	holder, err := env.DB.BeginTx(ctx, nil)
@@ -76,5 +71,16 @@ func TestNotifyLocksDoctorsInIDOrder(t *testing.T) {
 	var made int
 	if err := env.DB.QueryRowContext(ctx, `SELECT count(*) FROM notifications WHERE source_event_id = 'e1'`).Scan(&made); err != nil || made != 2 {
 		t.Fatalf("notifications = %d (%v), want 2", made, err)
+	}
+}
+
+// insertDoctor stores doctor id (external user id "ext-"+id) whose
+// notification counter stands at seq.
+func insertDoctor(t *testing.T, db *bun.DB, id string, seq int64, now time.Time) {
+	t.Helper()
+	d := domain.Doctor{ID: id, ExternalUserID: "ext-" + id, Name: "Dr. " + id, Locale: "en", TimeZone: "UTC",
+		Active: true, NotificationSeq: seq, ProfileVersion: now, CreatedAt: now, UpdatedAt: now}
+	if _, err := db.NewInsert().Model(&d).Exec(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

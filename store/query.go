@@ -23,14 +23,6 @@ func QueryContext(ctx context.Context, tx bun.Tx, query string, args ...any) (*s
 	return tx.QueryContext(ctx, query, args...)
 }
 
-// ExecContext is QueryContext for a write whose result the caller needs.
-func ExecContext(ctx context.Context, tx bun.Tx, query string, args ...any) (sql.Result, error) {
-	if isPostgres(tx) {
-		return tx.Tx.ExecContext(ctx, dollarPlaceholders(query), args...)
-	}
-	return tx.ExecContext(ctx, query, args...)
-}
-
 // Repeat is n copies of a placeholder list such as "(?, ?)", separated by
 // commas: the VALUES or IN list of a statement over n rows.
 func Repeat(list string, n int) string {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -314,17 +315,12 @@ func (c *Pipeline) processCore(ctx context.Context, r *kgo.Record) error {
 		return err
 	}
 
-	tx, err := c.pool.Begin(ctx)
+	tx, fresh, err := c.beginWithInbox(ctx, id, now)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT (consumer, message_id) DO NOTHING`,
-		Consumer, id, now)
-	if err != nil {
-		return fmt.Errorf("inbox: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
+	if !fresh {
 		return nil // a redelivery
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, last_event_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
@@ -340,6 +336,22 @@ func (c *Pipeline) processCore(ctx context.Context, r *kgo.Record) error {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return tx.Commit(ctx)
+}
+
+// beginWithInbox starts the transaction of event id with its inbox row;
+// fresh is false for a redelivery, which the caller rolls back.
+func (c *Pipeline) beginWithInbox(ctx context.Context, id string, now time.Time) (tx pgx.Tx, fresh bool, err error) {
+	tx, err = c.pool.Begin(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT (consumer, message_id) DO NOTHING`,
+		Consumer, id, now)
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, false, fmt.Errorf("inbox: %w", err)
+	}
+	return tx, tag.RowsAffected() == 1, nil
 }
 
 func (c *Pipeline) fail(err error) { c.failed.CompareAndSwap(nil, &err) }

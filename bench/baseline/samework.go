@@ -63,29 +63,24 @@ func (c *Pipeline) processSameWork(ctx context.Context, r *kgo.Record) error {
 		return err
 	}
 
-	tx, err := c.pool.Begin(ctx)
+	tx, fresh, err := c.beginWithInbox(ctx, id, now)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT (consumer, message_id) DO NOTHING`,
-		Consumer, id, now)
-	if err != nil {
-		return fmt.Errorf("inbox: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
+	if !fresh {
 		return nil // a redelivery
 	}
-	var versions []int
 	rows, err := tx.Query(ctx, `SELECT version FROM result_versions WHERE checkup_id = $1`, ev.CheckupID)
 	if err != nil {
 		return fmt.Errorf("result versions: %w", err)
 	}
-	if versions, err = pgx.CollectRows(rows, pgx.RowTo[int]); err != nil {
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
 		return fmt.Errorf("result versions: %w", err)
 	}
 	if len(versions) > 0 {
-		return nil // the events carry one version each
+		return tx.Commit(ctx) // the events carry one version each: nothing more to do
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, scheduled_at, completed_at, last_event_at, created_at, updated_at)
 VALUES ($1, $2, $3, 'resulted', NULL, NULL, $4, $5, $5)
@@ -107,6 +102,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 	}
 
 	key := fmt.Sprintf("checkup/%s/result/%d", ev.CheckupID, ev.Result.Version)
+	// Read as the service reads a recipient (locale and preferences
+	// included), although the seeded doctors' defaults are known here.
 	var (
 		doctorID, name, locale string
 		channels               []byte
