@@ -159,7 +159,7 @@ type Config struct {
 	EscalationSLA              time.Duration `env:"RFD_ESCALATION_SLA" envDefault:"30m" desc:"a critical result unacknowledged this long escalates one step, and again after each further interval"`
 	EscalationOnCallDoctor     string        `env:"RFD_ESCALATION_ONCALL_DOCTOR" desc:"external user id of the on-call contact, the ladder's last step (unset = no on-call step)"`
 	StuckDeliveryTimeout       time.Duration `env:"RFD_STUCK_DELIVERY_TIMEOUT" envDefault:"15m" desc:"a delivery in sending this long goes back to retry"`
-	RetentionNotifications     time.Duration `env:"RFD_RETENTION_NOTIFICATIONS" envDefault:"17520h" desc:"notifications, their deliveries and attempts are deleted after this long (0 = kept forever)"`
+	RetentionNotifications     time.Duration `env:"RFD_RETENTION_NOTIFICATIONS" envDefault:"17520h" desc:"notifications, their deliveries and attempts, and sent report e-mails are deleted after this long (0 = kept forever)"`
 	RetentionInbox             time.Duration `env:"RFD_RETENTION_INBOX" envDefault:"720h" desc:"inbox rows and cron runs are deleted after this long (0 = kept forever)"`
 	RetentionTopics            time.Duration `env:"RFD_RETENTION_TOPICS" envDefault:"168h" desc:"rows of SQL topics every consumer group has acknowledged are deleted after this long (0 = kept forever)"`
 	RetentionPoison            time.Duration `env:"RFD_RETENTION_POISON" envDefault:"2160h" desc:"replayed or discarded poison messages are deleted this long after their resolution (0 = kept forever)"`

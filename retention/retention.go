@@ -1,5 +1,6 @@
 // Package retention deletes what the service no longer needs to keep:
 // notifications (with their deliveries, attempts and escalation steps),
+// sent report e-mails,
 // inbox rows, consumed rows of the SQL topics, resolved poison messages,
 // cron runs and audit rows, each past its configured age. It deletes in
 // small batches, each its own short transaction, so it never holds a lock
@@ -80,6 +81,10 @@ func (r *Retention) Once(ctx context.Context) (map[string]int, error) {
 	p := r.policy
 	targets := []target{
 		{name: "notifications", table: "notifications", key: "id", column: "created_at", keep: p.Notifications},
+		// A sent report e-mail (the critical-result timeliness report) is
+		// about notifications and is kept as long as they are; one still
+		// to be sent stays.
+		{name: "report_mails", table: "report_mails", key: "id", column: "sent_at", extra: "status = 'sent'", keep: p.Notifications},
 		{name: "inbox", table: "inbox", key: "consumer, message_id", column: "processed_at", keep: p.Inbox},
 		{name: "cron_runs", table: "cron_runs", key: "job, slot", column: "started_at", keep: p.Inbox},
 		{name: "poison_messages", table: "poison_messages", key: "id", column: "state_changed_at", extra: "state <> 'pending'", keep: p.Poison},

@@ -14,8 +14,9 @@ import (
 	"github.com/rfd-notify/rfd/retention"
 )
 
-// Rows past their retention go, in batches; younger rows, pending poison
-// messages and topic rows a consumer group has not acknowledged stay.
+// Rows past their retention go, in batches; younger rows, report e-mails
+// not sent yet, pending poison messages and topic rows a consumer group
+// has not acknowledged stay.
 func TestRetention(t *testing.T) {
 	for _, name := range []string{testenv.SQLiteSQL, testenv.PostgresSQL} {
 		t.Run(name, func(t *testing.T) {
@@ -47,6 +48,14 @@ VALUES (?, 'd1', ?, ?, 't', 'results', 'normal', '', '', '{}', 's', ?, ?)`, id, 
 			exec(`INSERT INTO poison_messages (id, message_id, topic, handler, class, reason, payload, metadata, first_seen_at, last_seen_at, state, state_changed_at)
 VALUES ('p1', 'm1', 't', 'h', 'permanent', 'r', '{}', '{}', ?, ?, 'discarded', ?), ('p2', 'm2', 't', 'h', 'permanent', 'r', '{}', '{}', ?, ?, 'pending', NULL)`,
 				old, old, old, old, old)
+
+			for _, rm := range []struct {
+				id, status string
+				sentAt     *time.Time
+			}{{"rm-old-sent", "sent", &old}, {"rm-old-pending", "pending", nil}, {"rm-young-sent", "sent", &young}} {
+				exec(`INSERT INTO report_mails (id, report, period_start, period_end, recipient, body, status, created_at, sent_at)
+VALUES (?, 'timeliness', ?, ?, 'qa@hospital.example', 'report', ?, ?, ?)`, rm.id, old, old, rm.status, old, rm.sentAt)
+			}
 
 			// A topic whose only consumer group has acknowledged 3 messages,
 			// then a 4th it has not read.
@@ -90,7 +99,7 @@ VALUES ('p1', 'm1', 't', 'h', 'permanent', 'r', '{}', '{}', ?, ?, 'discarded', ?
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got["notifications"] != 3 || got["inbox"] != 3 || got["audit_log"] != 3 || got["poison_messages"] != 1 {
+			if got["notifications"] != 3 || got["inbox"] != 3 || got["audit_log"] != 3 || got["poison_messages"] != 1 || got["report_mails"] != 1 {
 				t.Fatalf("deleted %v", got)
 			}
 			count := func(q string) int {
@@ -105,6 +114,11 @@ VALUES ('p1', 'm1', 't', 'h', 'permanent', 'r', '{}', '{}', ?, ?, 'discarded', ?
 			}
 			if n := count("SELECT COUNT(*) FROM poison_messages WHERE state = 'pending'"); n != 1 {
 				t.Fatalf("pending poison left %d", n)
+			}
+			var mails []string
+			if err := env.DB.NewRaw("SELECT id FROM report_mails ORDER BY id").Scan(ctx, &mails); err != nil || len(mails) != 2 ||
+				mails[0] != "rm-old-pending" || mails[1] != "rm-young-sent" {
+				t.Fatalf("report mails left %v (%v), want the pending and the young one", mails, err)
 			}
 
 			// Topic rows: with a retention of zero age (the clock far ahead),
