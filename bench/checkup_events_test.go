@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 
@@ -236,25 +234,12 @@ func runSameWork(b *testing.B, evs []benchEvent, doctors int) (rate float64, cpu
 	seedDoctors(b, env.DB, doctors)
 	const topic = "checkup-events-same-work"
 	produce(b, env.Config.KafkaBrokers, topic, evs)
-	pcfg, err := pgxpool.ParseConfig(env.Config.DatabaseURL)
+	pool, err := baseline.NewPool(ctx, env.Config.DatabaseURL, true) // planned as the service's are
 	if err != nil {
-		b.Fatal(err)
-	}
-	pcfg.MaxConns = 20
-	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
-	// As the service's pool (store.openPostgres): a generic plan made on
-	// the empty tables of the first executions would scan them whole.
-	pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		b.Fatalf("same-work: pool: %v", err)
+		b.Fatalf("same-work: %v", err)
 	}
 	defer pool.Close()
-	count := func(ctx context.Context) (int, error) {
-		var c int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = $1`, baseline.Consumer).Scan(&c)
-		return c, err
-	}
+	count := func(ctx context.Context) (int, error) { return baseline.Processed(ctx, pool) }
 	dbBefore := readDBStats(b, env.DB.DB)
 	before := readCPU()
 	start := time.Now()
@@ -300,18 +285,9 @@ func runBaseline(b *testing.B, evs []benchEvent) (rate float64, elapsed time.Dur
 	n := len(evs)
 	const topic = "checkup-events"
 
-	pcfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(b))
+	pool, err := baseline.NewPool(ctx, pgtest.NewDatabase(b), false)
 	if err != nil {
-		b.Fatal(err)
-	}
-	pcfg.MaxConns = 20 // the service's pool size (store.Open)
-	// The baseline prepares each of its few statements once per connection
-	// whatever the URL says (RFD_TEST_DATABASE_URL may carry pgx options
-	// meant for the service).
-	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		b.Fatalf("baseline: pool: %v", err)
+		b.Fatalf("baseline: %v", err)
 	}
 	defer pool.Close()
 	if _, err := pool.Exec(ctx, baseline.Schema); err != nil {
@@ -320,11 +296,7 @@ func runBaseline(b *testing.B, evs []benchEvent) (rate float64, elapsed time.Dur
 	brokers := kafkatest.Start(b, testenv.KafkaPartitions)
 	produce(b, brokers, topic, evs)
 
-	count := func(ctx context.Context) (int, error) {
-		var c int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = $1`, baseline.Consumer).Scan(&c)
-		return c, err
-	}
+	count := func(ctx context.Context) (int, error) { return baseline.Processed(ctx, pool) }
 	sqlDB := stdlib.OpenDBFromPool(pool)
 	defer sqlDB.Close()
 	dbBefore := readDBStats(b, sqlDB)

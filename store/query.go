@@ -29,14 +29,7 @@ func Repeat(list string, n int) string {
 	if n <= 0 {
 		return ""
 	}
-	var sb strings.Builder
-	sb.Grow(n * (len(list) + 2))
-	sb.WriteString(list)
-	for range n - 1 {
-		sb.WriteString(", ")
-		sb.WriteString(list)
-	}
-	return sb.String()
+	return list + strings.Repeat(", "+list, n-1)
 }
 
 var rewritten sync.Map // query with ? → query with $n

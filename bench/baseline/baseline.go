@@ -277,9 +277,10 @@ type command struct {
 	SendAt         time.Time `json:"send_at"`
 }
 
-// decode reads a record's id, metadata and event.
-func decode(r *kgo.Record) (id string, md map[string]string, ev events.CheckupEvent, err error) {
-	md = make(map[string]string, len(r.Headers))
+// decode reads a record's id, its metadata as the outbox's JSON, and its
+// event.
+func decode(r *kgo.Record) (id string, metadata []byte, ev events.CheckupEvent, err error) {
+	md := make(map[string]string, len(r.Headers))
 	for _, h := range r.Headers {
 		md[h.Key] = string(h.Value)
 		if h.Key == events.HeaderID {
@@ -292,13 +293,16 @@ func decode(r *kgo.Record) (id string, md map[string]string, ev events.CheckupEv
 	if id == "" || len(ev.ReferringDoctors) == 0 || ev.Result == nil {
 		return "", nil, ev, errors.New("event without id, doctor or result")
 	}
-	return id, md, ev, nil
+	if metadata, err = json.Marshal(md); err != nil {
+		return "", nil, ev, err
+	}
+	return id, metadata, ev, nil
 }
 
 // processCore is the baseline the issues define: inbox, checkup,
 // notification and outbox inserts.
 func (c *Pipeline) processCore(ctx context.Context, r *kgo.Record) error {
-	id, md, ev, err := decode(r)
+	id, metadata, ev, err := decode(r)
 	if err != nil {
 		return err
 	}
@@ -310,48 +314,72 @@ func (c *Pipeline) processCore(ctx context.Context, r *kgo.Record) error {
 	if err != nil {
 		return err
 	}
-	metadata, err := json.Marshal(md)
-	if err != nil {
-		return err
-	}
+	return c.inTx(ctx, id, now, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, last_event_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
+			ev.CheckupID, ev.OrderID, ev.Patient.Ref, "resulted", ev.OccurredAt, now); err != nil {
+			return fmt.Errorf("checkup: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO notifications (id, doctor_id, dedup_key, checkup_id, source_event_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			id, doctor, "checkup/"+ev.CheckupID+"/result/1|to:"+doctor, ev.CheckupID, id, now); err != nil {
+			return fmt.Errorf("notification: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (uuid, payload, metadata, transaction_id) VALUES ($1, $2, $3, pg_current_xact_id())`,
+			id, string(payload), string(metadata)); err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		return nil
+	})
+}
 
-	tx, fresh, err := c.beginWithInbox(ctx, id, now)
+// inTx runs work in the transaction of event id, after its inbox row, and
+// commits; a redelivery (the row is there) does nothing.
+func (c *Pipeline) inTx(ctx context.Context, id string, now time.Time, work func(pgx.Tx) error) error {
+	tx, err := c.pool.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if !fresh {
+	tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT (consumer, message_id) DO NOTHING`,
+		Consumer, id, now)
+	if err != nil {
+		return fmt.Errorf("inbox: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
 		return nil // a redelivery
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, last_event_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
-		ev.CheckupID, ev.OrderID, ev.Patient.Ref, "resulted", ev.OccurredAt, now); err != nil {
-		return fmt.Errorf("checkup: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO notifications (id, doctor_id, dedup_key, checkup_id, source_event_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		id, doctor, "checkup/"+ev.CheckupID+"/result/1|to:"+doctor, ev.CheckupID, id, now); err != nil {
-		return fmt.Errorf("notification: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (uuid, payload, metadata, transaction_id) VALUES ($1, $2, $3, pg_current_xact_id())`,
-		id, string(payload), string(metadata)); err != nil {
-		return fmt.Errorf("outbox: %w", err)
+	if err := work(tx); err != nil {
+		return err
 	}
 	return tx.Commit(ctx)
 }
 
-// beginWithInbox starts the transaction of event id with its inbox row;
-// fresh is false for a redelivery, which the caller rolls back.
-func (c *Pipeline) beginWithInbox(ctx context.Context, id string, now time.Time) (tx pgx.Tx, fresh bool, err error) {
-	tx, err = c.pool.Begin(ctx)
+// NewPool opens the pgx pool a hand-written pipeline uses on url: the
+// service's pool size, and each statement prepared once per connection
+// whatever the URL says (RFD_TEST_DATABASE_URL may carry pgx options meant
+// for the service). customPlans plans them for their arguments, as the
+// service's pool does (store.openPostgres).
+func NewPool(ctx context.Context, url string, customPlans bool) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT (consumer, message_id) DO NOTHING`,
-		Consumer, id, now)
+	pcfg.MaxConns = 20 // the service's pool size (store.Open)
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	if customPlans {
+		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		_ = tx.Rollback(ctx)
-		return nil, false, fmt.Errorf("inbox: %w", err)
+		return nil, fmt.Errorf("pool: %w", err)
 	}
-	return tx, tag.RowsAffected() == 1, nil
+	return pool, nil
+}
+
+// Processed counts the events the pipeline has committed (its inbox rows).
+func Processed(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	var n int
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = $1`, Consumer).Scan(&n)
+	return n, err
 }
 
 func (c *Pipeline) fail(err error) { c.failed.CompareAndSwap(nil, &err) }

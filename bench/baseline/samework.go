@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rfd-notify/rfd/events"
 )
 
 // sameWorkOutbox is the same-work pipeline's outbox, shaped like
@@ -48,13 +50,7 @@ func StartSameWork(ctx context.Context, brokers []string, topic, group string, p
 var sameWorkNamespace = uuid.MustParse("0f6e3c52-3b8e-4d7e-9a35-2b0f0c1d9e41")
 
 func (c *Pipeline) processSameWork(ctx context.Context, r *kgo.Record) error {
-	id, md, ev, err := decode(r)
-	if err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	ext := ev.ReferringDoctors[0].ExternalUserID
-	metadata, err := json.Marshal(md)
+	id, metadata, ev, err := decode(r)
 	if err != nil {
 		return err
 	}
@@ -62,15 +58,15 @@ func (c *Pipeline) processSameWork(ctx context.Context, r *kgo.Record) error {
 	if err != nil {
 		return err
 	}
+	now := time.Now().UTC()
+	return c.inTx(ctx, id, now, func(tx pgx.Tx) error {
+		return sameWork(ctx, tx, id, ev, result, metadata, now)
+	})
+}
 
-	tx, fresh, err := c.beginWithInbox(ctx, id, now)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if !fresh {
-		return nil // a redelivery
-	}
+// sameWork is the work of processSameWork after the inbox row.
+func sameWork(ctx context.Context, tx pgx.Tx, id string, ev events.CheckupEvent, result, metadata []byte, now time.Time) error {
+	ext := ev.ReferringDoctors[0].ExternalUserID
 	rows, err := tx.Query(ctx, `SELECT version FROM result_versions WHERE checkup_id = $1`, ev.CheckupID)
 	if err != nil {
 		return fmt.Errorf("result versions: %w", err)
@@ -80,7 +76,7 @@ func (c *Pipeline) processSameWork(ctx context.Context, r *kgo.Record) error {
 		return fmt.Errorf("result versions: %w", err)
 	}
 	if len(versions) > 0 {
-		return tx.Commit(ctx) // the events carry one version each: nothing more to do
+		return nil // the events carry one version each: nothing more to do
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, scheduled_at, completed_at, last_event_at, created_at, updated_at)
 VALUES ($1, $2, $3, 'resulted', NULL, NULL, $4, $5, $5)
@@ -117,7 +113,7 @@ FROM doctors d LEFT JOIN doctor_preferences p ON p.doctor_id = d.id WHERE d.exte
 		return fmt.Errorf("recipient: %w", err)
 	}
 	if notified {
-		return tx.Commit(ctx)
+		return nil
 	}
 	dedup := key + "|to:" + doctorID
 	nid := uuid.NewSHA1(sameWorkNamespace, []byte("notification:"+dedup)).String()
@@ -156,5 +152,5 @@ VALUES ($1, $3, 'in_app', 'queued', $4, $4, $4), ($2, $3, 'email', 'queued', $4,
 VALUES ($1, $2, $5, pg_current_xact_id()), ($3, $4, $5, pg_current_xact_id())`, inApp, p1, email, p2, string(metadata)); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	return tx.Commit(ctx)
+	return nil
 }

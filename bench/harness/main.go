@@ -37,8 +37,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -342,13 +340,7 @@ func latencyCount(rate float64, d time.Duration) int {
 
 func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []string) (Side, error) {
 	side := Side{Events: o.events}
-	pcfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return side, err
-	}
-	pcfg.MaxConns = 20 // the service's pool size (store.Open)
-	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pool, err := baseline.NewPool(ctx, dbURL, false)
 	if err != nil {
 		return side, err
 	}
