@@ -81,7 +81,8 @@ func NewTransport(cfg config.Config, db *bun.DB, ps *sqlpubsub.PubSub, logger *s
 	switch cfg.Transport {
 	case config.TransportKafka:
 		t, err := router.NewKafkaTransport(kafkapubsub.Config{Brokers: cfg.KafkaBrokers, ClientID: "rfd",
-			SessionTimeout: cfg.KafkaSessionTimeout, HeartbeatInterval: cfg.KafkaHeartbeatInterval}, logging.NewWatermill(logger))
+			SessionTimeout: cfg.KafkaSessionTimeout, HeartbeatInterval: cfg.KafkaHeartbeatInterval, InstanceID: cfg.KafkaInstanceID},
+			logging.NewWatermill(logger))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -63,6 +63,9 @@ type Config struct {
 	// on it: the session timeout bounds that stall.
 	KafkaSessionTimeout    time.Duration `env:"RFD_KAFKA_SESSION_TIMEOUT" envDefault:"10s" desc:"how long the Kafka group coordinator waits for a silent consumer before reassigning its partitions"`
 	KafkaHeartbeatInterval time.Duration `env:"RFD_KAFKA_HEARTBEAT_INTERVAL" envDefault:"1s" desc:"Kafka consumer group heartbeat interval; below RFD_KAFKA_SESSION_TIMEOUT"`
+	// A restarted container keeps its pod name: with it as the instance id
+	// the restart costs no rebalance (see kafkapubsub.Config.InstanceID).
+	KafkaInstanceID string `env:"RFD_KAFKA_INSTANCE_ID" desc:"Kafka static group membership id, unique per process (e.g. the pod name): a process restarted with it takes its partitions back without a rebalance; one that stops for good holds them for RFD_KAFKA_SESSION_TIMEOUT; empty: dynamic membership"`
 
 	HTTPAddr  string `env:"RFD_HTTP_ADDR" envDefault:":8080" desc:"listen address of the REST API (api, serve)"`
 	AdminAddr string `env:"RFD_ADMIN_ADDR" envDefault:":9090" desc:"listen address of /healthz, /readyz and /metrics for the non-API roles"`
@@ -296,6 +299,9 @@ func (c Config) Validate() error {
 		}
 		if c.KafkaHeartbeatInterval <= 0 || c.KafkaHeartbeatInterval >= c.KafkaSessionTimeout {
 			return bad("RFD_KAFKA_HEARTBEAT_INTERVAL", "must be positive and below RFD_KAFKA_SESSION_TIMEOUT (%s), got %s", c.KafkaSessionTimeout, c.KafkaHeartbeatInterval)
+		}
+		if c.KafkaInstanceID != "" && !validInstanceID(c.KafkaInstanceID) {
+			return bad("RFD_KAFKA_INSTANCE_ID", "invalid value %q (want 1-249 of a-z A-Z 0-9 . _ -)", c.KafkaInstanceID)
 		}
 		if c.IsSQLite() {
 			return bad("RFD_TRANSPORT", "kafka needs a postgres RFD_DATABASE_URL (the outbox relay runs in several replicas; SQLite is single-process)")
@@ -596,4 +602,20 @@ func (c Config) TopicOf(consumer string) string {
 		return c.TopicInternalLogin
 	}
 	return ""
+}
+
+// validInstanceID applies the broker's rule for group instance ids (that of
+// topic names), so a bad id fails at start-up under its RFD_ name.
+func validInstanceID(id string) bool {
+	if len(id) > 249 || id == "." || id == ".." {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }

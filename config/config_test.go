@@ -83,6 +83,20 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("kafka instance id", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("RFD_TRANSPORT", "kafka")
+		t.Setenv("RFD_DATABASE_URL", "postgres://rfd@db.hospital.example/rfd")
+		t.Setenv("RFD_KAFKA_INSTANCE_ID", "rfd-consume-checkup-events-7d9f8-x2k4p")
+		cfg, err := Load(nil)
+		if err != nil || cfg.KafkaInstanceID != "rfd-consume-checkup-events-7d9f8-x2k4p" {
+			t.Fatalf("cfg.KafkaInstanceID = %q, err = %v", cfg.KafkaInstanceID, err)
+		}
+		t.Setenv("RFD_KAFKA_INSTANCE_ID", "pod/7")
+		if _, err := Load(nil); err == nil || !strings.HasPrefix(err.Error(), "RFD_KAFKA_INSTANCE_ID") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("report without smtp", func(t *testing.T) {
 		clearEnv(t)
 		t.Setenv("RFD_TIMELINESS_REPORT_TO", "ops@hospital.example")

@@ -60,6 +60,14 @@ type Config struct {
 	// RebalanceTimeout bounds how long a rebalance waits for members that
 	// are still processing a message. Default 60s.
 	RebalanceTimeout time.Duration
+	// InstanceID, when set, makes every subscriber a static member of its
+	// group (KIP-345) under this id. A process restarted with the same id
+	// takes its partitions back at once: the group neither waits out the
+	// dead member's session nor rebalances. In exchange a static member
+	// that stops for good holds its partitions until SessionTimeout, as it
+	// does not leave the group on Close. Two live processes must never
+	// share an id: the broker fences the older one.
+	InstanceID string
 
 	// NackResendSleep is the pause before a nacked message is handed out
 	// again; negative means no pause. Default 1s: fast retries belong to
@@ -211,6 +219,7 @@ func subscriberSaramaConfig(cfg Config) *sarama.Config {
 	sc.Consumer.Group.Session.Timeout = cfg.SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = cfg.HeartbeatInterval
 	sc.Consumer.Group.Rebalance.Timeout = cfg.RebalanceTimeout
+	sc.Consumer.Group.InstanceId = cfg.InstanceID
 	// The default 2s between join attempts dominates how long a new
 	// subscriber waits when several members join at once.
 	sc.Consumer.Group.Rebalance.Retry.Backoff = 250 * time.Millisecond

@@ -252,3 +252,68 @@ func TestSubscribeInitializeCreatesTopic(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, partitions, 5)
 }
+
+// A static member (InstanceID) does not leave its group when it stops, as a
+// killed process cannot; the next process with its id replaces it and gets
+// its partitions at once, where a new dynamic member would wait for the old
+// one's session to expire before the group could rebalance.
+func TestStaticMemberIsReplacedOnRestart(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Start(t, 1)
+	cfg := testConfig(brokers)
+	// Far longer than receiveTimeout: a receive that had to wait out the
+	// old member's session would fail.
+	cfg.SessionTimeout = 45 * time.Second
+	cfg.RebalanceTimeout = 45 * time.Second
+	cfg.InstanceID = "rfd-test-" + watermill.NewShortUUID()
+	group, topic := "cg-"+watermill.NewShortUUID(), "static-"+watermill.NewShortUUID()
+
+	pub, err := kafkapubsub.NewPublisher(cfg, testLogger())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pub.Close() })
+	members := func() []sarama.GroupMemberDescription {
+		admin, err := sarama.NewClusterAdmin(brokers, sarama.NewConfig())
+		require.NoError(t, err)
+		defer admin.Close()
+		groups, err := admin.DescribeConsumerGroups([]string{group})
+		require.NoError(t, err)
+		require.Len(t, groups, 1)
+		var out []sarama.GroupMemberDescription
+		for _, m := range groups[0].Members {
+			out = append(out, *m)
+		}
+		return out
+	}
+	consume := func(want *message.Message) {
+		t.Helper()
+		require.NoError(t, pub.Publish(topic, want))
+		sub, err := kafkapubsub.NewSubscriber(cfg, group, testLogger())
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		msgs, err := sub.Subscribe(ctx, topic)
+		require.NoError(t, err)
+		// The first message may come again: its offset is committed after
+		// the ack, and Close can overtake that (at-least-once).
+		deadline := time.Now().Add(receiveTimeout)
+		for {
+			got := receive(t, msgs, time.Until(deadline))
+			got.Ack()
+			if got.UUID == want.UUID {
+				break
+			}
+		}
+		require.NoError(t, sub.Close())
+	}
+
+	consume(message.NewMessage(watermill.NewUUID(), []byte("first")))
+	after := members()
+	require.Len(t, after, 1, "the static member stays in the group after it stops")
+	require.NotNil(t, after[0].GroupInstanceId)
+	assert.Equal(t, cfg.InstanceID, *after[0].GroupInstanceId)
+
+	consume(message.NewMessage(watermill.NewUUID(), []byte("second")))
+	again := members()
+	require.Len(t, again, 1, "the restart replaced the member instead of adding one")
+	assert.NotEqual(t, after[0].MemberId, again[0].MemberId)
+}
