@@ -253,10 +253,10 @@ func TestSubscribeInitializeCreatesTopic(t *testing.T) {
 	assert.Len(t, partitions, 5)
 }
 
-// A static member (InstanceID) does not leave its group when it stops, as a
-// killed process cannot; the next process with its id replaces it and gets
-// its partitions at once, where a new dynamic member would wait for the old
-// one's session to expire before the group could rebalance.
+// A static member (InstanceID) does not leave its group when it stops, just
+// as a killed process cannot; the next process with its id replaces it and
+// gets its partitions at once. After a crash, a new dynamic member would
+// wait for the old one's session to expire before the group rebalanced.
 func TestStaticMemberIsReplacedOnRestart(t *testing.T) {
 	t.Parallel()
 	brokers := kafkatest.Start(t, 1)
