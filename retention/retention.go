@@ -170,10 +170,37 @@ func (r *Retention) purgeTopic(ctx context.Context, topic string, cutoff time.Ti
 		}
 		n, _ := res.RowsAffected()
 		total += int(n)
-		if int(n) < r.policy.Batch || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return total, ctx.Err()
 		}
+		if int(n) < r.policy.Batch {
+			break
+		}
 	}
+	return total, r.reportHeldBack(ctx, topic, messages, offsets, acked.Int64, cutoff)
+}
+
+// reportHeldBack warns when rows past the cutoff stay because a consumer
+// group has not acknowledged them: a consumer that is down, or a group no
+// longer in use (a renamed RFD_CONSUMER_GROUP_PREFIX leaves its old groups
+// behind), which would keep the topic growing for ever. Deleting rows a
+// group has not read could lose its messages, so retention only says which
+// group it waits for.
+func (r *Retention) reportHeldBack(ctx context.Context, topic, messages, offsets string, acked int64, cutoff time.Time) error {
+	var waiting int
+	if err := r.db.NewRaw(`SELECT COUNT(*) FROM `+messages+` WHERE "offset" > ? AND created_at < ?`, acked, cutoff).Scan(ctx, &waiting); err != nil {
+		return fmt.Errorf("retention: topic %s: %w", topic, err)
+	}
+	if waiting == 0 {
+		return nil
+	}
+	var groups []string
+	if err := r.db.NewRaw(`SELECT consumer_group FROM `+offsets+` WHERE offset_acked = ? ORDER BY consumer_group`, acked).Scan(ctx, &groups); err != nil {
+		return fmt.Errorf("retention: topic %s: %w", topic, err)
+	}
+	r.logger.WarnContext(ctx, "retention: consumer groups hold back a topic's purge; remove a group no longer in use from the offsets table",
+		"topic", topic, "groups", strings.Join(groups, ","), "acknowledged_offset", acked, "rows_waiting", waiting, "offsets_table", offsets)
+	return nil
 }
 
 func missingTable(err error) bool {

@@ -1,10 +1,12 @@
 package retention_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,15 +124,20 @@ VALUES (?, 'timeliness', ?, ?, 'qa@hospital.example', 'report', ?, ?, ?)`, rm.id
 			}
 
 			// Topic rows: with a retention of zero age (the clock far ahead),
-			// only the acknowledged ones go.
+			// only the acknowledged ones go, and the group the unread one
+			// waits for is named.
+			var logs bytes.Buffer
 			r = retention.New(env.DB, env.PubSub, []string{topic}, retention.Policy{Topics: time.Nanosecond, Batch: 2},
-				func() time.Time { return time.Now().Add(24 * time.Hour) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				func() time.Time { return time.Now().Add(24 * time.Hour) }, slog.New(slog.NewTextHandler(&logs, nil)))
 			got, err = r.Once(ctx)
 			if err != nil || got["topic:"+topic] != 3 {
 				t.Fatalf("topic rows deleted %v %v", got, err)
 			}
 			if n := count(`SELECT COUNT(*) FROM "watermill_retention-topic"`); n != 1 {
 				t.Fatalf("topic rows left %d, want the unread one", n)
+			}
+			if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "topic=retention-topic groups=retention-group acknowledged_offset=3 rows_waiting=1") {
+				t.Fatalf("log %q: want a warning naming the group that holds back the unread row", l)
 			}
 		})
 	}
