@@ -169,10 +169,11 @@ func (c *Client) Send(ctx context.Context, msg Message) (channels.Outcome, error
 		return channels.Outcome{}, classify(ctx, fmt.Errorf("email: connect: %w", err))
 	}
 	err = client.SendWithSMTPClient(smtpClient, m)
-	// The message is delivered once DATA got its 250: a failing QUIT after
-	// that must not turn into a retry (go-mail's DialAndSend would report it).
+	// The message is delivered once DATA got its 250 (go-mail then marks it
+	// delivered): neither the RSET go-mail sends after it nor the QUIT may
+	// fail the send, or the retry would e-mail the doctor twice.
 	_ = client.CloseWithSMTPClient(smtpClient)
-	if err != nil {
+	if err != nil && !m.IsDelivered() {
 		return channels.Outcome{}, classify(ctx, fmt.Errorf("email: send: %w", err))
 	}
 	return channels.Outcome{ProviderMessageID: m.GetMessageID(), Provider: Provider}, nil

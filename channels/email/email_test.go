@@ -48,6 +48,9 @@ type backend struct {
 	pass     string
 	rejects  map[string]*smtp.SMTPError // RCPT TO address -> reply
 	dataHold chan struct{}              // when set, DATA blocks until closed
+	// dropOnRset closes the connection when the client sends RSET after an
+	// accepted message, as a connection lost right after DATA's 250 would.
+	dropOnRset bool
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -64,6 +67,9 @@ type session struct {
 	be   *backend
 	conn *smtp.Conn
 	cur  received
+	// resets counts Reset calls since the last accepted message: go-smtp
+	// resets once after DATA itself, then again on the client's RSET.
+	resets int
 }
 
 func (s *session) AuthMechanisms() []string {
@@ -113,10 +119,17 @@ func (s *session) Data(r io.Reader) error {
 	s.be.mu.Lock()
 	s.be.msgs = append(s.be.msgs, s.cur)
 	s.be.mu.Unlock()
+	s.resets = 0
 	return nil
 }
 
 func (s *session) Reset() {
+	s.resets++
+	if s.be.dropOnRset && s.resets == 2 {
+		// The net.Conn itself: smtp.Conn.Close would wait for the lock
+		// go-smtp holds while it calls Reset.
+		_ = s.conn.Conn().Close()
+	}
 	user := s.cur.AuthUser // authentication survives RSET
 	s.cur = received{AuthUser: user}
 }
@@ -397,6 +410,21 @@ func TestSendHonoursContextCancellation(t *testing.T) {
 	require.True(t, ok, "error %v must be a *channels.Failure", err)
 	assert.False(t, f.Permanent)
 	assert.Equal(t, "timeout", f.Code)
+}
+
+// go-mail sends RSET after each message; when that fails, the message has
+// already been accepted (DATA got its 250). Reporting the failure would
+// have the delivery retried and the doctor e-mailed twice.
+func TestSendAcceptedMessageSurvivesAFailedReset(t *testing.T) {
+	be := &backend{dropOnRset: true}
+	host, port := startServer(t, be, serverOpts{})
+	c, err := email.New(email.Config{Host: host, Port: port, TLS: email.TLSNone, From: "noreply@rfd.example", Timeout: 5 * time.Second}, nil)
+	require.NoError(t, err)
+
+	out, err := c.Send(context.Background(), testMessage("d-reset"))
+	require.NoError(t, err, "the message was accepted before the RSET failed")
+	assert.Equal(t, "<d-reset@rfd-notify>", out.ProviderMessageID)
+	require.Len(t, be.messages(), 1)
 }
 
 func TestSendInvalidMessageIsPermanent(t *testing.T) {
