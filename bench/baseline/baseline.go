@@ -151,8 +151,11 @@ CREATE TABLE notifications (
 	source_event_id TEXT NOT NULL,
 	created_at      TIMESTAMPTZ NOT NULL
 );
--- Shaped like watermill-sql's PostgreSQL topic table.
-CREATE TABLE outbox (
+CREATE TABLE outbox ` + outboxColumns + `;`
+
+// outboxColumns shape a pipeline's outbox like watermill-sql's PostgreSQL
+// topic table (the service's outbox).
+const outboxColumns = `(
 	"offset"       BIGSERIAL,
 	"uuid"         VARCHAR(36) NOT NULL,
 	"created_at"   TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -160,7 +163,7 @@ CREATE TABLE outbox (
 	"metadata"     JSON DEFAULT NULL,
 	"transaction_id" xid8 NOT NULL,
 	PRIMARY KEY ("transaction_id", "offset")
-);`
+)`
 
 // Consumer is the consumer name the baseline's inbox rows carry.
 const Consumer = "checkup-events"
@@ -172,7 +175,7 @@ const Consumer = "checkup-events"
 type Pipeline struct {
 	cl      *kgo.Client
 	pool    *pgxpool.Pool
-	process func(context.Context, *kgo.Record) error
+	process func(*Pipeline, context.Context, *kgo.Record) error
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -182,10 +185,10 @@ type Pipeline struct {
 
 // Start starts the pipeline on topic in consumer group group.
 func Start(brokers []string, topic, group string, pool *pgxpool.Pool) (*Pipeline, error) {
-	return start(brokers, topic, group, pool, func(p *Pipeline) func(context.Context, *kgo.Record) error { return p.processCore })
+	return start(brokers, topic, group, pool, (*Pipeline).processCore)
 }
 
-func start(brokers []string, topic, group string, pool *pgxpool.Pool, process func(*Pipeline) func(context.Context, *kgo.Record) error) (*Pipeline, error) {
+func start(brokers []string, topic, group string, pool *pgxpool.Pool, process func(*Pipeline, context.Context, *kgo.Record) error) (*Pipeline, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.ConsumerGroup(group),
@@ -201,8 +204,7 @@ func start(brokers []string, topic, group string, pool *pgxpool.Pool, process fu
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Pipeline{cl: cl, pool: pool, ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	c.process = process(c)
+	c := &Pipeline{cl: cl, pool: pool, process: process, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go c.poll()
 	return c, nil
 }
@@ -250,7 +252,7 @@ func (c *Pipeline) work(ch chan []*kgo.Record) {
 	for recs := range ch {
 		for _, r := range recs {
 			for attempt := 1; ; attempt++ {
-				err := c.process(c.ctx, r)
+				err := c.process(c, c.ctx, r)
 				if err == nil {
 					break
 				}

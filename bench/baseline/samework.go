@@ -6,25 +6,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/notify"
 )
-
-// sameWorkOutbox is the same-work pipeline's outbox, shaped like
-// watermill-sql's PostgreSQL topic table (the service's outbox).
-const sameWorkOutbox = `CREATE TABLE IF NOT EXISTS same_work_outbox (
-	"offset"       BIGSERIAL,
-	"uuid"         VARCHAR(36) NOT NULL,
-	"created_at"   TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-	"payload"      JSON DEFAULT NULL,
-	"metadata"     JSON DEFAULT NULL,
-	"transaction_id" xid8 NOT NULL,
-	PRIMARY KEY ("transaction_id", "offset")
-)`
 
 // StartSameWork starts a pipeline that does by hand, one transaction per
 // event, every read and write the service's checkup-events consumer does
@@ -41,13 +30,11 @@ const sameWorkOutbox = `CREATE TABLE IF NOT EXISTS same_work_outbox (
 // that baseline is the work the service is asked to do, and how much the
 // way the service does it.
 func StartSameWork(ctx context.Context, brokers []string, topic, group string, pool *pgxpool.Pool) (*Pipeline, error) {
-	if _, err := pool.Exec(ctx, sameWorkOutbox); err != nil {
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS same_work_outbox `+outboxColumns); err != nil {
 		return nil, fmt.Errorf("same-work outbox: %w", err)
 	}
-	return start(brokers, topic, group, pool, func(p *Pipeline) func(context.Context, *kgo.Record) error { return p.processSameWork })
+	return start(brokers, topic, group, pool, (*Pipeline).processSameWork)
 }
-
-var sameWorkNamespace = uuid.MustParse("0f6e3c52-3b8e-4d7e-9a35-2b0f0c1d9e41")
 
 func (c *Pipeline) processSameWork(ctx context.Context, r *kgo.Record) error {
 	id, metadata, ev, err := decode(r)
@@ -97,7 +84,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		return fmt.Errorf("result version: %w", err)
 	}
 
-	key := fmt.Sprintf("checkup/%s/result/%d", ev.CheckupID, ev.Result.Version)
+	intent := notify.Intent{Key: fmt.Sprintf("checkup/%s/result/%d", ev.CheckupID, ev.Result.Version)}
 	// Read as the service reads a recipient (locale and preferences
 	// included), although the seeded doctors' defaults are known here.
 	var (
@@ -108,15 +95,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 	err = tx.QueryRow(ctx, `SELECT d.id, d.name, d.locale, p.channels,
 	EXISTS (SELECT 1 FROM notifications n WHERE n.dedup_key = $2 || d.id)
 FROM doctors d LEFT JOIN doctor_preferences p ON p.doctor_id = d.id WHERE d.external_user_id = $1`,
-		ext, key+"|to:").Scan(&doctorID, &name, &locale, &channels, &notified)
+		ext, notify.DedupKey(intent, "", "")).Scan(&doctorID, &name, &locale, &channels, &notified)
 	if err != nil {
 		return fmt.Errorf("recipient: %w", err)
 	}
 	if notified {
 		return nil
 	}
-	dedup := key + "|to:" + doctorID
-	nid := uuid.NewSHA1(sameWorkNamespace, []byte("notification:"+dedup)).String()
+	dedup := notify.DedupKey(intent, doctorID, "")
+	nid := notify.NotificationID(dedup)
 	data, err := json.Marshal(map[string]string{"DoctorName": name, "PatientName": ev.Patient.DisplayName, "PatientRef": ev.Patient.Ref,
 		"CheckupID": ev.CheckupID, "OrderID": ev.OrderID, "NotificationID": nid})
 	if err != nil {
@@ -130,8 +117,7 @@ VALUES ($1, $2, (SELECT notification_seq FROM seq), $3, 'result_available', 'res
 		string(data), ev.CheckupID, ev.Result.Version, ev.OrderID, id, now); err != nil {
 		return fmt.Errorf("notification: %w", err)
 	}
-	inApp := uuid.NewSHA1(sameWorkNamespace, []byte("delivery:"+nid+":in_app")).String()
-	email := uuid.NewSHA1(sameWorkNamespace, []byte("delivery:"+nid+":email")).String()
+	inApp, email := notify.DeliveryID(nid, domain.ChannelInApp), notify.DeliveryID(nid, domain.ChannelEmail)
 	if _, err := tx.Exec(ctx, `INSERT INTO deliveries (id, notification_id, channel, status, send_at, created_at, updated_at)
 VALUES ($1, $3, 'in_app', 'queued', $4, $4, $4), ($2, $3, 'email', 'queued', $4, $4, $4)`, inApp, email, nid, now); err != nil {
 		return fmt.Errorf("deliveries: %w", err)
