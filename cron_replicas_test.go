@@ -80,8 +80,16 @@ func TestCronReplicasSubprocess(t *testing.T) {
 		return out
 	}
 
+	// Five seconds of slots, and longer should the replicas be slow to
+	// start (a loaded CI machine): the kill must land on a replica that
+	// has run slots, and the checks below want at least 8 slots a job, so
+	// wait for about 4 of each of the six jobs before it.
 	time.Sleep(5 * time.Second)
 	before := claimsBy()
+	for deadline := time.Now().Add(30 * time.Second); before["cron-a"]+before["cron-b"] < 4*len(jobs) && time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		before = claimsBy()
+	}
 	// Kill the replica that has done most of the work, mid-stride.
 	victim, survivor, survivorErr, victimName := a, b, bErr, "cron-a"
 	if before["cron-b"] > before["cron-a"] {
