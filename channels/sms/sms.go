@@ -26,8 +26,7 @@ const DefaultBaseURL = "https://api.twilio.com"
 // IdempotencyHeader carries the delivery id on every create so that a send
 // retried after an ambiguous outcome (timeout, connection reset) is created,
 // and billed, once by a provider that de-duplicates on it. That Twilio's own
-// Messages API does is not confirmed (the header is the one its webhooks
-// carry); the README says so.
+// Messages API does is not confirmed here; the README says so.
 const IdempotencyHeader = "I-Twilio-Idempotency-Token"
 
 // Twilio error codes that mean the destination number cannot receive the
