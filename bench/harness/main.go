@@ -107,11 +107,17 @@ type Side struct {
 	PeakRSSMB       float64 `json:"peak_rss_mb,omitempty"` // the service's consumer process
 }
 
-// Combination is the service beside its baseline on one database and transport.
+// Combination is the service beside its baseline on one database and
+// transport. On PostgreSQL + Kafka it also holds bench/baseline's same-work
+// pipeline: the service consumer's reads and writes by hand, one
+// transaction per event, so the ratio to it compares like with like (see
+// docs/throughput-target.md).
 type Combination struct {
-	Service  Side    `json:"service"`
-	Baseline Side    `json:"baseline"`
-	Ratio    float64 `json:"ratio_service_to_baseline"`
+	Service       Side    `json:"service"`
+	Baseline      Side    `json:"baseline"`
+	Ratio         float64 `json:"ratio_service_to_baseline"`
+	SameWork      *Side   `json:"same_work,omitempty"`
+	SameWorkRatio float64 `json:"ratio_service_to_same_work,omitempty"`
 }
 
 // Results is the JSON the harness writes.
@@ -191,6 +197,10 @@ func summary(r Results) string {
 		pk.Service.EventsPerSecond, pk.Baseline.EventsPerSecond, pk.Ratio, targetRatio, met(r.Targets.RatioMet),
 		pk.Service.P50Millis, pk.Service.P99Millis, pk.Service.LatencyRate, pk.Baseline.P99Millis, targetP99.Milliseconds(), met(r.Targets.P99Met),
 		pk.Service.PeakRSSMB, targetPeakRSSMB, met(r.Targets.RSSMet))
+	if sw := pk.SameWork; sw != nil {
+		s += fmt.Sprintf("; same-work pipeline %.0f events/s (service/same-work %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s",
+			sw.EventsPerSecond, pk.SameWorkRatio, sw.P50Millis, sw.P99Millis, sw.LatencyRate)
+	}
 	if sq := r.SQLiteSQL; sq != nil {
 		s += fmt.Sprintf("; sqlite+sql: service %.0f events/s vs baseline %.0f (ratio %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s, peak RSS %.1f MB",
 			sq.Service.EventsPerSecond, sq.Baseline.EventsPerSecond, sq.Ratio, sq.Service.P50Millis, sq.Service.P99Millis, sq.Service.LatencyRate, sq.Service.PeakRSSMB)
@@ -221,7 +231,14 @@ func postgresKafka(ctx context.Context, o options, bin string, brokers []string)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	return &Combination{Service: svc, Baseline: base, Ratio: svc.EventsPerSecond / base.EventsPerSecond}, nil
+	same, err := measurePGSameWork(ctx, o, bin, brokers)
+	if err != nil {
+		return nil, fmt.Errorf("same-work: %w", err)
+	}
+	return &Combination{
+		Service: svc, Baseline: base, Ratio: svc.EventsPerSecond / base.EventsPerSecond,
+		SameWork: &same, SameWorkRatio: svc.EventsPerSecond / same.EventsPerSecond,
+	}, nil
 }
 
 // feed puts events where a pipeline reads them; pace > 0 spaces them out
@@ -339,46 +356,85 @@ func latencyCount(rate float64, d time.Duration) int {
 }
 
 func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []string) (Side, error) {
-	side := Side{Events: o.events}
 	pool, err := baseline.NewPool(ctx, dbURL, false)
 	if err != nil {
-		return side, err
+		return Side{}, err
 	}
 	defer pool.Close()
 	if _, err := pool.Exec(ctx, baseline.Schema); err != nil {
-		return side, fmt.Errorf("schema: %w", err)
+		return Side{}, fmt.Errorf("schema: %w", err)
 	}
 	db, err := store.Open(ctx, dbURL)
 	if err != nil {
-		return side, err
+		return Side{}, err
 	}
 	defer db.Close()
 	const topic = "baseline-checkup-events"
-	put := kafkaFeed(brokers, topic)
-	evs, err := baseline.MakeEvents("BASE", o.events, o.doctors)
+	return measurePipeline(ctx, o, "postgres+kafka baseline", "BASE", db, kafkaFeed(brokers, topic), func() (*baseline.Pipeline, error) {
+		return baseline.Start(brokers, topic, "baseline."+baseline.Consumer, pool)
+	})
+}
+
+// measurePGSameWork measures the same-work pipeline on a migrated service
+// database of its own, with the service's doctors, planned as the
+// service's statements are.
+func measurePGSameWork(ctx context.Context, o options, bin string, brokers []string) (Side, error) {
+	dbURL, drop, err := createDatabase(ctx, o.adminURL)
+	if err != nil {
+		return Side{}, err
+	}
+	defer drop()
+	if out, err := runCmd(bin, append(os.Environ(), "RFD_DATABASE_URL="+dbURL), "migrate", "up"); err != nil {
+		return Side{}, fmt.Errorf("migrate: %v\n%s", err, out)
+	}
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return Side{}, err
+	}
+	defer db.Close()
+	if err := baseline.SeedDoctors(ctx, db, o.doctors); err != nil {
+		return Side{}, err
+	}
+	pool, err := baseline.NewPool(ctx, dbURL, true)
+	if err != nil {
+		return Side{}, err
+	}
+	defer pool.Close()
+	const topic = "same-work-checkup-events"
+	return measurePipeline(ctx, o, "postgres+kafka same-work", "SAME", db, kafkaFeed(brokers, topic), func() (*baseline.Pipeline, error) {
+		return baseline.StartSameWork(ctx, brokers, topic, "same-work."+baseline.Consumer, pool)
+	})
+}
+
+// measurePipeline measures a hand-written pipeline of bench/baseline as
+// measureService does the service: the maximum rate on a full topic, then
+// p50/p99 at half of it. Its inbox rows are in db.
+func measurePipeline(ctx context.Context, o options, label, tag string, db *bun.DB, put feed, start func() (*baseline.Pipeline, error)) (Side, error) {
+	side := Side{Events: o.events}
+	evs, err := baseline.MakeEvents(tag, o.events, o.doctors)
 	if err != nil {
 		return side, err
 	}
-	logf("postgres+kafka baseline: producing %d events", len(evs))
+	logf("%s: producing %d events", label, len(evs))
 	if _, err := put(ctx, evs, 0); err != nil {
 		return side, err
 	}
-	p, err := baseline.Start(brokers, topic, "baseline."+baseline.Consumer, pool)
+	p, err := start()
 	if err != nil {
 		return side, err
 	}
 	defer p.Stop()
 	inbox := baseline.Consumer
-	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), "postgres+kafka baseline"); err != nil {
+	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label); err != nil {
 		return side, errors.Join(err, p.Err())
 	}
 	side.LatencyRate = side.EventsPerSecond / 2
-	lat, err := baseline.MakeEvents("BASELAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
+	lat, err := baseline.MakeEvents(tag+"LAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
 	if err != nil {
 		return side, err
 	}
 	side.LatencyEvents = len(lat)
-	logf("postgres+kafka baseline: %.0f events/s; latency at %.0f events/s with %d events", side.EventsPerSecond, side.LatencyRate, len(lat))
+	logf("%s: %.0f events/s; latency at %.0f events/s with %d events", label, side.EventsPerSecond, side.LatencyRate, len(lat))
 	sent, err := put(ctx, lat, side.LatencyRate)
 	if err != nil {
 		return side, err
@@ -386,7 +442,7 @@ func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []s
 	if side.P50Millis, side.P99Millis, err = latencies(ctx, db, inbox, len(evs)+len(lat), sent); err != nil {
 		return side, errors.Join(err, p.Err())
 	}
-	logf("postgres+kafka baseline: p50 %.1f ms p99 %.1f ms", side.P50Millis, side.P99Millis)
+	logf("%s: p50 %.1f ms p99 %.1f ms", label, side.P50Millis, side.P99Millis)
 	return side, p.Err()
 }
 
