@@ -4,7 +4,9 @@
 // outbox), and through the hand-written baseline of bench/baseline in this
 // process, on the same PostgreSQL server and the same Kafka broker (kfake,
 // 12 partitions, in this process on loopback TCP), then does the same on the
-// embedded default (SQLite + SQL transport). It prints a one-line summary
+// embedded default (SQLite + SQL transport). On PostgreSQL + Kafka it also
+// measures bench/baseline's same-work pipeline, the consumer's own reads and
+// writes by hand, for a like-for-like ratio. It prints a one-line summary
 // and writes the figures as JSON.
 //
 //	go run ./bench/harness -events 20000 -out bench-results.json
