@@ -223,6 +223,11 @@ func postgresKafka(ctx context.Context, o options, bin string, brokers []string)
 		return nil, err
 	}
 	defer dropBase()
+	sameURL, dropSame, err := createDatabase(ctx, o.adminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer dropSame()
 
 	env := append(os.Environ(), "RFD_DATABASE_URL="+svcURL, "RFD_TRANSPORT=kafka", "RFD_KAFKA_BROKERS="+strings.Join(brokers, ","), "RFD_LOG_LEVEL=warn")
 	svc, err := measureService(ctx, "postgres+kafka service", o, bin, env, svcURL, kafkaFeed(brokers, "checkup-events"))
@@ -233,7 +238,7 @@ func postgresKafka(ctx context.Context, o options, bin string, brokers []string)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	same, err := measurePGSameWork(ctx, o, bin, brokers)
+	same, err := measurePGSameWork(ctx, o, bin, sameURL, brokers)
 	if err != nil {
 		return nil, fmt.Errorf("same-work: %w", err)
 	}
@@ -294,17 +299,11 @@ func kafkaFeed(brokers []string, topic string) feed {
 // a full topic, then latency at half of it, and its peak RSS.
 func measureService(ctx context.Context, label string, o options, bin string, env []string, dbURL string, put feed) (Side, error) {
 	side := Side{Events: o.events}
-	if out, err := runCmd(bin, env, "migrate", "up"); err != nil {
-		return side, fmt.Errorf("migrate: %v\n%s", err, out)
-	}
-	db, err := store.Open(ctx, dbURL)
+	db, err := serviceDatabase(ctx, o, bin, env, dbURL)
 	if err != nil {
 		return side, err
 	}
 	defer db.Close()
-	if err := baseline.SeedDoctors(ctx, db, o.doctors); err != nil {
-		return side, err
-	}
 	evs, err := baseline.MakeEvents("SVC", o.events, o.doctors)
 	if err != nil {
 		return side, err
@@ -350,6 +349,23 @@ func measureService(ctx context.Context, label string, o options, bin string, en
 	return side, nil
 }
 
+// serviceDatabase migrates the service's schema onto dbURL with `rfd
+// migrate up` (env names the database) and seeds the events' doctors.
+func serviceDatabase(ctx context.Context, o options, bin string, env []string, dbURL string) (*bun.DB, error) {
+	if out, err := runCmd(bin, env, "migrate", "up"); err != nil {
+		return nil, fmt.Errorf("migrate: %v\n%s", err, out)
+	}
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := baseline.SeedDoctors(ctx, db, o.doctors); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 func isKafka(env []string) bool { return slices.Contains(env, "RFD_TRANSPORT=kafka") }
 
 // latencyCount is how many events o.latencyFor holds at rate, at least 200.
@@ -380,23 +396,12 @@ func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []s
 // measurePGSameWork measures the same-work pipeline on a migrated service
 // database of its own, with the service's doctors, planned as the
 // service's statements are.
-func measurePGSameWork(ctx context.Context, o options, bin string, brokers []string) (Side, error) {
-	dbURL, drop, err := createDatabase(ctx, o.adminURL)
-	if err != nil {
-		return Side{}, err
-	}
-	defer drop()
-	if out, err := runCmd(bin, append(os.Environ(), "RFD_DATABASE_URL="+dbURL), "migrate", "up"); err != nil {
-		return Side{}, fmt.Errorf("migrate: %v\n%s", err, out)
-	}
-	db, err := store.Open(ctx, dbURL)
+func measurePGSameWork(ctx context.Context, o options, bin, dbURL string, brokers []string) (Side, error) {
+	db, err := serviceDatabase(ctx, o, bin, append(os.Environ(), "RFD_DATABASE_URL="+dbURL), dbURL)
 	if err != nil {
 		return Side{}, err
 	}
 	defer db.Close()
-	if err := baseline.SeedDoctors(ctx, db, o.doctors); err != nil {
-		return Side{}, err
-	}
 	pool, err := baseline.NewPool(ctx, dbURL, true)
 	if err != nil {
 		return Side{}, err
