@@ -102,7 +102,7 @@ func New(cfg config.Config, db *bun.DB, opts ...Option) (*Authenticator, error) 
 			o.logger.Warn("RFD_JWT_HS256_SECRET is set: HS256 doctor tokens are accepted; this is for development only")
 		}
 	} else {
-		o.logger.Warn("no doctor token key is configured (RFD_JWT_PUBLIC_KEY_FILE or RFD_JWT_JWKS_URL): every doctor request is refused with 401")
+		o.logger.Warn("no doctor token key is configured (RFD_JWT_PUBLIC_KEY_FILE or RFD_JWT_JWKS_URL in production; RFD_JWT_HS256_SECRET with rfd token for development): every doctor request is refused with 401")
 	}
 	return a, nil
 }

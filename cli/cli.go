@@ -170,6 +170,7 @@ func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
 		lagCmd(inj, load, stdout),
 		outboxCmd(inj, load, stdout),
 		apikeyCmd(inj, load, stdout),
+		tokenCmd(load, stdout),
 		poisonCmd(inj, load, stdout),
 		openapiCmd(stdout),
 	)
