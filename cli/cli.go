@@ -80,6 +80,10 @@ func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
 	}
 	config.BindFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// A subcommand's own flags come first; the configuration every command
+	// shares follows under its own heading.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(), "Global Flags:",
+		"Configuration flags (each also an RFD_* environment variable; a flag wins over the variable):", 1))
 
 	load := func(cmd *cobra.Command) (config.Config, error) {
 		return config.Load(cmd.Flags())
@@ -152,8 +156,16 @@ func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
 		},
 		&cobra.Command{
 			Use:   "worker",
-			Short: "Run the outbox forwarder (and the broadcast fan-out)",
-			Args:  cobra.NoArgs,
+			Short: "Run the background work: outbox relay, poison drain, report e-mails, pending-notification sweep, broadcast fan-out",
+			Long: "The worker runs, in one process:\n" +
+				"  - the outbox forwarder: relays committed outbox messages to Kafka (transport kafka; on the SQL transport the outbox writes to its topics directly);\n" +
+				"  - the poison drain: stores each message of RFD_TOPIC_POISON in the poison table that `rfd poison` and the admin API work on;\n" +
+				"  - the report mailer: e-mails the cron's reports (RFD_TOPIC_REPORT_MAIL) over RFD_SMTP_*;\n" +
+				"  - the pending-notification sweep: releases notifications that were waiting for a doctor who now exists, and reports those waiting longer than RFD_PENDING_REPORT_AFTER;\n" +
+				"  - the broadcast fan-out: turns stored broadcasts into notifications, in resumable chunks;\n" +
+				"  - consumer lag and outbox backlog metrics for every consumer group.\n" +
+				"It serves /healthz, /readyz and /metrics on RFD_ADMIN_ADDR.",
+			Args: cobra.NoArgs,
 			RunE: runRole(func(ctx context.Context, cfg config.Config) (Runner, func(), error) {
 				return inj.Worker(ctx, cfg)
 			}),
@@ -181,6 +193,10 @@ func migrateCmd(inj Injectors, load func(*cobra.Command) (config.Config, error),
 	cmd := &cobra.Command{
 		Use:   "migrate up|down|status",
 		Short: "Apply, roll back or list database migrations",
+		Long: "up applies every pending migration, as one group; it creates an embedded SQLite database that does not exist yet.\n" +
+			"down rolls back the last group: the migrations the last `up` applied, dropping the tables and columns they added\n" +
+			"(and the rows in them), newest first. Run it only to undo a deployment's migration step, with the previous binary next.\n" +
+			"status lists every migration and whether it is applied.",
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 || (args[0] != "up" && args[0] != "down" && args[0] != "status") {
 				return usageError{errors.New("migrate needs one of: up, down, status")}
