@@ -134,7 +134,11 @@ type Route struct {
 // is what `rfd openapi` prints, with Config's servers) and answers 503. The
 // service uses NewServer.
 func New(checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *Server {
-	return build(Deps{}, nil, "", checks, gatherer, routes...)
+	s, err := build(Deps{}, nil, "", checks, gatherer, routes...)
+	if err != nil {
+		panic(err) // built from Config alone, which is fixed
+	}
+	return s
 }
 
 // NewServer builds the API with its operations over d, health checks and
@@ -160,7 +164,10 @@ func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, rout
 			return nil, err
 		}
 	}
-	s := build(d, authn, d.Config.PublicBaseURL(), checks, gatherer, routes...)
+	s, err := build(d, authn, d.Config.PublicBaseURL(), checks, gatherer, routes...)
+	if err != nil {
+		return nil, err
+	}
 	in := newInstrumentation(s.api.OpenAPI())
 	if d.Metrics != nil {
 		if err := in.measure(d.Metrics); err != nil {
@@ -174,7 +181,7 @@ func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, rout
 // build builds the server. publicURL, when set, is the spec's one server:
 // the running server's address, which the docs page's "Try it" calls; the
 // checked-in spec keeps Config's.
-func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *Server {
+func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -194,7 +201,7 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	// same renderer from the binary.
 	cfg.DocsPath = ""
 	if err := docsui.Register(mux, docsPage(cfg)); err != nil {
-		panic(err) // the servers' URLs were validated with the configuration
+		return nil, err
 	}
 	a := humago.New(mux, cfg)
 	h := &handlers{db: d.DB, now: d.Now, logger: d.Logger}
@@ -221,7 +228,7 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	}
 	RegisterStream(a, StreamDeps{DB: d.DB, Hub: hub, Doctor: auth.DoctorFromContext, Security: doctorSecurity})
 	s.handler = s.mux
-	return s
+	return s, nil
 }
 
 // docsPage is the docs page of the API cfg describes: it renders the spec

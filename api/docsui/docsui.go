@@ -82,7 +82,7 @@ func (a *asset) url() string {
 }
 
 // gzip compresses the asset once, on first use: the script is 2 MB and
-// about a quarter of that compressed.
+// under a third of that gzipped.
 func (a *asset) gzip() []byte {
 	a.gzipOnce.Do(func() {
 		var buf bytes.Buffer
