@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
+	"github.com/rfd-notify/rfd/api/docsui"
 	"github.com/rfd-notify/rfd/auth"
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/health"
@@ -129,9 +131,14 @@ type Route struct {
 }
 
 // New builds the API without a database: every operation is described (this
-// is what `rfd openapi` prints) and answers 503. The service uses NewServer.
+// is what `rfd openapi` prints, with Config's servers) and answers 503. The
+// service uses NewServer.
 func New(checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *Server {
-	return build(Deps{}, nil, checks, gatherer, routes...)
+	s, err := build(Deps{}, nil, "", checks, gatherer, routes...)
+	if err != nil {
+		panic(err) // built from Config alone, which is fixed
+	}
+	return s
 }
 
 // NewServer builds the API with its operations over d, health checks and
@@ -157,7 +164,10 @@ func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, rout
 			return nil, err
 		}
 	}
-	s := build(d, authn, checks, gatherer, routes...)
+	s, err := build(d, authn, d.Config.PublicBaseURL(), checks, gatherer, routes...)
+	if err != nil {
+		return nil, err
+	}
 	in := newInstrumentation(s.api.OpenAPI())
 	if d.Metrics != nil {
 		if err := in.measure(d.Metrics); err != nil {
@@ -168,7 +178,10 @@ func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, rout
 	return s, nil
 }
 
-func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *Server {
+// build builds the server. publicURL, when set, is the spec's one server:
+// the running server's address, which the docs page's "Try it" calls; the
+// checked-in spec keeps Config's.
+func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -180,7 +193,17 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 	for _, r := range routes {
 		mux.Handle(r.Pattern, r.Handler)
 	}
-	a := humago.New(mux, Config())
+	cfg := Config()
+	if publicURL != "" {
+		cfg.Servers = []*huma.Server{{URL: publicURL, Description: "This server (RFD_PUBLIC_URL, or else its listen address)."}}
+	}
+	// huma's docs page loads its script from a CDN; docsui serves the
+	// same renderer from the binary.
+	cfg.DocsPath = ""
+	if err := docsui.Register(mux, docsPage(cfg)); err != nil {
+		return nil, err
+	}
+	a := humago.New(mux, cfg)
 	h := &handlers{db: d.DB, now: d.Now, logger: d.Logger}
 	if d.DB != nil {
 		h.auditLog = newAuditLog(d.DB, dbTimeout)
@@ -205,7 +228,18 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 	}
 	RegisterStream(a, StreamDeps{DB: d.DB, Hub: hub, Doctor: auth.DoctorFromContext, Security: doctorSecurity})
 	s.handler = s.mux
-	return s
+	return s, nil
+}
+
+// docsPage is the docs page of the API cfg describes: it renders the spec
+// at cfg.OpenAPIPath, relative to the page (/docs), so that a proxy may
+// mount the API under a prefix, and lets "Try it" call the spec's servers.
+func docsPage(cfg huma.Config) docsui.Page {
+	p := docsui.Page{Title: cfg.Info.Title + " Reference", SpecURL: strings.TrimPrefix(cfg.OpenAPIPath, "/") + ".yaml"}
+	for _, srv := range cfg.Servers {
+		p.TryItOrigins = append(p.TryItOrigins, srv.URL)
+	}
+	return p
 }
 
 // Handler serves every endpoint.

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/api"
+	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/internal/testenv"
 )
 
 // TestCheckedInSpec: api/openapi.yaml and api/openapi-3.0.yaml are what the
@@ -88,7 +91,63 @@ func TestServedSpec(t *testing.T) {
 			t.Errorf("GET %s differs from api.SpecYAML", c.path)
 		}
 	}
-	if ct, body := get("/docs"); !strings.HasPrefix(ct, "text/html") || !strings.Contains(string(body), "/openapi") {
+	if ct, body := get("/docs"); !strings.HasPrefix(ct, "text/html") || !strings.Contains(string(body), `apiDescriptionUrl="openapi.yaml"`) {
 		t.Errorf("GET /docs: %q %.200s", ct, body)
+	}
+}
+
+// TestServedSpecNamesRunningServer: the spec a running server publishes
+// names that server (RFD_PUBLIC_URL, or else its listen address) as its one
+// server, so the docs page's "Try it" calls it and the docs page may
+// connect to it; the checked-in spec keeps its stable default.
+func TestServedSpecNamesRunningServer(t *testing.T) {
+	for _, c := range []struct {
+		name, publicURL, httpAddr, want, origin string
+	}{
+		{"public URL", "https://rfd.example.org/notify/", ":8080", "https://rfd.example.org/notify", "https://rfd.example.org"},
+		{"listen address", "", "0.0.0.0:9123", "http://localhost:9123", "http://localhost:9123"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := testenv.New(t, testenv.SQLiteSQL, func(cfg *config.Config) {
+				cfg.PublicURL, cfg.HTTPAddr = c.publicURL, c.httpAddr
+			})
+			srv, err := api.NewServer(api.Deps{Config: env.Config, DB: env.DB, Logger: env.Logger}, &health.Checks{}, prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(srv.Handler())
+			defer ts.Close()
+			for _, path := range []string{"/openapi.json", "/openapi-3.0.json"} {
+				resp, err := http.Get(ts.URL + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var spec struct {
+					Servers []struct {
+						URL string `json:"url"`
+					} `json:"servers"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&spec)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatalf("GET %s: %v", path, err)
+				}
+				if len(spec.Servers) != 1 || spec.Servers[0].URL != c.want {
+					t.Errorf("GET %s: servers %+v, want [%s]", path, spec.Servers, c.want)
+				}
+			}
+			resp, err := http.Get(ts.URL + "/docs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' "+c.origin+";") {
+				t.Errorf("GET /docs: Content-Security-Policy %q does not let Try it connect to %s", csp, c.origin)
+			}
+		})
+	}
+	// What `rfd openapi` prints and api/openapi.yaml holds (TestCheckedInSpec).
+	if servers := api.New(&health.Checks{}, prometheus.NewRegistry()).OpenAPI().Servers; len(servers) != 1 || servers[0].URL != "http://localhost:8080" {
+		t.Errorf("the checked-in spec's servers are %+v, want the default http://localhost:8080", servers)
 	}
 }

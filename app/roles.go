@@ -115,7 +115,7 @@ func (r *Runtime) addInAppBroadcast() error {
 func (r *Runtime) callbackRoutes() []api.Route {
 	return []api.Route{{
 		Pattern: "POST " + delivery.SMSCallbackPath,
-		Handler: delivery.NewSMSCallbacks(r.DB, r.Outbox, r.Config.TopicSendNotification, r.Config.TwilioAuthToken, r.Config.PublicURL, time.Now, r.Logger),
+		Handler: delivery.NewSMSCallbacks(r.DB, r.Outbox, r.Config.TopicSendNotification, r.Config.TwilioAuthToken, r.Config.PublicBaseURL(), time.Now, r.Logger),
 	}}
 }
 

@@ -122,7 +122,7 @@ type Config struct {
 	TwilioAccountSID string `env:"RFD_TWILIO_ACCOUNT_SID" desc:"SMS account SID (unset = SMS deliveries fail as not configured)"`
 	TwilioAuthToken  string `env:"RFD_TWILIO_AUTH_TOKEN" desc:"SMS auth token; also verifies X-Twilio-Signature on status callbacks"`
 	TwilioFrom       string `env:"RFD_TWILIO_FROM" desc:"sender number or messaging service of SMS"`
-	PublicURL        string `env:"RFD_PUBLIC_URL" envDefault:"http://localhost:8080" desc:"public base URL of the API, for provider status callbacks"`
+	PublicURL        string `env:"RFD_PUBLIC_URL" desc:"public base URL of the API: the OpenAPI document's server, which the docs page's Try it calls, and the base of provider status callbacks (unset = http://localhost:PORT of RFD_HTTP_ADDR, or its host when one is named)"`
 
 	FCMBaseURL         string `env:"RFD_FCM_BASE_URL" envDefault:"https://fcm.googleapis.com" desc:"base URL of FCM HTTP v1"`
 	FCMProjectID       string `env:"RFD_FCM_PROJECT_ID" desc:"Firebase project of push (unset = push deliveries fail as not configured)"`
@@ -435,7 +435,10 @@ func (c Config) Validate() error {
 	if c.SMSPerDoctorPerHour < 1 {
 		return bad("RFD_SMS_PER_DOCTOR_PER_HOUR", "must be at least 1, got %d", c.SMSPerDoctorPerHour)
 	}
-	for name, raw := range map[string]string{"RFD_PUBLIC_URL": c.PublicURL, "RFD_TWILIO_BASE_URL": c.TwilioBaseURL, "RFD_FCM_BASE_URL": c.FCMBaseURL, "RFD_FCM_TOKEN_URL": c.FCMTokenURL} {
+	if c.PublicURL == "" && c.PublicBaseURL() == "" {
+		return bad("RFD_HTTP_ADDR", "invalid listen address %q (want host:port or :port)", c.HTTPAddr)
+	}
+	for name, raw := range map[string]string{"RFD_PUBLIC_URL": c.PublicBaseURL(), "RFD_TWILIO_BASE_URL": c.TwilioBaseURL, "RFD_FCM_BASE_URL": c.FCMBaseURL, "RFD_FCM_TOKEN_URL": c.FCMTokenURL} {
 		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return bad(name, "want an absolute http(s) URL, got %q", raw)
 		}
@@ -541,6 +544,23 @@ func (c Config) validateCron(bad func(envName, format string, args ...any) error
 // cronParser is the cron package's parser (cron.Parse), repeated here so
 // configuration does not depend on the job runner.
 var cronParser = robfig.NewParser(robfig.Minute | robfig.Hour | robfig.Dom | robfig.Month | robfig.Dow | robfig.Descriptor)
+
+// PublicBaseURL is where clients reach the API, without a trailing slash:
+// RFD_PUBLIC_URL, or else the listen address RFD_HTTP_ADDR as seen from this
+// machine (":8080" and "0.0.0.0:8080" are http://localhost:8080).
+func (c Config) PublicBaseURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
 
 // JWTConfigured reports whether any key that verifies doctors' tokens is set.
 func (c Config) JWTConfigured() bool {

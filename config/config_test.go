@@ -145,3 +145,40 @@ func clearEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicBaseURL: the API's public URL (the spec's server, the base of
+// SMS status callbacks) is RFD_PUBLIC_URL when set, and otherwise follows
+// the listen address, so a server on another port names that port.
+func TestPublicBaseURL(t *testing.T) {
+	for _, c := range []struct{ publicURL, httpAddr, want string }{
+		{"", ":8080", "http://localhost:8080"},
+		{"", "0.0.0.0:9000", "http://localhost:9000"},
+		{"", "[::]:9000", "http://localhost:9000"},
+		{"", "127.0.0.1:9000", "http://127.0.0.1:9000"},
+		{"", "[::1]:9000", "http://[::1]:9000"},
+		{"", "rfd.internal:80", "http://rfd.internal:80"},
+		{"https://rfd.example.org/notify/", ":8080", "https://rfd.example.org/notify"},
+		{"http://10.0.0.5:8080", ":9000", "http://10.0.0.5:8080"},
+	} {
+		cfg := Config{PublicURL: c.publicURL, HTTPAddr: c.httpAddr}
+		if got := cfg.PublicBaseURL(); got != c.want {
+			t.Errorf("PublicURL %q, HTTPAddr %q: PublicBaseURL = %q, want %q", c.publicURL, c.httpAddr, got, c.want)
+		}
+	}
+
+	clearEnv(t)
+	t.Setenv("RFD_HTTP_ADDR", ":9123")
+	cfg, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.PublicBaseURL(); got != "http://localhost:9123" {
+		t.Errorf("unset RFD_PUBLIC_URL with RFD_HTTP_ADDR :9123: PublicBaseURL = %q", got)
+	}
+	for _, bad := range []string{"localhost:8080", "ftp://rfd.example.org", "/notify"} {
+		t.Setenv("RFD_PUBLIC_URL", bad)
+		if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "RFD_PUBLIC_URL") {
+			t.Errorf("RFD_PUBLIC_URL=%q: err = %v", bad, err)
+		}
+	}
+}

@@ -29,7 +29,7 @@ type SMSCallbacks struct {
 	logger    *slog.Logger
 }
 
-// NewSMSCallbacks returns the handler; publicURL is RFD_PUBLIC_URL. A
+// NewSMSCallbacks returns the handler; publicURL is config's PublicBaseURL. A
 // carrier's final failure of a critical notification's SMS queues the next
 // channel of the doctor's fallback order on sendTopic.
 func NewSMSCallbacks(db *bun.DB, ob *outbox.Publisher, sendTopic, authToken, publicURL string, now func() time.Time, logger *slog.Logger) *SMSCallbacks {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -51,9 +50,10 @@ func SendersFromConfig(ctx context.Context, cfg config.Config) (Senders, error) 
 	if cfg.TwilioAccountSID != "" {
 		c, err := sms.New(sms.Config{
 			BaseURL: cfg.TwilioBaseURL, AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
-			// Trimmed as NewSMSCallbacks trims it: with a trailing slash the
-			// callback URL would have "//" and fail its signature check.
-			StatusCallbackURL: strings.TrimRight(cfg.PublicURL, "/") + SMSCallbackPath,
+			// PublicBaseURL has no trailing slash, as NewSMSCallbacks trims
+			// it: with one the callback URL would have "//" and fail its
+			// signature check.
+			StatusCallbackURL: cfg.PublicBaseURL() + SMSCallbackPath,
 		}, httpClient)
 		if err != nil {
 			return s, fmt.Errorf("RFD_TWILIO_*: %w", err)
