@@ -24,6 +24,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/channels/webhook"
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/health"
 	"github.com/rfd-notify/rfd/inapp"
@@ -80,6 +81,9 @@ type Deps struct {
 	InApp *inapp.Hub
 	// Metrics receives the response-time histogram; nil measures nothing.
 	Metrics prometheus.Registerer
+	// Resolver looks up webhook hosts at registration, to refuse those
+	// that resolve to non-public addresses; nil is net.DefaultResolver.
+	Resolver webhook.Resolver
 }
 
 // Config returns the huma configuration shared by the server and `rfd openapi`.

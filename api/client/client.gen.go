@@ -1740,7 +1740,7 @@ type CreateWebhookRequest struct {
 	// Example: 0b8e4b6e-6f57-5c5a-9d0e-2a0c1f6f3b7a
 	DoctorId *string `json:"doctor_id,omitempty"`
 
-	// Url An absolute https URL.
+	// Url An absolute https URL of a public host, without user information.
 	//
 	// Example: https://crm.clinic.example/hooks/rfd
 	Url string `json:"url"`
@@ -4147,7 +4147,7 @@ type ClientInterface interface {
 
 	// CreateWebhookWithBody Register a webhook endpoint
 	//
-	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -4156,7 +4156,7 @@ type ClientInterface interface {
 
 	// CreateWebhook Register a webhook endpoint
 	//
-	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4790,7 +4790,7 @@ func (c *Client) ListWebhooks(ctx context.Context, params *ListWebhooksParams, r
 
 // CreateWebhookWithBody Register a webhook endpoint
 //
-// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4809,7 +4809,7 @@ func (c *Client) CreateWebhookWithBody(ctx context.Context, contentType string, 
 
 // CreateWebhook Register a webhook endpoint
 //
-// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6639,7 +6639,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateWebhookWithBodyWithResponse Register a webhook endpoint
 	//
-	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6648,7 +6648,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateWebhookWithResponse Register a webhook endpoint
 	//
-	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9978,7 +9978,7 @@ func (c *ClientWithResponses) ListWebhooksWithResponse(ctx context.Context, para
 
 // CreateWebhookWithBodyWithResponse Register a webhook endpoint
 //
-// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9993,7 +9993,7 @@ func (c *ClientWithResponses) CreateWebhookWithBodyWithResponse(ctx context.Cont
 
 // CreateWebhookWithResponse Register a webhook endpoint
 //
-// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
