@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -110,7 +111,8 @@ func Config() huma.Config {
 			In:   "header",
 			Name: "X-API-Key",
 			Description: "An integrator's or operator's API key (`rfdk_…`), also accepted as `Authorization: Bearer rfdk_…`. " +
-				"Each operation lists the scopes it needs; a key without them is 403.",
+				"Each operation lists the scopes it needs; a key without them is 403. Keys are made with `rfd apikey create --scopes …`.\n\n" +
+				scopeTable(),
 		},
 	}
 	cfg.Tags = []*huma.Tag{
@@ -122,6 +124,18 @@ func Config() huma.Config {
 		{Name: "Doctors", Description: "Referring doctors, for integrators."},
 	}
 	return cfg
+}
+
+// scopeTable describes the API keys' scopes, as a Markdown table.
+func scopeTable() string {
+	var b strings.Builder
+	b.WriteString("| scope | grants |\n|---|---|\n")
+	for _, s := range auth.ScopeCatalog {
+		fmt.Fprintf(&b, "| `%s` | %s |\n", s.Name, s.Description)
+	}
+	b.WriteString("\nThe retired scope `events:write`, on keys issued before ingestion was scoped per event type, " +
+		"still grants `events:checkup` and `events:order-history`, and nothing else; no new key gets it.")
+	return b.String()
 }
 
 // Route is a plain HTTP endpoint served beside the operations, outside the

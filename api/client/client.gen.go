@@ -1421,9 +1421,9 @@ type AcceptedEvent struct {
 	// Example: checkup-2026-0001-v1
 	Id string `json:"id"`
 
-	// Source Its CloudEvents source: the name of the API key that sent it.
+	// Source Its CloudEvents source (ce_source): the API key that sent it, /rfd-notify/api-keys/{key id}.
 	//
-	// Example: lab-integration
+	// Example: /rfd-notify/api-keys/5f0c2d9e-3b1a-4c7e-9d2f-8a6b4e1c0f3d
 	Source string `json:"source"`
 
 	// Topic The topic it was published to.
@@ -3987,7 +3987,9 @@ type ClientInterface interface {
 
 	// IngestEventWithBody Ingest an inbound event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3996,7 +3998,9 @@ type ClientInterface interface {
 
 	// IngestEvent Ingest an inbound event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4430,7 +4434,9 @@ func (c *Client) GetDoctor(ctx context.Context, id string, reqEditors ...Request
 
 // IngestEventWithBody Ingest an inbound event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4449,7 +4455,9 @@ func (c *Client) IngestEventWithBody(ctx context.Context, pType IngestEventParam
 
 // IngestEvent Ingest an inbound event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6459,7 +6467,9 @@ type ClientWithResponsesInterface interface {
 
 	// IngestEventWithBodyWithResponse Ingest an inbound event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6468,7 +6478,9 @@ type ClientWithResponsesInterface interface {
 
 	// IngestEventWithResponse Ingest an inbound event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9678,7 +9690,9 @@ func (c *ClientWithResponses) GetDoctorWithResponse(ctx context.Context, id stri
 
 // IngestEventWithBodyWithResponse Ingest an inbound event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9693,7 +9707,9 @@ func (c *ClientWithResponses) IngestEventWithBodyWithResponse(ctx context.Contex
 
 // IngestEventWithResponse Ingest an inbound event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
