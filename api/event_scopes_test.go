@@ -105,6 +105,14 @@ func TestEventIngestionIsScopedPerType(t *testing.T) {
 			t.Fatalf("a refused event was published: %v", m.Metadata)
 		case <-time.After(300 * time.Millisecond):
 		}
+		// The audit log keeps which key sent it, after the message is gone.
+		if n := f.scalar(`SELECT COUNT(*) FROM audit_log WHERE action = 'event.ingest' AND actor_type = 'api_key' AND actor_id = ?
+			AND object_type = 'user-created' AND object_id = 'um-doc-b'`, umID); n != 1 {
+			t.Errorf("%d audit rows for user management's event", n)
+		}
+		if n := f.scalar(`SELECT COUNT(*) FROM audit_log WHERE action = 'event.ingest' AND actor_id IN (?, ?)`, labID, legacyID); n != 0 {
+			t.Errorf("%d audit rows of refused events", n)
+		}
 		if email, active := f.str(`SELECT email FROM doctors WHERE external_user_id = 'doc-a'`),
 			f.scalar(`SELECT COUNT(*) FROM doctors WHERE external_user_id = 'doc-a' AND active`); email != "doc-a@clinic.example" || active != 1 {
 			t.Fatalf("doc-a changed: email %q, active %d", email, active)

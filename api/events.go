@@ -127,7 +127,8 @@ func registerEvents(api huma.API, in *integrations) {
 		"Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without "+
 			"Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the "+
 			"outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; "+
-			"ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key) "+
+			"ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; "+
+			"the audit log records the key, the type, the event id and the aggregate id) "+
 			"and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. "+
 			"Answers 202 with the event id.\n\n"+
 			"Each type needs its own scope: "+perType+". A key without the type's scope is 403, whatever other scopes it has. "+
@@ -249,6 +250,11 @@ func (in *integrations) ingestEvent(ctx context.Context, req *ingestEventInput) 
 		}
 		msg.Metadata.Set(outbox.PartitionKeyKey, aggregate)
 		if err := in.outbox.Publish(ctx, tx, topic, msg); err != nil {
+			return err
+		}
+		// The message and its ce_source are gone once consumed; the audit
+		// row keeps which key sent what, e.g. which key changed a doctor.
+		if err := in.audit(ctx, tx, "event.ingest", req.Type, ceID, outcomeSuccess, map[string]any{"aggregate": aggregate}); err != nil {
 			return err
 		}
 		out.Status = http.StatusAccepted
