@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -146,6 +147,11 @@ func ValidateURL(raw string, allowLoopback bool) (*url.URL, error) {
 	}
 	if u.User != nil {
 		return nil, &InvalidURLError{Reason: "the URL must not carry user information (user@host)"}
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, &InvalidURLError{Reason: "the port must be between 1 and 65535"}
+		}
 	}
 	host := u.Hostname()
 	if _, err := netip.ParseAddr(host); err != nil && endsInNumber(host) {

@@ -492,7 +492,7 @@ func TestCheckDestination(t *testing.T) {
 		var blocked *webhook.BlockedAddressError
 		assert.ErrorAs(t, err, &blocked, u)
 	}
-	for _, u := range []string{"http://public.rfd-test/", "https://user@public.rfd-test/", "https://2130706433/", "ftp://public.rfd-test/", "https:public.rfd-test"} {
+	for _, u := range []string{"http://public.rfd-test/", "https://user@public.rfd-test/", "https://2130706433/", "ftp://public.rfd-test/", "https:public.rfd-test", "https://public.rfd-test:0/", "https://public.rfd-test:99999/"} {
 		_, _, err := webhook.CheckDestination(ctx, u, false, resolver)
 		var invalid *webhook.InvalidURLError
 		assert.ErrorAs(t, err, &invalid, u)
