@@ -61,7 +61,7 @@ func TestPrometheusScrape(t *testing.T) {
 	}
 	run("migrate", "up")
 	apiKey := ""
-	for _, line := range strings.Split(run("apikey", "create", "--name", "scrape-test", "--scopes", "events:write"), "\n") {
+	for _, line := range strings.Split(run("apikey", "create", "--name", "scrape-test", "--scopes", "events:user-created,events:internal-login,events:checkup,events:order-history"), "\n") {
 		if v, ok := strings.CutPrefix(line, "key:"); ok {
 			apiKey = strings.TrimSpace(v)
 		}

@@ -75,7 +75,7 @@ func TestTraceChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, _, err := keys.Create(ctx, "trace-test", []string{"events:write"}, nil)
+	secret, _, err := keys.Create(ctx, "trace-test", []string{"events:user-created", "events:checkup"}, nil)
 	keysCleanup()
 	if err != nil {
 		t.Fatal(err)

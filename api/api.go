@@ -26,6 +26,7 @@ import (
 
 	"github.com/rfd-notify/rfd/api/docsui"
 	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/channels/webhook"
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/health"
 	"github.com/rfd-notify/rfd/inapp"
@@ -82,6 +83,9 @@ type Deps struct {
 	InApp *inapp.Hub
 	// Metrics receives the response-time histogram; nil measures nothing.
 	Metrics prometheus.Registerer
+	// Resolver looks up webhook hosts at registration, to refuse those
+	// that resolve to non-public addresses; nil is net.DefaultResolver.
+	Resolver webhook.Resolver
 }
 
 // Config returns the huma configuration shared by the server and `rfd openapi`.
@@ -108,7 +112,8 @@ func Config() huma.Config {
 			In:   "header",
 			Name: "X-API-Key",
 			Description: "An integrator's or operator's API key (`rfdk_…`), also accepted as `Authorization: Bearer rfdk_…`. " +
-				"Each operation lists the scopes it needs; a key without them is 403.",
+				"Each operation lists the scopes it needs; a key without them is 403. Keys are made with `rfd apikey create --scopes …`.\n\n" +
+				scopeTable(),
 		},
 	}
 	cfg.Tags = []*huma.Tag{
@@ -120,6 +125,18 @@ func Config() huma.Config {
 		{Name: "Doctors", Description: "Referring doctors, for integrators."},
 	}
 	return cfg
+}
+
+// scopeTable describes the API keys' scopes, as a Markdown table.
+func scopeTable() string {
+	var b strings.Builder
+	b.WriteString("| scope | grants |\n|---|---|\n")
+	for _, s := range auth.ScopeCatalog {
+		fmt.Fprintf(&b, "| `%s` | %s |\n", s.Name, s.Description)
+	}
+	b.WriteString("\nThe retired scope `events:write`, on keys issued before ingestion was scoped per event type, " +
+		"still grants `events:checkup` and `events:order-history`, and nothing else; no new key gets it.")
+	return b.String()
 }
 
 // Route is a plain HTTP endpoint served beside the operations, outside the

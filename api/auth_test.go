@@ -166,7 +166,7 @@ func TestAPIKeys(t *testing.T) {
 		if n := f.scalar(`SELECT count(*) FROM api_keys WHERE hash = ? OR prefix = ? OR name = ?`, reader, reader, reader); n != 0 {
 			t.Fatal("the key itself is stored")
 		}
-		writer, _, err := keys.Create(ctx, "event feed", []string{auth.ScopeEventsWrite}, nil)
+		writer, _, err := keys.Create(ctx, "event feed", []string{auth.ScopeEventsCheckup}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

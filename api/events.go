@@ -30,8 +30,10 @@ const (
 
 // inboundEvent is one contract integrators may post.
 type inboundEvent struct {
-	name    string
-	ceType  string
+	name   string
+	ceType string
+	// scope is what an API key needs to send this type.
+	scope   string
 	goType  reflect.Type
 	example string // file in contracts.FS
 	topic   func(in *integrations) string
@@ -42,7 +44,7 @@ type inboundEvent struct {
 
 var inboundEvents = []inboundEvent{
 	{
-		name: EventCheckup, ceType: events.TypeCheckupEvent, goType: reflect.TypeFor[events.CheckupEvent](), example: contracts.CheckupEventExample,
+		name: EventCheckup, scope: auth.ScopeEventsCheckup, ceType: events.TypeCheckupEvent, goType: reflect.TypeFor[events.CheckupEvent](), example: contracts.CheckupEventExample,
 		topic: func(in *integrations) string { return in.cfg.TopicCheckupEvents },
 		decode: func(p []byte) (string, error) {
 			ev, err := events.DecodeCheckupEvent(p)
@@ -50,7 +52,7 @@ var inboundEvents = []inboundEvent{
 		},
 	},
 	{
-		name: EventOrderHistory, ceType: events.TypeOrderHistoryEvent, goType: reflect.TypeFor[events.OrderHistoryEvent](), example: contracts.OrderHistoryEventExample,
+		name: EventOrderHistory, scope: auth.ScopeEventsOrderHistory, ceType: events.TypeOrderHistoryEvent, goType: reflect.TypeFor[events.OrderHistoryEvent](), example: contracts.OrderHistoryEventExample,
 		topic: func(in *integrations) string { return in.cfg.TopicOrderHistoryEvents },
 		decode: func(p []byte) (string, error) {
 			ev, err := events.DecodeOrderHistoryEvent(p)
@@ -58,7 +60,7 @@ var inboundEvents = []inboundEvent{
 		},
 	},
 	{
-		name: EventUserCreated, ceType: events.TypeUserCreated, goType: reflect.TypeFor[events.UserCreated](), example: contracts.UserCreatedExample,
+		name: EventUserCreated, scope: auth.ScopeEventsUserCreated, ceType: events.TypeUserCreated, goType: reflect.TypeFor[events.UserCreated](), example: contracts.UserCreatedExample,
 		topic: func(in *integrations) string { return in.cfg.TopicUserCreated },
 		decode: func(p []byte) (string, error) {
 			ev, err := events.DecodeUserCreated(p)
@@ -66,7 +68,7 @@ var inboundEvents = []inboundEvent{
 		},
 	},
 	{
-		name: EventInternalLogin, ceType: events.TypeInternalLogin, goType: reflect.TypeFor[events.InternalLogin](), example: contracts.InternalLoginExample,
+		name: EventInternalLogin, scope: auth.ScopeEventsInternalLogin, ceType: events.TypeInternalLogin, goType: reflect.TypeFor[events.InternalLogin](), example: contracts.InternalLoginExample,
 		topic: func(in *integrations) string { return in.cfg.TopicInternalLogin },
 		decode: func(p []byte) (string, error) {
 			ev, err := events.DecodeInternalLogin(p)
@@ -96,7 +98,7 @@ type AcceptedEvent struct {
 	ID     string `json:"id" doc:"The event's id (CloudEvents ce_id)." example:"checkup-2026-0001-v1"`
 	Type   string `json:"type" doc:"Its CloudEvents type." example:"rfd.checkup.v1"`
 	Topic  string `json:"topic" doc:"The topic it was published to." example:"checkup-events"`
-	Source string `json:"source" doc:"Its CloudEvents source: the name of the API key that sent it." example:"lab-integration"`
+	Source string `json:"source" doc:"Its CloudEvents source (ce_source): the API key that sent it, /rfd-notify/api-keys/{key id}." example:"/rfd-notify/api-keys/5f0c2d9e-3b1a-4c7e-9d2f-8a6b4e1c0f3d"`
 }
 
 type ingestEventOutput struct {
@@ -105,19 +107,47 @@ type ingestEventOutput struct {
 	Body     AcceptedEvent
 }
 
+// eventScopes are the ingestion scopes, of which ingestEvent needs the
+// one of the event's type.
+func eventScopes() (anyOf []string, byType map[string]string, doc string) {
+	byType = map[string]string{}
+	var parts []string
+	for _, e := range inboundEvents {
+		anyOf = append(anyOf, e.scope)
+		byType[e.name] = e.scope
+		parts = append(parts, e.name+" needs "+e.scope)
+	}
+	return anyOf, byType, strings.Join(parts, ", ")
+}
+
 func registerEvents(api huma.API, in *integrations) {
+	anyOf, byType, perType := eventScopes()
 	op := apiKeyOp("ingestEvent", http.MethodPost, "/v1/events/{type}", tagEvents,
 		"Ingest an inbound event",
 		"Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without "+
 			"Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the "+
 			"outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; "+
-			"ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. "+
-			"Answers 202 with the event id. Needs scope events:write.",
-		[]string{auth.ScopeEventsWrite},
+			"ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; "+
+			"the audit log records the key, the type, the event id and the aggregate id) "+
+			"and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. "+
+			"Answers 202 with the event id.\n\n"+
+			"Each type needs its own scope: "+perType+". A key without the type's scope is 403, whatever other scopes it has. "+
+			"Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.",
+		nil,
 		http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+	// The scope depends on the path's type. The security middleware
+	// requires every scope of a requirement, so the key is authenticated
+	// there and its scope checked here (as getDelivery does).
+	op.Extensions = map[string]any{"x-scopes-any-of": anyOf, "x-scope-by-type": byType}
 	op.DefaultStatus = http.StatusAccepted
 	huma.Register(api, op, in.ingestEvent)
 	describeEventBody(api.OpenAPI(), "/v1/events/{type}")
+}
+
+// eventSource is the ce_source of an event sent with key: the key's id,
+// which is unique and stable (its name is neither), never its secret.
+func eventSource(key auth.APIKey) string {
+	return "/rfd-notify/api-keys/" + key.ID
 }
 
 // describeEventBody documents the request body of the ingest operation:
@@ -170,12 +200,15 @@ func (in *integrations) ingestEvent(ctx context.Context, req *ingestEventInput) 
 	if err != nil {
 		return nil, err
 	}
-	if err := in.ready(); err != nil {
-		return nil, err
-	}
 	ev, ok := inboundEventOf(req.Type)
 	if !ok {
 		return nil, huma.Error404NotFound("no such event type")
+	}
+	if err := auth.Authorize(key, ev.scope); err != nil {
+		return nil, huma.Error403Forbidden(err.Error())
+	}
+	if err := in.ready(); err != nil {
+		return nil, err
 	}
 	aggregate, err := ev.decode(req.RawBody)
 	if err != nil {
@@ -211,15 +244,21 @@ func (in *integrations) ingestEvent(ctx context.Context, req *ingestEventInput) 
 			return json.Unmarshal(prev.body, &out.Body)
 		}
 		msg := message.NewMessage(uuid.NewString(), append([]byte(nil), req.RawBody...))
-		for k, v := range events.CloudEventMetadata(ceID, ev.ceType, key.Name, in.now()) {
+		source := eventSource(key)
+		for k, v := range events.CloudEventMetadata(ceID, ev.ceType, source, in.now()) {
 			msg.Metadata.Set(k, v)
 		}
 		msg.Metadata.Set(outbox.PartitionKeyKey, aggregate)
 		if err := in.outbox.Publish(ctx, tx, topic, msg); err != nil {
 			return err
 		}
+		// The message and its ce_source are gone once consumed; the audit
+		// row keeps which key sent what, e.g. which key changed a doctor.
+		if err := in.audit(ctx, tx, "event.ingest", req.Type, ceID, outcomeSuccess, map[string]any{"aggregate": aggregate}); err != nil {
+			return err
+		}
 		out.Status = http.StatusAccepted
-		out.Body = AcceptedEvent{ID: ceID, Type: ev.ceType, Topic: topic, Source: key.Name}
+		out.Body = AcceptedEvent{ID: ceID, Type: ev.ceType, Topic: topic, Source: source}
 		return in.remember(ctx, tx, idem, out.Status, out.Body)
 	})
 	if err != nil {

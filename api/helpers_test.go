@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/rfd-notify/rfd/events"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/internal/providertest"
 	"github.com/rfd-notify/rfd/internal/testenv"
 	"github.com/rfd-notify/rfd/notify"
 )
@@ -108,6 +110,18 @@ func generousRateLimits(c *config.Config) {
 	c.APIRatePerDoctor = 1e6
 }
 
+// testHosts are the names the fixture's resolver knows: webhook
+// registration resolves hosts, and tests make no network calls.
+var testHosts = map[string][]netip.Addr{
+	"crm.clinic.example":    {netip.MustParseAddr("93.184.216.34")},
+	"clinic.example":        {netip.MustParseAddr("93.184.216.34")},
+	"a.example":             {netip.MustParseAddr("93.184.216.34")},
+	"hooks.example":         {netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("2606:2800:220:1::1")},
+	"127.0.0.1.nip.io":      {netip.MustParseAddr("127.0.0.1")},
+	"10.0.0.5.nip.io":       {netip.MustParseAddr("10.0.0.5")},
+	"rebind.clinic.example": {netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("192.168.10.10")},
+}
+
 func newFixture(t *testing.T, name string, opts ...func(*config.Config)) *fixture {
 	t.Helper()
 	env := testenv.New(t, name, append([]func(*config.Config){jwtConfig(writePublicKey(t, signingKey)), generousRateLimits}, opts...)...)
@@ -116,7 +130,8 @@ func newFixture(t *testing.T, name string, opts ...func(*config.Config)) *fixtur
 	f := &fixture{t: t, env: env, key: signingKey, now: time.Now().UTC().Truncate(time.Second)}
 	f.notifier = notify.New(env.Outbox, cfg.TopicSendNotification, cfg.PortalURL, f.clock)
 	f.set = handlers.Consumers(handlers.Deps{Config: cfg, Inbox: env.Inbox, Outbox: env.Outbox, Notifier: f.notifier, Now: f.clock})
-	srv, err := api.NewServer(api.Deps{Config: cfg, DB: env.DB, Logger: env.Logger}, &health.Checks{}, prometheus.NewRegistry())
+	srv, err := api.NewServer(api.Deps{Config: cfg, DB: env.DB, Logger: env.Logger, Resolver: providertest.StartDNS(t, testHosts)},
+		&health.Checks{}, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

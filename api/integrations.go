@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/channels/webhook"
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/notify"
@@ -43,6 +45,8 @@ type integrations struct {
 	cfg      config.Config
 	outbox   *outbox.Publisher // nil: no database; the security middleware answers 503 first
 	notifier *notify.Notifier
+	// resolver looks up webhook hosts at registration.
+	resolver webhook.Resolver
 	// lastSweep is when expired idempotency keys were last deleted (unix ns).
 	lastSweep atomic.Int64
 }
@@ -51,7 +55,10 @@ type integrations struct {
 // is built here from the database and the configured transport, the way
 // the roles build theirs (app.NewOutbox).
 func registerIntegrations(api huma.API, h *handlers, d Deps) {
-	in := &integrations{handlers: h, cfg: d.Config}
+	in := &integrations{handlers: h, cfg: d.Config, resolver: d.Resolver}
+	if in.resolver == nil {
+		in.resolver = net.DefaultResolver
+	}
 	if d.DB != nil {
 		ps, err := sqlpubsub.New(d.DB, logging.NewWatermill(h.logger), sqlpubsub.Options{PollInterval: d.Config.SQLPollInterval})
 		if err != nil {

@@ -208,7 +208,8 @@ func TestIngestEventIntegrators(t *testing.T) {
 	each(t, func(t *testing.T, f *fixture) {
 		cfg := f.env.Config
 		f.env.EnsureTopics(t, cfg.TopicUserCreated, cfg.TopicCheckupEvents, cfg.TopicOrderHistoryEvents, cfg.TopicInternalLogin)
-		feed := f.apiKey("lab feed", auth.ScopeEventsWrite)
+		feed, feedID := f.apiKeyWithID("lab feed", auth.ScopeEventsUserCreated, auth.ScopeEventsCheckup)
+		source := "/rfd-notify/api-keys/" + feedID
 		writer := f.apiKey("crm", auth.ScopeNotificationsWrite)
 
 		t.Run("user-created with ce-id", func(t *testing.T) {
@@ -216,13 +217,13 @@ func TestIngestEventIntegrators(t *testing.T) {
 			ev := doctorEvent("doc-http", "Dr. HTTP", true)
 			var acc api.AcceptedEvent
 			f.do(http.MethodPost, "/v1/events/user-created", feed, ev, "ce-id", "user-doc-http-1").ok(t, http.StatusAccepted, &acc)
-			if acc.ID != "user-doc-http-1" || acc.Type != events.TypeUserCreated || acc.Topic != cfg.TopicUserCreated || acc.Source != "lab feed" {
+			if acc.ID != "user-doc-http-1" || acc.Type != events.TypeUserCreated || acc.Topic != cfg.TopicUserCreated || acc.Source != source {
 				t.Fatalf("accepted = %+v", acc)
 			}
 			m := receive(t, users)
 			md := m.Metadata
 			if md.Get(events.HeaderID) != "user-doc-http-1" || md.Get(events.HeaderType) != events.TypeUserCreated ||
-				md.Get(events.HeaderSource) != "lab feed" || md.Get(events.HeaderTime) == "" || md.Get(events.HeaderSpecVersion) != "1.0" ||
+				md.Get(events.HeaderSource) != source || md.Get(events.HeaderTime) == "" || md.Get(events.HeaderSpecVersion) != "1.0" ||
 				md.Get(outbox.PartitionKeyKey) != "doc-http" {
 				t.Fatalf("metadata = %v", md)
 			}
@@ -314,7 +315,7 @@ func TestDeliveriesIntegrators(t *testing.T) {
 		f.registerDoctor("doc-a")
 		writer := f.apiKey("crm", auth.ScopeNotificationsWrite)
 		reader := f.apiKey("reader", auth.ScopeDoctorsRead)
-		feed := f.apiKey("feed", auth.ScopeEventsWrite)
+		feed := f.apiKey("feed", auth.ScopeEventsCheckup)
 		var sent api.SentNotification
 		f.do(http.MethodPost, "/v1/notifications", writer, announcement("doc-a", "Track me")).ok(t, http.StatusCreated, &sent)
 		q := sent.Notifications[0].Deliveries[0]
@@ -351,7 +352,7 @@ func TestWebhooksIntegrators(t *testing.T) {
 		docA := f.str(`SELECT id FROM doctors WHERE external_user_id = 'doc-a'`)
 		writer := f.apiKey("crm", auth.ScopeNotificationsWrite)
 		other := f.apiKey("other crm", auth.ScopeNotificationsWrite)
-		feed := f.apiKey("feed", auth.ScopeEventsWrite)
+		feed := f.apiKey("feed", auth.ScopeEventsCheckup)
 
 		var created api.WebhookWithSecret
 		r := f.do(http.MethodPost, "/v1/webhooks", writer, map[string]any{"doctor_external_id": "doc-a", "url": "https://crm.clinic.example/hooks/rfd"})

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -38,7 +39,7 @@ type CreateWebhookRequest struct {
 	DoctorID         string `json:"doctor_id,omitempty" maxLength:"100" doc:"The doctor (this service's id). Give one of doctor_id, doctor_external_id and clinic." example:"0b8e4b6e-6f57-5c5a-9d0e-2a0c1f6f3b7a"`
 	DoctorExternalID string `json:"doctor_external_id,omitempty" maxLength:"200" doc:"The doctor (user-management id)." example:"usr-10042"`
 	Clinic           string `json:"clinic,omitempty" maxLength:"200" doc:"The clinic (as named in the doctors' profiles): every doctor of it." example:"Sukhumvit Heart Clinic"`
-	URL              string `json:"url" minLength:"1" maxLength:"2000" doc:"An absolute https URL." example:"https://crm.clinic.example/hooks/rfd"`
+	URL              string `json:"url" minLength:"1" maxLength:"2000" doc:"An absolute https URL of a public host, without user information." example:"https://crm.clinic.example/hooks/rfd"`
 }
 
 type createWebhookInput struct {
@@ -96,6 +97,11 @@ func registerWebhooks(api huma.API, in *integrations) {
 	create := apiKeyOp("createWebhook", http.MethodPost, "/v1/webhooks", tagWebhooks,
 		"Register a webhook endpoint",
 		"Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. "+
+			"The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the "+
+			"address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), "+
+			"link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a "+
+			"name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later "+
+			"is refused then. "+
 			"The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.",
 		webhookScopes, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
 	create.DefaultStatus = http.StatusCreated
@@ -133,10 +139,13 @@ func (in *integrations) createWebhook(ctx context.Context, req *createWebhookInp
 		return nil, huma.Error422UnprocessableEntity("give exactly one of doctor_id, doctor_external_id and clinic",
 			&huma.ErrorDetail{Location: "body.doctor_id", Message: "exactly one of doctor_id, doctor_external_id and clinic is required"})
 	}
-	u, err := webhook.ValidateURL(b.URL, in.cfg.WebhookAllowLoopback)
+	u, resolved, err := webhook.CheckDestination(ctx, b.URL, in.cfg.WebhookAllowLoopback, in.resolver)
 	if err != nil {
-		return nil, huma.Error422UnprocessableEntity("the webhook URL is not allowed",
-			&huma.ErrorDetail{Location: "body.url", Message: "must be an absolute https URL with a host"})
+		return nil, webhookURLProblem(err)
+	}
+	if !resolved {
+		in.logger.WarnContext(ctx, "api: webhook host did not resolve at registration; delivery checks its addresses",
+			"host", u.Hostname())
 	}
 	ctx, cancel := in.dbctx(ctx)
 	defer cancel()
@@ -160,6 +169,25 @@ func (in *integrations) createWebhook(ctx context.Context, req *createWebhookInp
 		return nil, in.fail(ctx, "createWebhook", err)
 	}
 	return &webhookSecretOutput{Body: WebhookWithSecret{Webhook: row.api(), Secret: row.Secret}}, nil
+}
+
+// webhookURLProblem is the 422 of a URL the delivery policy refuses. It
+// says why without naming the address a name resolved to: that is this
+// service's view of its network, not the integrator's business.
+func webhookURLProblem(err error) error {
+	msg := "must be an absolute https URL with a host"
+	var invalid *webhook.InvalidURLError
+	var blocked *webhook.BlockedAddressError
+	switch {
+	case errors.As(err, &invalid):
+		msg = invalid.Reason
+	case errors.As(err, &blocked):
+		msg = "the host is or resolves to a loopback, private, link-local or otherwise non-public address"
+	case errors.Is(err, webhook.ErrNoSuchHost):
+		msg = "the host name does not resolve"
+	}
+	return huma.Error422UnprocessableEntity("the webhook URL is not allowed: "+msg,
+		&huma.ErrorDetail{Location: "body.url", Message: msg})
 }
 
 func (in *integrations) listWebhooks(ctx context.Context, req *listWebhooksInput) (*webhookPageOutput, error) {

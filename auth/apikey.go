@@ -24,16 +24,66 @@ const APIKeyPrefix = "rfdk_"
 // Scopes of API keys.
 const (
 	ScopeNotificationsWrite = "notifications:write"
-	ScopeEventsWrite        = "events:write"
 	ScopeBroadcastsWrite    = "broadcasts:write"
 	ScopeDoctorsRead        = "doctors:read"
 	ScopePoisonRead         = "poison:read"
 	ScopePoisonWrite        = "poison:write"
 	ScopeReportsRead        = "reports:read"
+
+	// Ingestion is scoped per inbound stream of POST /v1/events/{type}: a
+	// lab feed that may send checkups cannot thereby rewrite or deactivate
+	// doctors, which is what user-created events do.
+	ScopeEventsCheckup       = "events:checkup"
+	ScopeEventsOrderHistory  = "events:order-history"
+	ScopeEventsUserCreated   = "events:user-created"
+	ScopeEventsInternalLogin = "events:internal-login"
+
+	// ScopeEventsWrite is retired: it granted every inbound stream. Keys
+	// issued with it keep working for the clinical streams they were issued
+	// for (see legacyGrants); no new key gets it.
+	ScopeEventsWrite = "events:write"
 )
 
-// Scopes lists every scope.
-var Scopes = []string{ScopeNotificationsWrite, ScopeEventsWrite, ScopeBroadcastsWrite, ScopeDoctorsRead, ScopePoisonRead, ScopePoisonWrite, ScopeReportsRead}
+// ScopeInfo names a scope and says what it grants.
+type ScopeInfo struct {
+	Name        string
+	Description string
+}
+
+// ScopeCatalog lists every scope a key can be given, with what it grants:
+// the spec and `rfd apikey create` describe scopes from it.
+var ScopeCatalog = []ScopeInfo{
+	{ScopeEventsCheckup, "POST /v1/events/checkup-events: checkups and their result versions"},
+	{ScopeEventsOrderHistory, "POST /v1/events/order-history-events: order status changes"},
+	{ScopeEventsUserCreated, "POST /v1/events/user-created: create, change or deactivate any doctor (e-mail, phone, active); for user management only"},
+	{ScopeEventsInternalLogin, "POST /v1/events/internal-login: doctors' logins; for user management only"},
+	{ScopeNotificationsWrite, "send notifications to doctors (POST /v1/notifications) and manage the key's webhook endpoints (/v1/webhooks)"},
+	{ScopeBroadcastsWrite, "send and read announcements (/v1/broadcasts)"},
+	{ScopeDoctorsRead, "read doctors' profiles (GET /v1/doctors/{id})"},
+	{ScopePoisonRead, "list and inspect poisoned messages (/v1/admin/poison)"},
+	{ScopePoisonWrite, "replay or discard poisoned messages (/v1/admin/poison)"},
+	{ScopeReportsRead, "read the critical-result timeliness report (/v1/admin/reports)"},
+}
+
+// Scopes lists every scope a new key can be given.
+var Scopes = scopeNames()
+
+func scopeNames() []string {
+	names := make([]string, len(ScopeCatalog))
+	for i, s := range ScopeCatalog {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// legacyGrants are the retired scopes that existing keys may still carry,
+// and the scopes each still grants. events:write was issued for lab feeds
+// posting checkups and order history; it no longer grants user-created or
+// internal-login, which rewrite doctors' identities: such a key needs
+// events:user-created or events:internal-login explicitly.
+var legacyGrants = map[string][]string{
+	ScopeEventsWrite: {ScopeEventsCheckup, ScopeEventsOrderHistory},
+}
 
 // APIKey is an integrator's or operator's key, without its secret.
 type APIKey struct {
@@ -55,8 +105,16 @@ type APIKey struct {
 // Scopes are the key's scopes.
 func (k APIKey) Scopes() []string { return strings.Fields(k.ScopesText) }
 
-// HasScope reports whether the key carries scope.
-func (k APIKey) HasScope(scope string) bool { return slices.Contains(k.Scopes(), scope) }
+// HasScope reports whether the key carries scope, itself or through a
+// retired scope that still grants it.
+func (k APIKey) HasScope(scope string) bool {
+	for _, s := range k.Scopes() {
+		if s == scope || slices.Contains(legacyGrants[s], scope) {
+			return true
+		}
+	}
+	return false
+}
 
 // APIKeys stores API keys in the api_keys table.
 type APIKeys struct {
@@ -94,6 +152,10 @@ func (s *APIKeys) Create(ctx context.Context, name string, scopes []string, expi
 	var clean []string
 	for _, sc := range scopes {
 		sc = strings.TrimSpace(sc)
+		if grants, retired := legacyGrants[sc]; retired {
+			return "", APIKey{}, fmt.Errorf("api key: scope %q is retired: give %s (and %s or %s only to user management)",
+				sc, strings.Join(grants, ", "), ScopeEventsUserCreated, ScopeEventsInternalLogin)
+		}
 		if !slices.Contains(Scopes, sc) {
 			return "", APIKey{}, fmt.Errorf("api key: unknown scope %q (want some of %s)", sc, strings.Join(Scopes, ", "))
 		}

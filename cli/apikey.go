@@ -15,6 +15,16 @@ import (
 	"github.com/rfd-notify/rfd/config"
 )
 
+// scopeHelp lists the scopes with what each grants, one a line.
+func scopeHelp() string {
+	var b strings.Builder
+	for _, s := range auth.ScopeCatalog {
+		fmt.Fprintf(&b, "  %-22s %s\n", s.Name, s.Description)
+	}
+	b.WriteString("\nevents:write is retired: keys that have it may still send checkup and order-history events, nothing else.")
+	return b.String()
+}
+
 // apikeyCmd is `rfd apikey create|revoke|list`: the API keys of
 // integrators and operators on the configured database. A key is printed
 // once, when it is created; only its hash is stored.
@@ -46,6 +56,7 @@ func apikeyCmd(inj Injectors, load func(*cobra.Command) (config.Config, error), 
 	create := &cobra.Command{
 		Use:   "create --name NAME --scopes SCOPE[,SCOPE…] [--expires DURATION]",
 		Short: "Create an API key and print it (shown this once). Scopes: " + strings.Join(auth.Scopes, ", "),
+		Long:  "Create an API key and print it (shown this once). Give it only the scopes its holder needs:\n\n" + scopeHelp(),
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if strings.TrimSpace(name) == "" {

@@ -51,12 +51,12 @@ func TestAPIKeyCommand(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dbURL := url(t)
-			code, out, errOut := run(t, dbURL, "apikey", "create", "--name", "lab feed", "--scopes", "events:write,doctors:read", "--expires", "720h")
+			code, out, errOut := run(t, dbURL, "apikey", "create", "--name", "lab feed", "--scopes", "events:checkup,doctors:read", "--expires", "720h")
 			if code != cli.ExitOK {
 				t.Fatalf("create: exit %d: %s", code, errOut)
 			}
 			km, im := keyLine.FindStringSubmatch(out), idLine.FindStringSubmatch(out)
-			if km == nil || im == nil || !strings.Contains(out, "scopes:  events:write,doctors:read") {
+			if km == nil || im == nil || !strings.Contains(out, "scopes:  events:checkup,doctors:read") {
 				t.Fatalf("create printed:\n%s", out)
 			}
 			secret, id := km[1], im[1]
@@ -72,7 +72,7 @@ func TestAPIKeyCommand(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the printed key does not verify: %v", err)
 			}
-			if k.ID != id || k.Name != "lab feed" || !k.HasScope(auth.ScopeEventsWrite) || !k.HasScope(auth.ScopeDoctorsRead) || k.HasScope(auth.ScopeNotificationsWrite) {
+			if k.ID != id || k.Name != "lab feed" || !k.HasScope(auth.ScopeEventsCheckup) || !k.HasScope(auth.ScopeDoctorsRead) || k.HasScope(auth.ScopeNotificationsWrite) {
 				t.Fatalf("key = %+v", k)
 			}
 			if k.ExpiresAt == nil || time.Until(*k.ExpiresAt) < 719*time.Hour {
@@ -100,11 +100,15 @@ func TestAPIKeyCommand(t *testing.T) {
 			}
 
 			// Usage errors.
-			if code, _, _ = run(t, dbURL, "apikey", "create", "--scopes", "events:write"); code != cli.ExitUsage {
+			if code, _, _ = run(t, dbURL, "apikey", "create", "--scopes", "events:checkup"); code != cli.ExitUsage {
 				t.Errorf("create without a name: exit %d", code)
 			}
 			if code, _, errOut = run(t, dbURL, "apikey", "create", "--name", "x", "--scopes", "everything"); code != cli.ExitError || !strings.Contains(errOut, "unknown scope") {
 				t.Errorf("unknown scope: exit %d: %s", code, errOut)
+			}
+			// The retired scope that granted every event type is not issued.
+			if code, _, errOut = run(t, dbURL, "apikey", "create", "--name", "x", "--scopes", "events:write"); code != cli.ExitError || !strings.Contains(errOut, "retired") {
+				t.Errorf("events:write: exit %d: %s", code, errOut)
 			}
 			if code, _, _ = run(t, dbURL, "apikey", "revoke"); code != cli.ExitUsage {
 				t.Errorf("revoke without id: exit %d", code)

@@ -1421,9 +1421,9 @@ type AcceptedEvent struct {
 	// Example: checkup-2026-0001-v1
 	Id string `json:"id"`
 
-	// Source Its CloudEvents source: the name of the API key that sent it.
+	// Source Its CloudEvents source (ce_source): the API key that sent it, /rfd-notify/api-keys/{key id}.
 	//
-	// Example: lab-integration
+	// Example: /rfd-notify/api-keys/5f0c2d9e-3b1a-4c7e-9d2f-8a6b4e1c0f3d
 	Source string `json:"source"`
 
 	// Topic The topic it was published to.
@@ -1740,7 +1740,7 @@ type CreateWebhookRequest struct {
 	// Example: 0b8e4b6e-6f57-5c5a-9d0e-2a0c1f6f3b7a
 	DoctorId *string `json:"doctor_id,omitempty"`
 
-	// Url An absolute https URL.
+	// Url An absolute https URL of a public host, without user information.
 	//
 	// Example: https://crm.clinic.example/hooks/rfd
 	Url string `json:"url"`
@@ -3987,7 +3987,9 @@ type ClientInterface interface {
 
 	// IngestEventWithBody Ingest an inbound event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3996,7 +3998,9 @@ type ClientInterface interface {
 
 	// IngestEvent Ingest an inbound event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4147,7 +4151,7 @@ type ClientInterface interface {
 
 	// CreateWebhookWithBody Register a webhook endpoint
 	//
-	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -4156,7 +4160,7 @@ type ClientInterface interface {
 
 	// CreateWebhook Register a webhook endpoint
 	//
-	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4430,7 +4434,9 @@ func (c *Client) GetDoctor(ctx context.Context, id string, reqEditors ...Request
 
 // IngestEventWithBody Ingest an inbound event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4449,7 +4455,9 @@ func (c *Client) IngestEventWithBody(ctx context.Context, pType IngestEventParam
 
 // IngestEvent Ingest an inbound event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4790,7 +4798,7 @@ func (c *Client) ListWebhooks(ctx context.Context, params *ListWebhooksParams, r
 
 // CreateWebhookWithBody Register a webhook endpoint
 //
-// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4809,7 +4817,7 @@ func (c *Client) CreateWebhookWithBody(ctx context.Context, contentType string, 
 
 // CreateWebhook Register a webhook endpoint
 //
-// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6459,7 +6467,9 @@ type ClientWithResponsesInterface interface {
 
 	// IngestEventWithBodyWithResponse Ingest an inbound event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6468,7 +6478,9 @@ type ClientWithResponsesInterface interface {
 
 	// IngestEventWithResponse Ingest an inbound event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6639,7 +6651,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateWebhookWithBodyWithResponse Register a webhook endpoint
 	//
-	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6648,7 +6660,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateWebhookWithResponse Register a webhook endpoint
 	//
-	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+	// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9678,7 +9690,9 @@ func (c *ClientWithResponses) GetDoctorWithResponse(ctx context.Context, id stri
 
 // IngestEventWithBodyWithResponse Ingest an inbound event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9693,7 +9707,9 @@ func (c *ClientWithResponses) IngestEventWithBodyWithResponse(ctx context.Contex
 
 // IngestEventWithResponse Ingest an inbound event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9978,7 +9994,7 @@ func (c *ClientWithResponses) ListWebhooksWithResponse(ctx context.Context, para
 
 // CreateWebhookWithBodyWithResponse Register a webhook endpoint
 //
-// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9993,7 +10009,7 @@ func (c *ClientWithResponses) CreateWebhookWithBodyWithResponse(ctx context.Cont
 
 // CreateWebhookWithResponse Register a webhook endpoint
 //
-// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
+// Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later is refused then. The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

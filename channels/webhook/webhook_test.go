@@ -21,10 +21,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/rfd-notify/rfd/channels"
 	"github.com/rfd-notify/rfd/channels/webhook"
+	"github.com/rfd-notify/rfd/internal/providertest"
 )
 
 // --- an independent verifier, written from the Standard Webhooks spec --------
@@ -383,75 +383,13 @@ func TestGuardAllowsLoopbackInTestMode(t *testing.T) {
 	assert.Len(t, rcv.got(), 1)
 }
 
-// startDNS serves A records for names on 127.0.0.1 UDP, for a Resolver.
-func startDNS(t *testing.T, records map[string]netip.Addr) *net.Resolver {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if resp, err := dnsAnswer(buf[:n], records); err == nil {
-				_, _ = pc.WriteTo(resp, addr)
-			}
-		}
-	}()
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "udp", pc.LocalAddr().String())
-		},
-	}
-}
-
-func dnsAnswer(query []byte, records map[string]netip.Addr) ([]byte, error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil {
-		return nil, err
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil, err
-	}
-	ip, known := records[q.Name.String()]
-	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired}
-	if !known {
-		rh.RCode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, rh)
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
-	}
-	if err := b.Question(q); err != nil {
-		return nil, err
-	}
-	if err := b.StartAnswers(); err != nil {
-		return nil, err
-	}
-	if known && q.Type == dnsmessage.TypeA {
-		err := b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 1},
-			dnsmessage.AResource{A: ip.As4()})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return b.Finish()
-}
-
 func TestGuardCatchesNamesResolvingToPrivateAddresses(t *testing.T) {
 	rcv, srv := startReceiver(t, status(http.StatusOK))
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	resolver := startDNS(t, map[string]netip.Addr{
-		"rebind.rfd-test.":   netip.MustParseAddr("10.0.0.1"),
-		"metadata.rfd-test.": netip.MustParseAddr("169.254.169.254"),
-		"loop.rfd-test.":     netip.MustParseAddr("127.0.0.1"),
+	resolver := providertest.StartDNS(t, map[string][]netip.Addr{
+		"rebind.rfd-test":   {netip.MustParseAddr("10.0.0.1")},
+		"metadata.rfd-test": {netip.MustParseAddr("169.254.169.254")},
+		"loop.rfd-test":     {netip.MustParseAddr("127.0.0.1")},
 	})
 	dialer := &net.Dialer{Resolver: resolver, Timeout: 2 * time.Second}
 	secret := webhook.GenerateSecret()
@@ -498,4 +436,83 @@ func TestCheckAddr(t *testing.T) {
 	for _, s := range []string{"10.0.0.1", "169.254.169.254", "192.168.1.1", "fe80::1", "0.0.0.0"} {
 		assert.Error(t, webhook.CheckAddr(netip.MustParseAddr(s), true), s)
 	}
+}
+
+// TestSendRefusesUserInfoAndNumericHosts: delivery refuses what registration
+// refuses (ValidateURL is their one syntactic policy): credentials in the
+// URL, and hosts that are IPv4 addresses in a non-canonical form, before
+// any connection is tried.
+func TestSendRefusesUserInfoAndNumericHosts(t *testing.T) {
+	rcv, srv := startReceiver(t, status(http.StatusOK))
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	c := testClient(t)
+	for _, u := range []string{
+		fmt.Sprintf("http://user@127.0.0.1:%d/hook", port),
+		fmt.Sprintf("http://user:pw@localhost:%d/hook", port),
+		fmt.Sprintf("http://2130706433:%d/hook", port),
+		fmt.Sprintf("http://0x7f000001:%d/hook", port),
+		fmt.Sprintf("http://0177.0.0.1:%d/hook", port),
+		fmt.Sprintf("http://127.1:%d/hook", port),
+	} {
+		_, err := c.Send(context.Background(), webhook.Endpoint{URL: u, Secrets: []string{webhook.GenerateSecret()}}, "d", body)
+		f := failure(t, err)
+		assert.True(t, f.Permanent, u)
+		assert.Equal(t, "invalid_endpoint", f.Code, u)
+		var invalid *webhook.InvalidURLError
+		assert.ErrorAs(t, err, &invalid, u)
+	}
+	assert.Zero(t, rcv.conns.Load(), "no TCP connection may reach the server")
+}
+
+// TestCheckDestination: the registration side of the policy judges the
+// literal address, or every address the name resolves to, with CheckAddr.
+func TestCheckDestination(t *testing.T) {
+	resolver := providertest.StartDNS(t, map[string][]netip.Addr{
+		"public.rfd-test":        {netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("2606:2800:220:1::1")},
+		"127.0.0.1.nip.io":       {netip.MustParseAddr("127.0.0.1")},
+		"mixed.rfd-test":         {netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("10.0.0.1")},
+		"metadata.rfd-test":      {netip.MustParseAddr("169.254.169.254")},
+		"v6-loop.rfd-test":       {netip.MustParseAddr("::1")},
+		"mapped-private.rfd-tst": {netip.MustParseAddr("::ffff:192.168.0.1")},
+	})
+	ctx := context.Background()
+	for _, u := range []string{"https://public.rfd-test/hook", "https://93.184.216.34/hook", "https://[2606:2800:220:1::1]:8443/x", "https://PUBLIC.rfd-test./hook"} {
+		got, resolved, err := webhook.CheckDestination(ctx, u, false, resolver)
+		require.NoError(t, err, u)
+		assert.True(t, resolved, u)
+		assert.Equal(t, u, got.String())
+	}
+	for _, u := range []string{
+		"https://127.0.0.1/", "https://[::1]/", "https://[::ffff:127.0.0.1]/", "https://10.1.2.3/", "https://172.16.0.1/",
+		"https://192.168.1.1/", "https://169.254.169.254/", "https://[fe80::1%25eth0]/", "https://[64:ff9b::a00:1]/",
+		"https://localhost/", "https://localhost./", "https://127.0.0.1.nip.io/", "https://mixed.rfd-test/",
+		"https://metadata.rfd-test/", "https://v6-loop.rfd-test/", "https://mapped-private.rfd-tst/",
+	} {
+		_, _, err := webhook.CheckDestination(ctx, u, false, resolver)
+		var blocked *webhook.BlockedAddressError
+		assert.ErrorAs(t, err, &blocked, u)
+	}
+	for _, u := range []string{"http://public.rfd-test/", "https://user@public.rfd-test/", "https://2130706433/", "ftp://public.rfd-test/", "https:public.rfd-test", "https://public.rfd-test:0/", "https://public.rfd-test:99999/"} {
+		_, _, err := webhook.CheckDestination(ctx, u, false, resolver)
+		var invalid *webhook.InvalidURLError
+		assert.ErrorAs(t, err, &invalid, u)
+	}
+	_, _, err := webhook.CheckDestination(ctx, "https://nowhere.rfd-test/", false, resolver)
+	assert.ErrorIs(t, err, webhook.ErrNoSuchHost)
+
+	// Test mode opens loopback, names included, and nothing else.
+	_, _, err = webhook.CheckDestination(ctx, "http://localhost:8080/", true, resolver)
+	assert.NoError(t, err)
+	_, _, err = webhook.CheckDestination(ctx, "http://mixed.rfd-test/", true, resolver)
+	assert.Error(t, err)
+
+	// A resolver that does not answer refuses nothing: delivery's guard
+	// judges the addresses it connects to.
+	silent := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return nil, errors.New("no DNS server")
+	}}
+	got, resolved, err := webhook.CheckDestination(ctx, "https://public.rfd-test/hook", false, silent)
+	require.NoError(t, err)
+	assert.False(t, resolved)
+	assert.Equal(t, "https://public.rfd-test/hook", got.String())
 }
