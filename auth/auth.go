@@ -154,7 +154,10 @@ func (a *Authenticator) DoctorTokenFromHeader(ctx context.Context, authorization
 	if !doc.Active {
 		return domain.Doctor{}, time.Time{}, &Error{Status: http.StatusForbidden, Detail: "the doctor's account is inactive"}
 	}
-	// exp is required, so the verifier never returns claims without it.
+	// The verifier requires exp; the check only keeps a nil from panicking.
+	if claims.ExpiresAt == nil {
+		return domain.Doctor{}, time.Time{}, unauthorized("the token lacks a required claim", "invalid_token")
+	}
 	return doc, claims.ExpiresAt.Add(a.jwt.leeway), nil
 }
 
