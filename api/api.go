@@ -63,6 +63,7 @@ type Server struct {
 	auth    *auth.Authenticator
 	h       *handlers
 	limits  rateLimits
+	streams *StreamGate
 }
 
 // Deps are what the operations are built from.
@@ -158,8 +159,9 @@ func New(checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *
 	return s
 }
 
-// NewServer builds the API with its operations over d, health checks and
-// metrics, and routes.
+// NewServer builds the API with its operations over d, health checks,
+// /metrics of gatherer (none when gatherer is nil: the api role serves its
+// metrics on the admin listener only), and routes.
 func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) (*Server, error) {
 	if d.DB == nil {
 		return nil, fmt.Errorf("api: no database")
@@ -243,7 +245,9 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	if hub == nil {
 		hub = inapp.NewHub()
 	}
-	RegisterStream(a, StreamDeps{DB: d.DB, Hub: hub, Doctor: auth.DoctorFromContext, Security: doctorSecurity})
+	s.streams = NewStreamGate(d.Config.StreamsPerDoctor, d.Config.StreamsMax)
+	RegisterStream(a, StreamDeps{DB: d.DB, Hub: hub, Doctor: auth.DoctorFromContext, Security: doctorSecurity,
+		Expires: auth.TokenExpiryFromContext, Gate: s.streams})
 	s.handler = s.mux
 	return s, nil
 }
@@ -258,6 +262,14 @@ func docsPage(cfg huma.Config) docsui.Page {
 	}
 	return p
 }
+
+// EndStreams ends every open notification stream and refuses new ones.
+// Register it with http.Server.RegisterOnShutdown: a shutdown waits for
+// open requests, and a stream never ends by itself.
+func (s *Server) EndStreams() { s.streams.Close() }
+
+// Streams is the gate of the notification streams (caps, open count).
+func (s *Server) Streams() *StreamGate { return s.streams }
 
 // Handler serves every endpoint.
 func (s *Server) Handler() http.Handler { return s.handler }

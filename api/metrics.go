@@ -62,6 +62,17 @@ func (in *instrumentation) measure(reg prometheus.Registerer) error {
 	return nil
 }
 
+// methodLabel is the method as a label value: one of the methods the API
+// answers, or "other". The method is whatever string a client sends, and
+// each new label value is a new series kept for the life of the process.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -95,7 +106,8 @@ func (in *instrumentation) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := tracing.ExtractHTTP(r.Context(), r.Header)
-		ctx, span := tracing.Tracer().Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		method := methodLabel(r.Method)
+		ctx, span := tracing.Tracer().Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
@@ -112,14 +124,14 @@ func (in *instrumentation) wrap(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		span.SetName(r.Method + " " + op)
-		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", r.Pattern),
+		span.SetName(method + " " + op)
+		span.SetAttributes(attribute.String("http.request.method", method), attribute.String("http.route", r.Pattern),
 			attribute.String("rfd.operation", op), attribute.Int("http.response.status_code", status))
 		if status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}
 		if in.hist != nil {
-			in.hist.WithLabelValues(op, r.Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+			in.hist.WithLabelValues(op, method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 		}
 	})
 }

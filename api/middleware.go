@@ -57,7 +57,7 @@ func (s *Server) security(api huma.API) func(huma.Context, func(huma.Context)) {
 		c := caller{ip: clientIP(ctx.RemoteAddr()), userAgent: truncate(ctx.Header("User-Agent"), 256)}
 		for _, req := range op.Security {
 			if _, ok := req[SchemeDoctor]; ok {
-				doc, err := s.auth.DoctorFromHeader(ctx.Context(), ctx.Header("Authorization"))
+				doc, expires, err := s.auth.DoctorTokenFromHeader(ctx.Context(), ctx.Header("Authorization"))
 				if err != nil {
 					s.logRefusal(ctx, err)
 					writeProblem(api, ctx, err)
@@ -68,6 +68,7 @@ func (s *Server) security(api huma.API) func(huma.Context, func(huma.Context)) {
 				}
 				c.actorType, c.actorID = "doctor", doc.ID
 				rc := context.WithValue(auth.WithDoctor(ctx.Context(), doc), callerKey{}, c)
+				rc = auth.WithTokenExpiry(rc, expires)
 				next(huma.WithContext(ctx, rc))
 				return
 			}

@@ -25,7 +25,21 @@ type StreamDeps struct {
 	// Heartbeat is how often an idle stream sends a comment to keep
 	// proxies from closing it.
 	Heartbeat time.Duration
+	// Expires is when the token that opened the stream stops being
+	// accepted: the stream ends then, so a revoked or lapsed session stops
+	// receiving patient data. nil (or no value) leaves the stream open.
+	Expires func(ctx context.Context) (time.Time, bool)
+	// Gate caps the open streams and ends them at shutdown; nil admits
+	// every stream and never ends one.
+	Gate *StreamGate
 }
+
+// Final comments of a stream the server ends. The portal reconnects after
+// either; with the first it needs a fresh token, or it gets 401.
+const (
+	streamEndExpired  = "token expired: reconnect with a fresh token"
+	streamEndShutdown = "server shutting down: reconnect"
+)
 
 // StreamNotification is the data of a "notification" event.
 type StreamNotification struct {
@@ -56,15 +70,32 @@ func RegisterStream(api huma.API, d StreamDeps) {
 		Method:      http.MethodGet,
 		Path:        "/v1/notifications/stream",
 		Summary:     "Stream in-app notifications (Server-Sent Events)",
-		Description: "Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats.",
-		Tags:        []string{"Notifications"},
-		Security:    d.Security,
-		Errors:      []int{http.StatusUnauthorized},
+		Description: "Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats. " +
+			"The stream ends, after a final comment, when the token that opened it expires (reconnect with a fresh token) and when the server shuts down (reconnect). " +
+			"A doctor may hold a limited number of open streams on one server (5 by default), and a server serves a limited number in all: one more is 429 with Retry-After.",
+		Tags:     []string{"Notifications"},
+		Security: d.Security,
+		// 429 is documented with its Retry-After by documentRateLimit.
+		Errors:      []int{http.StatusUnauthorized, http.StatusServiceUnavailable},
+		Middlewares: huma.Middlewares{d.Gate.admit(api, d.Doctor)},
 	}, map[string]any{"notification": StreamNotification{}}, func(ctx context.Context, in *streamInput, send sse.Sender) {
 		doc, ok := d.Doctor(ctx)
 		if !ok {
 			return
 		}
+		var expires time.Time
+		var expired <-chan time.Time
+		if d.Expires != nil {
+			if t, ok := d.Expires(ctx); ok {
+				expires = t
+				timer := time.NewTimer(time.Until(t))
+				defer timer.Stop()
+				expired = timer.C
+			}
+		}
+		// valid says whether the token still allows sending; the timer
+		// alone could fire a little after a page of the backlog went out.
+		valid := func() bool { return expires.IsZero() || time.Now().Before(expires) }
 		// Subscribe before reading the database, so nothing delivered in
 		// between is lost; the sequence check drops what both carry.
 		live, cancel := d.Hub.Subscribe(doc.ID)
@@ -78,6 +109,10 @@ func RegisterStream(api huma.API, d StreamDeps) {
 			for _, n := range ns {
 				if n.Seq <= last {
 					continue
+				}
+				if !valid() {
+					_ = send.Comment(streamEndExpired)
+					return false
 				}
 				if err := send(sse.Message{ID: int(n.Seq), Data: n}); err != nil {
 					return false
@@ -100,6 +135,12 @@ func RegisterStream(api huma.API, d StreamDeps) {
 		for {
 			select {
 			case <-ctx.Done():
+				return
+			case <-expired:
+				_ = send.Comment(streamEndExpired)
+				return
+			case <-d.Gate.closing():
+				_ = send.Comment(streamEndShutdown)
 				return
 			case <-tick.C:
 				if send.Comment("heartbeat") != nil {

@@ -300,7 +300,10 @@ func (s *Serve) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := newServer(s.Config.HTTPAddr, apiServer.Handler())
+	// serve keeps /metrics on its one port, beside the API: it is the
+	// single-process convenience; the production roles serve it on the
+	// admin listener only.
+	srv := apiHTTPServer(s.Config.HTTPAddr, apiServer)
 	p := s.process([]*http.Server{srv}, withRouter)
 	p.background = append(p.background, s.sweeper(), s.fanOut(),
 		func(ctx context.Context) error { return s.cron.Run(ctx, cronTick) })
@@ -325,12 +328,24 @@ func (a *API) Run(ctx context.Context) error {
 		return err
 	}
 	a.routerCheck()
-	apiServer, err := api.NewServer(api.Deps{Config: a.Config, DB: a.DB, Logger: a.Logger, InApp: a.Hub, Metrics: a.Registry}, a.Checks, a.Registry, a.callbackRoutes()...)
+	// No /metrics on the public port (nil gatherer): anyone who reaches the
+	// API could read the process's internals; Prometheus scrapes the admin
+	// listener, as it does for every other role.
+	apiServer, err := api.NewServer(api.Deps{Config: a.Config, DB: a.DB, Logger: a.Logger, InApp: a.Hub, Metrics: a.Registry}, a.Checks, nil, a.callbackRoutes()...)
 	if err != nil {
 		return err
 	}
-	srv := newServer(a.Config.HTTPAddr, apiServer.Handler())
-	return a.process([]*http.Server{srv}, true).run(ctx)
+	srv := apiHTTPServer(a.Config.HTTPAddr, apiServer)
+	return a.process([]*http.Server{srv, a.adminServer()}, true).run(ctx)
+}
+
+// apiHTTPServer serves the API on addr. Its shutdown ends the open
+// notification streams at once: Shutdown waits for open requests, and a
+// stream would hold it until the shutdown timeout.
+func apiHTTPServer(addr string, s *api.Server) *http.Server {
+	srv := newServer(addr, s.Handler())
+	srv.RegisterOnShutdown(s.EndStreams)
+	return srv
 }
 
 // Consumer is `rfd consume NAME`.

@@ -119,34 +119,46 @@ func (a *Authenticator) Doctor(r *http.Request) (domain.Doctor, error) {
 // DoctorFromHeader authenticates the doctor presenting authorization, the
 // value of an Authorization header.
 func (a *Authenticator) DoctorFromHeader(ctx context.Context, authorization string) (domain.Doctor, error) {
+	doc, _, err := a.DoctorTokenFromHeader(ctx, authorization)
+	return doc, err
+}
+
+// DoctorTokenFromHeader is DoctorFromHeader that also returns the instant
+// the token stops being accepted (its exp plus the leeway): a long-lived
+// response opened with it, the notification stream, must end then.
+func (a *Authenticator) DoctorTokenFromHeader(ctx context.Context, authorization string) (domain.Doctor, time.Time, error) {
 	token, ok := bearer(authorization)
 	if !ok {
-		return domain.Doctor{}, unauthorized("a bearer token is required", "")
+		return domain.Doctor{}, time.Time{}, unauthorized("a bearer token is required", "")
 	}
 	if strings.HasPrefix(token, APIKeyPrefix) {
-		return domain.Doctor{}, unauthorized("an API key cannot call doctor operations; use the doctor's access token", "invalid_token")
+		return domain.Doctor{}, time.Time{}, unauthorized("an API key cannot call doctor operations; use the doctor's access token", "invalid_token")
 	}
 	if a.jwt == nil {
-		return domain.Doctor{}, unauthorized("doctor authentication is not configured on this server", "invalid_token")
+		return domain.Doctor{}, time.Time{}, unauthorized("doctor authentication is not configured on this server", "invalid_token")
 	}
 	claims, err := a.jwt.Verify(ctx, token)
 	if err != nil {
-		return domain.Doctor{}, err
+		return domain.Doctor{}, time.Time{}, err
 	}
 	if a.db == nil {
-		return domain.Doctor{}, &Error{Status: http.StatusServiceUnavailable, Detail: "the service has no database"}
+		return domain.Doctor{}, time.Time{}, &Error{Status: http.StatusServiceUnavailable, Detail: "the service has no database"}
 	}
 	doc, found, err := notify.DoctorByExternalID(ctx, a.db, claims.Subject)
 	if err != nil {
-		return domain.Doctor{}, storeError(ctx, a.db, err)
+		return domain.Doctor{}, time.Time{}, storeError(ctx, a.db, err)
 	}
 	if !found {
-		return domain.Doctor{}, unauthorized("the token's subject has no doctor account here", "invalid_token")
+		return domain.Doctor{}, time.Time{}, unauthorized("the token's subject has no doctor account here", "invalid_token")
 	}
 	if !doc.Active {
-		return domain.Doctor{}, &Error{Status: http.StatusForbidden, Detail: "the doctor's account is inactive"}
+		return domain.Doctor{}, time.Time{}, &Error{Status: http.StatusForbidden, Detail: "the doctor's account is inactive"}
 	}
-	return doc, nil
+	// The verifier requires exp; the check only keeps a nil from panicking.
+	if claims.ExpiresAt == nil {
+		return domain.Doctor{}, time.Time{}, unauthorized("the token lacks a required claim", "invalid_token")
+	}
+	return doc, claims.ExpiresAt.Add(a.jwt.leeway), nil
 }
 
 // APIKey authenticates the API key of a plain HTTP request.
@@ -279,6 +291,7 @@ type ctxKey int
 const (
 	doctorKey ctxKey = iota
 	apiKeyKey
+	tokenExpiryKey
 )
 
 // WithDoctor returns ctx carrying the authenticated doctor.
@@ -290,6 +303,19 @@ func WithDoctor(ctx context.Context, d domain.Doctor) context.Context {
 func DoctorFromContext(ctx context.Context) (domain.Doctor, bool) {
 	d, ok := ctx.Value(doctorKey).(domain.Doctor)
 	return d, ok
+}
+
+// WithTokenExpiry returns ctx carrying the instant the doctor's token stops
+// being accepted.
+func WithTokenExpiry(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, tokenExpiryKey, t)
+}
+
+// TokenExpiryFromContext returns the instant the token that authenticated
+// this request's doctor stops being accepted.
+func TokenExpiryFromContext(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(tokenExpiryKey).(time.Time)
+	return t, ok
 }
 
 // WithAPIKey returns ctx carrying the authenticated API key.

@@ -359,8 +359,11 @@ func (c *cluster) startRoles(extra ...[]string) {
 }
 
 func (c *cluster) addProc(name string, args []string, i int) *proc {
+	// The api role listens on both addresses (its /metrics only on admin),
+	// so they differ; /readyz answers on admin in every role.
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(c.t))
-	env := append(slices.Clone(c.env), "RFD_ADMIN_ADDR="+admin, "RFD_HTTP_ADDR="+admin)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(c.t))
+	env := append(slices.Clone(c.env), "RFD_ADMIN_ADDR="+admin, "RFD_HTTP_ADDR="+httpAddr)
 	return &proc{name: name, args: args, env: env, admin: admin,
 		log: filepath.Join(c.dir, fmt.Sprintf("%d-%s.log", i, strings.ReplaceAll(name, " ", "-")))}
 }

@@ -68,7 +68,7 @@ type Config struct {
 	KafkaInstanceID string `env:"RFD_KAFKA_INSTANCE_ID" desc:"Kafka static group membership id, unique per process (e.g. the pod name): a process restarted with it takes its partitions back without a rebalance; one that stops for good holds them for RFD_KAFKA_SESSION_TIMEOUT; empty: dynamic membership"`
 
 	HTTPAddr  string `env:"RFD_HTTP_ADDR" envDefault:":8080" desc:"listen address of the REST API (api, serve)"`
-	AdminAddr string `env:"RFD_ADMIN_ADDR" envDefault:":9090" desc:"listen address of /healthz, /readyz and /metrics for the non-API roles"`
+	AdminAddr string `env:"RFD_ADMIN_ADDR" envDefault:":9090" desc:"listen address of /healthz, /readyz and /metrics of every role but serve (the api role serves /metrics only here, never on RFD_HTTP_ADDR)"`
 
 	ConsumerGroupPrefix string `env:"RFD_CONSUMER_GROUP_PREFIX" envDefault:"rfd" desc:"prefix of consumer group names; a group is PREFIX.CONSUMER"`
 
@@ -147,6 +147,8 @@ type Config struct {
 
 	APIRatePerKey    float64 `env:"RFD_API_RATE_PER_KEY" envDefault:"50" desc:"API requests per second per API key (token bucket, burst of the same size); more are 429 with Retry-After"`
 	APIRatePerDoctor float64 `env:"RFD_API_RATE_PER_DOCTOR" envDefault:"20" desc:"API requests per second per doctor (token bucket, burst of the same size); more are 429 with Retry-After"`
+	StreamsPerDoctor int     `env:"RFD_STREAMS_PER_DOCTOR" envDefault:"5" desc:"open notification streams (SSE) one doctor may hold on one API process; one more is 429 with Retry-After"`
+	StreamsMax       int     `env:"RFD_STREAMS_MAX" envDefault:"1000" desc:"open notification streams (SSE) of all doctors on one API process; one more is 429 with Retry-After"`
 
 	OTelEndpoint               string        `env:"RFD_OTEL_ENDPOINT" desc:"OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318 (unset = tracing off; W3C traceparent is still passed along)"`
 	OTelServiceName            string        `env:"RFD_OTEL_SERVICE_NAME" envDefault:"rfd" desc:"service.name of the exported spans"`
@@ -423,6 +425,14 @@ func (c Config) Validate() error {
 		if !(v > 0) || math.IsInf(v, 1) {
 			return bad(name, "must be a positive number of requests per second, got %v", v)
 		}
+	}
+	for name, v := range map[string]int{"RFD_STREAMS_PER_DOCTOR": c.StreamsPerDoctor, "RFD_STREAMS_MAX": c.StreamsMax} {
+		if v < 1 {
+			return bad(name, "must be at least 1, got %d", v)
+		}
+	}
+	if c.StreamsPerDoctor > c.StreamsMax {
+		return bad("RFD_STREAMS_PER_DOCTOR", "must not exceed RFD_STREAMS_MAX (%d), got %d", c.StreamsMax, c.StreamsPerDoctor)
 	}
 	if !(c.OTelSampleRatio >= 0 && c.OTelSampleRatio <= 1) {
 		return bad("RFD_OTEL_SAMPLE_RATIO", "must be between 0 and 1, got %v", c.OTelSampleRatio)

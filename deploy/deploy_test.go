@@ -276,12 +276,17 @@ func checkRoles(t *testing.T, r rendered) {
 				t.Errorf("%s: probe on %s must be an HTTP GET on port %s", name, probe, port)
 			}
 		}
-		var declared bool
+		var declared, admin bool
 		for _, p := range c.Ports {
 			declared = declared || p.Name == port
+			admin = admin || p.Name == "admin"
 		}
 		if !declared {
 			t.Errorf("%s: port %s not declared", name, port)
+		}
+		// Every role, the API included, serves /metrics on admin only.
+		if !admin {
+			t.Errorf("%s: admin port (/metrics) not declared", name)
 		}
 		if !selects(d.Spec.Selector, d.Spec.Template.Labels) {
 			t.Errorf("%s: selector does not match its pod template", name)
@@ -305,6 +310,13 @@ func checkRoles(t *testing.T, r rendered) {
 		if !selects(&pm.Spec.Selector, r.deployments["rfd-api"].Spec.Template.Labels) ||
 			!selects(&pm.Spec.Selector, r.deployments["rfd-worker"].Spec.Template.Labels) {
 			t.Errorf("PodMonitor %s does not select every role", pm.Name)
+		}
+	}
+	for _, pm := range r.podMonitors {
+		for _, ep := range pm.Spec.PodMetricsEndpoints {
+			if ep.Port == nil || *ep.Port != "admin" {
+				t.Errorf("PodMonitor %s scrapes a port other than admin: the API's public port does not serve /metrics", pm.Name)
+			}
 		}
 	}
 	if len(r.podMonitors) != 1 {

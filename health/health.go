@@ -69,7 +69,8 @@ type readiness struct {
 	Reasons map[string]string `json:"reasons,omitempty"`
 }
 
-// Register adds the three endpoints to mux.
+// Register adds /healthz, /readyz and, unless gatherer is nil, /metrics to
+// mux.
 func Register(mux *http.ServeMux, checks *Checks, gatherer prometheus.Gatherer) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -89,7 +90,9 @@ func Register(mux *http.ServeMux, checks *Checks, gatherer prometheus.Gatherer) 
 		}
 		writeJSON(w, http.StatusOK, readiness{Status: "ready", Checks: names})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	if gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -4091,7 +4091,7 @@ type ClientInterface interface {
 
 	// StreamNotifications Stream in-app notifications (Server-Sent Events)
 	//
-	// Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats.
+	// Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats. The stream ends, after a final comment, when the token that opened it expires (reconnect with a fresh token) and when the server shuts down (reconnect). A doctor may hold a limited number of open streams on one server (5 by default), and a server serves a limited number in all: one more is 429 with Retry-After.
 	//
 	// Corresponds with GET /v1/notifications/stream (the `StreamNotifications` operationId).
 	StreamNotifications(ctx context.Context, params *StreamNotificationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4658,7 +4658,7 @@ func (c *Client) ReadAllNotifications(ctx context.Context, params *ReadAllNotifi
 
 // StreamNotifications Stream in-app notifications (Server-Sent Events)
 //
-// Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats.
+// Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats. The stream ends, after a final comment, when the token that opened it expires (reconnect with a fresh token) and when the server shuts down (reconnect). A doctor may hold a limited number of open streams on one server (5 by default), and a server serves a limited number in all: one more is 429 with Retry-After.
 //
 // Corresponds with GET /v1/notifications/stream (the `StreamNotifications` operationId).
 func (c *Client) StreamNotifications(ctx context.Context, params *StreamNotificationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6579,7 +6579,7 @@ type ClientWithResponsesInterface interface {
 
 	// StreamNotificationsWithResponse Stream in-app notifications (Server-Sent Events)
 	//
-	// Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats.
+	// Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats. The stream ends, after a final comment, when the token that opened it expires (reconnect with a fresh token) and when the server shuts down (reconnect). A doctor may hold a limited number of open streams on one server (5 by default), and a server serves a limited number in all: one more is 429 with Retry-After.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8545,6 +8545,8 @@ type StreamNotificationsResponse struct {
 	ApplicationproblemJSON429 *ErrorModel
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *StreamNotificationsResponse429Headers
 }
@@ -8567,6 +8569,11 @@ func (r StreamNotificationsResponse) GetApplicationproblemJSON429() *ErrorModel 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r StreamNotificationsResponse) GetApplicationproblemJSON500() *ErrorModel {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r StreamNotificationsResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -9874,7 +9881,7 @@ func (c *ClientWithResponses) ReadAllNotificationsWithResponse(ctx context.Conte
 
 // StreamNotificationsWithResponse Stream in-app notifications (Server-Sent Events)
 //
-// Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats.
+// Replays the notifications after Last-Event-ID, then pushes new ones as they are delivered. Comments are sent as heartbeats. The stream ends, after a final comment, when the token that opened it expires (reconnect with a fresh token) and when the server shuts down (reconnect). A doctor may hold a limited number of open streams on one server (5 by default), and a server serves a limited number in all: one more is 429 with Retry-After.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11780,6 +11787,13 @@ func ParseStreamNotificationsResponse(rsp *http.Response) (*StreamNotificationsR
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	}
 
