@@ -30,10 +30,17 @@ const (
 	ScopePoisonRead         = "poison:read"
 	ScopePoisonWrite        = "poison:write"
 	ScopeReportsRead        = "reports:read"
+	// ScopeDeliveriesRead reads any delivery (operators, support); a key
+	// with only notifications:write reads the deliveries it caused.
+	ScopeDeliveriesRead = "deliveries:read"
+	// ScopeCoveringApprove approves a covering arrangement in place of
+	// the covering doctor (operators).
+	ScopeCoveringApprove = "covering:approve"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeNotificationsWrite, ScopeEventsWrite, ScopeBroadcastsWrite, ScopeDoctorsRead, ScopePoisonRead, ScopePoisonWrite, ScopeReportsRead}
+var Scopes = []string{ScopeNotificationsWrite, ScopeEventsWrite, ScopeBroadcastsWrite, ScopeDoctorsRead, ScopePoisonRead, ScopePoisonWrite, ScopeReportsRead,
+	ScopeDeliveriesRead, ScopeCoveringApprove}
 
 // APIKey is an integrator's or operator's key, without its secret.
 type APIKey struct {

@@ -404,6 +404,75 @@ func (e DeliveryChannel) Valid() bool {
 	}
 }
 
+// Defines values for DeliveryReasonCode.
+const (
+	CarrierUndelivered     DeliveryReasonCode = "carrier_undelivered"
+	DoctorInactive         DeliveryReasonCode = "doctor_inactive"
+	Fallback               DeliveryReasonCode = "fallback"
+	InternalError          DeliveryReasonCode = "internal_error"
+	InvalidDestination     DeliveryReasonCode = "invalid_destination"
+	NoDestination          DeliveryReasonCode = "no_destination"
+	NotConfigured          DeliveryReasonCode = "not_configured"
+	NotificationExpired    DeliveryReasonCode = "notification_expired"
+	NotificationRetracted  DeliveryReasonCode = "notification_retracted"
+	NotificationSuperseded DeliveryReasonCode = "notification_superseded"
+	OptedOut               DeliveryReasonCode = "opted_out"
+	ProviderError          DeliveryReasonCode = "provider_error"
+	ProviderRejected       DeliveryReasonCode = "provider_rejected"
+	ProviderUnavailable    DeliveryReasonCode = "provider_unavailable"
+	RateLimited            DeliveryReasonCode = "rate_limited"
+	SmsCap                 DeliveryReasonCode = "sms_cap"
+	StuckRetried           DeliveryReasonCode = "stuck_retried"
+	Timeout                DeliveryReasonCode = "timeout"
+	Unsubscribed           DeliveryReasonCode = "unsubscribed"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryReasonCode enum.
+func (e DeliveryReasonCode) Valid() bool {
+	switch e {
+	case CarrierUndelivered:
+		return true
+	case DoctorInactive:
+		return true
+	case Fallback:
+		return true
+	case InternalError:
+		return true
+	case InvalidDestination:
+		return true
+	case NoDestination:
+		return true
+	case NotConfigured:
+		return true
+	case NotificationExpired:
+		return true
+	case NotificationRetracted:
+		return true
+	case NotificationSuperseded:
+		return true
+	case OptedOut:
+		return true
+	case ProviderError:
+		return true
+	case ProviderRejected:
+		return true
+	case ProviderUnavailable:
+		return true
+	case RateLimited:
+		return true
+	case SmsCap:
+		return true
+	case StuckRetried:
+		return true
+	case Timeout:
+		return true
+	case Unsubscribed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryState.
 const (
 	DeliveryStateAcknowledged DeliveryState = "acknowledged"
@@ -1832,10 +1901,15 @@ type Delivery struct {
 	// Provider Example: twilio
 	Provider *string `json:"provider,omitempty"`
 
-	// Reason Why it failed or was suppressed.
+	// Reason reason_code's message, the same for every delivery with that code; never the provider's own error text.
 	//
-	// Example: doctor opted out
+	// Example: The doctor opted out of this channel for this category.
 	Reason *string `json:"reason,omitempty"`
+
+	// ReasonCode Why it failed, was suppressed or waits: a stable code. A queued delivery with a failure code is waiting for its retry.
+	//
+	// Example: opted_out
+	ReasonCode *DeliveryReasonCode `json:"reason_code,omitempty"`
 
 	// SendAt The earliest time it goes out (quiet hours defer it).
 	//
@@ -1854,6 +1928,11 @@ type Delivery struct {
 // DeliveryChannel Example: sms
 type DeliveryChannel string
 
+// DeliveryReasonCode Why it failed, was suppressed or waits: a stable code. A queued delivery with a failure code is waiting for its retry.
+//
+// Example: opted_out
+type DeliveryReasonCode string
+
 // DeliveryState Statuses only move forward: queued → sending → sent → delivered (→ read → acknowledged in the portal), or failed, undelivered, suppressed.
 //
 // Example: delivered
@@ -1864,7 +1943,9 @@ type DeliveryAttempt struct {
 	// Attempt Example: 1
 	Attempt int64 `json:"attempt"`
 
-	// Error Example: provider answered 503
+	// Error reason_code's message; never the provider's own error text.
+	//
+	// Example: The provider was unavailable.
 	Error *string `json:"error,omitempty"`
 
 	// FinishedAt Example: 2026-11-25T03:00:02Z
@@ -1872,7 +1953,7 @@ type DeliveryAttempt struct {
 
 	// Outcome What the provider answered.
 	//
-	// Example: sent
+	// Example: success
 	Outcome string `json:"outcome"`
 
 	// Provider Example: twilio
@@ -1880,6 +1961,11 @@ type DeliveryAttempt struct {
 
 	// ProviderMessageId Example: SM0123456789abcdef0123456789abcdef
 	ProviderMessageId *string `json:"provider_message_id,omitempty"`
+
+	// ReasonCode Why the attempt failed, one of the delivery's reason codes.
+	//
+	// Example: provider_unavailable
+	ReasonCode *string `json:"reason_code,omitempty"`
 
 	// StartedAt Example: 2026-11-25T03:00:01Z
 	StartedAt time.Time `json:"started_at"`
@@ -1890,10 +1976,17 @@ type DeliveryStatus struct {
 	// Channel Example: sms
 	Channel DeliveryStatusChannel `json:"channel"`
 
+	// ReasonCode Why it failed, was suppressed or waits: a stable code (see getDelivery's reason_code).
+	//
+	// Example: opted_out
+	ReasonCode *string `json:"reason_code,omitempty"`
+
 	// Status Example: delivered
 	Status DeliveryStatusStatus `json:"status"`
 
-	// StatusReason Example: doctor opted out
+	// StatusReason reason_code's message; never the provider's own error text.
+	//
+	// Example: The doctor opted out of this channel for this category.
 	StatusReason *string `json:"status_reason,omitempty"`
 
 	// UpdatedAt Example: 2026-11-25T03:00:02Z
@@ -3973,7 +4066,7 @@ type ClientInterface interface {
 
 	// GetDelivery Get a delivery's status
 	//
-	// The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. Carries no notification text. Needs scope notifications:write or doctors:read.
+	// The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), and every attempt. Carries no notification text and never the provider's own error text. A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.
 	//
 	// Corresponds with GET /v1/deliveries/{id} (the `GetDelivery` operationId).
 	GetDelivery(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4396,7 +4489,7 @@ func (c *Client) GetDashboard(ctx context.Context, reqEditors ...RequestEditorFn
 
 // GetDelivery Get a delivery's status
 //
-// The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. Carries no notification text. Needs scope notifications:write or doctors:read.
+// The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), and every attempt. Carries no notification text and never the provider's own error text. A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.
 //
 // Corresponds with GET /v1/deliveries/{id} (the `GetDelivery` operationId).
 func (c *Client) GetDelivery(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6441,7 +6534,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetDeliveryWithResponse Get a delivery's status
 	//
-	// The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. Carries no notification text. Needs scope notifications:write or doctors:read.
+	// The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), and every attempt. Carries no notification text and never the provider's own error text. A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -9648,7 +9741,7 @@ func (c *ClientWithResponses) GetDashboardWithResponse(ctx context.Context, reqE
 
 // GetDeliveryWithResponse Get a delivery's status
 //
-// The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. Carries no notification text. Needs scope notifications:write or doctors:read.
+// The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), and every attempt. Carries no notification text and never the provider's own error text. A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.
 //
 // Returns a wrapper object for the known response body format(s).
 //
