@@ -182,7 +182,7 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 		mux.Handle(r.Pattern, r.Handler)
 	}
 	a := humago.New(mux, Config())
-	h := &handlers{db: d.DB, now: d.Now, logger: d.Logger}
+	h := &handlers{db: d.DB, now: d.Now, logger: d.Logger, coveringMax: coveringMax(d.Config)}
 	if d.DB != nil {
 		h.auditLog = newAuditLog(d.DB, dbTimeout)
 	}
@@ -200,6 +200,7 @@ func build(d Deps, authn *auth.Authenticator, checks *health.Checks, gatherer pr
 	registerPoison(a, s.h, d)
 	registerBroadcasts(a, s.h)
 	registerReports(a, s.h, d.Config.EscalationSLA)
+	registerCovering(a, s.h)
 	hub := d.InApp
 	if hub == nil {
 		hub = inapp.NewHub()

@@ -377,6 +377,48 @@ func (e CheckupStatus) Valid() bool {
 	}
 }
 
+// Defines values for CoverRequestStatus.
+const (
+	CoverRequestStatusAccepted CoverRequestStatus = "accepted"
+	CoverRequestStatusDeclined CoverRequestStatus = "declined"
+	CoverRequestStatusPending  CoverRequestStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the CoverRequestStatus enum.
+func (e CoverRequestStatus) Valid() bool {
+	switch e {
+	case CoverRequestStatusAccepted:
+		return true
+	case CoverRequestStatusDeclined:
+		return true
+	case CoverRequestStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CoveringStatus.
+const (
+	CoveringStatusAccepted CoveringStatus = "accepted"
+	CoveringStatusDeclined CoveringStatus = "declined"
+	CoveringStatusPending  CoveringStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the CoveringStatus enum.
+func (e CoveringStatus) Valid() bool {
+	switch e {
+	case CoveringStatusAccepted:
+		return true
+	case CoveringStatusDeclined:
+		return true
+	case CoveringStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryChannel.
 const (
 	DeliveryChannelEmail   DeliveryChannel = "email"
@@ -1732,9 +1774,78 @@ type Checkup struct {
 // CheckupStatus Example: resulted
 type CheckupStatus string
 
+// CoverRequest defines model for CoverRequest.
+type CoverRequest struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/CoverRequest.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// Active Whether the cover applies now: accepted, and started.
+	//
+	// Example: false
+	Active bool `json:"active"`
+
+	// CoveringDoctorId The doctor asked to cover.
+	//
+	// Example: 9a7c1e0b-2d4f-5b6a-8c3e-1f0a2b3c4d5e
+	CoveringDoctorId string `json:"covering_doctor_id"`
+
+	// DecidedAt When it was accepted, approved or declined.
+	//
+	// Example: 2026-11-25T04:00:00Z
+	DecidedAt *time.Time `json:"decided_at,omitempty"`
+
+	// DoctorExternalId Example: usr-10042
+	DoctorExternalId string `json:"doctor_external_id"`
+
+	// DoctorId The doctor asking to be covered.
+	//
+	// Example: 0b8e4b6e-6f57-5c5a-9d0e-2a0c1f6f3b7a
+	DoctorId string `json:"doctor_id"`
+
+	// DoctorName Example: Dr. Anan Srisuk
+	DoctorName string `json:"doctor_name"`
+
+	// EndsAt Example: 2026-12-15T00:00:00Z
+	EndsAt time.Time `json:"ends_at"`
+
+	// Id The cover's id.
+	//
+	// Example: 3f0d6a0e-5b1c-4f7e-9c1e-6b8f2a7d4c10
+	Id string `json:"id"`
+
+	// RequestedAt Example: 2026-11-25T03:00:00Z
+	RequestedAt time.Time `json:"requested_at"`
+
+	// StartsAt Example: 2026-12-01T00:00:00Z
+	StartsAt time.Time `json:"starts_at"`
+
+	// Status Only an accepted cover sends the covering doctor copies.
+	//
+	// Example: pending
+	Status CoverRequestStatus `json:"status"`
+}
+
+// CoverRequestStatus Only an accepted cover sends the covering doctor copies.
+//
+// Example: pending
+type CoverRequestStatus string
+
+// CoverRequestsOutputBody defines model for CoverRequestsOutputBody.
+type CoverRequestsOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/CoverRequestsOutputBody.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// Items Covers asked of the authenticated doctor that have not ended, by start.
+	Items *[]CoverRequest `json:"items"`
+}
+
 // Covering defines model for Covering.
 type Covering struct {
-	// Active Whether the cover applies now; false while it has yet to start.
+	// Active Whether the cover applies now: accepted, and started.
 	//
 	// Example: false
 	Active bool `json:"active"`
@@ -1762,7 +1873,17 @@ type Covering struct {
 
 	// StartsAt Example: 2026-12-01T00:00:00Z
 	StartsAt time.Time `json:"starts_at"`
+
+	// Status pending until the covering doctor accepts (or an operator approves); only an accepted cover sends them anything.
+	//
+	// Example: pending
+	Status CoveringStatus `json:"status"`
 }
+
+// CoveringStatus pending until the covering doctor accepts (or an operator approves); only an accepted cover sends them anything.
+//
+// Example: pending
+type CoveringStatus string
 
 // CoveringRequest defines model for CoveringRequest.
 type CoveringRequest struct {
@@ -1776,7 +1897,7 @@ type CoveringRequest struct {
 	// Example: 9a7c1e0b-2d4f-5b6a-8c3e-1f0a2b3c4d5e
 	DoctorId *string `json:"doctor_id,omitempty"`
 
-	// EndsAt When the cover ends; after starts_at and in the future.
+	// EndsAt When the cover ends; after starts_at, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after the later of starts_at and now.
 	//
 	// Example: 2026-12-15T00:00:00Z
 	EndsAt time.Time `json:"ends_at"`
@@ -3968,6 +4089,13 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ApproveCovering Approve a cover
+	//
+	// An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. Needs scope covering:approve.
+	//
+	// Corresponds with POST /v1/admin/covering/{id}/approve (the `ApproveCovering` operationId).
+	ApproveCovering(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListPoison List poisoned messages
 	//
 	// Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
@@ -4103,6 +4231,34 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListCoveringRequests List covers asked of me
+	//
+	// The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined.
+	//
+	// Corresponds with GET /v1/me/covering-requests (the `ListCoveringRequests` operationId).
+	ListCoveringRequests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCoveringRequest Get a cover asked of me
+	//
+	// One cover asked of the authenticated doctor; any other cover is 404.
+	//
+	// Corresponds with GET /v1/me/covering-requests/{id} (the `GetCoveringRequest` operationId).
+	GetCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AcceptCoveringRequest Accept a cover
+	//
+	// The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than RFD_COVERING_MAX_DAYS from now, is 409. Audited.
+	//
+	// Corresponds with POST /v1/me/covering-requests/{id}/accept (the `AcceptCoveringRequest` operationId).
+	AcceptCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeclineCoveringRequest Decline a cover
+	//
+	// The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. An ended cover is 409. Audited.
+	//
+	// Corresponds with POST /v1/me/covering-requests/{id}/decline (the `DeclineCoveringRequest` operationId).
+	DeclineCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteDevice Remove a push device
 	//
 	// Stops push notifications to the token. A token that is not the doctor's is 404.
@@ -4130,7 +4286,7 @@ type ClientInterface interface {
 
 	// UpdatePreferencesWithBody Change notification preferences
 	//
-	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -4139,7 +4295,7 @@ type ClientInterface interface {
 
 	// UpdatePreferences Change notification preferences
 	//
-	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4269,6 +4425,23 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/rotate (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecret(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ApproveCovering Approve a cover
+//
+// An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. Needs scope covering:approve.
+//
+// Corresponds with POST /v1/admin/covering/{id}/approve (the `ApproveCovering` operationId).
+func (c *Client) ApproveCovering(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApproveCoveringRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListPoison List poisoned messages
@@ -4576,6 +4749,74 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 	return c.Client.Do(req)
 }
 
+// ListCoveringRequests List covers asked of me
+//
+// The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined.
+//
+// Corresponds with GET /v1/me/covering-requests (the `ListCoveringRequests` operationId).
+func (c *Client) ListCoveringRequests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCoveringRequestsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCoveringRequest Get a cover asked of me
+//
+// One cover asked of the authenticated doctor; any other cover is 404.
+//
+// Corresponds with GET /v1/me/covering-requests/{id} (the `GetCoveringRequest` operationId).
+func (c *Client) GetCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCoveringRequestRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AcceptCoveringRequest Accept a cover
+//
+// The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than RFD_COVERING_MAX_DAYS from now, is 409. Audited.
+//
+// Corresponds with POST /v1/me/covering-requests/{id}/accept (the `AcceptCoveringRequest` operationId).
+func (c *Client) AcceptCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAcceptCoveringRequestRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeclineCoveringRequest Decline a cover
+//
+// The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. An ended cover is 409. Audited.
+//
+// Corresponds with POST /v1/me/covering-requests/{id}/decline (the `DeclineCoveringRequest` operationId).
+func (c *Client) DeclineCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeclineCoveringRequestRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // DeleteDevice Remove a push device
 //
 // Stops push notifications to the token. A token that is not the doctor's is 404.
@@ -4633,7 +4874,7 @@ func (c *Client) PutDevice(ctx context.Context, token string, body PutDeviceJSON
 
 // UpdatePreferencesWithBody Change notification preferences
 //
-// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4652,7 +4893,7 @@ func (c *Client) UpdatePreferencesWithBody(ctx context.Context, contentType stri
 
 // UpdatePreferences Change notification preferences
 //
-// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4951,6 +5192,40 @@ func (c *Client) RotateWebhookSecret(ctx context.Context, id string, reqEditors 
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewApproveCoveringRequest constructs an http.Request for the ApproveCovering method
+func NewApproveCoveringRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/covering/%s/approve", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListPoisonRequest constructs an http.Request for the ListPoison method
@@ -5562,6 +5837,135 @@ func NewGetMeRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListCoveringRequestsRequest constructs an http.Request for the ListCoveringRequests method
+func NewListCoveringRequestsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/covering-requests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCoveringRequestRequest constructs an http.Request for the GetCoveringRequest method
+func NewGetCoveringRequestRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/covering-requests/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAcceptCoveringRequestRequest constructs an http.Request for the AcceptCoveringRequest method
+func NewAcceptCoveringRequestRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/covering-requests/%s/accept", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeclineCoveringRequestRequest constructs an http.Request for the DeclineCoveringRequest method
+func NewDeclineCoveringRequestRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/covering-requests/%s/decline", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -6424,6 +6828,15 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ApproveCoveringWithResponse Approve a cover
+	//
+	// An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. Needs scope covering:approve.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/covering/{id}/approve (the `ApproveCovering` operationId).
+	ApproveCoveringWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ApproveCoveringResponse, error)
+
 	// ListPoisonWithResponse List poisoned messages
 	//
 	// Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
@@ -6577,6 +6990,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
 
+	// ListCoveringRequestsWithResponse List covers asked of me
+	//
+	// The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/covering-requests (the `ListCoveringRequests` operationId).
+	ListCoveringRequestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCoveringRequestsResponse, error)
+
+	// GetCoveringRequestWithResponse Get a cover asked of me
+	//
+	// One cover asked of the authenticated doctor; any other cover is 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/covering-requests/{id} (the `GetCoveringRequest` operationId).
+	GetCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCoveringRequestResponse, error)
+
+	// AcceptCoveringRequestWithResponse Accept a cover
+	//
+	// The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than RFD_COVERING_MAX_DAYS from now, is 409. Audited.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/me/covering-requests/{id}/accept (the `AcceptCoveringRequest` operationId).
+	AcceptCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AcceptCoveringRequestResponse, error)
+
+	// DeclineCoveringRequestWithResponse Decline a cover
+	//
+	// The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. An ended cover is 409. Audited.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/me/covering-requests/{id}/decline (the `DeclineCoveringRequest` operationId).
+	DeclineCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeclineCoveringRequestResponse, error)
+
 	// DeleteDeviceWithResponse Remove a push device
 	//
 	// Stops push notifications to the token. A token that is not the doctor's is 404.
@@ -6606,7 +7055,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdatePreferencesWithBodyWithResponse Change notification preferences
 	//
-	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6615,7 +7064,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdatePreferencesWithResponse Change notification preferences
 	//
-	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6765,6 +7214,110 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/rotate (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecretWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
+}
+
+// ApproveCoveringResponse429Headers the declared response headers of an HTTP 429 response for ApproveCovering
+type ApproveCoveringResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ApproveCoveringResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ApproveCoveringResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApproveCoveringResponse) GetJSON200() *CoverRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ApproveCoveringResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApproveCoveringResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApproveCoveringResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApproveCoveringResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListPoisonResponse429Headers the declared response headers of an HTTP 429 response for ListPoison
@@ -7994,6 +8547,394 @@ func (r GetMeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListCoveringRequestsResponse429Headers the declared response headers of an HTTP 429 response for ListCoveringRequests
+type ListCoveringRequestsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListCoveringRequestsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequestsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListCoveringRequestsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCoveringRequestsResponse) GetJSON200() *CoverRequestsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCoveringRequestsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCoveringRequestsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCoveringRequestsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCoveringRequestsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCoveringRequestResponse429Headers the declared response headers of an HTTP 429 response for GetCoveringRequest
+type GetCoveringRequestResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetCoveringRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCoveringRequestResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCoveringRequestResponse) GetJSON200() *CoverRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCoveringRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCoveringRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCoveringRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCoveringRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AcceptCoveringRequestResponse429Headers the declared response headers of an HTTP 429 response for AcceptCoveringRequest
+type AcceptCoveringRequestResponse429Headers struct {
+	RetryAfter *int
+}
+
+type AcceptCoveringRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AcceptCoveringRequestResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AcceptCoveringRequestResponse) GetJSON200() *CoverRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AcceptCoveringRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AcceptCoveringRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AcceptCoveringRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AcceptCoveringRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeclineCoveringRequestResponse429Headers the declared response headers of an HTTP 429 response for DeclineCoveringRequest
+type DeclineCoveringRequestResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeclineCoveringRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeclineCoveringRequestResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeclineCoveringRequestResponse) GetJSON200() *CoverRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeclineCoveringRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeclineCoveringRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeclineCoveringRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeclineCoveringRequestResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9559,6 +10500,21 @@ func (r RotateWebhookSecretResponse) ContentType() string {
 	return ""
 }
 
+// ApproveCoveringWithResponse Approve a cover
+//
+// An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. Needs scope covering:approve.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/covering/{id}/approve (the `ApproveCovering` operationId).
+func (c *ClientWithResponses) ApproveCoveringWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ApproveCoveringResponse, error) {
+	rsp, err := c.ApproveCovering(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApproveCoveringResponse(rsp)
+}
+
 // ListPoisonWithResponse List poisoned messages
 //
 // Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
@@ -9814,6 +10770,66 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 	return ParseGetMeResponse(rsp)
 }
 
+// ListCoveringRequestsWithResponse List covers asked of me
+//
+// The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/covering-requests (the `ListCoveringRequests` operationId).
+func (c *ClientWithResponses) ListCoveringRequestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCoveringRequestsResponse, error) {
+	rsp, err := c.ListCoveringRequests(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCoveringRequestsResponse(rsp)
+}
+
+// GetCoveringRequestWithResponse Get a cover asked of me
+//
+// One cover asked of the authenticated doctor; any other cover is 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/covering-requests/{id} (the `GetCoveringRequest` operationId).
+func (c *ClientWithResponses) GetCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCoveringRequestResponse, error) {
+	rsp, err := c.GetCoveringRequest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCoveringRequestResponse(rsp)
+}
+
+// AcceptCoveringRequestWithResponse Accept a cover
+//
+// The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than RFD_COVERING_MAX_DAYS from now, is 409. Audited.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/me/covering-requests/{id}/accept (the `AcceptCoveringRequest` operationId).
+func (c *ClientWithResponses) AcceptCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AcceptCoveringRequestResponse, error) {
+	rsp, err := c.AcceptCoveringRequest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAcceptCoveringRequestResponse(rsp)
+}
+
+// DeclineCoveringRequestWithResponse Decline a cover
+//
+// The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. An ended cover is 409. Audited.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/me/covering-requests/{id}/decline (the `DeclineCoveringRequest` operationId).
+func (c *ClientWithResponses) DeclineCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeclineCoveringRequestResponse, error) {
+	rsp, err := c.DeclineCoveringRequest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeclineCoveringRequestResponse(rsp)
+}
+
 // DeleteDeviceWithResponse Remove a push device
 //
 // Stops push notifications to the token. A token that is not the doctor's is 404.
@@ -9861,7 +10877,7 @@ func (c *ClientWithResponses) PutDeviceWithResponse(ctx context.Context, token s
 
 // UpdatePreferencesWithBodyWithResponse Change notification preferences
 //
-// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9876,7 +10892,7 @@ func (c *ClientWithResponses) UpdatePreferencesWithBodyWithResponse(ctx context.
 
 // UpdatePreferencesWithResponse Change notification preferences
 //
-// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10127,6 +11143,101 @@ func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseRotateWebhookSecretResponse(rsp)
+}
+
+// ParseApproveCoveringResponse parses an HTTP response from a ApproveCoveringWithResponse call
+func ParseApproveCoveringResponse(rsp *http.Response) (*ApproveCoveringResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApproveCoveringResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ApproveCoveringResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListPoisonResponse parses an HTTP response from a ListPoisonWithResponse call
@@ -11241,6 +12352,358 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	switch {
 	case rsp.StatusCode == 429:
 		var headers GetMeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListCoveringRequestsResponse parses an HTTP response from a ListCoveringRequestsWithResponse call
+func ParseListCoveringRequestsResponse(rsp *http.Response) (*ListCoveringRequestsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCoveringRequestsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequestsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListCoveringRequestsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCoveringRequestResponse parses an HTTP response from a GetCoveringRequestWithResponse call
+func ParseGetCoveringRequestResponse(rsp *http.Response) (*GetCoveringRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCoveringRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetCoveringRequestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAcceptCoveringRequestResponse parses an HTTP response from a AcceptCoveringRequestWithResponse call
+func ParseAcceptCoveringRequestResponse(rsp *http.Response) (*AcceptCoveringRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AcceptCoveringRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers AcceptCoveringRequestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeclineCoveringRequestResponse parses an HTTP response from a DeclineCoveringRequestWithResponse call
+func ParseDeclineCoveringRequestResponse(rsp *http.Response) (*DeclineCoveringRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeclineCoveringRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeclineCoveringRequestResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
