@@ -94,12 +94,13 @@ func Config() huma.Config {
 	cfg := huma.DefaultConfig("RFD Notify API", Version)
 	cfg.Info.Description = "Notifications about referred patients' checkups, results and orders for referring doctors, their portal and integrators.\n\n" +
 		"Errors are RFC 9457 problem details (`application/problem+json`); validation errors list each failing field with its location " +
-		"(`body.quiet_hours.start`, `query.limit`). Request bodies are limited to 16 KiB and reject unknown fields; page sizes are capped at 100. " +
+		"(`body.quiet_hours.start`, `query.limit`) and never repeat the submitted value. Request bodies are limited to 16 KiB and reject unknown fields; page sizes are capped at 100. " +
 		"When the database is unavailable an operation answers 503 with `Retry-After`. " +
 		"Requests are rate limited per API key and per doctor (token buckets); a caller over its limit gets 429 with `Retry-After` in seconds."
 	cfg.Info.License = &huma.License{Name: "Proprietary"}
 	cfg.Servers = []*huma.Server{{URL: "http://localhost:8080", Description: "`rfd serve` on this machine; a deployment serves the same paths at its own host."}}
 	cfg.OnAddOperation = append(cfg.OnAddOperation, specHygiene, documentRateLimit)
+	cfg.Transformers = append(cfg.Transformers, withholdValues)
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		SchemeDoctor: {
 			Type:         "http",
@@ -223,7 +224,7 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 		return nil, err
 	}
 	a := humago.New(mux, cfg)
-	h := &handlers{db: d.DB, now: d.Now, logger: d.Logger}
+	h := &handlers{db: d.DB, now: d.Now, logger: d.Logger, coveringMax: coveringMax(d.Config)}
 	if d.DB != nil {
 		h.auditLog = newAuditLog(d.DB, dbTimeout)
 	}
@@ -241,6 +242,7 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	registerPoison(a, s.h, d)
 	registerBroadcasts(a, s.h)
 	registerReports(a, s.h, d.Config.EscalationSLA)
+	registerCovering(a, s.h)
 	hub := d.InApp
 	if hub == nil {
 		hub = inapp.NewHub()

@@ -37,13 +37,21 @@ func TestBOLAWalk(t *testing.T) {
 		f.do(http.MethodPut, "/v1/me/devices/"+deviceA, tokA, map[string]any{"platform": "android"}).ok(t, http.StatusCreated, nil)
 		f.do(http.MethodPatch, "/v1/me/preferences", tokA, map[string]any{"digest": "hourly"}).ok(t, http.StatusOK, nil)
 
+		// Doctor C asks A to cover for them: a cover only A may decide.
+		f.registerDoctor("doc-c")
+		var asked api.Preferences
+		f.do(http.MethodPatch, "/v1/me/preferences", f.token("doc-c"), map[string]any{"covering": map[string]any{
+			"doctor_external_id": "doc-a", "starts_at": time.Now().UTC().Format(time.RFC3339),
+			"ends_at": time.Now().UTC().Add(24 * time.Hour).Format(time.RFC3339)}}).ok(t, http.StatusOK, &asked)
+
 		criticalA := f.str(`SELECT id FROM notifications WHERE checkup_id = 'CHK-2'`)
 		// Path parameters by the collection they identify, filled with A's objects.
 		objectsA := map[string]string{
-			"/v1/notifications/{id}": criticalA,
-			"/v1/orders/{id}":        "ORD-CHK-1",
-			"/v1/checkups/{id}":      "CHK-1",
-			"/v1/me/devices/{token}": deviceA,
+			"/v1/notifications/{id}":        criticalA,
+			"/v1/orders/{id}":               "ORD-CHK-1",
+			"/v1/checkups/{id}":             "CHK-1",
+			"/v1/me/devices/{token}":        deviceA,
+			"/v1/me/covering-requests/{id}": asked.Covering.ID,
 		}
 		// Anything of A's that must never reach B.
 		markers := []string{"Somchai", "Malee", "PT-CHK-1", "PT-CHK-2", "ORD-CHK-1", `"CHK-1"`, `"CHK-2"`, deviceA,
@@ -104,7 +112,9 @@ SELECT 'd:' || dl.id || ':' || dl.status FROM deliveries dl JOIN notifications n
 UNION ALL
 SELECT 'v:' || v.token || ':' || v.platform || ':' || v.doctor_id FROM devices v JOIN doctors d ON d.id = v.doctor_id WHERE d.external_user_id = 'doc-a'
 UNION ALL
-SELECT 'p:' || p.digest || ':' || p.quiet_start || ':' || CAST(p.channels AS TEXT) FROM doctor_preferences p JOIN doctors d ON d.id = p.doctor_id WHERE d.external_user_id = 'doc-a'`)
+SELECT 'p:' || p.digest || ':' || p.quiet_start || ':' || CAST(p.channels AS TEXT) FROM doctor_preferences p JOIN doctors d ON d.id = p.doctor_id WHERE d.external_user_id = 'doc-a'
+UNION ALL
+SELECT 'g:' || g.id || ':' || g.status FROM delegations g JOIN doctors d ON d.id = g.covering_doctor_id WHERE d.external_user_id = 'doc-a'`)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"time"
 
@@ -14,13 +15,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/notify"
 )
 
-// Covering is the doctor covering for the authenticated doctor: while the
-// cover applies, that doctor receives a copy of each of their
-// notifications (its on_behalf_of is this doctor's id).
+// Covering is the doctor covering for the authenticated doctor: once that
+// doctor has accepted, and while the cover applies, they receive a copy of
+// each of this doctor's notifications (its on_behalf_of is this doctor's id).
 type Covering struct {
 	ID               string    `json:"id" doc:"The delegation's id." example:"3f0d6a0e-5b1c-4f7e-9c1e-6b8f2a7d4c10"`
 	DoctorID         string    `json:"doctor_id" doc:"The covering doctor's id." example:"9a7c1e0b-2d4f-5b6a-8c3e-1f0a2b3c4d5e"`
@@ -28,7 +31,8 @@ type Covering struct {
 	DoctorName       string    `json:"doctor_name" example:"Dr. Malee Chaiyaporn"`
 	StartsAt         time.Time `json:"starts_at" example:"2026-12-01T00:00:00Z"`
 	EndsAt           time.Time `json:"ends_at" example:"2026-12-15T00:00:00Z"`
-	Active           bool      `json:"active" doc:"Whether the cover applies now; false while it has yet to start." example:"false"`
+	Status           string    `json:"status" enum:"pending,accepted,declined" doc:"pending until the covering doctor accepts (or an operator approves); only an accepted cover sends them anything." example:"pending"`
+	Active           bool      `json:"active" doc:"Whether the cover applies now: accepted, and started." example:"false"`
 }
 
 // CoveringRequest names the doctor who covers for the authenticated doctor
@@ -38,7 +42,7 @@ type CoveringRequest struct {
 	DoctorID         string    `json:"doctor_id,omitempty" doc:"The covering doctor's id; give it or doctor_external_id." example:"9a7c1e0b-2d4f-5b6a-8c3e-1f0a2b3c4d5e"`
 	DoctorExternalID string    `json:"doctor_external_id,omitempty" doc:"The covering doctor's user id in user management; give it or doctor_id." example:"usr-10077"`
 	StartsAt         time.Time `json:"starts_at" doc:"When the cover starts." example:"2026-12-01T00:00:00Z"`
-	EndsAt           time.Time `json:"ends_at" doc:"When the cover ends; after starts_at and in the future." example:"2026-12-15T00:00:00Z"`
+	EndsAt           time.Time `json:"ends_at" doc:"When the cover ends; after starts_at, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after the later of starts_at and now." example:"2026-12-15T00:00:00Z"`
 }
 
 // CoveringChange is the covering field of a preferences patch: absent keeps
@@ -90,19 +94,27 @@ type delegationRow struct {
 	StartsAt         time.Time `bun:"starts_at"`
 	EndsAt           time.Time `bun:"ends_at"`
 	CreatedAt        time.Time `bun:"created_at"`
+	// Status is domain.CoverPending until the covering doctor (or an
+	// operator) decides.
+	Status    string     `bun:"status"`
+	DecidedAt *time.Time `bun:"decided_at"`
+	// DecidedBy is who decided: "doctor:<id>" or "api_key:<id>".
+	DecidedBy string `bun:"decided_by"`
 }
 
 // changeCovering applies a covering change for doc at now within tx: the
 // doctor's current cover ends now and future ones are removed; then the
-// new one, if any, is stored. Past covers are kept as history.
-func changeCovering(ctx context.Context, tx bun.Tx, doc domain.Doctor, c CoveringChange, now time.Time) error {
+// new one, if any, is stored, pending the covering doctor's acceptance.
+// Past covers are kept as history. Both the request and its end are
+// audited.
+func (h *handlers) changeCovering(ctx context.Context, tx bun.Tx, doc domain.Doctor, c CoveringChange, now time.Time) error {
 	if !c.Set {
 		return nil
 	}
 	var row *delegationRow
 	if c.Value != nil {
 		var err error
-		if row, err = newDelegation(ctx, tx, doc, *c.Value, now); err != nil {
+		if row, err = newDelegation(ctx, tx, doc, *c.Value, now, h.coveringMax); err != nil {
 			return err
 		}
 	}
@@ -117,18 +129,22 @@ func changeCovering(ctx context.Context, tx bun.Tx, doc domain.Doctor, c Coverin
 		return fmt.Errorf("remove future cover: %w", err)
 	}
 	if row == nil {
-		return nil
+		return h.audit(ctx, tx, "covering.end", "doctor", doc.ID, outcomeSuccess, nil)
 	}
 	if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
 		return fmt.Errorf("store cover: %w", err)
 	}
-	return nil
+	return h.audit(ctx, tx, "covering.request", "delegation", row.ID, outcomeSuccess, map[string]any{
+		"doctor_id": doc.ID, "covering_doctor_id": row.CoveringDoctorID,
+		"starts_at": row.StartsAt.Format(time.RFC3339), "ends_at": row.EndsAt.Format(time.RFC3339),
+	})
 }
 
 // newDelegation validates req for doc: one of doctor_id and
 // doctor_external_id, an active doctor other than doc, ends_at after
-// starts_at and after now. Refusals are 422 at the failing field.
-func newDelegation(ctx context.Context, tx bun.Tx, doc domain.Doctor, req CoveringRequest, now time.Time) (*delegationRow, error) {
+// starts_at and after now, and no longer than maxPeriod from the later of
+// starts_at and now. Refusals are 422 at the failing field.
+func newDelegation(ctx context.Context, tx bun.Tx, doc domain.Doctor, req CoveringRequest, now time.Time, maxPeriod time.Duration) (*delegationRow, error) {
 	invalid := func(loc, msg string) error {
 		return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Message: msg, Location: "body.covering." + loc})
 	}
@@ -172,8 +188,24 @@ func newDelegation(ctx context.Context, tx bun.Tx, doc domain.Doctor, req Coveri
 	if !end.After(now) {
 		return nil, invalid("ends_at", "ends_at must be in the future")
 	}
+	if tooLong(start, end, now, maxPeriod) {
+		return nil, invalid("ends_at", fmt.Sprintf("a cover lasts at most %d days", int(maxPeriod/(24*time.Hour))))
+	}
 	return &delegationRow{ID: uuid.NewString(), DoctorID: doc.ID, CoveringDoctorID: cov.ID,
-		StartsAt: start, EndsAt: end, CreatedAt: now}, nil
+		StartsAt: start, EndsAt: end, CreatedAt: now, Status: domain.CoverPending}, nil
+}
+
+// tooLong reports whether a cover from start to end lasts longer than
+// maxPeriod from when it takes effect: start, or now if that is later.
+func tooLong(start, end, now time.Time, maxPeriod time.Duration) bool {
+	return end.Sub(later(start, now)) > maxPeriod
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // coveringOf is doctorID's current cover, or else the next one; nil when
@@ -194,6 +226,230 @@ func coveringOf(ctx context.Context, db bun.IDB, doctorID string, now time.Time)
 	}
 	return &Covering{
 		ID: row.ID, DoctorID: cov.ID, DoctorExternalID: cov.ExternalUserID, DoctorName: cov.Name,
-		StartsAt: row.StartsAt.UTC(), EndsAt: row.EndsAt.UTC(), Active: !row.StartsAt.After(now),
+		StartsAt: row.StartsAt.UTC(), EndsAt: row.EndsAt.UTC(), Status: row.Status,
+		Active: row.Status == domain.CoverAccepted && !row.StartsAt.After(now),
 	}, nil
+}
+
+// tagCovering groups the covering doctor's and the operators' operations
+// on covers.
+const tagCovering = "Covering"
+
+// CoverRequest is a cover as the covering doctor (or an operator) sees it:
+// who asks to be covered, when, and whether it was accepted.
+type CoverRequest struct {
+	ID               string     `json:"id" doc:"The cover's id." example:"3f0d6a0e-5b1c-4f7e-9c1e-6b8f2a7d4c10"`
+	DoctorID         string     `json:"doctor_id" doc:"The doctor asking to be covered." example:"0b8e4b6e-6f57-5c5a-9d0e-2a0c1f6f3b7a"`
+	DoctorExternalID string     `json:"doctor_external_id" example:"usr-10042"`
+	DoctorName       string     `json:"doctor_name" example:"Dr. Anan Srisuk"`
+	CoveringDoctorID string     `json:"covering_doctor_id" doc:"The doctor asked to cover." example:"9a7c1e0b-2d4f-5b6a-8c3e-1f0a2b3c4d5e"`
+	StartsAt         time.Time  `json:"starts_at" example:"2026-12-01T00:00:00Z"`
+	EndsAt           time.Time  `json:"ends_at" example:"2026-12-15T00:00:00Z"`
+	Status           string     `json:"status" enum:"pending,accepted,declined" doc:"Only an accepted cover sends the covering doctor copies." example:"pending"`
+	Active           bool       `json:"active" doc:"Whether the cover applies now: accepted, and started." example:"false"`
+	RequestedAt      time.Time  `json:"requested_at" example:"2026-11-25T03:00:00Z"`
+	DecidedAt        *time.Time `json:"decided_at,omitempty" doc:"When it was accepted, approved or declined." example:"2026-11-25T04:00:00Z"`
+}
+
+type coverRequestsOutput struct {
+	Body struct {
+		Items []CoverRequest `json:"items" doc:"Covers asked of the authenticated doctor that have not ended, by start."`
+	}
+}
+
+type coverRequestInput struct {
+	ID string `path:"id" maxLength:"100" doc:"The cover's id." example:"3f0d6a0e-5b1c-4f7e-9c1e-6b8f2a7d4c10"`
+}
+
+type coverRequestOutput struct {
+	Body CoverRequest
+}
+
+func registerCovering(api huma.API, h *handlers) {
+	oapi := api.OpenAPI()
+	if !hasTag(oapi, tagCovering) {
+		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagCovering, Description: "Covers between doctors need the covering doctor's consent: " +
+			"a cover a doctor asks for (PATCH /v1/me/preferences) sends the covering doctor nothing until they accept it, or an operator approves it. " +
+			"Requests, acceptances, approvals and declines are audited."})
+	}
+	huma.Register(api, doctorOp("listCoveringRequests", http.MethodGet, "/v1/me/covering-requests", tagCovering,
+		"List covers asked of me",
+		"The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined."),
+		h.listCoverRequests)
+	huma.Register(api, doctorOp("getCoveringRequest", http.MethodGet, "/v1/me/covering-requests/{id}", tagCovering,
+		"Get a cover asked of me",
+		"One cover asked of the authenticated doctor; any other cover is 404.", http.StatusNotFound),
+		h.getCoverRequest)
+	huma.Register(api, doctorOp("acceptCoveringRequest", http.MethodPost, "/v1/me/covering-requests/{id}/accept", tagCovering,
+		"Accept a cover",
+		"The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's "+
+			"notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than "+
+			"RFD_COVERING_MAX_DAYS from now, is 409. Audited.", http.StatusNotFound, http.StatusConflict),
+		h.acceptCoverRequest)
+	huma.Register(api, doctorOp("declineCoveringRequest", http.MethodPost, "/v1/me/covering-requests/{id}/decline", tagCovering,
+		"Decline a cover",
+		"The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. "+
+			"An ended cover is 409. Audited.", http.StatusNotFound, http.StatusConflict),
+		h.declineCoverRequest)
+	huma.Register(api, apiKeyOp("approveCovering", http.MethodPost, "/v1/admin/covering/{id}/approve", tagCovering,
+		"Approve a cover",
+		"An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. "+
+			"Needs scope covering:approve.", []string{auth.ScopeCoveringApprove}, http.StatusNotFound, http.StatusConflict),
+		h.approveCover)
+}
+
+func (h *handlers) listCoverRequests(ctx context.Context, _ *struct{}) (*coverRequestsOutput, error) {
+	doc, err := doctorOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.dbctx(ctx)
+	defer cancel()
+	now := h.now().UTC()
+	var rows []delegationRow
+	if err := h.db.NewSelect().Model(&rows).Where("covering_doctor_id = ?", doc.ID).Where("ends_at > ?", now).
+		Order("starts_at", "id").Limit(MaxPageSize).Scan(ctx); err != nil {
+		return nil, h.fail(ctx, "listCoveringRequests", err)
+	}
+	out := &coverRequestsOutput{}
+	out.Body.Items = make([]CoverRequest, 0, len(rows))
+	for _, r := range rows {
+		v, err := coverRequestOf(ctx, h.db, r, now)
+		if err != nil {
+			return nil, h.fail(ctx, "listCoveringRequests", err)
+		}
+		out.Body.Items = append(out.Body.Items, v)
+	}
+	return out, nil
+}
+
+func (h *handlers) getCoverRequest(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
+	doc, err := doctorOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.dbctx(ctx)
+	defer cancel()
+	var row delegationRow
+	err = h.db.NewSelect().Model(&row).Where("id = ?", in.ID).Where("covering_doctor_id = ?", doc.ID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNoCover()
+	}
+	if err != nil {
+		return nil, h.fail(ctx, "getCoveringRequest", err)
+	}
+	v, err := coverRequestOf(ctx, h.db, row, h.now().UTC())
+	if err != nil {
+		return nil, h.fail(ctx, "getCoveringRequest", err)
+	}
+	return &coverRequestOutput{Body: v}, nil
+}
+
+func (h *handlers) acceptCoverRequest(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
+	doc, err := doctorOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.decideCover(ctx, "acceptCoveringRequest", in.ID, doc.ID, domain.CoverAccepted, "covering.accept")
+}
+
+func (h *handlers) declineCoverRequest(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
+	doc, err := doctorOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.decideCover(ctx, "declineCoveringRequest", in.ID, doc.ID, domain.CoverDeclined, "covering.decline")
+}
+
+func (h *handlers) approveCover(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
+	if _, err := apiKeyOf(ctx); err != nil {
+		return nil, err
+	}
+	return h.decideCover(ctx, "approveCovering", in.ID, "", domain.CoverAccepted, "covering.approve")
+}
+
+func errNoCover() error { return huma.Error404NotFound("no such cover") }
+
+// decideCover moves cover id to status (accepted or declined) and audits
+// action. coveringDoctorID, when set, is the doctor deciding: a cover
+// asked of anyone else is 404. An acceptance is checked again against the
+// cap, which may have been lowered, or the cover made before it existed.
+func (h *handlers) decideCover(ctx context.Context, op, id, coveringDoctorID, status, action string) (*coverRequestOutput, error) {
+	ctx, cancel := h.dbctx(ctx)
+	defer cancel()
+	now := h.now().UTC().Truncate(time.Microsecond)
+	c := callerOf(ctx)
+	var out CoverRequest
+	err := h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var row delegationRow
+		q := tx.NewSelect().Model(&row).Where("id = ?", id)
+		if coveringDoctorID != "" {
+			q = q.Where("covering_doctor_id = ?", coveringDoctorID)
+		}
+		err := q.Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNoCover()
+		}
+		if err != nil {
+			return fmt.Errorf("load cover: %w", err)
+		}
+		switch {
+		case !row.EndsAt.After(now):
+			return huma.Error409Conflict("the cover has ended")
+		case row.Status == status:
+			// Deciding the same again changes nothing.
+			out, err = coverRequestOf(ctx, tx, row, now)
+			return err
+		case status == domain.CoverAccepted && row.Status == domain.CoverDeclined:
+			return huma.Error409Conflict("the cover was declined; the doctor must ask again")
+		case status == domain.CoverAccepted && tooLong(row.StartsAt, row.EndsAt, now, h.coveringMax):
+			return huma.Error409Conflict(fmt.Sprintf("the cover lasts longer than the %d days allowed; the doctor must ask for a shorter one",
+				int(h.coveringMax/(24*time.Hour))))
+		}
+		res, err := tx.NewUpdate().Model((*delegationRow)(nil)).Set("status = ?", status).Set("decided_at = ?", now).
+			Set("decided_by = ?", c.actorType+":"+c.actorID).Where("id = ?", row.ID).Where("status = ?", row.Status).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("decide cover: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return huma.Error409Conflict("the cover changed meanwhile; retry")
+		}
+		if err := h.audit(ctx, tx, action, "delegation", row.ID, outcomeSuccess, map[string]any{
+			"doctor_id": row.DoctorID, "covering_doctor_id": row.CoveringDoctorID, "previous_status": row.Status,
+		}); err != nil {
+			return err
+		}
+		row.Status, row.DecidedAt, row.DecidedBy = status, &now, c.actorType+":"+c.actorID
+		out, err = coverRequestOf(ctx, tx, row, now)
+		return err
+	})
+	if err != nil {
+		return nil, h.fail(ctx, op, err)
+	}
+	return &coverRequestOutput{Body: out}, nil
+}
+
+// coverRequestOf is row as the covering doctor sees it.
+func coverRequestOf(ctx context.Context, db bun.IDB, row delegationRow, now time.Time) (CoverRequest, error) {
+	var doc domain.Doctor
+	if err := db.NewSelect().Model(&doc).Where("id = ?", row.DoctorID).Scan(ctx); err != nil {
+		return CoverRequest{}, fmt.Errorf("load covered doctor: %w", err)
+	}
+	return CoverRequest{
+		ID: row.ID, DoctorID: doc.ID, DoctorExternalID: doc.ExternalUserID, DoctorName: doc.Name, CoveringDoctorID: row.CoveringDoctorID,
+		StartsAt: row.StartsAt.UTC(), EndsAt: row.EndsAt.UTC(), Status: row.Status,
+		Active: row.Status == domain.CoverAccepted && !row.StartsAt.After(now), RequestedAt: row.CreatedAt.UTC(), DecidedAt: utcPtr(row.DecidedAt),
+	}, nil
+}
+
+// defaultCoveringMaxDays is RFD_COVERING_MAX_DAYS's default, for a
+// configuration that does not set it (the spec-only API of `rfd openapi`).
+const defaultCoveringMaxDays = 30
+
+func coveringMax(cfg config.Config) time.Duration {
+	days := cfg.CoveringMaxDays
+	if days < 1 {
+		days = defaultCoveringMaxDays
+	}
+	return time.Duration(days) * 24 * time.Hour
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/delivery"
 	"github.com/rfd-notify/rfd/domain"
 )
 
@@ -19,7 +20,8 @@ type Delivery struct {
 	NotificationID string            `json:"notification_id" example:"6f1c8a9e-2b1d-5c4e-8f7a-3d2e1b0c9a87"`
 	Channel        domain.Channel    `json:"channel" enum:"in_app,email,sms,push,webhook" example:"sms"`
 	Status         string            `json:"status" enum:"queued,sending,sent,delivered,read,acknowledged,failed,undelivered,suppressed" doc:"Statuses only move forward: queued → sending → sent → delivered (→ read → acknowledged in the portal), or failed, undelivered, suppressed." example:"delivered"`
-	Reason         string            `json:"reason,omitempty" doc:"Why it failed or was suppressed." example:"doctor opted out"`
+	ReasonCode     string            `json:"reason_code,omitempty" enum:"doctor_inactive,notification_retracted,notification_superseded,notification_expired,opted_out,sms_cap,fallback,stuck_retried,not_configured,no_destination,invalid_destination,unsubscribed,provider_rejected,provider_unavailable,rate_limited,timeout,carrier_undelivered,internal_error,provider_error" doc:"Why it failed, was suppressed or waits: a stable code. A queued delivery with a failure code is waiting for its retry." example:"opted_out"`
+	Reason         string            `json:"reason,omitempty" doc:"reason_code's message, the same for every delivery with that code; never the provider's own error text." example:"The doctor opted out of this channel for this category."`
 	Attempt        int               `json:"attempt" doc:"The number of the latest attempt; 0 before the first." example:"1"`
 	Provider       string            `json:"provider,omitempty" example:"twilio"`
 	SendAt         time.Time         `json:"send_at" doc:"The earliest time it goes out (quiet hours defer it)." example:"2026-11-25T03:00:00Z"`
@@ -34,14 +36,15 @@ type DeliveryAttempt struct {
 	Attempt           int       `json:"attempt" example:"1"`
 	Provider          string    `json:"provider" example:"twilio"`
 	ProviderMessageID string    `json:"provider_message_id,omitempty" example:"SM0123456789abcdef0123456789abcdef"`
-	Outcome           string    `json:"outcome" doc:"What the provider answered." example:"sent"`
-	Error             string    `json:"error,omitempty" example:"provider answered 503"`
+	Outcome           string    `json:"outcome" doc:"What the provider answered." example:"success"`
+	ReasonCode        string    `json:"reason_code,omitempty" doc:"Why the attempt failed, one of the delivery's reason codes." example:"provider_unavailable"`
+	Error             string    `json:"error,omitempty" doc:"reason_code's message; never the provider's own error text." example:"The provider was unavailable."`
 	StartedAt         time.Time `json:"started_at" example:"2026-11-25T03:00:01Z"`
 	FinishedAt        time.Time `json:"finished_at" example:"2026-11-25T03:00:02Z"`
 }
 
 // deliveryScopes are the scopes of which getDelivery needs one.
-var deliveryScopes = []string{auth.ScopeNotificationsWrite, auth.ScopeDoctorsRead}
+var deliveryScopes = []string{auth.ScopeNotificationsWrite, auth.ScopeDeliveriesRead}
 
 type getDeliveryInput struct {
 	ID string `path:"id" maxLength:"100" doc:"The delivery's id (from sendNotification's deliveries)." example:"3c9f2e1a-7b6d-5e4f-9a8b-1c2d3e4f5a6b"`
@@ -54,8 +57,10 @@ type deliveryOutput struct {
 func registerDeliveries(api huma.API, in *integrations) {
 	op := apiKeyOp("getDelivery", http.MethodGet, "/v1/deliveries/{id}", tagDeliveries,
 		"Get a delivery's status",
-		"The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. "+
-			"Carries no notification text. Needs scope notifications:write or doctors:read.",
+		"The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), "+
+			"and every attempt. Carries no notification text and never the provider's own error text. "+
+			"A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); "+
+			"scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.",
 		nil, http.StatusNotFound)
 	// Either scope will do. The security middleware requires every scope
 	// of a requirement, so the key is authenticated there and its scopes
@@ -69,13 +74,20 @@ func (in *integrations) getDelivery(ctx context.Context, req *getDeliveryInput) 
 	if err != nil {
 		return nil, err
 	}
-	if !key.HasScope(auth.ScopeNotificationsWrite) && !key.HasScope(auth.ScopeDoctorsRead) {
-		return nil, huma.Error403Forbidden("the API key needs the scope \"notifications:write\" or \"doctors:read\"")
+	all := key.HasScope(auth.ScopeDeliveriesRead)
+	if !all && !key.HasScope(auth.ScopeNotificationsWrite) {
+		return nil, huma.Error403Forbidden("the API key needs the scope \"notifications:write\" or \"deliveries:read\"")
 	}
 	ctx, cancel := in.dbctx(ctx)
 	defer cancel()
 	var d domain.Delivery
-	err = in.db.NewSelect().Model(&d).Where("id = ?", req.ID).Scan(ctx)
+	q := in.db.NewSelect().Model(&d).Where("id = ?", req.ID)
+	if !all {
+		// A sender sees what it sent: notifications made by
+		// sendNotification carry the key as their source.
+		q = q.Where("notification_id IN (SELECT id FROM notifications WHERE source_event_id = ?)", sendSource(key.ID))
+	}
+	err = q.Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, huma.Error404NotFound("no such delivery")
 	}
@@ -83,15 +95,18 @@ func (in *integrations) getDelivery(ctx context.Context, req *getDeliveryInput) 
 		return nil, in.fail(ctx, "getDelivery", err)
 	}
 	out := Delivery{
-		ID: d.ID, NotificationID: d.NotificationID, Channel: d.Channel, Status: d.Status, Reason: d.StatusReason, Attempt: d.Attempt,
+		ID: d.ID, NotificationID: d.NotificationID, Channel: d.Channel, Status: d.Status,
+		ReasonCode: d.ReasonCode, Reason: delivery.ReasonMessage(d.ReasonCode), Attempt: d.Attempt,
 		Provider: d.Provider, SendAt: d.SendAt.UTC(), NextAttemptAt: utcPtr(d.NextAttemptAt), CreatedAt: d.CreatedAt.UTC(),
 		UpdatedAt: d.UpdatedAt.UTC(), Attempts: []DeliveryAttempt{},
 	}
-	if err := in.db.NewRaw(`SELECT attempt, provider, provider_message_id, outcome, error, started_at, finished_at
+	// The stored error column is not read: messages come from the code.
+	if err := in.db.NewRaw(`SELECT attempt, provider, provider_message_id, outcome, reason_code, started_at, finished_at
 FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt, id`, d.ID).Scan(ctx, &out.Attempts); err != nil {
 		return nil, in.fail(ctx, "getDelivery", err)
 	}
 	for i := range out.Attempts {
+		out.Attempts[i].Error = delivery.ReasonMessage(out.Attempts[i].ReasonCode)
 		out.Attempts[i].StartedAt = out.Attempts[i].StartedAt.UTC()
 		out.Attempts[i].FinishedAt = out.Attempts[i].FinishedAt.UTC()
 	}

@@ -314,32 +314,36 @@ func TestDeliveriesIntegrators(t *testing.T) {
 	each(t, func(t *testing.T, f *fixture) {
 		f.registerDoctor("doc-a")
 		writer := f.apiKey("crm", auth.ScopeNotificationsWrite)
+		operator := f.apiKey("support", auth.ScopeDeliveriesRead)
 		reader := f.apiKey("reader", auth.ScopeDoctorsRead)
 		feed := f.apiKey("feed", auth.ScopeEventsCheckup)
 		var sent api.SentNotification
 		f.do(http.MethodPost, "/v1/notifications", writer, announcement("doc-a", "Track me")).ok(t, http.StatusCreated, &sent)
 		q := sent.Notifications[0].Deliveries[0]
 		started := time.Date(2026, 11, 25, 3, 0, 1, 0, time.UTC)
-		if _, err := f.env.DB.ExecContext(context.Background(), `INSERT INTO delivery_attempts (delivery_id, attempt, provider, provider_message_id, outcome, error, started_at, finished_at)
-VALUES (?, 1, 'smtp', 'msg-1', 'failed', 'connection refused', ?, ?)`, q.ID, started, started.Add(time.Second)); err != nil {
+		if _, err := f.env.DB.ExecContext(context.Background(), `INSERT INTO delivery_attempts (delivery_id, attempt, provider, provider_message_id, outcome, reason_code, error, started_at, finished_at)
+VALUES (?, 1, 'smtp', 'msg-1', 'transient', 'timeout', 'stored text', ?, ?)`, q.ID, started, started.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.env.DB.ExecContext(context.Background(), `UPDATE deliveries SET status = 'undelivered', status_reason = 'retries exhausted', attempt = 1 WHERE id = ?`, q.ID); err != nil {
+		if _, err := f.env.DB.ExecContext(context.Background(), `UPDATE deliveries SET status = 'undelivered', reason_code = 'timeout', status_reason = 'stored text', attempt = 1 WHERE id = ?`, q.ID); err != nil {
 			t.Fatal(err)
 		}
 
-		for _, key := range []string{writer, reader} {
+		for _, key := range []string{writer, operator} {
 			var d api.Delivery
 			f.do(http.MethodGet, "/v1/deliveries/"+q.ID, key, nil).ok(t, http.StatusOK, &d)
-			if d.ID != q.ID || d.NotificationID != sent.ID || d.Channel != q.Channel || d.Status != "undelivered" || d.Reason != "retries exhausted" ||
+			// The messages come from the code, never from what is stored.
+			if d.ID != q.ID || d.NotificationID != sent.ID || d.Channel != q.Channel || d.Status != "undelivered" ||
+				d.ReasonCode != "timeout" || d.Reason != "The provider did not answer in time." ||
 				d.Attempt != 1 || d.CreatedAt.IsZero() || d.UpdatedAt.IsZero() {
 				t.Fatalf("delivery = %+v", d)
 			}
-			if len(d.Attempts) != 1 || d.Attempts[0].Provider != "smtp" || d.Attempts[0].Outcome != "failed" || !d.Attempts[0].StartedAt.Equal(started) ||
-				d.Attempts[0].Error != "connection refused" {
+			if len(d.Attempts) != 1 || d.Attempts[0].Provider != "smtp" || d.Attempts[0].Outcome != "transient" || !d.Attempts[0].StartedAt.Equal(started) ||
+				d.Attempts[0].ReasonCode != "timeout" || d.Attempts[0].Error != "The provider did not answer in time." {
 				t.Fatalf("attempts = %+v", d.Attempts)
 			}
 		}
+		f.do(http.MethodGet, "/v1/deliveries/"+q.ID, reader, nil).problem(t, http.StatusForbidden)
 		f.do(http.MethodGet, "/v1/deliveries/"+q.ID, feed, nil).problem(t, http.StatusForbidden)
 		f.do(http.MethodGet, "/v1/deliveries/no-such-delivery", writer, nil).problem(t, http.StatusNotFound)
 		f.do(http.MethodGet, "/v1/deliveries/"+q.ID, f.token("doc-a"), nil).problem(t, http.StatusUnauthorized)

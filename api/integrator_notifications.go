@@ -158,7 +158,7 @@ func (in *integrations) sendNotification(ctx context.Context, req *sendNotificat
 		}
 		intent := notify.Intent{
 			Key:           intentKey,
-			SourceEventID: "api:" + key.ID,
+			SourceEventID: sendSource(key.ID),
 			Type:          body.Type,
 			Category:      body.Category,
 			Priority:      body.Priority,
@@ -194,6 +194,10 @@ func (in *integrations) sendNotification(ctx context.Context, req *sendNotificat
 	}
 	return &out, nil
 }
+
+// sendSource is the source_event_id of the notifications API key keyID
+// sends: getDelivery shows a key the deliveries of those only.
+func sendSource(keyID string) string { return "api:" + keyID }
 
 // doctorByIDOrExternal loads a doctor by this service's id or by external id.
 func doctorByIDOrExternal(ctx context.Context, db bun.IDB, id, externalID string) (domain.Doctor, bool, error) {

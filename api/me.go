@@ -71,7 +71,7 @@ type PreferencesPatch struct {
 	Digest        *string                  `json:"digest,omitempty" pattern:"^(off|hourly|daily@([01][0-9]|2[0-3]):[0-5][0-9])$" patternDescription:"off, hourly or daily@HH:MM" example:"daily@18:00"`
 	FallbackOrder *[]domain.Channel        `json:"fallback_order,omitempty" enum:"in_app,email,sms,push,webhook" maxItems:"5" uniqueItems:"true" example:"[\"push\",\"sms\"]"`
 	WeeklySummary *bool                    `json:"weekly_summary,omitempty" doc:"false opts out of the weekly summary email." example:"false"`
-	Covering      CoveringChange           `json:"covering,omitzero" doc:"A doctor who covers for this one from starts_at to ends_at, receiving a copy of each notification meanwhile; it replaces the current and future cover. null ends the current cover now and removes future ones."`
+	Covering      CoveringChange           `json:"covering,omitzero" doc:"A doctor who covers for this one from starts_at to ends_at, receiving a copy of each notification meanwhile once they have accepted; it replaces the current and future cover. null ends the current cover now and removes future ones."`
 }
 
 // ChannelPreferencesPatch sets the channels of some categories. in_app is
@@ -105,7 +105,9 @@ func registerMe(api huma.API, h *handlers) {
 		"Change notification preferences",
 		"Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. "+
 			"Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, "+
-			"and the cover must end after it starts and in the future. Answers the preferences as they now apply.",
+			"and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. "+
+			"A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator "+
+			"approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.",
 		http.StatusBadRequest, http.StatusRequestEntityTooLarge),
 		h.patchPreferences)
 }
@@ -199,7 +201,7 @@ func (h *handlers) patchPreferences(ctx context.Context, in *patchPreferencesInp
 			Exec(ctx); err != nil {
 			return fmt.Errorf("store preferences: %w", err)
 		}
-		if err := changeCovering(ctx, tx, doc, in.Body.Covering, now); err != nil {
+		if err := h.changeCovering(ctx, tx, doc, in.Body.Covering, now); err != nil {
 			return err
 		}
 		if covering, err = coveringOf(ctx, tx, doc.ID, now); err != nil {

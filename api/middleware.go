@@ -21,6 +21,8 @@ type handlers struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	auditLog *auditLog
+	// coveringMax is the longest cover a doctor may request.
+	coveringMax time.Duration
 }
 
 // caller is who is calling and from where, for the audit log.

@@ -65,7 +65,8 @@ type NotificationContext struct {
 type DeliveryStatus struct {
 	Channel      domain.Channel `json:"channel" enum:"in_app,email,sms,push,webhook" example:"sms"`
 	Status       string         `json:"status" enum:"queued,sending,sent,delivered,read,acknowledged,failed,undelivered,suppressed" example:"delivered"`
-	StatusReason string         `json:"status_reason,omitempty" example:"doctor opted out"`
+	ReasonCode   string         `json:"reason_code,omitempty" doc:"Why it failed, was suppressed or waits: a stable code (see getDelivery's reason_code)." example:"opted_out"`
+	StatusReason string         `json:"status_reason,omitempty" doc:"reason_code's message; never the provider's own error text." example:"The doctor opted out of this channel for this category."`
 	UpdatedAt    time.Time      `json:"updated_at" example:"2026-11-25T03:00:02Z"`
 }
 
@@ -317,11 +318,12 @@ func (h *handlers) detailOf(ctx context.Context, n domain.Notification) (Notific
 		Context:             contextOf(n.Data),
 		Deliveries:          []DeliveryStatus{},
 	}
-	if err := h.db.NewRaw(`SELECT channel, status, status_reason, updated_at FROM deliveries WHERE notification_id = ? ORDER BY channel`, n.ID).
+	if err := h.db.NewRaw(`SELECT channel, status, reason_code, updated_at FROM deliveries WHERE notification_id = ? ORDER BY channel`, n.ID).
 		Scan(ctx, &d.Deliveries); err != nil {
 		return d, fmt.Errorf("load deliveries: %w", err)
 	}
 	for i := range d.Deliveries {
+		d.Deliveries[i].StatusReason = delivery.ReasonMessage(d.Deliveries[i].ReasonCode)
 		d.Deliveries[i].UpdatedAt = d.Deliveries[i].UpdatedAt.UTC()
 	}
 	ack, err := h.acknowledgementOf(ctx, h.db, n)
@@ -432,7 +434,7 @@ func (h *handlers) readAll(ctx context.Context, in *readAllInput) (*readAllOutpu
 		if in.Category != "" {
 			cond, args = cond+" AND category = ?", append(args, in.Category)
 		}
-		if _, err := tx.NewRaw(`UPDATE deliveries SET status = ?, status_reason = '', next_attempt_at = NULL, updated_at = ?
+		if _, err := tx.NewRaw(`UPDATE deliveries SET status = ?, status_reason = '', reason_code = '', next_attempt_at = NULL, updated_at = ?
 WHERE channel = ? AND status IN (?) AND notification_id IN (SELECT id FROM notifications WHERE `+cond+`)`,
 			append([]any{delivery.StatusRead, now, domain.ChannelInApp, bun.List(movableTo(delivery.StatusRead))}, args...)...).Exec(ctx); err != nil {
 			return fmt.Errorf("advance in-app deliveries: %w", err)

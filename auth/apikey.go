@@ -42,6 +42,13 @@ const (
 	// issued with it keep working for the clinical streams they were issued
 	// for (see legacyGrants); no new key gets it.
 	ScopeEventsWrite = "events:write"
+
+	// ScopeDeliveriesRead reads any delivery (operators, support); a key
+	// with only notifications:write reads the deliveries it caused.
+	ScopeDeliveriesRead = "deliveries:read"
+	// ScopeCoveringApprove approves a covering arrangement in place of
+	// the covering doctor (operators).
+	ScopeCoveringApprove = "covering:approve"
 )
 
 // ScopeInfo names a scope and says what it grants.
@@ -63,6 +70,8 @@ var ScopeCatalog = []ScopeInfo{
 	{ScopePoisonRead, "list and inspect poisoned messages (/v1/admin/poison)"},
 	{ScopePoisonWrite, "replay or discard poisoned messages (/v1/admin/poison)"},
 	{ScopeReportsRead, "read the critical-result timeliness report (/v1/admin/reports)"},
+	{ScopeDeliveriesRead, "read any delivery and its status (GET /v1/deliveries/{id}); a notifications:write key reads only the deliveries of notifications it sent"},
+	{ScopeCoveringApprove, "approve a covering arrangement in the covering doctor's place (POST /v1/admin/covering/{id}/approve)"},
 }
 
 // Scopes lists every scope a new key can be given.

@@ -149,6 +149,7 @@ type Config struct {
 	APIRatePerDoctor float64 `env:"RFD_API_RATE_PER_DOCTOR" envDefault:"20" desc:"API requests per second per doctor (token bucket, burst of the same size); more are 429 with Retry-After"`
 	StreamsPerDoctor int     `env:"RFD_STREAMS_PER_DOCTOR" envDefault:"5" desc:"open notification streams (SSE) one doctor may hold on one API process; one more is 429 with Retry-After"`
 	StreamsMax       int     `env:"RFD_STREAMS_MAX" envDefault:"1000" desc:"open notification streams (SSE) of all doctors on one API process; one more is 429 with Retry-After"`
+	CoveringMaxDays  int     `env:"RFD_COVERING_MAX_DAYS" envDefault:"30" desc:"longest period, in days, a doctor may name a colleague to cover for them (receiving copies of their notifications); a longer one is 422"`
 
 	OTelEndpoint               string        `env:"RFD_OTEL_ENDPOINT" desc:"OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318 (unset = tracing off; W3C traceparent is still passed along)"`
 	OTelServiceName            string        `env:"RFD_OTEL_SERVICE_NAME" envDefault:"rfd" desc:"service.name of the exported spans"`
@@ -441,6 +442,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.OTelEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return bad("RFD_OTEL_ENDPOINT", "want an absolute http(s) URL, got %q", c.OTelEndpoint)
 		}
+	}
+	if c.CoveringMaxDays < 1 {
+		return bad("RFD_COVERING_MAX_DAYS", "must be at least 1, got %d", c.CoveringMaxDays)
 	}
 	if c.SMSPerDoctorPerHour < 1 {
 		return bad("RFD_SMS_PER_DOCTOR_PER_HOUR", "must be at least 1, got %d", c.SMSPerDoctorPerHour)

@@ -65,9 +65,11 @@ func (h *SMSCallbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	status, _ := sms.MapStatus(providerStatus)
 	ctx := r.Context()
-	reason := ""
-	if code := r.PostForm.Get("ErrorCode"); code != "" {
-		reason = "provider error " + code
+	// A carrier's failure keeps its error code for operators; the API
+	// shows only the reason code.
+	reason, providerCode := "", ""
+	if status == domain.DeliveryFailed || status == domain.DeliveryUndelivered {
+		reason, providerCode = ReasonCarrierUndelivered, r.PostForm.Get("ErrorCode")
 	}
 	var moved bool
 	var err error
@@ -78,7 +80,7 @@ func (h *SMSCallbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			now := h.now().UTC()
-			moved, err = Advance(ctx, tx, deliveryID, status, reason, now)
+			moved, err = advance(ctx, tx, deliveryID, status, reason, providerCode, now)
 			if err != nil || !moved || (status != domain.DeliveryFailed && status != domain.DeliveryUndelivered) {
 				return err
 			}

@@ -103,6 +103,10 @@ func (d *Dispatcher) Handle(msg *message.Message) error {
 	res := d.senders.send(sctx, j)
 	if res.err != nil {
 		span.SetStatus(codes.Error, "provider call failed")
+		// The provider's own words stop here: the database and the API
+		// keep only the reason code (see Classify).
+		d.logger.WarnContext(ctx, "delivery: attempt failed", "delivery_id", j.delivery.ID, "channel", string(j.delivery.Channel),
+			"attempt", j.cmd.Attempt, "reason_code", Classify(res.err), "permanent", channels.IsPermanent(res.err), "error", res.err.Error())
 	}
 	span.End()
 	return d.recordAfterSend(ctx, msg.UUID, j, started, res)
@@ -181,8 +185,8 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 		j.cmd = cmd
 		now := d.now().UTC()
 
-		if reason := d.suppression(j, now); reason != "" {
-			return d.finish(ctx, tx, j.delivery, domain.DeliverySuppressed, reason)
+		if code := d.suppression(j, now); code != "" {
+			return d.finish(ctx, tx, j.delivery, domain.DeliverySuppressed, code, "")
 		}
 		due := j.delivery.SendAt
 		if cmd.SendAt.After(due) {
@@ -199,8 +203,8 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 		// it waits for the next slot without using up an attempt. A
 		// critical result is exactly what must not wait behind it.
 		if wait, capped := d.smsCapped(j); capped {
-			_, err := tx.NewRaw(`UPDATE deliveries SET next_attempt_at = ?, status_reason = ?, updated_at = ? WHERE id = ? AND status = ?`,
-				now.Add(wait), "waiting for the doctor's hourly SMS cap", now, j.delivery.ID, domain.DeliveryQueued).Exec(ctx)
+			_, err := tx.NewRaw(`UPDATE deliveries SET next_attempt_at = ?, reason_code = ?, status_reason = ?, updated_at = ? WHERE id = ? AND status = ?`,
+				now.Add(wait), ReasonSMSCap, ReasonMessage(ReasonSMSCap), now, j.delivery.ID, domain.DeliveryQueued).Exec(ctx)
 			return err
 		}
 		res, err := tx.NewRaw(`UPDATE deliveries SET status = ?, attempt = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN (?, ?)`,
@@ -229,19 +233,19 @@ func (d *Dispatcher) smsCapped(j job) (time.Duration, bool) {
 	return max(wait, time.Second), !ok
 }
 
-// suppression says why a delivery must not go out, or "".
+// suppression is the reason code of why a delivery must not go out, or "".
 func (d *Dispatcher) suppression(j job, now time.Time) string {
 	switch {
 	case !j.doctor.Active:
-		return "doctor inactive"
+		return ReasonDoctorInactive
 	case j.notification.State == domain.StateRetracted:
-		return "notification retracted"
+		return ReasonRetracted
 	case j.notification.State == domain.StateSuperseded:
-		return "notification superseded"
+		return ReasonSuperseded
 	case j.notification.ExpiresAt != nil && j.notification.ExpiresAt.Before(now):
-		return "notification expired"
+		return ReasonExpired
 	case !slices.Contains(j.prefs.ChannelsFor(j.notification.Category), j.delivery.Channel) && !j.isFallback():
-		return "opted out"
+		return ReasonOptedOut
 	}
 	return ""
 }
@@ -262,16 +266,20 @@ func (d *Dispatcher) record(ctx context.Context, msgID string, j job, started ti
 			return err
 		}
 		outcome := "success"
-		errText := ""
+		code, providerCode := "", ""
 		if sendErr != nil {
 			outcome = "transient"
 			if channels.IsPermanent(sendErr) {
 				outcome = "permanent"
 			}
-			errText = failureText(sendErr)
+			code = Classify(sendErr)
+			if f, ok := channels.AsFailure(sendErr); ok {
+				providerCode = f.Code
+			}
 		}
-		if _, err := tx.NewRaw(`INSERT INTO delivery_attempts (delivery_id, attempt, provider, provider_message_id, outcome, error, started_at, finished_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider, out.ProviderMessageID, outcome, errText, started, finished).Exec(ctx); err != nil {
+		if _, err := tx.NewRaw(`INSERT INTO delivery_attempts (delivery_id, attempt, provider, provider_message_id, outcome, reason_code, error, started_at, finished_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider, out.ProviderMessageID, outcome, code,
+			reasonText(code, providerCode), started, finished).Exec(ctx); err != nil {
 			return fmt.Errorf("record attempt: %w", err)
 		}
 
@@ -292,24 +300,26 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider, ou
 				out.Provider, out.ProviderMessageID, j.delivery.ID).Exec(ctx); err != nil {
 				return fmt.Errorf("record provider id: %w", err)
 			}
-			return d.finish(ctx, tx, j.delivery, status, "")
+			return d.finish(ctx, tx, j.delivery, status, "", "")
 
 		case channels.IsPermanent(sendErr):
-			if err := d.finish(ctx, tx, j.delivery, domain.DeliveryFailed, errText); err != nil {
+			if err := d.finish(ctx, tx, j.delivery, domain.DeliveryFailed, code, providerCode); err != nil {
 				return err
 			}
 			return d.fallback(ctx, tx, j)
 
 		case j.cmd.Attempt >= d.opts.MaxAttempts:
-			if err := d.finish(ctx, tx, j.delivery, domain.DeliveryUndelivered, "retries exhausted: "+errText); err != nil {
+			// Undelivered says the retries ran out; the code says why
+			// the last one failed.
+			if err := d.finish(ctx, tx, j.delivery, domain.DeliveryUndelivered, code, providerCode); err != nil {
 				return err
 			}
 			return d.fallback(ctx, tx, j)
 
 		default:
 			next := finished.Add(d.backoff(j.cmd.Attempt, sendErr))
-			_, err := tx.NewRaw(`UPDATE deliveries SET status = ?, status_reason = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = ?`,
-				domain.DeliveryQueued, "retry after: "+errText, next, finished, j.delivery.ID, domain.DeliverySending).Exec(ctx)
+			_, err := tx.NewRaw(`UPDATE deliveries SET status = ?, reason_code = ?, status_reason = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = ?`,
+				domain.DeliveryQueued, code, reasonText(code, providerCode), next, finished, j.delivery.ID, domain.DeliverySending).Exec(ctx)
 			if err != nil {
 				return fmt.Errorf("schedule retry: %w", err)
 			}
@@ -320,9 +330,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider, ou
 	return err
 }
 
-// finish moves a delivery to status, monotonically.
-func (d *Dispatcher) finish(ctx context.Context, tx bun.Tx, dl domain.Delivery, status, reason string) error {
-	moved, err := Advance(ctx, tx, dl.ID, status, reason, d.now().UTC())
+// finish moves a delivery to status, monotonically, with the reason code
+// and the provider's code.
+func (d *Dispatcher) finish(ctx context.Context, tx bun.Tx, dl domain.Delivery, status, code, providerCode string) error {
+	moved, err := advance(ctx, tx, dl.ID, status, code, providerCode, d.now().UTC())
 	if err != nil {
 		return err
 	}
@@ -332,15 +343,19 @@ func (d *Dispatcher) finish(ctx context.Context, tx bun.Tx, dl domain.Delivery, 
 	return nil
 }
 
-// Advance moves delivery id to status if that is forward (see CanMove); it
-// reports whether it moved.
-func Advance(ctx context.Context, db bun.IDB, id, status, reason string, now time.Time) (bool, error) {
+// Advance moves delivery id to status if that is forward (see CanMove),
+// with reason code code ("" for none); it reports whether it moved.
+func Advance(ctx context.Context, db bun.IDB, id, status, code string, now time.Time) (bool, error) {
+	return advance(ctx, db, id, status, code, "", now)
+}
+
+func advance(ctx context.Context, db bun.IDB, id, status, code, providerCode string, now time.Time) (bool, error) {
 	from := predecessors(status)
 	if len(from) == 0 {
 		return false, nil
 	}
-	res, err := db.NewRaw(`UPDATE deliveries SET status = ?, status_reason = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN (?)`,
-		status, reason, now, id, bun.List(from)).Exec(ctx)
+	res, err := db.NewRaw(`UPDATE deliveries SET status = ?, reason_code = ?, status_reason = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN (?)`,
+		status, code, reasonText(code, providerCode), now, id, bun.List(from)).Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("advance delivery to %s: %w", status, err)
 	}
@@ -413,7 +428,7 @@ func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notif
 		}
 		dl := &domain.Delivery{
 			ID: notify.DeliveryID(n.ID, ch), NotificationID: n.ID, Channel: ch,
-			Status: domain.DeliveryQueued, StatusReason: "fallback after " + failedChannel,
+			Status: domain.DeliveryQueued, ReasonCode: ReasonFallback, StatusReason: reasonText(ReasonFallback, failedChannel),
 			SendAt: now, CreatedAt: now, UpdatedAt: now,
 		}
 		if _, err := tx.NewInsert().Model(dl).Returning("NULL").Exec(ctx); err != nil {
@@ -467,11 +482,4 @@ func (d *Dispatcher) broadcast(ctx context.Context, tx bun.Tx, j job) error {
 	msg := message.NewMessage(j.delivery.ID, body)
 	msg.Metadata.Set(outbox.PartitionKeyKey, j.doctor.ID)
 	return d.outbox.Publish(ctx, tx, d.opts.InAppTopic, msg)
-}
-
-func failureText(err error) string {
-	if f, ok := channels.AsFailure(err); ok && f.Code != "" {
-		return f.Code + ": " + err.Error()
-	}
-	return err.Error()
 }

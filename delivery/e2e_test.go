@@ -281,11 +281,11 @@ func TestE2EPermanentFailure(t *testing.T) {
 		smsID, emailID := notify.DeliveryID(nid, domain.ChannelSMS), notify.DeliveryID(nid, domain.ChannelEmail)
 		s := h.waitStatus(smsID, domain.DeliveryFailed)
 		e := h.waitStatus(emailID, domain.DeliveryFailed)
-		if !strings.Contains(s.StatusReason, "21211") {
-			t.Errorf("SMS reason %q, want the Twilio code 21211", s.StatusReason)
+		if s.ReasonCode != delivery.ReasonInvalidDestination || !strings.Contains(s.StatusReason, "21211") {
+			t.Errorf("SMS reason %s %q, want invalid_destination with the Twilio code 21211", s.ReasonCode, s.StatusReason)
 		}
-		if !strings.Contains(e.StatusReason, "550") {
-			t.Errorf("email reason %q, want the SMTP code 550", e.StatusReason)
+		if e.ReasonCode != delivery.ReasonInvalidDestination || !strings.Contains(e.StatusReason, "550") {
+			t.Errorf("email reason %s %q, want invalid_destination with the SMTP code 550", e.ReasonCode, e.StatusReason)
 		}
 
 		time.Sleep(settle)
@@ -324,8 +324,8 @@ func TestE2EExhaustedRetriesAndCriticalFallback(t *testing.T) {
 		crit := h.notify(doc.ExternalUserID, criticalIntent("CHK-CRIT"))
 		smsID := notify.DeliveryID(crit, domain.ChannelSMS)
 		s := h.waitStatus(smsID, domain.DeliveryUndelivered)
-		if !strings.HasPrefix(s.StatusReason, "retries exhausted") {
-			t.Errorf("reason %q", s.StatusReason)
+		if s.ReasonCode != delivery.ReasonProviderUnavailable {
+			t.Errorf("reason %s %q, want provider_unavailable", s.ReasonCode, s.StatusReason)
 		}
 		if got := h.outcomes(smsID); !slices.Equal(got, []string{"1:transient", "2:transient", "3:transient", "4:transient"}) {
 			t.Errorf("SMS attempts %v, want four transient", got)
@@ -356,8 +356,8 @@ func TestE2EExhaustedRetriesAndCriticalFallback(t *testing.T) {
 		normal := h.notify(doc.ExternalUserID, resultIntent("CHK-NORMAL"))
 		nEmail := notify.DeliveryID(normal, domain.ChannelEmail)
 		ne := h.waitStatus(nEmail, domain.DeliveryUndelivered)
-		if !strings.Contains(ne.StatusReason, "451") {
-			t.Errorf("reason %q", ne.StatusReason)
+		if ne.ReasonCode != delivery.ReasonProviderUnavailable || !strings.Contains(ne.StatusReason, "451") {
+			t.Errorf("reason %s %q", ne.ReasonCode, ne.StatusReason)
 		}
 		time.Sleep(settle)
 		if got := h.outcomes(nEmail); len(got) != testOptions.MaxAttempts {
@@ -388,8 +388,8 @@ func TestE2EUnregisteredDeviceDisabled(t *testing.T) {
 
 		first := notify.DeliveryID(h.notify(doc.ExternalUserID, resultIntent("CHK-P1")), domain.ChannelPush)
 		d := h.waitStatus(first, domain.DeliveryFailed)
-		if !strings.Contains(d.StatusReason, "UNREGISTERED") {
-			t.Errorf("reason %q", d.StatusReason)
+		if d.ReasonCode != delivery.ReasonInvalidDestination || !strings.Contains(d.StatusReason, "UNREGISTERED") {
+			t.Errorf("reason %s %q", d.ReasonCode, d.StatusReason)
 		}
 		if got := h.scalar(`SELECT count(*) FROM devices WHERE token = 'dead-token' AND disabled_at IS NOT NULL`); got != 1 {
 			t.Errorf("device not disabled")
@@ -400,8 +400,8 @@ func TestE2EUnregisteredDeviceDisabled(t *testing.T) {
 
 		second := notify.DeliveryID(h.notify(doc.ExternalUserID, resultIntent("CHK-P2")), domain.ChannelPush)
 		d2 := h.waitStatus(second, domain.DeliveryFailed)
-		if !strings.Contains(d2.StatusReason, "no_device") {
-			t.Errorf("reason %q, want no_device", d2.StatusReason)
+		if d2.ReasonCode != delivery.ReasonNoDestination || !strings.Contains(d2.StatusReason, "no_device") {
+			t.Errorf("reason %s %q, want no_destination (no_device)", d2.ReasonCode, d2.StatusReason)
 		}
 		time.Sleep(settle)
 		if got := h.fcm.requestsWithToken("dead-token"); got != 1 {
@@ -438,8 +438,8 @@ func TestE2EWebhookGoneAndRetried(t *testing.T) {
 
 		did := notify.DeliveryID(h.notify(doc.ExternalUserID, resultIntent("CHK-W1")), domain.ChannelWebhook)
 		d := h.waitStatus(did, domain.DeliveryFailed)
-		if !strings.Contains(d.StatusReason, "gone") {
-			t.Errorf("reason %q", d.StatusReason)
+		if d.ReasonCode != delivery.ReasonInvalidDestination || !strings.Contains(d.StatusReason, "gone") {
+			t.Errorf("reason %s %q", d.ReasonCode, d.StatusReason)
 		}
 		if got := h.scalar(`SELECT count(*) FROM webhook_endpoints WHERE id = ? AND disabled_at IS NOT NULL AND disabled_reason = '410 Gone'`, epID); got != 1 {
 			t.Errorf("endpoint not disabled")
@@ -499,12 +499,12 @@ func TestE2ESuppression(t *testing.T) {
 
 		for _, c := range allChannels {
 			d := h.waitStatus(notify.DeliveryID(nid, c), domain.DeliverySuppressed)
-			if d.StatusReason != "notification retracted" {
-				t.Errorf("%s reason %q", c, d.StatusReason)
+			if d.ReasonCode != delivery.ReasonRetracted {
+				t.Errorf("%s reason %q", c, d.ReasonCode)
 			}
 			d = h.waitStatus(notify.DeliveryID(nid2, c), domain.DeliverySuppressed)
-			if d.StatusReason != "doctor inactive" {
-				t.Errorf("%s reason %q", c, d.StatusReason)
+			if d.ReasonCode != delivery.ReasonDoctorInactive {
+				t.Errorf("%s reason %q", c, d.ReasonCode)
 			}
 		}
 		time.Sleep(settle)
@@ -650,8 +650,9 @@ func TestE2ESMSStatusCallbacks(t *testing.T) {
 				t.Errorf("callback %s: HTTP %d", st, code)
 			}
 		}
-		if d := h.delivery(failing); d.Status != domain.DeliveryUndelivered || d.StatusReason != "provider error 30003" {
-			t.Errorf("after undelivered: %s (%q), want undelivered (provider error 30003)", d.Status, d.StatusReason)
+		if d := h.delivery(failing); d.Status != domain.DeliveryUndelivered || d.ReasonCode != delivery.ReasonCarrierUndelivered ||
+			!strings.Contains(d.StatusReason, "30003") {
+			t.Errorf("after undelivered: %s %s (%q), want undelivered carrier_undelivered (30003)", d.Status, d.ReasonCode, d.StatusReason)
 		}
 		if creates, _ := h.twilio.Snapshot(); creates != len(ids)+3 {
 			t.Errorf("%d creates, want %d", creates, len(ids)+3)

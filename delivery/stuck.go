@@ -19,9 +19,9 @@ import (
 func SweepStuck(ctx context.Context, db bun.IDB, timeout time.Duration, now time.Time) (int, error) {
 	now = now.UTC()
 	cutoff := now.Add(-timeout)
-	res, err := db.NewRaw(`UPDATE deliveries SET status = ?, status_reason = ?, next_attempt_at = ?, updated_at = ?
+	res, err := db.NewRaw(`UPDATE deliveries SET status = ?, reason_code = ?, status_reason = ?, next_attempt_at = ?, updated_at = ?
 WHERE status = ? AND updated_at < ?`,
-		domain.DeliveryQueued, "stuck in sending for more than "+timeout.String()+"; retried", now, now,
+		domain.DeliveryQueued, ReasonStuckRetried, ReasonMessage(ReasonStuckRetried), now, now,
 		domain.DeliverySending, cutoff).Exec(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("sweep stuck deliveries: %w", err)

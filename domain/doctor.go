@@ -119,14 +119,19 @@ type Notification struct {
 type Delivery struct {
 	bun.BaseModel `bun:"table:deliveries"`
 
-	ID             string    `bun:"id,pk"`
-	NotificationID string    `bun:"notification_id"`
-	Channel        Channel   `bun:"channel"`
-	Status         string    `bun:"status"`
-	StatusReason   string    `bun:"status_reason"`
-	SendAt         time.Time `bun:"send_at"`
-	CreatedAt      time.Time `bun:"created_at"`
-	UpdatedAt      time.Time `bun:"updated_at"`
+	ID             string  `bun:"id,pk"`
+	NotificationID string  `bun:"notification_id"`
+	Channel        Channel `bun:"channel"`
+	Status         string  `bun:"status"`
+	// StatusReason is ReasonCode's message (and the provider's code); the
+	// provider's own error text is never stored.
+	StatusReason string `bun:"status_reason"`
+	// ReasonCode is the delivery's stable reason code (delivery.Reason*),
+	// "" for none.
+	ReasonCode string    `bun:"reason_code"`
+	SendAt     time.Time `bun:"send_at"`
+	CreatedAt  time.Time `bun:"created_at"`
+	UpdatedAt  time.Time `bun:"updated_at"`
 	// Attempt is the number of the latest attempt (0 before the first).
 	Attempt           int        `bun:"attempt"`
 	NextAttemptAt     *time.Time `bun:"next_attempt_at"`

@@ -69,6 +69,15 @@ const (
 	DeliverySuppressed  = "suppressed"
 )
 
+// Covering statuses. A doctor's request that a colleague cover for them is
+// pending until the colleague (or an operator) accepts it; only an
+// accepted cover sends the colleague copies of the doctor's notifications.
+const (
+	CoverPending  = "pending"
+	CoverAccepted = "accepted"
+	CoverDeclined = "declined"
+)
+
 // Mandatory reports the channels a category always uses, whatever the
 // doctor chose: a critical result or a security alert must at least reach
 // the portal.

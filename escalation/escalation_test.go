@@ -123,7 +123,8 @@ func TestLadder(t *testing.T) {
 			f.doctor("doc-a", "a-ext", &prefs)
 			f.doctor("doc-b", "b-ext", nil)
 			f.doctor("doc-oncall", "oncall-ext", nil)
-			if _, err := env.DB.NewRaw(`INSERT INTO delegations (id, doctor_id, covering_doctor_id, starts_at, ends_at, created_at) VALUES ('del-1', 'doc-a', 'doc-b', ?, ?, ?)`,
+			// An accepted cover: only those make covering copies.
+			if _, err := env.DB.NewRaw(`INSERT INTO delegations (id, doctor_id, covering_doctor_id, starts_at, ends_at, created_at, status) VALUES ('del-1', 'doc-a', 'doc-b', ?, ?, ?, 'accepted')`,
 				t0.Add(time.Minute), t0.Add(48*time.Hour), t0).Exec(context.Background()); err != nil {
 				t.Fatal(err)
 			}

@@ -210,7 +210,7 @@ const (
 	recipientQueryTail = `)
 SELECT want.ext, want.dkey, d.id, d.external_user_id, d.name, d.locale, d.time_zone, d.active,
 	p.channels, p.quiet_start, p.quiet_end, p.digest, p.fallback_order,
-	EXISTS (SELECT 1 FROM delegations g WHERE g.doctor_id = d.id AND g.starts_at <= ? AND g.ends_at > ?) AS has_cover,
+	EXISTS (SELECT 1 FROM delegations g WHERE g.doctor_id = d.id AND g.status = 'accepted' AND g.starts_at <= ? AND g.ends_at > ?) AS has_cover,
 	EXISTS (SELECT 1 FROM notifications n WHERE n.dedup_key = want.dkey || d.id) AS notified
 FROM want JOIN doctors d ON d.external_user_id = want.ext LEFT JOIN doctor_preferences p ON p.doctor_id = d.id`
 )
@@ -668,11 +668,14 @@ func PreferencesOf(ctx context.Context, db bun.IDB, doctorID string) (domain.Pre
 	return row.Preferences(), nil
 }
 
-// CoveringDoctors are the doctors covering for doctorID at t.
+// CoveringDoctors are the doctors covering for doctorID at t: active
+// doctors who accepted (or for whom an operator approved) the cover. A
+// requested cover sends nobody anything until then.
 func CoveringDoctors(ctx context.Context, db bun.IDB, doctorID string, t time.Time) ([]domain.Doctor, error) {
 	var docs []domain.Doctor
 	err := db.NewSelect().Model(&docs).
-		Where("id IN (SELECT covering_doctor_id FROM delegations WHERE doctor_id = ? AND starts_at <= ? AND ends_at > ?)", doctorID, t.UTC(), t.UTC()).
+		Where("id IN (SELECT covering_doctor_id FROM delegations WHERE doctor_id = ? AND status = ? AND starts_at <= ? AND ends_at > ?)",
+			doctorID, domain.CoverAccepted, t.UTC(), t.UTC()).
 		Where("active").
 		Order("id").
 		Scan(ctx)

@@ -377,6 +377,48 @@ func (e CheckupStatus) Valid() bool {
 	}
 }
 
+// Defines values for CoverRequestStatus.
+const (
+	CoverRequestStatusAccepted CoverRequestStatus = "accepted"
+	CoverRequestStatusDeclined CoverRequestStatus = "declined"
+	CoverRequestStatusPending  CoverRequestStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the CoverRequestStatus enum.
+func (e CoverRequestStatus) Valid() bool {
+	switch e {
+	case CoverRequestStatusAccepted:
+		return true
+	case CoverRequestStatusDeclined:
+		return true
+	case CoverRequestStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CoveringStatus.
+const (
+	CoveringStatusAccepted CoveringStatus = "accepted"
+	CoveringStatusDeclined CoveringStatus = "declined"
+	CoveringStatusPending  CoveringStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the CoveringStatus enum.
+func (e CoveringStatus) Valid() bool {
+	switch e {
+	case CoveringStatusAccepted:
+		return true
+	case CoveringStatusDeclined:
+		return true
+	case CoveringStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryChannel.
 const (
 	DeliveryChannelEmail   DeliveryChannel = "email"
@@ -398,6 +440,75 @@ func (e DeliveryChannel) Valid() bool {
 	case DeliveryChannelSms:
 		return true
 	case DeliveryChannelWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeliveryReasonCode.
+const (
+	CarrierUndelivered     DeliveryReasonCode = "carrier_undelivered"
+	DoctorInactive         DeliveryReasonCode = "doctor_inactive"
+	Fallback               DeliveryReasonCode = "fallback"
+	InternalError          DeliveryReasonCode = "internal_error"
+	InvalidDestination     DeliveryReasonCode = "invalid_destination"
+	NoDestination          DeliveryReasonCode = "no_destination"
+	NotConfigured          DeliveryReasonCode = "not_configured"
+	NotificationExpired    DeliveryReasonCode = "notification_expired"
+	NotificationRetracted  DeliveryReasonCode = "notification_retracted"
+	NotificationSuperseded DeliveryReasonCode = "notification_superseded"
+	OptedOut               DeliveryReasonCode = "opted_out"
+	ProviderError          DeliveryReasonCode = "provider_error"
+	ProviderRejected       DeliveryReasonCode = "provider_rejected"
+	ProviderUnavailable    DeliveryReasonCode = "provider_unavailable"
+	RateLimited            DeliveryReasonCode = "rate_limited"
+	SmsCap                 DeliveryReasonCode = "sms_cap"
+	StuckRetried           DeliveryReasonCode = "stuck_retried"
+	Timeout                DeliveryReasonCode = "timeout"
+	Unsubscribed           DeliveryReasonCode = "unsubscribed"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryReasonCode enum.
+func (e DeliveryReasonCode) Valid() bool {
+	switch e {
+	case CarrierUndelivered:
+		return true
+	case DoctorInactive:
+		return true
+	case Fallback:
+		return true
+	case InternalError:
+		return true
+	case InvalidDestination:
+		return true
+	case NoDestination:
+		return true
+	case NotConfigured:
+		return true
+	case NotificationExpired:
+		return true
+	case NotificationRetracted:
+		return true
+	case NotificationSuperseded:
+		return true
+	case OptedOut:
+		return true
+	case ProviderError:
+		return true
+	case ProviderRejected:
+		return true
+	case ProviderUnavailable:
+		return true
+	case RateLimited:
+		return true
+	case SmsCap:
+		return true
+	case StuckRetried:
+		return true
+	case Timeout:
+		return true
+	case Unsubscribed:
 		return true
 	default:
 		return false
@@ -1663,9 +1774,78 @@ type Checkup struct {
 // CheckupStatus Example: resulted
 type CheckupStatus string
 
+// CoverRequest defines model for CoverRequest.
+type CoverRequest struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/CoverRequest.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// Active Whether the cover applies now: accepted, and started.
+	//
+	// Example: false
+	Active bool `json:"active"`
+
+	// CoveringDoctorId The doctor asked to cover.
+	//
+	// Example: 9a7c1e0b-2d4f-5b6a-8c3e-1f0a2b3c4d5e
+	CoveringDoctorId string `json:"covering_doctor_id"`
+
+	// DecidedAt When it was accepted, approved or declined.
+	//
+	// Example: 2026-11-25T04:00:00Z
+	DecidedAt *time.Time `json:"decided_at,omitempty"`
+
+	// DoctorExternalId Example: usr-10042
+	DoctorExternalId string `json:"doctor_external_id"`
+
+	// DoctorId The doctor asking to be covered.
+	//
+	// Example: 0b8e4b6e-6f57-5c5a-9d0e-2a0c1f6f3b7a
+	DoctorId string `json:"doctor_id"`
+
+	// DoctorName Example: Dr. Anan Srisuk
+	DoctorName string `json:"doctor_name"`
+
+	// EndsAt Example: 2026-12-15T00:00:00Z
+	EndsAt time.Time `json:"ends_at"`
+
+	// Id The cover's id.
+	//
+	// Example: 3f0d6a0e-5b1c-4f7e-9c1e-6b8f2a7d4c10
+	Id string `json:"id"`
+
+	// RequestedAt Example: 2026-11-25T03:00:00Z
+	RequestedAt time.Time `json:"requested_at"`
+
+	// StartsAt Example: 2026-12-01T00:00:00Z
+	StartsAt time.Time `json:"starts_at"`
+
+	// Status Only an accepted cover sends the covering doctor copies.
+	//
+	// Example: pending
+	Status CoverRequestStatus `json:"status"`
+}
+
+// CoverRequestStatus Only an accepted cover sends the covering doctor copies.
+//
+// Example: pending
+type CoverRequestStatus string
+
+// CoverRequestsOutputBody defines model for CoverRequestsOutputBody.
+type CoverRequestsOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: http://localhost:8080/schemas/CoverRequestsOutputBody.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// Items Covers asked of the authenticated doctor that have not ended, by start.
+	Items *[]CoverRequest `json:"items"`
+}
+
 // Covering defines model for Covering.
 type Covering struct {
-	// Active Whether the cover applies now; false while it has yet to start.
+	// Active Whether the cover applies now: accepted, and started.
 	//
 	// Example: false
 	Active bool `json:"active"`
@@ -1693,7 +1873,17 @@ type Covering struct {
 
 	// StartsAt Example: 2026-12-01T00:00:00Z
 	StartsAt time.Time `json:"starts_at"`
+
+	// Status pending until the covering doctor accepts (or an operator approves); only an accepted cover sends them anything.
+	//
+	// Example: pending
+	Status CoveringStatus `json:"status"`
 }
+
+// CoveringStatus pending until the covering doctor accepts (or an operator approves); only an accepted cover sends them anything.
+//
+// Example: pending
+type CoveringStatus string
 
 // CoveringRequest defines model for CoveringRequest.
 type CoveringRequest struct {
@@ -1707,7 +1897,7 @@ type CoveringRequest struct {
 	// Example: 9a7c1e0b-2d4f-5b6a-8c3e-1f0a2b3c4d5e
 	DoctorId *string `json:"doctor_id,omitempty"`
 
-	// EndsAt When the cover ends; after starts_at and in the future.
+	// EndsAt When the cover ends; after starts_at, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after the later of starts_at and now.
 	//
 	// Example: 2026-12-15T00:00:00Z
 	EndsAt time.Time `json:"ends_at"`
@@ -1832,10 +2022,15 @@ type Delivery struct {
 	// Provider Example: twilio
 	Provider *string `json:"provider,omitempty"`
 
-	// Reason Why it failed or was suppressed.
+	// Reason reason_code's message, the same for every delivery with that code; never the provider's own error text.
 	//
-	// Example: doctor opted out
+	// Example: The doctor opted out of this channel for this category.
 	Reason *string `json:"reason,omitempty"`
+
+	// ReasonCode Why it failed, was suppressed or waits: a stable code. A queued delivery with a failure code is waiting for its retry.
+	//
+	// Example: opted_out
+	ReasonCode *DeliveryReasonCode `json:"reason_code,omitempty"`
 
 	// SendAt The earliest time it goes out (quiet hours defer it).
 	//
@@ -1854,6 +2049,11 @@ type Delivery struct {
 // DeliveryChannel Example: sms
 type DeliveryChannel string
 
+// DeliveryReasonCode Why it failed, was suppressed or waits: a stable code. A queued delivery with a failure code is waiting for its retry.
+//
+// Example: opted_out
+type DeliveryReasonCode string
+
 // DeliveryState Statuses only move forward: queued → sending → sent → delivered (→ read → acknowledged in the portal), or failed, undelivered, suppressed.
 //
 // Example: delivered
@@ -1864,7 +2064,9 @@ type DeliveryAttempt struct {
 	// Attempt Example: 1
 	Attempt int64 `json:"attempt"`
 
-	// Error Example: provider answered 503
+	// Error reason_code's message; never the provider's own error text.
+	//
+	// Example: The provider was unavailable.
 	Error *string `json:"error,omitempty"`
 
 	// FinishedAt Example: 2026-11-25T03:00:02Z
@@ -1872,7 +2074,7 @@ type DeliveryAttempt struct {
 
 	// Outcome What the provider answered.
 	//
-	// Example: sent
+	// Example: success
 	Outcome string `json:"outcome"`
 
 	// Provider Example: twilio
@@ -1880,6 +2082,11 @@ type DeliveryAttempt struct {
 
 	// ProviderMessageId Example: SM0123456789abcdef0123456789abcdef
 	ProviderMessageId *string `json:"provider_message_id,omitempty"`
+
+	// ReasonCode Why the attempt failed, one of the delivery's reason codes.
+	//
+	// Example: provider_unavailable
+	ReasonCode *string `json:"reason_code,omitempty"`
 
 	// StartedAt Example: 2026-11-25T03:00:01Z
 	StartedAt time.Time `json:"started_at"`
@@ -1890,10 +2097,17 @@ type DeliveryStatus struct {
 	// Channel Example: sms
 	Channel DeliveryStatusChannel `json:"channel"`
 
+	// ReasonCode Why it failed, was suppressed or waits: a stable code (see getDelivery's reason_code).
+	//
+	// Example: opted_out
+	ReasonCode *string `json:"reason_code,omitempty"`
+
 	// Status Example: delivered
 	Status DeliveryStatusStatus `json:"status"`
 
-	// StatusReason Example: doctor opted out
+	// StatusReason reason_code's message; never the provider's own error text.
+	//
+	// Example: The doctor opted out of this channel for this category.
 	StatusReason *string `json:"status_reason,omitempty"`
 
 	// UpdatedAt Example: 2026-11-25T03:00:02Z
@@ -3875,6 +4089,13 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ApproveCovering Approve a cover
+	//
+	// An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. Needs scope covering:approve.
+	//
+	// Corresponds with POST /v1/admin/covering/{id}/approve (the `ApproveCovering` operationId).
+	ApproveCovering(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListPoison List poisoned messages
 	//
 	// Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
@@ -3973,7 +4194,7 @@ type ClientInterface interface {
 
 	// GetDelivery Get a delivery's status
 	//
-	// The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. Carries no notification text. Needs scope notifications:write or doctors:read.
+	// The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), and every attempt. Carries no notification text and never the provider's own error text. A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.
 	//
 	// Corresponds with GET /v1/deliveries/{id} (the `GetDelivery` operationId).
 	GetDelivery(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4014,6 +4235,34 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListCoveringRequests List covers asked of me
+	//
+	// The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined.
+	//
+	// Corresponds with GET /v1/me/covering-requests (the `ListCoveringRequests` operationId).
+	ListCoveringRequests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCoveringRequest Get a cover asked of me
+	//
+	// One cover asked of the authenticated doctor; any other cover is 404.
+	//
+	// Corresponds with GET /v1/me/covering-requests/{id} (the `GetCoveringRequest` operationId).
+	GetCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AcceptCoveringRequest Accept a cover
+	//
+	// The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than RFD_COVERING_MAX_DAYS from now, is 409. Audited.
+	//
+	// Corresponds with POST /v1/me/covering-requests/{id}/accept (the `AcceptCoveringRequest` operationId).
+	AcceptCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeclineCoveringRequest Decline a cover
+	//
+	// The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. An ended cover is 409. Audited.
+	//
+	// Corresponds with POST /v1/me/covering-requests/{id}/decline (the `DeclineCoveringRequest` operationId).
+	DeclineCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteDevice Remove a push device
 	//
 	// Stops push notifications to the token. A token that is not the doctor's is 404.
@@ -4041,7 +4290,7 @@ type ClientInterface interface {
 
 	// UpdatePreferencesWithBody Change notification preferences
 	//
-	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -4050,7 +4299,7 @@ type ClientInterface interface {
 
 	// UpdatePreferences Change notification preferences
 	//
-	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4180,6 +4429,23 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/rotate (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecret(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ApproveCovering Approve a cover
+//
+// An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. Needs scope covering:approve.
+//
+// Corresponds with POST /v1/admin/covering/{id}/approve (the `ApproveCovering` operationId).
+func (c *Client) ApproveCovering(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApproveCoveringRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListPoison List poisoned messages
@@ -4400,7 +4666,7 @@ func (c *Client) GetDashboard(ctx context.Context, reqEditors ...RequestEditorFn
 
 // GetDelivery Get a delivery's status
 //
-// The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. Carries no notification text. Needs scope notifications:write or doctors:read.
+// The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), and every attempt. Carries no notification text and never the provider's own error text. A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.
 //
 // Corresponds with GET /v1/deliveries/{id} (the `GetDelivery` operationId).
 func (c *Client) GetDelivery(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4491,6 +4757,74 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 	return c.Client.Do(req)
 }
 
+// ListCoveringRequests List covers asked of me
+//
+// The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined.
+//
+// Corresponds with GET /v1/me/covering-requests (the `ListCoveringRequests` operationId).
+func (c *Client) ListCoveringRequests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCoveringRequestsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCoveringRequest Get a cover asked of me
+//
+// One cover asked of the authenticated doctor; any other cover is 404.
+//
+// Corresponds with GET /v1/me/covering-requests/{id} (the `GetCoveringRequest` operationId).
+func (c *Client) GetCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCoveringRequestRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AcceptCoveringRequest Accept a cover
+//
+// The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than RFD_COVERING_MAX_DAYS from now, is 409. Audited.
+//
+// Corresponds with POST /v1/me/covering-requests/{id}/accept (the `AcceptCoveringRequest` operationId).
+func (c *Client) AcceptCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAcceptCoveringRequestRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeclineCoveringRequest Decline a cover
+//
+// The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. An ended cover is 409. Audited.
+//
+// Corresponds with POST /v1/me/covering-requests/{id}/decline (the `DeclineCoveringRequest` operationId).
+func (c *Client) DeclineCoveringRequest(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeclineCoveringRequestRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // DeleteDevice Remove a push device
 //
 // Stops push notifications to the token. A token that is not the doctor's is 404.
@@ -4548,7 +4882,7 @@ func (c *Client) PutDevice(ctx context.Context, token string, body PutDeviceJSON
 
 // UpdatePreferencesWithBody Change notification preferences
 //
-// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4567,7 +4901,7 @@ func (c *Client) UpdatePreferencesWithBody(ctx context.Context, contentType stri
 
 // UpdatePreferences Change notification preferences
 //
-// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4866,6 +5200,40 @@ func (c *Client) RotateWebhookSecret(ctx context.Context, id string, reqEditors 
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewApproveCoveringRequest constructs an http.Request for the ApproveCovering method
+func NewApproveCoveringRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/covering/%s/approve", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListPoisonRequest constructs an http.Request for the ListPoison method
@@ -5477,6 +5845,135 @@ func NewGetMeRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListCoveringRequestsRequest constructs an http.Request for the ListCoveringRequests method
+func NewListCoveringRequestsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/covering-requests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCoveringRequestRequest constructs an http.Request for the GetCoveringRequest method
+func NewGetCoveringRequestRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/covering-requests/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAcceptCoveringRequestRequest constructs an http.Request for the AcceptCoveringRequest method
+func NewAcceptCoveringRequestRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/covering-requests/%s/accept", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeclineCoveringRequestRequest constructs an http.Request for the DeclineCoveringRequest method
+func NewDeclineCoveringRequestRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/covering-requests/%s/decline", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -6339,6 +6836,15 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ApproveCoveringWithResponse Approve a cover
+	//
+	// An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. Needs scope covering:approve.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/covering/{id}/approve (the `ApproveCovering` operationId).
+	ApproveCoveringWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ApproveCoveringResponse, error)
+
 	// ListPoisonWithResponse List poisoned messages
 	//
 	// Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
@@ -6449,7 +6955,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetDeliveryWithResponse Get a delivery's status
 	//
-	// The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. Carries no notification text. Needs scope notifications:write or doctors:read.
+	// The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), and every attempt. Carries no notification text and never the provider's own error text. A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6496,6 +7002,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
 
+	// ListCoveringRequestsWithResponse List covers asked of me
+	//
+	// The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/covering-requests (the `ListCoveringRequests` operationId).
+	ListCoveringRequestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCoveringRequestsResponse, error)
+
+	// GetCoveringRequestWithResponse Get a cover asked of me
+	//
+	// One cover asked of the authenticated doctor; any other cover is 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/covering-requests/{id} (the `GetCoveringRequest` operationId).
+	GetCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCoveringRequestResponse, error)
+
+	// AcceptCoveringRequestWithResponse Accept a cover
+	//
+	// The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than RFD_COVERING_MAX_DAYS from now, is 409. Audited.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/me/covering-requests/{id}/accept (the `AcceptCoveringRequest` operationId).
+	AcceptCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AcceptCoveringRequestResponse, error)
+
+	// DeclineCoveringRequestWithResponse Decline a cover
+	//
+	// The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. An ended cover is 409. Audited.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/me/covering-requests/{id}/decline (the `DeclineCoveringRequest` operationId).
+	DeclineCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeclineCoveringRequestResponse, error)
+
 	// DeleteDeviceWithResponse Remove a push device
 	//
 	// Stops push notifications to the token. A token that is not the doctor's is 404.
@@ -6525,7 +7067,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdatePreferencesWithBodyWithResponse Change notification preferences
 	//
-	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6534,7 +7076,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdatePreferencesWithResponse Change notification preferences
 	//
-	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+	// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6684,6 +7226,110 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/rotate (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecretWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
+}
+
+// ApproveCoveringResponse429Headers the declared response headers of an HTTP 429 response for ApproveCovering
+type ApproveCoveringResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ApproveCoveringResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ApproveCoveringResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApproveCoveringResponse) GetJSON200() *CoverRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ApproveCoveringResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ApproveCoveringResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApproveCoveringResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApproveCoveringResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApproveCoveringResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListPoisonResponse429Headers the declared response headers of an HTTP 429 response for ListPoison
@@ -7913,6 +8559,394 @@ func (r GetMeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListCoveringRequestsResponse429Headers the declared response headers of an HTTP 429 response for ListCoveringRequests
+type ListCoveringRequestsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListCoveringRequestsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequestsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListCoveringRequestsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCoveringRequestsResponse) GetJSON200() *CoverRequestsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListCoveringRequestsResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCoveringRequestsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCoveringRequestsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCoveringRequestsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCoveringRequestsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCoveringRequestResponse429Headers the declared response headers of an HTTP 429 response for GetCoveringRequest
+type GetCoveringRequestResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetCoveringRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCoveringRequestResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCoveringRequestResponse) GetJSON200() *CoverRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCoveringRequestResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCoveringRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCoveringRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCoveringRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCoveringRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AcceptCoveringRequestResponse429Headers the declared response headers of an HTTP 429 response for AcceptCoveringRequest
+type AcceptCoveringRequestResponse429Headers struct {
+	RetryAfter *int
+}
+
+type AcceptCoveringRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AcceptCoveringRequestResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AcceptCoveringRequestResponse) GetJSON200() *CoverRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AcceptCoveringRequestResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AcceptCoveringRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AcceptCoveringRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AcceptCoveringRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AcceptCoveringRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeclineCoveringRequestResponse429Headers the declared response headers of an HTTP 429 response for DeclineCoveringRequest
+type DeclineCoveringRequestResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeclineCoveringRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CoverRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeclineCoveringRequestResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeclineCoveringRequestResponse) GetJSON200() *CoverRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeclineCoveringRequestResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeclineCoveringRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeclineCoveringRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeclineCoveringRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeclineCoveringRequestResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9485,6 +10519,21 @@ func (r RotateWebhookSecretResponse) ContentType() string {
 	return ""
 }
 
+// ApproveCoveringWithResponse Approve a cover
+//
+// An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. Needs scope covering:approve.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/covering/{id}/approve (the `ApproveCovering` operationId).
+func (c *ClientWithResponses) ApproveCoveringWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ApproveCoveringResponse, error) {
+	rsp, err := c.ApproveCovering(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApproveCoveringResponse(rsp)
+}
+
 // ListPoisonWithResponse List poisoned messages
 //
 // Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.
@@ -9667,7 +10716,7 @@ func (c *ClientWithResponses) GetDashboardWithResponse(ctx context.Context, reqE
 
 // GetDeliveryWithResponse Get a delivery's status
 //
-// The status of a notification on one channel, why it failed or was suppressed, and every attempt with the provider's answer. Carries no notification text. Needs scope notifications:write or doctors:read.
+// The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), and every attempt. Carries no notification text and never the provider's own error text. A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9744,6 +10793,66 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 	return ParseGetMeResponse(rsp)
 }
 
+// ListCoveringRequestsWithResponse List covers asked of me
+//
+// The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/covering-requests (the `ListCoveringRequests` operationId).
+func (c *ClientWithResponses) ListCoveringRequestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCoveringRequestsResponse, error) {
+	rsp, err := c.ListCoveringRequests(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCoveringRequestsResponse(rsp)
+}
+
+// GetCoveringRequestWithResponse Get a cover asked of me
+//
+// One cover asked of the authenticated doctor; any other cover is 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/covering-requests/{id} (the `GetCoveringRequest` operationId).
+func (c *ClientWithResponses) GetCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCoveringRequestResponse, error) {
+	rsp, err := c.GetCoveringRequest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCoveringRequestResponse(rsp)
+}
+
+// AcceptCoveringRequestWithResponse Accept a cover
+//
+// The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than RFD_COVERING_MAX_DAYS from now, is 409. Audited.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/me/covering-requests/{id}/accept (the `AcceptCoveringRequest` operationId).
+func (c *ClientWithResponses) AcceptCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AcceptCoveringRequestResponse, error) {
+	rsp, err := c.AcceptCoveringRequest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAcceptCoveringRequestResponse(rsp)
+}
+
+// DeclineCoveringRequestWithResponse Decline a cover
+//
+// The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. An ended cover is 409. Audited.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/me/covering-requests/{id}/decline (the `DeclineCoveringRequest` operationId).
+func (c *ClientWithResponses) DeclineCoveringRequestWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeclineCoveringRequestResponse, error) {
+	rsp, err := c.DeclineCoveringRequest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeclineCoveringRequestResponse(rsp)
+}
+
 // DeleteDeviceWithResponse Remove a push device
 //
 // Stops push notifications to the token. A token that is not the doctor's is 404.
@@ -9791,7 +10900,7 @@ func (c *ClientWithResponses) PutDeviceWithResponse(ctx context.Context, token s
 
 // UpdatePreferencesWithBodyWithResponse Change notification preferences
 //
-// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9806,7 +10915,7 @@ func (c *ClientWithResponses) UpdatePreferencesWithBodyWithResponse(ctx context.
 
 // UpdatePreferencesWithResponse Change notification preferences
 //
-// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts and in the future. Answers the preferences as they now apply.
+// Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10057,6 +11166,101 @@ func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseRotateWebhookSecretResponse(rsp)
+}
+
+// ParseApproveCoveringResponse parses an HTTP response from a ApproveCoveringWithResponse call
+func ParseApproveCoveringResponse(rsp *http.Response) (*ApproveCoveringResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApproveCoveringResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ApproveCoveringResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListPoisonResponse parses an HTTP response from a ListPoisonWithResponse call
@@ -11171,6 +12375,358 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	switch {
 	case rsp.StatusCode == 429:
 		var headers GetMeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListCoveringRequestsResponse parses an HTTP response from a ListCoveringRequestsWithResponse call
+func ParseListCoveringRequestsResponse(rsp *http.Response) (*ListCoveringRequestsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCoveringRequestsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequestsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListCoveringRequestsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCoveringRequestResponse parses an HTTP response from a GetCoveringRequestWithResponse call
+func ParseGetCoveringRequestResponse(rsp *http.Response) (*GetCoveringRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCoveringRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetCoveringRequestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAcceptCoveringRequestResponse parses an HTTP response from a AcceptCoveringRequestWithResponse call
+func ParseAcceptCoveringRequestResponse(rsp *http.Response) (*AcceptCoveringRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AcceptCoveringRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers AcceptCoveringRequestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeclineCoveringRequestResponse parses an HTTP response from a DeclineCoveringRequestWithResponse call
+func ParseDeclineCoveringRequestResponse(rsp *http.Response) (*DeclineCoveringRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeclineCoveringRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CoverRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeclineCoveringRequestResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
