@@ -53,7 +53,7 @@ func TestTextTheDatabaseCannotStoreIsPoisonedAtOnce(t *testing.T) {
 					func() map[string]any { return loginEvent("doc-nul", "success", "203.0.113.7", startOfTest) }, []string{"user_agent"}},
 			}
 			bad := map[string]func([]byte) []byte{
-				"nul-escaped": func(b []byte) []byte { return []byte(strings.Replace(string(b), "MARK", `a\u0000b`, 1)) },
+				"nul-escaped":  func(b []byte) []byte { return []byte(strings.Replace(string(b), "MARK", `a\u0000b`, 1)) },
 				"invalid-utf8": func(b []byte) []byte { return []byte(strings.Replace(string(b), "MARK", "a\xffb", 1)) },
 			}
 			for _, c := range cases {
