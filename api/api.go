@@ -95,11 +95,13 @@ func Config() huma.Config {
 	cfg.Info.Description = "Notifications about referred patients' checkups, results and orders for referring doctors, their portal and integrators.\n\n" +
 		"Errors are RFC 9457 problem details (`application/problem+json`); validation errors list each failing field with its location " +
 		"(`body.quiet_hours.start`, `query.limit`) and never repeat the submitted value. Request bodies are limited to 16 KiB and reject unknown fields; page sizes are capped at 100. " +
+		"Text no database can store (a NUL character, raw or as `\\u0000`, or invalid UTF-8) in any parameter or body field, and a JSON body that gives a property twice, are 422 naming the field, never quoting it. " +
+		"Every response carries `X-Content-Type-Options: nosniff`; a path nothing serves is 404, a method a path does not take 405 (with `Allow`), and request headers over 64 KiB 431, all problem+json. " +
 		"When the database is unavailable an operation answers 503 with `Retry-After`. " +
 		"Requests are rate limited per API key and per doctor (token buckets); a caller over its limit gets 429 with `Retry-After` in seconds."
 	cfg.Info.License = &huma.License{Name: "Proprietary"}
 	cfg.Servers = []*huma.Server{{URL: "http://localhost:8080", Description: "`rfd serve` on this machine; a deployment serves the same paths at its own host."}}
-	cfg.OnAddOperation = append(cfg.OnAddOperation, specHygiene, documentRateLimit)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, specHygiene, documentRateLimit, documentEdgeRefusals)
 	cfg.Transformers = append(cfg.Transformers, withholdValues)
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		SchemeDoctor: {
@@ -194,7 +196,7 @@ func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, rout
 			return nil, fmt.Errorf("api metrics: %w", err)
 		}
 	}
-	s.handler = in.wrap(s.mux)
+	s.handler = in.wrap(s.edge(s.mux))
 	return s, nil
 }
 
@@ -223,6 +225,7 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	if err := docsui.Register(mux, docsPage(cfg)); err != nil {
 		return nil, err
 	}
+	cfg.CreateHooks = append(cfg.CreateHooks, trustedSchemaLinks(d.Config.PublicBaseURL()))
 	a := humago.New(mux, cfg)
 	h := &handlers{db: d.DB, now: d.Now, logger: d.Logger, coveringMax: coveringMax(d.Config)}
 	if d.DB != nil {
@@ -230,7 +233,7 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	}
 	s := &Server{mux: mux, api: a, auth: authn, h: h,
 		limits: newRateLimits(d.Config.APIRatePerKey, d.Config.APIRatePerDoctor)}
-	a.UseMiddleware(s.security(a))
+	a.UseMiddleware(s.security(a), refuseUnstorableText(a))
 	registerMe(a, s.h)
 	registerDevices(a, s.h)
 	registerNotifications(a, s.h)
@@ -250,7 +253,7 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	s.streams = NewStreamGate(d.Config.StreamsPerDoctor, d.Config.StreamsMax)
 	RegisterStream(a, StreamDeps{DB: d.DB, Hub: hub, Doctor: auth.DoctorFromContext, Security: doctorSecurity,
 		Expires: auth.TokenExpiryFromContext, Gate: s.streams})
-	s.handler = s.mux
+	s.handler = s.edge(s.mux)
 	return s, nil
 }
 

@@ -101,6 +101,11 @@ func registerMe(api huma.API, h *handlers) {
 		"Get the authenticated doctor",
 		"The doctor's profile as user management last sent it, their notification preferences as they apply, and their push devices."),
 		h.getMe)
+	huma.Register(api, doctorOp("getPreferences", http.MethodGet, "/v1/me/preferences", "Me",
+		"Get notification preferences",
+		"The doctor's notification preferences as they apply, in the shape PATCH /v1/me/preferences answers: "+
+			"the channels of each category (with the mandatory in_app), quiet hours, digest, fallback order, weekly summary and the covering doctor."),
+		h.getPreferences)
 	huma.Register(api, doctorOp("updatePreferences", http.MethodPatch, "/v1/me/preferences", "Me",
 		"Change notification preferences",
 		"Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. "+
@@ -139,6 +144,26 @@ func (h *handlers) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
 		TimeZone: doc.TimeZone, Active: doc.Active, Preferences: view, Devices: devices,
 		CreatedAt: doc.CreatedAt.UTC(), UpdatedAt: doc.UpdatedAt.UTC(),
 	}}, nil
+}
+
+func (h *handlers) getPreferences(ctx context.Context, _ *struct{}) (*preferencesOutput, error) {
+	doc, err := doctorOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.dbctx(ctx)
+	defer cancel()
+	prefs, err := notify.PreferencesOf(ctx, h.db, doc.ID)
+	if err != nil {
+		return nil, h.fail(ctx, "getPreferences", err)
+	}
+	covering, err := coveringOf(ctx, h.db, doc.ID, h.now().UTC())
+	if err != nil {
+		return nil, h.fail(ctx, "getPreferences", err)
+	}
+	view := preferencesView(prefs)
+	view.Covering = covering
+	return &preferencesOutput{Body: view}, nil
 }
 
 func preferencesView(p domain.Preferences) Preferences {

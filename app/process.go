@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rfd-notify/rfd/api"
 	"github.com/rfd-notify/rfd/router"
 )
 
@@ -35,7 +36,8 @@ func (p *process) run(ctx context.Context) error {
 		}
 		p.logger.Info("listening", "addr", ln.Addr().String())
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			// net/http's own error answers (431, 400) become problem+json.
+			if err := srv.Serve(api.ProblemListener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("http server %s: %w", srv.Addr, err)
 			}
 		}()
@@ -114,6 +116,7 @@ func newServer(addr string, h http.Handler) *http.Server {
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    api.MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 	}
 }

@@ -122,7 +122,7 @@ type Config struct {
 	TwilioAccountSID string `env:"RFD_TWILIO_ACCOUNT_SID" desc:"SMS account SID (unset = SMS deliveries fail as not configured)"`
 	TwilioAuthToken  string `env:"RFD_TWILIO_AUTH_TOKEN" desc:"SMS auth token; also verifies X-Twilio-Signature on status callbacks"`
 	TwilioFrom       string `env:"RFD_TWILIO_FROM" desc:"sender number or messaging service of SMS"`
-	PublicURL        string `env:"RFD_PUBLIC_URL" desc:"public base URL of the API: the OpenAPI document's server, which the docs page's Try it calls, and the base of provider status callbacks (unset = http://localhost:PORT of RFD_HTTP_ADDR, or its host when one is named)"`
+	PublicURL        string `env:"RFD_PUBLIC_URL" desc:"public base URL of the API: the OpenAPI document's server, which the docs page's Try it calls, the base of provider status callbacks and of the $schema links of response bodies, never taken from a request's Host or X-Forwarded-Host (unset = http://localhost:PORT of RFD_HTTP_ADDR, or its host when one is named)"`
 
 	FCMBaseURL         string `env:"RFD_FCM_BASE_URL" envDefault:"https://fcm.googleapis.com" desc:"base URL of FCM HTTP v1"`
 	FCMProjectID       string `env:"RFD_FCM_PROJECT_ID" desc:"Firebase project of push (unset = push deliveries fail as not configured)"`

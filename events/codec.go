@@ -136,7 +136,7 @@ func encode(c *contract, v any) ([]byte, error) {
 }
 
 // parse reads exactly one JSON value, numbers kept as json.Number as the
-// validator requires.
+// validator requires, and refuses text a database cannot store.
 func parse(name string, payload []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
@@ -146,6 +146,16 @@ func parse(name string, payload []byte) (any, error) {
 	}
 	if off := dec.InputOffset(); len(bytes.TrimLeft(payload[off:], " \t\r\n")) > 0 {
 		return nil, &SyntaxError{Type: name, Offset: off, Reason: "unexpected data after the JSON value"}
+	}
+	// Text a database cannot store fails the same way on every attempt
+	// (PostgreSQL refuses NUL and invalid UTF-8), so it is a validation
+	// error, permanent, found before any work is done.
+	flaw, err := Scan(payload, ScanOptions{})
+	if err != nil {
+		return nil, &SyntaxError{Type: name, Reason: "unreadable JSON"}
+	}
+	if flaw != nil {
+		return nil, &ValidationError{Type: name, Field: flaw.Pointer(), Reason: flaw.Reason}
 	}
 	return doc, nil
 }

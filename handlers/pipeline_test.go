@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/events"
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/internal/testenv"
@@ -49,9 +50,9 @@ func eachCombination(t *testing.T, fn func(t *testing.T, p *pipeline)) {
 // hours the tests use.
 var startOfTest = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 
-func newPipeline(t *testing.T, name string) *pipeline {
+func newPipeline(t *testing.T, name string, opts ...func(*config.Config)) *pipeline {
 	t.Helper()
-	env := testenv.New(t, name)
+	env := testenv.New(t, name, opts...)
 	p := &pipeline{t: t, env: env, now: startOfTest}
 	cfg := env.Config
 	env.EnsureTopics(t, cfg.TopicCheckupEvents, cfg.TopicOrderHistoryEvents, cfg.TopicUserCreated,

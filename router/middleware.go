@@ -2,13 +2,18 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rfd-notify/rfd/events"
 	"github.com/rfd-notify/rfd/logging"
 	"github.com/rfd-notify/rfd/msgerr"
 )
@@ -84,6 +89,58 @@ func recoverPermanent(h message.HandlerFunc) message.HandlerFunc {
 		}()
 		return h(msg)
 	}
+}
+
+// Text errors of PostgreSQL: a string it cannot store. bun refuses a NUL in
+// a string argument itself (the query it builds fails to parse), so these
+// come from text that reaches the database some other way: \u0000 in a
+// JSON document bound for jsonb, or invalid UTF-8 in text.
+const (
+	sqlStateCharacterNotInRepertoire = "22021" // invalid byte sequence for encoding
+	sqlStateUntranslatableCharacter  = "22P05" // unsupported Unicode escape sequence
+)
+
+// permanentText is the safety net behind the decoders, which refuse text a
+// database cannot store before any work is done. A failure on a message
+// that carries such text (a NUL character or invalid UTF-8 in a string of
+// its JSON payload or in a metadata value), or a failure in which the
+// database refused text, will recur on every attempt: it is made
+// permanent, so the message is poisoned at once instead of holding up the
+// healthy messages behind it while it is retried.
+func permanentText(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err == nil || msgerr.IsPermanent(err) {
+			return out, err
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == sqlStateCharacterNotInRepertoire || pgErr.Code == sqlStateUntranslatableCharacter) {
+			return out, msgerr.Permanentf("the database cannot store the message's text (SQLSTATE %s): %w", pgErr.Code, err)
+		}
+		if where := unstorableText(msg); where != "" {
+			return out, msgerr.Permanentf("the message carries text no database can store (%s): %w", where, err)
+		}
+		return out, err
+	}
+}
+
+// unstorableText says where msg carries text a database cannot store, or
+// "" when it does not. It never quotes the text.
+func unstorableText(msg *message.Message) string {
+	for k, v := range msg.Metadata {
+		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			return "a metadata value"
+		}
+		if !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0 {
+			return "a metadata key"
+		}
+	}
+	flaw, err := events.Scan(msg.Payload, events.ScanOptions{})
+	if err != nil || flaw == nil {
+		// A payload that is not JSON is its decoder's to refuse.
+		return ""
+	}
+	return "payload " + flaw.Pointer() + " " + flaw.Reason
 }
 
 // classify records on the message why it is about to be poisoned. It also

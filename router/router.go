@@ -117,7 +117,8 @@ type Handler struct {
 // timeout, throttle.
 // A few small steps sit between them: detach (shutdown lets the message
 // finish), the logger in the context, the poison class, the attempt counter,
-// and an inner recoverer that makes a panic a permanent failure.
+// an inner recoverer that makes a panic a permanent failure, and
+// permanentText, which does the same for text the database refuses.
 func (rt *Router) AddConsumer(h Handler) error {
 	sub, err := rt.transport.Subscriber(h.ConsumerGroup)
 	if err != nil {
@@ -159,6 +160,13 @@ func (rt *Router) AddConsumer(h Handler) error {
 	chain = append(chain,
 		retry.Middleware,
 		countAttempts,
+	)
+	if !h.NoPoison {
+		// Only a handler whose failures are poisoned gains from giving up
+		// at once; the poison drain stores any text.
+		chain = append(chain, permanentText)
+	}
+	chain = append(chain,
 		recoverPermanent,
 		middleware.Timeout(rt.opts.HandlerTimeout),
 	)
