@@ -141,10 +141,16 @@ func TestServeSubprocess(t *testing.T) {
 
 func runRFD(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
+	return runRFDIn(t, t.TempDir(), env, args...)
+}
+
+// runRFDIn runs rfd with dir as its working directory.
+func runRFDIn(t *testing.T, dir string, env []string, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, rfdBinary(t), args...)
-	cmd.Dir = t.TempDir()
+	cmd.Dir = dir
 	cmd.Env = cleanEnv(env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
