@@ -141,10 +141,19 @@ func TestServeSubprocess(t *testing.T) {
 
 func runRFD(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
+	return runRFDIn(t, t.TempDir(), env, args...)
+}
+
+// runRFDIn runs rfd with dir as its working directory.
+func runRFDIn(t *testing.T, dir string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	// Build first: the first build of a run can take longer than the
+	// command's own time limit.
+	bin := rfdBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, rfdBinary(t), args...)
-	cmd.Dir = t.TempDir()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
 	cmd.Env = cleanEnv(env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

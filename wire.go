@@ -12,7 +12,7 @@ import (
 )
 
 func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), error) {
-	wire.Build(app.RuntimeSet, app.CronSet, app.NewServe)
+	wire.Build(app.ServeRuntimeSet, app.CronSet, app.NewServe)
 	return nil, nil, nil
 }
 
@@ -36,7 +36,7 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	return nil, nil, nil
 }
 
-func initMigrate(ctx context.Context, cfg config.Config) (*app.Migrate, func(), error) {
+func initMigrate(ctx context.Context, cfg config.Config, create app.CreateDatabase) (*app.Migrate, func(), error) {
 	wire.Build(app.MigrateSet)
 	return nil, nil, nil
 }

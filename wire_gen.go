@@ -19,7 +19,7 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenServeDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +97,7 @@ func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,7 +161,7 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -230,7 +230,7 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -294,7 +294,7 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -367,8 +367,8 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 	}, nil
 }
 
-func initMigrate(ctx context.Context, cfg config.Config) (*app.Migrate, func(), error) {
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+func initMigrate(ctx context.Context, cfg config.Config, create app.CreateDatabase) (*app.Migrate, func(), error) {
+	db, cleanup, err := app.OpenMigrateDB(ctx, cfg, create)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -385,7 +385,7 @@ func initMigrate(ctx context.Context, cfg config.Config) (*app.Migrate, func(), 
 }
 
 func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error) {
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -401,10 +401,11 @@ func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, fu
 }
 
 func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	migrator := app.NewMigrator(db)
 	logger, err := app.NewLogger(cfg)
 	if err != nil {
 		cleanup()
@@ -415,7 +416,7 @@ func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
-	ops, err := app.NewOps(cfg, db, pubSub)
+	ops, err := app.NewOps(ctx, cfg, db, migrator, pubSub)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -426,7 +427,7 @@ func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
 }
 
 func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error) {
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

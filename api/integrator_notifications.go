@@ -85,7 +85,7 @@ type QueuedDelivery struct {
 }
 
 type sendNotificationInput struct {
-	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Makes a retry safe: for 24 hours, the same key with the same body answers the first response again (with Idempotent-Replayed: true); the same key with a different body is 409. Keys are per API key; only their hash is stored." example:"4f0c2b7e-announcement-2026-12-05"`
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Names the request instead of its body: for 24 hours, the same key with the same body answers the first response again (with Idempotent-Replayed: true); the same key with a different body is 409; the same body under a new key is a new notification. Keys are per API key; only their hash is stored." example:"4f0c2b7e-announcement-2026-12-05"`
 	Body           SendNotificationRequest
 }
 
@@ -99,9 +99,11 @@ func registerSendNotification(api huma.API, in *integrations) {
 	op := apiKeyOp("sendNotification", http.MethodPost, "/v1/notifications", tagSend,
 		"Send a notification to a doctor",
 		"Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its "+
-			"send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events, and the same "+
-			"request never notifies twice. Answers 201 with the notification and its deliveries (200 with created=false when it existed). "+
-			"Honours Idempotency-Key for 24 hours. Needs scope notifications:write.",
+			"send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 "+
+			"with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body "+
+			"(however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one "+
+			"made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope "+
+			"notifications:write.",
 		[]string{auth.ScopeNotificationsWrite},
 		http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
 	op.DefaultStatus = http.StatusCreated
@@ -129,6 +131,10 @@ func (in *integrations) sendNotification(ctx context.Context, req *sendNotificat
 		return nil, in.fail(ctx, "sendNotification", err)
 	}
 	idem := newIdempotency(key.ID, req.IdempotencyKey, "sendNotification", string(canon))
+	byBody := req.IdempotencyKey == ""
+	if byBody {
+		idem = bodyIdempotency(key.ID, "sendNotification", string(canon))
+	}
 
 	ctx, cancel := in.dbctx(ctx)
 	defer cancel()
@@ -138,6 +144,9 @@ func (in *integrations) sendNotification(ctx context.Context, req *sendNotificat
 		prev, err := in.claim(ctx, tx, idem)
 		if err != nil {
 			return err
+		}
+		if prev != nil && byBody {
+			return existingNotification(ctx, tx, prev, &out)
 		}
 		if prev != nil {
 			out.Status, out.Replayed = prev.status, "true"
@@ -150,8 +159,10 @@ func (in *integrations) sendNotification(ctx context.Context, req *sendNotificat
 		if !found {
 			return huma.Error404NotFound("no such doctor")
 		}
+		// A request identified by its body makes a new notification once
+		// its 24 hours are over.
 		intentKey := "api/" + key.ID + "/" + uuid.NewString()
-		if idem.keyHash != "" {
+		if !byBody {
 			// The same key with the same request names the same
 			// notification even after the key has expired.
 			intentKey = "api/" + key.ID + "/" + idem.keyHash[:32] + "/" + idem.requestHash[:32]
@@ -198,6 +209,38 @@ func (in *integrations) sendNotification(ctx context.Context, req *sendNotificat
 // sendSource is the source_event_id of the notifications API key keyID
 // sends: getDelivery shows a key the deliveries of those only.
 func sendSource(keyID string) string { return "api:" + keyID }
+
+// bodyIdempotency identifies a request sent without an Idempotency-Key by
+// its body: the same body from the same API key is the same request for
+// IdempotencyTTL, so a client retrying after a timeout does not notify the
+// doctor twice. Its key hash cannot be that of a header key (those hash the
+// header value alone).
+func bodyIdempotency(apiKeyID, operation string, request ...string) idempotency {
+	id := newIdempotency(apiKeyID, "-", operation, request...)
+	id.keyHash = sha256Hex("request body", id.requestHash)
+	return id
+}
+
+// existingNotification answers a repeated body: 200, created=false, and the
+// notifications the first request made, with their deliveries as they are
+// now. It is not a replay: the caller chose no key.
+func existingNotification(ctx context.Context, tx bun.Tx, prev *replay, out *sendNotificationOutput) error {
+	var first SentNotification
+	if err := json.Unmarshal(prev.body, &first); err != nil {
+		return fmt.Errorf("decode the first response: %w", err)
+	}
+	ids := make([]string, 0, len(first.Notifications))
+	for _, n := range first.Notifications {
+		ids = append(ids, n.ID)
+	}
+	sent, err := sentNotifications(ctx, tx, ids)
+	if err != nil {
+		return err
+	}
+	out.Status = http.StatusOK
+	out.Body = SentNotification{ID: first.ID, DoctorID: first.DoctorID, Created: false, Notifications: sent}
+	return nil
+}
 
 // doctorByIDOrExternal loads a doctor by this service's id or by external id.
 func doctorByIDOrExternal(ctx context.Context, db bun.IDB, id, externalID string) (domain.Doctor, bool, error) {

@@ -13,7 +13,7 @@ import (
 )
 
 // APIKeysSet provides the apikey command's manager.
-var APIKeysSet = wire.NewSet(NewLogger, OpenDB, NewMigrator, NewAPIKeyManager)
+var APIKeysSet = wire.NewSet(NewLogger, OpenExistingDB, NewMigrator, NewAPIKeyManager)
 
 // APIKeyManager is `rfd apikey`: the integrators' and operators' API keys
 // of the configured database.
@@ -22,10 +22,10 @@ type APIKeyManager struct {
 }
 
 // NewAPIKeyManager returns the API-key manager of db. The schema must be
-// current: with RFD_AUTO_MIGRATE (the default, as for serve) pending
-// migrations are applied, otherwise they are an error.
+// current: a key written to a database no server migrated would be a key
+// no server knows, so pending migrations are an error, never applied here.
 func NewAPIKeyManager(ctx context.Context, cfg config.Config, db *bun.DB, m *migrations.Migrator) (*APIKeyManager, error) {
-	if _, err := currentSchema(ctx, m, cfg.AutoMigrate); err != nil {
+	if _, err := currentSchema(ctx, m, false, cfg.DatabaseURL); err != nil {
 		return nil, err
 	}
 	return &APIKeyManager{APIKeys: auth.NewAPIKeys(db, time.Now)}, nil

@@ -12,11 +12,12 @@ import (
 
 	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/lag"
+	"github.com/rfd-notify/rfd/migrations"
 	"github.com/rfd-notify/rfd/sqlpubsub"
 )
 
 // OpsSet provides the diagnosis commands `rfd lag` and `rfd outbox status`.
-var OpsSet = wire.NewSet(NewLogger, OpenDB, NewSQLPubSub, NewOps)
+var OpsSet = wire.NewSet(NewLogger, OpenExistingDB, NewMigrator, NewSQLPubSub, NewOps)
 
 // Ops answers the operators' questions from the broker and the database,
 // as the metrics do: how far behind is each consumer group, and how much
@@ -27,8 +28,12 @@ type Ops struct {
 	outbox    *lag.SQLReader
 }
 
-// NewOps returns the diagnosis commands of the configured transport.
-func NewOps(cfg config.Config, db *bun.DB, ps *sqlpubsub.PubSub) (*Ops, error) {
+// NewOps returns the diagnosis commands of the configured transport, on a
+// database whose schema is current.
+func NewOps(ctx context.Context, cfg config.Config, db *bun.DB, m *migrations.Migrator, ps *sqlpubsub.PubSub) (*Ops, error) {
+	if _, err := currentSchema(ctx, m, false, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
 	sqlr, err := lag.NewSQLReader(db, ps)
 	if err != nil {
 		return nil, err

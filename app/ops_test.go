@@ -29,7 +29,7 @@ func TestOpsLag(t *testing.T) {
 		if err := env.Transport.Publisher().Publish(topic, msgs...); err != nil {
 			t.Fatal(err)
 		}
-		ops, err := app.NewOps(env.Config, env.DB, env.PubSub)
+		ops, err := app.NewOps(ctx, env.Config, env.DB, app.NewMigrator(env.DB), env.PubSub)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 )
 
 // PoisonSet provides the poison command's manager.
-var PoisonSet = wire.NewSet(NewLogger, OpenDB, NewMigrator, NewSQLPubSub, NewOutbox, NewPoison, NewPoisonManager)
+var PoisonSet = wire.NewSet(NewLogger, OpenExistingDB, NewMigrator, NewSQLPubSub, NewOutbox, NewPoison, NewPoisonManager)
 
 // PoisonManager is `rfd poison`: the poisoned messages of the configured
 // database. Replays go through the outbox of the configured transport.
@@ -21,11 +21,11 @@ type PoisonManager struct {
 	*poison.Service
 }
 
-// NewPoisonManager returns the manager once the schema is current (applied
-// with RFD_AUTO_MIGRATE, else pending migrations are an error), and the
-// topic tables replays write to exist.
+// NewPoisonManager returns the manager once the schema is current (pending
+// migrations are an error: an empty list from a database no server uses
+// would mislead), and the topic tables replays write to exist.
 func NewPoisonManager(ctx context.Context, cfg config.Config, db *bun.DB, m *migrations.Migrator, ob *outbox.Publisher, svc *poison.Service) (*PoisonManager, error) {
-	if _, err := currentSchema(ctx, m, cfg.AutoMigrate); err != nil {
+	if _, err := currentSchema(ctx, m, false, cfg.DatabaseURL); err != nil {
 		return nil, err
 	}
 	if err := ob.EnsureTopics(ctx, OutboxTopics(cfg)...); err != nil {

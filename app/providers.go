@@ -43,9 +43,40 @@ func NewLogger(cfg config.Config) (*slog.Logger, error) {
 	return l, nil
 }
 
-// OpenDB opens the database; the cleanup closes it.
+// OpenDB opens the database, creating a missing SQLite file; the cleanup
+// closes it. Only what migrates the database opens it this way.
 func OpenDB(ctx context.Context, cfg config.Config) (*bun.DB, func(), error) {
-	db, err := store.Open(ctx, cfg.DatabaseURL)
+	return openDB(ctx, cfg, true)
+}
+
+// OpenExistingDB opens a database that must already exist: every role and
+// command but `serve` and `migrate up`. A missing SQLite file is an error
+// naming the URL, never a new empty database.
+func OpenExistingDB(ctx context.Context, cfg config.Config) (*bun.DB, func(), error) {
+	return openDB(ctx, cfg, false)
+}
+
+// OpenServeDB is serve's database: created when serve is to migrate it
+// (RFD_AUTO_MIGRATE), otherwise it must exist like any role's.
+func OpenServeDB(ctx context.Context, cfg config.Config) (*bun.DB, func(), error) {
+	return openDB(ctx, cfg, cfg.AutoMigrate)
+}
+
+// CreateDatabase says whether a `rfd migrate` action may create the
+// database: `up` does, `down` and `status` do not.
+type CreateDatabase bool
+
+// OpenMigrateDB opens the database of a `rfd migrate` action.
+func OpenMigrateDB(ctx context.Context, cfg config.Config, create CreateDatabase) (*bun.DB, func(), error) {
+	return openDB(ctx, cfg, bool(create))
+}
+
+func openDB(ctx context.Context, cfg config.Config, create bool) (*bun.DB, func(), error) {
+	open := store.OpenExisting
+	if create {
+		open = store.Open
+	}
+	db, err := open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/rfd-notify/rfd/poison"
 	"github.com/rfd-notify/rfd/router"
 	"github.com/rfd-notify/rfd/sqlpubsub"
+	"github.com/rfd-notify/rfd/store"
 	"github.com/rfd-notify/rfd/timeliness"
 )
 
@@ -135,27 +136,29 @@ func (r *Runtime) sweeper() func(context.Context) error {
 	return func(ctx context.Context) error { return r.Sweeper.Run(ctx, sweepEvery) }
 }
 
-// prepare makes sure the schema is current and every topic table the outbox
-// and the router use exists.
 // currentSchema makes sure the schema is current before a role or command
 // uses it: with apply it applies what is pending (and returns the names),
-// otherwise it refuses to go on while any migration is pending.
-func currentSchema(ctx context.Context, m *migrations.Migrator, apply bool) ([]string, error) {
+// otherwise it refuses to go on while any migration is pending, in one line
+// naming the database.
+func currentSchema(ctx context.Context, m *migrations.Migrator, apply bool, dbURL string) ([]string, error) {
 	if apply {
 		return m.Up(ctx)
 	}
 	pending, err := m.Pending(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("database %s: %w", store.Redact(dbURL), err)
 	}
 	if pending > 0 {
-		return nil, fmt.Errorf("%d migrations are pending: run `rfd migrate up` first", pending)
+		return nil, fmt.Errorf("database %s is not migrated (%d of %d migrations pending): run `rfd migrate up` first",
+			store.Redact(dbURL), pending, migrations.Count())
 	}
 	return nil, nil
 }
 
+// prepare makes sure the schema is current and every topic table the outbox
+// and the router use exists.
 func (r *Runtime) prepare(ctx context.Context, migrate bool) error {
-	applied, err := currentSchema(ctx, r.Migrator, migrate)
+	applied, err := currentSchema(ctx, r.Migrator, migrate, r.Config.DatabaseURL)
 	if err != nil {
 		return err
 	}

@@ -11,10 +11,15 @@ import (
 	"github.com/rfd-notify/rfd/migrations"
 )
 
-// RuntimeSet provides a long-running role's Runtime.
-var RuntimeSet = wire.NewSet(
+// RuntimeSet provides a production role's Runtime, on a database that
+// exists (`rfd migrate up` creates it).
+var RuntimeSet = wire.NewSet(runtimeParts, OpenExistingDB)
+
+// ServeRuntimeSet provides serve's Runtime: serve may create its database.
+var ServeRuntimeSet = wire.NewSet(runtimeParts, OpenServeDB)
+
+var runtimeParts = wire.NewSet(
 	NewLogger,
-	OpenDB,
 	NewRegistry,
 	Registerer,
 	NewSQLPubSub,
@@ -38,7 +43,7 @@ var RuntimeSet = wire.NewSet(
 )
 
 // MigrateSet provides the migrate command.
-var MigrateSet = wire.NewSet(NewLogger, OpenDB, NewMigrator, NewMigrate)
+var MigrateSet = wire.NewSet(NewLogger, OpenMigrateDB, NewMigrator, NewMigrate)
 
 // Migrate is `rfd migrate up|down|status`.
 type Migrate struct {

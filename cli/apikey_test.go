@@ -19,7 +19,7 @@ import (
 
 // apiKeysInjector builds the apikey command's manager the way wire does.
 func apiKeysInjector(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error) {
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -29,6 +29,21 @@ func apiKeysInjector(ctx context.Context, cfg config.Config) (*app.APIKeyManager
 		return nil, nil, err
 	}
 	return m, cleanup, nil
+}
+
+// migrated creates and migrates the database of dbURL, as `rfd migrate up`
+// does: the operator commands refuse any other.
+func migrated(t *testing.T, dbURL string) string {
+	t.Helper()
+	db, err := store.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := app.NewMigrator(db).Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return dbURL
 }
 
 func run(t *testing.T, dbURL string, args ...string) (int, string, string) {
@@ -45,8 +60,8 @@ var idLine = regexp.MustCompile(`(?m)^id:\s+(\S+)$`)
 // its scopes, list never shows it, revoke refuses it from then on.
 func TestAPIKeyCommand(t *testing.T) {
 	for name, url := range map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "rfd.db") },
-		"postgres": func(t *testing.T) string { return pgtest.NewDatabase(t) },
+		"sqlite":   func(t *testing.T) string { return migrated(t, "sqlite://"+filepath.Join(t.TempDir(), "rfd.db")) },
+		"postgres": func(t *testing.T) string { return migrated(t, pgtest.NewDatabase(t)) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -34,7 +34,7 @@ type Injectors struct {
 	Consume func(ctx context.Context, cfg config.Config, name app.ConsumerName) (*app.Consumer, func(), error)
 	Worker  func(ctx context.Context, cfg config.Config) (*app.Worker, func(), error)
 	Cron    func(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
-	Migrate func(ctx context.Context, cfg config.Config) (*app.Migrate, func(), error)
+	Migrate func(ctx context.Context, cfg config.Config, create app.CreateDatabase) (*app.Migrate, func(), error)
 	APIKeys func(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error)
 	Ops     func(ctx context.Context, cfg config.Config) (*app.Ops, func(), error)
 	Poison  func(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error)
@@ -59,7 +59,10 @@ func Execute(inj Injectors, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	_, _ = fmt.Fprintln(stderr, "rfd:", err)
+	// One line, whatever the error: a driver may join several (one per
+	// address tried) with newlines.
+	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+	_, _ = fmt.Fprintln(stderr, "rfd:", msg)
 	var ue usageError
 	if errors.As(err, &ue) {
 		return ExitUsage
@@ -209,7 +212,9 @@ func migrateCmd(inj Injectors, load func(*cobra.Command) (config.Config, error),
 			if err != nil {
 				return err
 			}
-			m, cleanup, err := inj.Migrate(cmd.Context(), cfg)
+			// Only `up` may create the database: status and down on a
+			// missing SQLite file say so instead of making an empty one.
+			m, cleanup, err := inj.Migrate(cmd.Context(), cfg, app.CreateDatabase(args[0] == "up"))
 			if err != nil {
 				return err
 			}

@@ -28,7 +28,7 @@ func poisonInjector(ctx context.Context, cfg config.Config) (*app.PoisonManager,
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenDB(ctx, cfg)
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -59,9 +59,8 @@ func runPoison(t *testing.T, dbURL string, args ...string) (int, string, string)
 // replay (dry run, then for real: the original message id is back on its
 // topic), discard, export.
 func TestPoisonCommand(t *testing.T) {
-	dbURL := "sqlite://" + filepath.Join(t.TempDir(), "rfd.db")
+	dbURL := migrated(t, "sqlite://"+filepath.Join(t.TempDir(), "rfd.db"))
 	ctx := context.Background()
-	// The first command migrates the database.
 	if code, _, errOut := runPoison(t, dbURL, "poison", "list"); code != cli.ExitOK {
 		t.Fatalf("list on an empty database: %s", errOut)
 	}

@@ -214,7 +214,19 @@ ON CONFLICT (id) DO UPDATE SET
 	case events.CheckupScheduled:
 		return nil // kept on the checkup; not worth a doctor's attention
 	case events.CheckupCancelled:
-		return notify.Retract(ctx, b, ev.CheckupID, "checkup cancelled")
+		// The doctors who were told about this checkup are told it was
+		// withdrawn (in-app detail only; the other channels say "a result").
+		_, err := h.notifier.RetractAndTell(ctx, u, ev.CheckupID, "checkup cancelled", notify.Intent{
+			Key:           "checkup/" + ev.CheckupID + "/cancelled",
+			SourceEventID: eventID,
+			Type:          templates.TypeResultRetracted,
+			Category:      domain.CategoryResults,
+			Priority:      domain.PriorityHigh,
+			Detail:        base,
+			CheckupID:     ev.CheckupID,
+			OrderID:       ev.OrderID,
+		})
+		return err
 	case events.CheckupCompleted:
 		key, _ := intentKey(ev)
 		_, err := h.notifier.Add(ctx, u, notify.Intent{
@@ -275,11 +287,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		return err
 	}
 
-	if latest > 0 {
-		if err := notify.Supersede(ctx, b, ev.CheckupID, r.Version); err != nil {
-			return err
-		}
-	}
 	in := notify.Intent{
 		Key:           key,
 		SourceEventID: eventID,
@@ -300,8 +307,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		in.Category = domain.CategoryCriticalResults
 		in.Priority = domain.PriorityCritical
 	}
-	_, err = h.notifier.Add(ctx, u, in, doctors)
-	return err
+	if _, err := h.notifier.Add(ctx, u, in, doctors); err != nil {
+		return err
+	}
+	if latest > 0 {
+		// After Add: the earlier versions' notifications point at the
+		// new ones.
+		return notify.Supersede(ctx, b, ev.CheckupID, r.Version)
+	}
+	return nil
 }
 
 // resultVersions reads the result versions stored for checkups, by checkup.

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/migrate"
 )
 
@@ -54,12 +55,32 @@ func firstLine(s string) string {
 // Migrator runs the migrations with bun/migrate's lock, so two replicas
 // starting at once do not both apply the same migration.
 type Migrator struct {
-	m *migrate.Migrator
+	db *bun.DB
+	m  *migrate.Migrator
 }
+
+// migrationsTable is bun's table of applied migrations (its default name).
+const migrationsTable = "bun_migrations"
 
 // NewMigrator returns a migrator over db.
 func NewMigrator(db *bun.DB) *Migrator {
-	return &Migrator{m: migrate.NewMigrator(db, Migrations, migrate.WithMarkAppliedOnSuccess(true))}
+	return &Migrator{db: db, m: migrate.NewMigrator(db, Migrations, migrate.WithMarkAppliedOnSuccess(true))}
+}
+
+// initialized reports whether the migrations table exists. Status and
+// Pending look before they read, so that asking about a database never
+// writes to it: a command refusing an unmigrated database leaves it as it
+// was.
+func (m *Migrator) initialized(ctx context.Context) (bool, error) {
+	var n int
+	query := "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
+	if m.db.Dialect().Name() == dialect.SQLite {
+		query = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+	}
+	if err := m.db.QueryRowContext(ctx, query, migrationsTable).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for the migrations table: %w", err)
+	}
+	return n > 0, nil
 }
 
 // Up applies every pending migration and returns their names.
@@ -103,14 +124,18 @@ type Status struct {
 	GroupID int64
 }
 
-// Status lists every migration with its state.
+// Status lists every migration with its state. On a database never
+// migrated every migration is pending.
 func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
-	if err := m.m.Init(ctx); err != nil {
-		return nil, fmt.Errorf("init migrations tables: %w", err)
-	}
-	ms, err := m.m.MigrationsWithStatus(ctx)
+	ok, err := m.initialized(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("migration status: %w", err)
+		return nil, err
+	}
+	ms := Migrations.Sorted()
+	if ok {
+		if ms, err = m.m.MigrationsWithStatus(ctx); err != nil {
+			return nil, fmt.Errorf("migration status: %w", err)
+		}
 	}
 	out := make([]Status, 0, len(ms))
 	for _, mig := range ms {
@@ -118,6 +143,9 @@ func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 	}
 	return out, nil
 }
+
+// Count is how many migrations this build knows.
+func Count() int { return len(Migrations.Sorted()) }
 
 // Pending reports how many migrations are not applied yet.
 func (m *Migrator) Pending(ctx context.Context) (int, error) {

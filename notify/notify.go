@@ -607,11 +607,19 @@ func stillCurrent(ctx context.Context, tx bun.Tx, in Intent) (bool, error) {
 
 // Supersede marks, in b, the active notifications of a checkup's result
 // versions older than version as superseded by it; they stay visible,
-// marked.
+// marked, and each points (superseded_by) at the notification of version
+// for the same recipient and copy. It runs after version's notifications
+// were added to b, so that they exist; a recipient version does not notify
+// keeps superseded_by empty.
 func Supersede(ctx context.Context, b *store.Batch, checkupID string, version int) error {
-	err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ?
+	err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ?,
+	superseded_by = (SELECT s.id FROM notifications s
+		WHERE s.checkup_id = notifications.checkup_id AND s.result_version = ? AND s.doctor_id = notifications.doctor_id
+			AND COALESCE(s.on_behalf_of, '') = COALESCE(notifications.on_behalf_of, '')
+		LIMIT 1)
 WHERE checkup_id = ? AND result_version < ? AND state = ?`,
-		domain.StateSuperseded, fmt.Sprintf("superseded by result version %d", version), checkupID, version, domain.StateActive)
+		domain.StateSuperseded, fmt.Sprintf("superseded by result version %d", version), version,
+		checkupID, version, domain.StateActive)
 	if err != nil {
 		return fmt.Errorf("notify: supersede: %w", err)
 	}
@@ -619,16 +627,68 @@ WHERE checkup_id = ? AND result_version < ? AND state = ?`,
 }
 
 // Retract marks, in b, every active notification of a checkup retracted
-// with reason, and drops the intents still waiting for their doctor.
+// with reason, and drops the intents still waiting for their doctor. A
+// notice that a result was withdrawn stays active: it stays true.
 func Retract(ctx context.Context, b *store.Batch, checkupID, reason string) error {
-	if err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ? WHERE checkup_id = ? AND state = ?`,
-		domain.StateRetracted, reason, checkupID, domain.StateActive); err != nil {
+	if err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ? WHERE checkup_id = ? AND state = ? AND type <> ?`,
+		domain.StateRetracted, reason, checkupID, domain.StateActive, templates.TypeResultRetracted); err != nil {
 		return fmt.Errorf("notify: retract: %w", err)
 	}
 	if err := b.Exec(ctx, `DELETE FROM pending_notifications WHERE dedup_key LIKE ?`, "checkup/"+checkupID+"/%"); err != nil {
 		return fmt.Errorf("notify: drop pending intents of retracted checkup: %w", err)
 	}
 	return nil
+}
+
+// RetractAndTell retracts a checkup's notifications as Retract does, in u,
+// and tells each recipient who had an active one with in (a
+// result_retracted notice): one per doctor and copy, since in's key with
+// the recipient is the notice's dedup key. Doctors who were never told
+// anything are not told it was withdrawn. It returns the notices made.
+func (n *Notifier) RetractAndTell(ctx context.Context, u *Unit, checkupID, reason string, in Intent) ([]string, error) {
+	var holders []struct {
+		DoctorID   string         `bun:"doctor_id"`
+		OnBehalfOf sql.NullString `bun:"on_behalf_of"`
+	}
+	// Read before the retraction, which on SQLite runs at once.
+	if err := u.tx.NewRaw(`SELECT DISTINCT doctor_id, on_behalf_of FROM notifications
+WHERE checkup_id = ? AND state = ? AND type <> ? ORDER BY doctor_id`,
+		checkupID, domain.StateActive, templates.TypeResultRetracted).Scan(ctx, &holders); err != nil {
+		return nil, fmt.Errorf("notify: recipients of checkup %s: %w", checkupID, err)
+	}
+	if err := Retract(ctx, u.batch, checkupID, reason); err != nil {
+		return nil, err
+	}
+	if len(holders) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, 0, len(holders))
+	for _, h := range holders {
+		ids = append(ids, h.DoctorID)
+	}
+	var docs []domain.Doctor
+	if err := u.tx.NewSelect().Model(&docs).Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("notify: load doctors of checkup %s: %w", checkupID, err)
+	}
+	byID := make(map[string]domain.Doctor, len(docs))
+	for _, d := range docs {
+		byID[d.ID] = d
+	}
+	var created []string
+	for _, h := range holders {
+		doc, ok := byID[h.DoctorID]
+		if !ok {
+			continue
+		}
+		id, made, err := n.notifyDoctor(ctx, u, in, doc, h.OnBehalfOf.String)
+		if err != nil {
+			return nil, err
+		}
+		if made {
+			created = append(created, id)
+		}
+	}
+	return created, nil
 }
 
 // DoctorByExternalIDQuery is the doctor lookup of DoctorByExternalID, with

@@ -6,7 +6,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,14 +22,31 @@ import (
 )
 
 // Open connects to the database named by rawURL (postgres://… or
-// sqlite://PATH) and checks that it answers.
+// sqlite://PATH) and checks that it answers. A missing SQLite file is
+// created: only `rfd serve` and `rfd migrate up` (and tests) open this way.
 func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
+	return open(ctx, rawURL, true)
+}
+
+// OpenExisting is Open for everything that must not create a database: an
+// operator command run from the wrong directory must fail naming the URL it
+// tried, not work on a fresh empty SQLite file. PostgreSQL never creates a
+// database on connect, so only SQLite differs.
+func OpenExisting(ctx context.Context, rawURL string) (*bun.DB, error) {
+	return open(ctx, rawURL, false)
+}
+
+// ErrNoDatabase is returned by OpenExisting for a SQLite file that does not
+// exist.
+var ErrNoDatabase = errors.New("does not exist")
+
+func open(ctx context.Context, rawURL string, create bool) (*bun.DB, error) {
 	var db *bun.DB
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		connector, err := openPostgres(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("open postgres %s: %w", redact(rawURL), err)
+			return nil, fmt.Errorf("open postgres %s: %w", Redact(rawURL), err)
 		}
 		sqldb := sql.OpenDB(connector)
 		sqldb.SetMaxOpenConns(20)
@@ -39,12 +58,23 @@ func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
 		if path == "" {
 			return nil, fmt.Errorf("open sqlite: %q names no file", rawURL)
 		}
-		if dir := filepath.Dir(path); dir != "." {
-			if err := os.MkdirAll(dir, 0o750); err != nil {
-				return nil, fmt.Errorf("open sqlite: create directory: %w", err)
+		dsn := SQLiteDSN(path)
+		if create {
+			if dir := filepath.Dir(path); dir != "." {
+				if err := os.MkdirAll(dir, 0o750); err != nil {
+					return nil, fmt.Errorf("open sqlite: create directory: %w", err)
+				}
 			}
+		} else {
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("database %s (%s) %w: run `rfd migrate up` to create it, or point RFD_DATABASE_URL at the service's database",
+					Redact(rawURL), absPath(path), ErrNoDatabase)
+			}
+			// mode=rw keeps SQLite itself from creating the file, should it
+			// disappear between the check above and the first connection.
+			dsn += "&mode=rw"
 		}
-		sqldb, err := sql.Open(sqliteshim.ShimName, SQLiteDSN(path))
+		sqldb, err := sql.Open(sqliteshim.ShimName, dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
@@ -55,14 +85,14 @@ func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
 		sqldb.SetConnMaxLifetime(0)
 		db = bun.NewDB(sqldb, sqlitedialect.New())
 	default:
-		return nil, fmt.Errorf("open database: unsupported URL %q (want postgres:// or sqlite://)", redact(rawURL))
+		return nil, fmt.Errorf("open database: unsupported URL %q (want postgres:// or sqlite://)", Redact(rawURL))
 	}
 
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("ping database %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("ping database %s: %w", Redact(rawURL), err)
 	}
 	if IsSQLite(db) {
 		if err := checkSQLitePragmas(ctx, db); err != nil {
@@ -108,12 +138,21 @@ func sqlitePath(rawURL string) string {
 	return path
 }
 
+func absPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	return abs
+}
+
 // IsSQLite reports whether db is the embedded SQLite database.
 func IsSQLite(db *bun.DB) bool {
 	return db.Dialect().Name().String() == "sqlite"
 }
 
-func redact(raw string) string {
+// Redact is the URL without its password, for messages and logs.
+func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "<unparseable url>"

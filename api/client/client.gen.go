@@ -3456,7 +3456,7 @@ type ListNotificationsParamsPriority string
 
 // SendNotificationParams defines parameters for SendNotification.
 type SendNotificationParams struct {
-	// IdempotencyKey Makes a retry safe: for 24 hours, the same key with the same body answers the first response again (with Idempotent-Replayed: true); the same key with a different body is 409. Keys are per API key; only their hash is stored.
+	// IdempotencyKey Names the request instead of its body: for 24 hours, the same key with the same body answers the first response again (with Idempotent-Replayed: true); the same key with a different body is 409; the same body under a new key is a new notification. Keys are per API key; only their hash is stored.
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
@@ -4322,7 +4322,7 @@ type ClientInterface interface {
 
 	// SendNotificationWithBody Send a notification to a doctor
 	//
-	// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events, and the same request never notifies twice. Answers 201 with the notification and its deliveries (200 with created=false when it existed). Honours Idempotency-Key for 24 hours. Needs scope notifications:write.
+	// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body (however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope notifications:write.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -4331,7 +4331,7 @@ type ClientInterface interface {
 
 	// SendNotification Send a notification to a doctor
 	//
-	// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events, and the same request never notifies twice. Answers 201 with the notification and its deliveries (200 with created=false when it existed). Honours Idempotency-Key for 24 hours. Needs scope notifications:write.
+	// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body (however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope notifications:write.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4961,7 +4961,7 @@ func (c *Client) ListNotifications(ctx context.Context, params *ListNotification
 
 // SendNotificationWithBody Send a notification to a doctor
 //
-// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events, and the same request never notifies twice. Answers 201 with the notification and its deliveries (200 with created=false when it existed). Honours Idempotency-Key for 24 hours. Needs scope notifications:write.
+// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body (however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope notifications:write.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4980,7 +4980,7 @@ func (c *Client) SendNotificationWithBody(ctx context.Context, params *SendNotif
 
 // SendNotification Send a notification to a doctor
 //
-// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events, and the same request never notifies twice. Answers 201 with the notification and its deliveries (200 with created=false when it existed). Honours Idempotency-Key for 24 hours. Needs scope notifications:write.
+// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body (however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope notifications:write.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7154,7 +7154,7 @@ type ClientWithResponsesInterface interface {
 
 	// SendNotificationWithBodyWithResponse Send a notification to a doctor
 	//
-	// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events, and the same request never notifies twice. Answers 201 with the notification and its deliveries (200 with created=false when it existed). Honours Idempotency-Key for 24 hours. Needs scope notifications:write.
+	// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body (however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope notifications:write.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7163,7 +7163,7 @@ type ClientWithResponsesInterface interface {
 
 	// SendNotificationWithResponse Send a notification to a doctor
 	//
-	// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events, and the same request never notifies twice. Answers 201 with the notification and its deliveries (200 with created=false when it existed). Honours Idempotency-Key for 24 hours. Needs scope notifications:write.
+	// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body (however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope notifications:write.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -11131,7 +11131,7 @@ func (c *ClientWithResponses) ListNotificationsWithResponse(ctx context.Context,
 
 // SendNotificationWithBodyWithResponse Send a notification to a doctor
 //
-// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events, and the same request never notifies twice. Answers 201 with the notification and its deliveries (200 with created=false when it existed). Honours Idempotency-Key for 24 hours. Needs scope notifications:write.
+// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body (however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope notifications:write.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11146,7 +11146,7 @@ func (c *ClientWithResponses) SendNotificationWithBodyWithResponse(ctx context.C
 
 // SendNotificationWithResponse Send a notification to a doctor
 //
-// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events, and the same request never notifies twice. Answers 201 with the notification and its deliveries (200 with created=false when it existed). Honours Idempotency-Key for 24 hours. Needs scope notifications:write.
+// Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body (however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope notifications:write.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
