@@ -118,6 +118,8 @@ func TestServeSubprocess(t *testing.T) {
 	}
 	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("/metrics = %d, want 200 with Go metrics", code)
+	} else if !strings.Contains(body, "\nrfd_pending_notifications_overdue 0\n") {
+		t.Fatal("/metrics has no rfd_pending_notifications_overdue: serve runs the sweep and exports what waits")
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -59,12 +59,7 @@ func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), erro
 		return nil, nil, err
 	}
 	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
+	sweeper := app.NewSweeper(cfg, db, notifier, logger)
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
@@ -137,12 +132,7 @@ func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
 		return nil, nil, err
 	}
 	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
+	sweeper := app.NewSweeper(cfg, db, notifier, logger)
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
@@ -201,12 +191,7 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 		return nil, nil, err
 	}
 	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
+	sweeper := app.NewSweeper(cfg, db, notifier, logger)
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
@@ -270,12 +255,7 @@ func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), er
 		return nil, nil, err
 	}
 	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
+	sweeper := app.NewSweeper(cfg, db, notifier, logger)
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)
@@ -334,12 +314,7 @@ func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error)
 		return nil, nil, err
 	}
 	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper, err := app.NewSweeper(cfg, db, notifier, registerer, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
+	sweeper := app.NewSweeper(cfg, db, notifier, logger)
 	scheduler := app.NewScheduler(cfg, db, publisher, logger)
 	hub := app.NewHub()
 	service := app.NewPoison(db, publisher)

@@ -183,8 +183,8 @@ func NewNotifier(cfg config.Config, ob *outbox.Publisher) *notify.Notifier {
 }
 
 // NewSweeper returns the sweeper of pending notifications.
-func NewSweeper(cfg config.Config, db *bun.DB, n *notify.Notifier, reg prometheus.Registerer, logger *slog.Logger) (*notify.Sweeper, error) {
-	return notify.NewSweeper(db, n, cfg.PendingReportAfter, reg, logger)
+func NewSweeper(cfg config.Config, db *bun.DB, n *notify.Notifier, logger *slog.Logger) *notify.Sweeper {
+	return notify.NewSweeper(db, n, cfg.PendingReportAfter, logger)
 }
 
 // NewHandlers builds the consumers this build implements.

@@ -124,16 +124,17 @@ func (r *Runtime) scheduler() func(context.Context) error {
 	return func(ctx context.Context) error { return r.Scheduler.Run(ctx, r.Config.DeliveryPollInterval) }
 }
 
-// sweepEvery is how often the worker looks at notifications waiting for an
-// unknown doctor.
-const sweepEvery = time.Minute
-
 func (r *Runtime) fanOut() func(context.Context) error {
 	return func(ctx context.Context) error { return r.FanOut.Run(ctx, r.Config.BroadcastPollInterval) }
 }
 
-func (r *Runtime) sweeper() func(context.Context) error {
-	return func(ctx context.Context) error { return r.Sweeper.Run(ctx, sweepEvery) }
+// sweeper is the sweep of notifications waiting for an unknown doctor, run
+// by the worker (and serve); the process that runs it exports its metrics.
+func (r *Runtime) sweeper() (func(context.Context) error, error) {
+	if err := r.Registry.Register(r.Sweeper); err != nil {
+		return nil, fmt.Errorf("pending notification metrics: %w", err)
+	}
+	return func(ctx context.Context) error { return r.Sweeper.Run(ctx, r.Sweeper.Interval()) }, nil
 }
 
 // currentSchema makes sure the schema is current before a role or command
@@ -307,8 +308,12 @@ func (s *Serve) Run(ctx context.Context) error {
 	// single-process convenience; the production roles serve it on the
 	// admin listener only.
 	srv := apiHTTPServer(s.Config.HTTPAddr, apiServer)
+	sweep, err := s.sweeper()
+	if err != nil {
+		return err
+	}
 	p := s.process([]*http.Server{srv}, withRouter)
-	p.background = append(p.background, s.sweeper(), s.fanOut(),
+	p.background = append(p.background, sweep, s.fanOut(),
 		func(ctx context.Context) error { return s.cron.Run(ctx, cronTick) })
 	if _, ok := s.Handlers[config.ConsumerSendNotification]; ok {
 		p.background = append(p.background, s.scheduler())
@@ -418,9 +423,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.addReportMailer(); err != nil {
 		return err
 	}
+	sweep, err := w.sweeper()
+	if err != nil {
+		return err
+	}
 	w.routerCheck()
 	p := w.process([]*http.Server{w.adminServer()}, true)
-	p.background = append(p.background, w.sweeper(), w.fanOut())
+	p.background = append(p.background, sweep, w.fanOut())
 	return p.run(ctx)
 }
 

@@ -83,22 +83,27 @@ func (h *CheckupEvents) process(ctx context.Context, items []checkupItem) error 
 				todo = append(todo, it)
 			}
 		}
-		u := notify.NewUnit(tx, store.NewBatch(tx))
-		for len(todo) > 0 {
-			var round []checkupItem
-			round, todo = distinctCheckups(todo)
-			if err := h.round(ctx, tx, u, round); err != nil {
-				return err
-			}
-			if len(todo) > 0 {
-				if err := u.FlushWrites(ctx); err != nil { // the next round reads what this one wrote
-					return err
-				}
-			}
-		}
-		return h.notifier.Flush(ctx, u)
+		return h.work(ctx, tx, todo)
 	})
 	return err
+}
+
+// work does the work of todo, the fresh items of a batch, in tx.
+func (h *CheckupEvents) work(ctx context.Context, tx bun.Tx, todo []checkupItem) error {
+	u := notify.NewUnit(tx, store.NewBatch(tx))
+	for len(todo) > 0 {
+		var round []checkupItem
+		round, todo = distinctCheckups(todo)
+		if err := h.round(ctx, tx, u, round); err != nil {
+			return err
+		}
+		if len(todo) > 0 {
+			if err := u.FlushWrites(ctx); err != nil { // the next round reads what this one wrote
+				return err
+			}
+		}
+	}
+	return h.notifier.Flush(ctx, u)
 }
 
 // round applies items, which concern distinct checkups, after reading what

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/events"
@@ -244,8 +246,41 @@ func (u *Unit) recipient(ctx context.Context, intentKey, externalID string, now 
 	return *r, true, nil
 }
 
-// read reads the recipients of wants into u.known.
+// read reads the recipients of wants into u.known. A doctor it does not
+// find is read again under their parking lock (see LockDoctors), so that
+// "not found" is only ever concluded while no user-created transaction can
+// be between registering that doctor and releasing their intents: the
+// intent parked on it is then either seen by the release or not needed.
 func (u *Unit) read(ctx context.Context, wants []Want, now time.Time) error {
+	if err := u.readOnce(ctx, wants, now); err != nil {
+		return err
+	}
+	if !u.batch.Postgres() {
+		return nil // SQLite transactions run one at a time: nothing to race
+	}
+	var missing []Want
+	for _, w := range wants {
+		if u.known[w.key()] == nil {
+			missing = append(missing, w)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	exts := make([]string, len(missing))
+	for i, w := range missing {
+		exts[i] = w.ExternalID
+	}
+	if err := LockDoctors(ctx, u.tx, exts); err != nil {
+		return err
+	}
+	// A new statement, so a new snapshot: it sees a doctor whose
+	// user-created transaction committed while this one waited.
+	return u.readOnce(ctx, missing, now)
+}
+
+// readOnce reads the recipients of wants into u.known in one query.
+func (u *Unit) readOnce(ctx context.Context, wants []Want, now time.Time) error {
 	if u.known == nil {
 		u.known = make(map[string]*recipient, len(wants))
 	}
@@ -541,6 +576,13 @@ VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING`,
 // into notifications; user-created calls it once the doctor exists. Intents
 // whose result was corrected or withdrawn meanwhile are dropped.
 func (n *Notifier) ReleasePending(ctx context.Context, tx bun.Tx, externalID string) (int, error) {
+	// After this lock no transaction is between "doctor not found" and the
+	// commit of the intent it parks (see Unit.read): the read below sees
+	// every intent parked for the doctor so far, and every later one finds
+	// the doctor instead.
+	if err := LockDoctors(ctx, tx, []string{externalID}); err != nil {
+		return 0, err
+	}
 	doc, found, err := DoctorByExternalID(ctx, tx, externalID)
 	if err != nil || !found {
 		return 0, err
@@ -582,6 +624,47 @@ func (n *Notifier) ReleasePending(ctx context.Context, tx bun.Tx, externalID str
 		}
 	}
 	return released, n.Flush(ctx, w)
+}
+
+// parkingLockClass is the first key of the advisory locks LockDoctors
+// takes ("RFDp"), keeping them apart from any other advisory lock taken
+// on the same database (watermill-sql's take the one-key form).
+const parkingLockClass = 0x52464470
+
+// LockDoctors takes, on PostgreSQL, the transaction-scoped parking lock of
+// each doctor named by external user id: the lock that orders parking an
+// intent for an unknown doctor against releasing that doctor's intents.
+// Both read, after taking it, what the other wrote: under READ COMMITTED
+// each statement sees what committed before it started, and the lock is
+// released only after its holder's commit. The locks are taken in one
+// statement, in key order, so two transactions locking several doctors
+// cannot deadlock on them; the key is a 32-bit hash of the id, and two ids
+// sharing one only wait for each other a little more. On SQLite, where
+// transactions run one at a time, it does nothing.
+func LockDoctors(ctx context.Context, tx bun.Tx, externalIDs []string) error {
+	if tx.Dialect().Name() != dialect.PG || len(externalIDs) == 0 {
+		return nil
+	}
+	keys := make([]int32, len(externalIDs))
+	for i, ext := range externalIDs {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(ext))
+		keys[i] = int32(h.Sum32())
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	args := make([]any, 0, len(keys)+1)
+	args = append(args, parkingLockClass)
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	// A VALUES list is scanned in its order: the locks are taken in it.
+	query := "SELECT pg_advisory_xact_lock(CAST(? AS INTEGER), v.k) FROM (VALUES " +
+		store.Repeat("(CAST(? AS INTEGER))", len(keys)) + ") AS v(k)"
+	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		return fmt.Errorf("notify: lock doctors' pending intents: %w", err)
+	}
+	return nil
 }
 
 // stillCurrent reports whether a result intent still describes the latest,

@@ -11,38 +11,80 @@ import (
 )
 
 // Sweeper looks after the intents waiting for doctors the service does not
-// know yet. It releases those whose doctor has since been registered (a
-// checkup event and the doctor's user-created event committing at the same
-// moment can miss each other), and reports, once, those that have waited
-// longer than reportAfter: operators then chase user management.
+// know yet. It releases those whose doctor has since been registered
+// (user-created releases them itself; this is the safety net, e.g. for a
+// doctor row written by hand), and reports, once, those that have waited
+// longer than reportAfter: operators then chase user management. It is
+// also the collector of rfd_pending_notifications and
+// rfd_pending_notifications_overdue, read from the table at scrape time:
+// an intent counts as overdue as soon as it has waited reportAfter,
+// whenever the last sweep ran.
 type Sweeper struct {
 	db          *bun.DB
 	notifier    *Notifier
 	reportAfter time.Duration
 	logger      *slog.Logger
-	waiting     prometheus.Gauge
-	overdue     prometheus.Gauge
+	waiting     *prometheus.Desc
+	overdue     *prometheus.Desc
+	errors      *prometheus.Desc
 }
 
-// NewSweeper returns the sweeper; its gauges are registered in reg.
-func NewSweeper(db *bun.DB, n *Notifier, reportAfter time.Duration, reg prometheus.Registerer, logger *slog.Logger) (*Sweeper, error) {
-	s := &Sweeper{
+// NewSweeper returns the sweeper. Register it, as a collector, once per
+// process that runs it.
+func NewSweeper(db *bun.DB, n *Notifier, reportAfter time.Duration, logger *slog.Logger) *Sweeper {
+	return &Sweeper{
 		db: db, notifier: n, reportAfter: reportAfter, logger: logger,
-		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "rfd", Name: "pending_notifications",
-			Help: "Notifications waiting for a doctor the service does not know yet.",
-		}),
-		overdue: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "rfd", Name: "pending_notifications_overdue",
-			Help: "Pending notifications older than RFD_PENDING_REPORT_AFTER.",
-		}),
+		waiting: prometheus.NewDesc("rfd_pending_notifications",
+			"Notifications waiting for a doctor the service does not know yet.", nil, nil),
+		overdue: prometheus.NewDesc("rfd_pending_notifications_overdue",
+			"Pending notifications that have waited longer than RFD_PENDING_REPORT_AFTER.", nil, nil),
+		errors: prometheus.NewDesc("rfd_pending_notifications_scrape_error",
+			"1 when the pending notifications could not be counted for this scrape.", nil, nil),
 	}
-	for _, c := range []prometheus.Collector{s.waiting, s.overdue} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("sweeper metrics: %w", err)
-		}
+}
+
+// Describe implements prometheus.Collector.
+func (s *Sweeper) Describe(ch chan<- *prometheus.Desc) {
+	ch <- s.waiting
+	ch <- s.overdue
+	ch <- s.errors
+}
+
+// scrapeTimeout bounds the query of one scrape.
+const scrapeTimeout = 3 * time.Second
+
+// Collect implements prometheus.Collector.
+func (s *Sweeper) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	waiting, late, err := s.count(ctx)
+	failed := 0.0
+	if err != nil {
+		failed = 1
+		s.logger.WarnContext(ctx, "pending notifications: count for metrics failed", "error", err)
+	} else {
+		ch <- prometheus.MustNewConstMetric(s.waiting, prometheus.GaugeValue, float64(waiting))
+		ch <- prometheus.MustNewConstMetric(s.overdue, prometheus.GaugeValue, float64(late))
 	}
-	return s, nil
+	ch <- prometheus.MustNewConstMetric(s.errors, prometheus.GaugeValue, failed)
+}
+
+// count counts the intents waiting, and those of them waiting longer than
+// reportAfter, reported or not.
+func (s *Sweeper) count(ctx context.Context) (waiting, late int, err error) {
+	cutoff := s.notifier.now().UTC().Add(-s.reportAfter)
+	if err := s.db.NewRaw(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN received_at < ? THEN 1 ELSE 0 END), 0) FROM pending_notifications`, cutoff).
+		Scan(ctx, &waiting, &late); err != nil {
+		return 0, 0, fmt.Errorf("count pending notifications: %w", err)
+	}
+	return waiting, late, nil
+}
+
+// Interval is how often Run should sweep: twice per reportAfter, so that
+// an intent is reported at most half of reportAfter late, within one
+// second and one minute.
+func (s *Sweeper) Interval() time.Duration {
+	return min(max(s.reportAfter/2, time.Second), time.Minute)
 }
 
 // Run sweeps every interval until ctx is done.
@@ -78,6 +120,11 @@ JOIN doctors d ON d.external_user_id = p.doctor_external_id ORDER BY 1`).Scan(ct
 			return released, 0, fmt.Errorf("sweep: release: %w", err)
 		}
 	}
+	if released > 0 {
+		// user-created releases a doctor's intents itself: these were
+		// parked for a doctor registered some other way.
+		s.logger.WarnContext(ctx, "released notifications that waited for a doctor already registered", "notifications", released)
+	}
 
 	cutoff := s.notifier.now().UTC().Add(-s.reportAfter)
 	var overdue []struct {
@@ -101,12 +148,5 @@ WHERE reported_at IS NULL AND received_at < ? GROUP BY doctor_external_id ORDER 
 		}
 	}
 
-	var waiting, late int
-	if err := s.db.NewRaw(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN received_at < ? THEN 1 ELSE 0 END), 0) FROM pending_notifications`, cutoff).
-		Scan(ctx, &waiting, &late); err != nil {
-		return released, reported, fmt.Errorf("sweep: count: %w", err)
-	}
-	s.waiting.Set(float64(waiting))
-	s.overdue.Set(float64(late))
 	return released, reported, nil
 }

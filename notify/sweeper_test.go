@@ -27,15 +27,13 @@ func TestSweeper(t *testing.T) {
 			clock := func() time.Time { return now }
 			n := notify.New(env.Outbox, env.Config.TopicSendNotification, "https://portal.example", clock)
 			reg := prometheus.NewRegistry()
-			sw, err := notify.NewSweeper(env.DB, n, time.Hour, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			sw := notify.NewSweeper(env.DB, n, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			reg.MustRegister(sw)
 			intent := func(key string) notify.Intent {
 				return notify.Intent{Key: key, SourceEventID: key, Type: templates.TypeResultAvailable,
 					Category: domain.CategoryResults, Priority: domain.PriorityNormal}
 			}
-			err = env.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			err := env.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 				if _, err := n.Notify(ctx, tx, intent("a"), []string{"ext-raced"}); err != nil {
 					return err
 				}
@@ -93,4 +91,67 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// rfd_pending_notifications_overdue counts every intent that has waited
+// longer than RFD_PENDING_REPORT_AFTER, at the moment of the scrape: one
+// parked for a doctor never registered, and one stranded for a doctor who
+// is registered (which the next sweep releases), reported or not; and the
+// sweep runs often enough for a short threshold.
+func TestPendingOverdueMetric(t *testing.T) {
+	env := testenv.New(t, testenv.PostgresSQL)
+	env.EnsureTopics(t, env.Config.TopicSendNotification)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	n := notify.New(env.Outbox, env.Config.TopicSendNotification, "https://portal.example", clock)
+	reg := prometheus.NewRegistry()
+	sw := notify.NewSweeper(env.DB, n, 2*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	reg.MustRegister(sw)
+	if got := sw.Interval(); got != time.Second {
+		t.Fatalf("sweep interval for a 2s threshold = %s, want 1s", got)
+	}
+
+	in := func(key string) notify.Intent {
+		return notify.Intent{Key: key, SourceEventID: key, Type: templates.TypeCriticalResult,
+			Category: domain.CategoryCriticalResults, Priority: domain.PriorityCritical}
+	}
+	err := env.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := n.Notify(ctx, tx, in("never"), []string{"ext-never"}); err != nil {
+			return err
+		}
+		_, err := n.Notify(ctx, tx, in("stranded"), []string{"ext-stranded"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := domain.Doctor{ID: "d-stranded", ExternalUserID: "ext-stranded", Name: "Dr. Stranded", Locale: "en", TimeZone: "UTC",
+		Active: true, ProfileVersion: now, CreatedAt: now, UpdatedAt: now}
+	if _, err := env.DB.NewInsert().Model(&doc).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := gauge(t, reg, "rfd_pending_notifications_overdue"); got != 0 {
+		t.Fatalf("overdue at once = %v, want 0", got)
+	}
+	now = now.Add(3 * time.Second)
+	if got := gauge(t, reg, "rfd_pending_notifications_overdue"); got != 2 {
+		t.Fatalf("overdue after 3s, before any sweep = %v, want 2", got)
+	}
+	released, reported, err := sw.SweepOnce(ctx)
+	if err != nil || released != 1 || reported != 1 {
+		t.Fatalf("sweep: released %d, reported %d (err %v); want 1, 1", released, reported, err)
+	}
+	for range 2 {
+		if got := gauge(t, reg, "rfd_pending_notifications_overdue"); got != 1 {
+			t.Fatalf("overdue after the sweep = %v, want 1: a reported intent still waits", got)
+		}
+		if _, _, err := sw.SweepOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := gauge(t, reg, "rfd_pending_notifications_scrape_error"); got != 0 {
+		t.Fatalf("scrape error = %v", got)
+	}
 }
