@@ -133,9 +133,9 @@ func registerEvents(api huma.API, in *integrations) {
 	for _, ev := range inboundEvents {
 		path := "/v1/events/" + ev.name
 		op := apiKeyOp(ev.operationID(), http.MethodPost, path, tagEvents, ev.summary,
-			"Takes one event of the "+ev.name+" contract (contracts/*.schema.json, the same the Kafka consumers of topic "+ev.name+" read) for integrators without "+
-				"Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the "+
-				"outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; "+
+			"Takes one event of the "+ev.name+" contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without "+
+				"Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the "+
+				"outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; "+
 				"ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. "+
 				"Answers 202 with the event id. Needs scope events:write.",
 			[]string{auth.ScopeEventsWrite},

@@ -3489,7 +3489,7 @@ type ClientInterface interface {
 
 	// IngestCheckupEventWithBody Ingest a checkup event
 	//
-	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers of topic checkup-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3498,7 +3498,7 @@ type ClientInterface interface {
 
 	// IngestCheckupEvent Ingest a checkup event
 	//
-	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers of topic checkup-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3507,7 +3507,7 @@ type ClientInterface interface {
 
 	// IngestInternalLoginWithBody Ingest an internal-login event
 	//
-	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers of topic internal-login read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3516,7 +3516,7 @@ type ClientInterface interface {
 
 	// IngestInternalLogin Ingest an internal-login event
 	//
-	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers of topic internal-login read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3525,7 +3525,7 @@ type ClientInterface interface {
 
 	// IngestOrderHistoryEventWithBody Ingest an order history event
 	//
-	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers of topic order-history-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3534,7 +3534,7 @@ type ClientInterface interface {
 
 	// IngestOrderHistoryEvent Ingest an order history event
 	//
-	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers of topic order-history-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3543,7 +3543,7 @@ type ClientInterface interface {
 
 	// IngestUserCreatedWithBody Ingest a user-created event
 	//
-	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers of topic user-created read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3552,7 +3552,7 @@ type ClientInterface interface {
 
 	// IngestUserCreated Ingest a user-created event
 	//
-	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers of topic user-created read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3986,7 +3986,7 @@ func (c *Client) GetDoctor(ctx context.Context, id string, reqEditors ...Request
 
 // IngestCheckupEventWithBody Ingest a checkup event
 //
-// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers of topic checkup-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4005,7 +4005,7 @@ func (c *Client) IngestCheckupEventWithBody(ctx context.Context, params *IngestC
 
 // IngestCheckupEvent Ingest a checkup event
 //
-// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers of topic checkup-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4024,7 +4024,7 @@ func (c *Client) IngestCheckupEvent(ctx context.Context, params *IngestCheckupEv
 
 // IngestInternalLoginWithBody Ingest an internal-login event
 //
-// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers of topic internal-login read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4043,7 +4043,7 @@ func (c *Client) IngestInternalLoginWithBody(ctx context.Context, params *Ingest
 
 // IngestInternalLogin Ingest an internal-login event
 //
-// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers of topic internal-login read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4062,7 +4062,7 @@ func (c *Client) IngestInternalLogin(ctx context.Context, params *IngestInternal
 
 // IngestOrderHistoryEventWithBody Ingest an order history event
 //
-// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers of topic order-history-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4081,7 +4081,7 @@ func (c *Client) IngestOrderHistoryEventWithBody(ctx context.Context, params *In
 
 // IngestOrderHistoryEvent Ingest an order history event
 //
-// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers of topic order-history-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4100,7 +4100,7 @@ func (c *Client) IngestOrderHistoryEvent(ctx context.Context, params *IngestOrde
 
 // IngestUserCreatedWithBody Ingest a user-created event
 //
-// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers of topic user-created read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4119,7 +4119,7 @@ func (c *Client) IngestUserCreatedWithBody(ctx context.Context, params *IngestUs
 
 // IngestUserCreated Ingest a user-created event
 //
-// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers of topic user-created read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6320,7 +6320,7 @@ type ClientWithResponsesInterface interface {
 
 	// IngestCheckupEventWithBodyWithResponse Ingest a checkup event
 	//
-	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers of topic checkup-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6329,7 +6329,7 @@ type ClientWithResponsesInterface interface {
 
 	// IngestCheckupEventWithResponse Ingest a checkup event
 	//
-	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers of topic checkup-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6338,7 +6338,7 @@ type ClientWithResponsesInterface interface {
 
 	// IngestInternalLoginWithBodyWithResponse Ingest an internal-login event
 	//
-	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers of topic internal-login read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6347,7 +6347,7 @@ type ClientWithResponsesInterface interface {
 
 	// IngestInternalLoginWithResponse Ingest an internal-login event
 	//
-	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers of topic internal-login read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6356,7 +6356,7 @@ type ClientWithResponsesInterface interface {
 
 	// IngestOrderHistoryEventWithBodyWithResponse Ingest an order history event
 	//
-	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers of topic order-history-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6365,7 +6365,7 @@ type ClientWithResponsesInterface interface {
 
 	// IngestOrderHistoryEventWithResponse Ingest an order history event
 	//
-	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers of topic order-history-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6374,7 +6374,7 @@ type ClientWithResponsesInterface interface {
 
 	// IngestUserCreatedWithBodyWithResponse Ingest a user-created event
 	//
-	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers of topic user-created read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6383,7 +6383,7 @@ type ClientWithResponsesInterface interface {
 
 	// IngestUserCreatedWithResponse Ingest a user-created event
 	//
-	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers of topic user-created read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9947,7 +9947,7 @@ func (c *ClientWithResponses) GetDoctorWithResponse(ctx context.Context, id stri
 
 // IngestCheckupEventWithBodyWithResponse Ingest a checkup event
 //
-// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers of topic checkup-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9962,7 +9962,7 @@ func (c *ClientWithResponses) IngestCheckupEventWithBodyWithResponse(ctx context
 
 // IngestCheckupEventWithResponse Ingest a checkup event
 //
-// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers of topic checkup-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9977,7 +9977,7 @@ func (c *ClientWithResponses) IngestCheckupEventWithResponse(ctx context.Context
 
 // IngestInternalLoginWithBodyWithResponse Ingest an internal-login event
 //
-// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers of topic internal-login read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9992,7 +9992,7 @@ func (c *ClientWithResponses) IngestInternalLoginWithBodyWithResponse(ctx contex
 
 // IngestInternalLoginWithResponse Ingest an internal-login event
 //
-// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers of topic internal-login read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10007,7 +10007,7 @@ func (c *ClientWithResponses) IngestInternalLoginWithResponse(ctx context.Contex
 
 // IngestOrderHistoryEventWithBodyWithResponse Ingest an order history event
 //
-// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers of topic order-history-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10022,7 +10022,7 @@ func (c *ClientWithResponses) IngestOrderHistoryEventWithBodyWithResponse(ctx co
 
 // IngestOrderHistoryEventWithResponse Ingest an order history event
 //
-// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers of topic order-history-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10037,7 +10037,7 @@ func (c *ClientWithResponses) IngestOrderHistoryEventWithResponse(ctx context.Co
 
 // IngestUserCreatedWithBodyWithResponse Ingest a user-created event
 //
-// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers of topic user-created read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10052,7 +10052,7 @@ func (c *ClientWithResponses) IngestUserCreatedWithBodyWithResponse(ctx context.
 
 // IngestUserCreatedWithResponse Ingest a user-created event
 //
-// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers of topic user-created read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -235,7 +235,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest a checkup event
-         * @description Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers of topic checkup-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+         * @description Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
          */
         post: operations["ingestCheckupEvent"];
         delete?: never;
@@ -255,7 +255,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest an internal-login event
-         * @description Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers of topic internal-login read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+         * @description Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
          */
         post: operations["ingestInternalLogin"];
         delete?: never;
@@ -275,7 +275,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest an order history event
-         * @description Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers of topic order-history-events read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+         * @description Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
          */
         post: operations["ingestOrderHistoryEvent"];
         delete?: never;
@@ -295,7 +295,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest a user-created event
-         * @description Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers of topic user-created read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
+         * @description Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source is the API key's name) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id. Needs scope events:write.
          */
         post: operations["ingestUserCreated"];
         delete?: never;
