@@ -152,9 +152,9 @@ scrape_configs:
 		what, query string
 		ok          func(float64) bool
 	}{
-		{"API response times: ingestEvent requests answered 202", `sum(rfd_http_request_duration_seconds_count{operation="ingestEvent",status="202"})`, func(v float64) bool { return v == 13 }},
+		{"API response times: ingest requests answered 202", `sum(rfd_http_request_duration_seconds_count{operation=~"ingest.+",status="202"})`, func(v float64) bool { return v == 13 }},
 		{"API response times: unauthenticated list answered 401", `sum(rfd_http_request_duration_seconds_count{operation="listNotifications",status="401"})`, func(v float64) bool { return v == 5 }},
-		{"API response times: p99 of ingestEvent within the buckets", `histogram_quantile(0.99, sum by (le) (rfd_http_request_duration_seconds_bucket{operation="ingestEvent"}))`, func(v float64) bool { return v > 0 && v <= 10 }},
+		{"API response times: p99 of ingestCheckupEvent within the buckets", `histogram_quantile(0.99, sum by (le) (rfd_http_request_duration_seconds_bucket{operation="ingestCheckupEvent"}))`, func(v float64) bool { return v > 0 && v <= 10 }},
 		{"checkup lag in messages, caught up", `rfd_consumer_lag_messages{transport="sql",topic="checkup-events",group="rfd.checkup-events"}`, func(v float64) bool { return v == 0 }},
 		{"checkup lag in seconds, caught up", `rfd_consumer_lag_seconds{transport="sql",topic="checkup-events",group="rfd.checkup-events"}`, func(v float64) bool { return v == 0 }},
 		{"lag measured for all five consumers", `count(rfd_consumer_lag_messages)`, func(v float64) bool { return v == 5 }},

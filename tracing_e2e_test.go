@@ -136,7 +136,7 @@ func TestTraceChain(t *testing.T) {
 	for i := len(chain) - 1; i >= 0; i-- {
 		names = append(names, chain[i].Name())
 	}
-	want := []string{"POST ingestEvent", "outbox publish checkup-events", "consume checkup-events",
+	want := []string{"POST ingestCheckupEvent", "outbox publish checkup-events", "consume checkup-events",
 		"outbox publish send-notification", "consume send-notification", "deliver email"}
 	if strings.Join(names, " > ") != strings.Join(want, " > ") {
 		t.Fatalf("trace chain:\n  got  %s\n  want %s", strings.Join(names, " > "), strings.Join(want, " > "))

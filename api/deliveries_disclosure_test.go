@@ -114,7 +114,7 @@ func TestDeliveryDisclosure(t *testing.T) {
 		r = f.do(http.MethodGet, "/v1/notifications/"+sent.ID, f.token("doc-a"), nil)
 		r.ok(t, http.StatusOK, &n)
 		leaks("the doctor", r.body)
-		i := slices.IndexFunc(n.Deliveries, func(s api.DeliveryStatus) bool { return s.Channel == domain.ChannelSMS })
+		i := slices.IndexFunc(n.Deliveries, func(s api.ChannelDelivery) bool { return s.Channel == domain.ChannelSMS })
 		if i < 0 || n.Deliveries[i].ReasonCode != delivery.ReasonProviderUnavailable || n.Deliveries[i].StatusReason != want {
 			t.Fatalf("the doctor's deliveries = %+v", n.Deliveries)
 		}

@@ -19,8 +19,8 @@ import (
 	"github.com/rfd-notify/rfd/outbox"
 )
 
-// Inbound event types of POST /v1/events/{type}: the names of their topics'
-// contracts.
+// Inbound event types: the names of their topics' contracts, each posted
+// to POST /v1/events/{name}.
 const (
 	EventCheckup       = "checkup-events"
 	EventOrderHistory  = "order-history-events"
@@ -35,6 +35,7 @@ type inboundEvent struct {
 	// scope is what an API key needs to send this type.
 	scope   string
 	goType  reflect.Type
+	summary string
 	example string // file in contracts.FS
 	topic   func(in *integrations) string
 	// decode validates a payload and returns its aggregate id (the
@@ -42,10 +43,15 @@ type inboundEvent struct {
 	decode func(payload []byte) (string, error)
 }
 
+// operationID names the event's ingest operation after its Go type
+// (ingestCheckupEvent), which is also what generated clients call it.
+func (e inboundEvent) operationID() string { return "ingest" + e.goType.Name() }
+
 var inboundEvents = []inboundEvent{
 	{
 		name: EventCheckup, scope: auth.ScopeEventsCheckup, ceType: events.TypeCheckupEvent, goType: reflect.TypeFor[events.CheckupEvent](), example: contracts.CheckupEventExample,
-		topic: func(in *integrations) string { return in.cfg.TopicCheckupEvents },
+		summary: "Ingest a checkup event",
+		topic:   func(in *integrations) string { return in.cfg.TopicCheckupEvents },
 		decode: func(p []byte) (string, error) {
 			ev, err := events.DecodeCheckupEvent(p)
 			return ev.CheckupID, err
@@ -53,7 +59,8 @@ var inboundEvents = []inboundEvent{
 	},
 	{
 		name: EventOrderHistory, scope: auth.ScopeEventsOrderHistory, ceType: events.TypeOrderHistoryEvent, goType: reflect.TypeFor[events.OrderHistoryEvent](), example: contracts.OrderHistoryEventExample,
-		topic: func(in *integrations) string { return in.cfg.TopicOrderHistoryEvents },
+		summary: "Ingest an order history event",
+		topic:   func(in *integrations) string { return in.cfg.TopicOrderHistoryEvents },
 		decode: func(p []byte) (string, error) {
 			ev, err := events.DecodeOrderHistoryEvent(p)
 			return ev.OrderID, err
@@ -61,7 +68,8 @@ var inboundEvents = []inboundEvent{
 	},
 	{
 		name: EventUserCreated, scope: auth.ScopeEventsUserCreated, ceType: events.TypeUserCreated, goType: reflect.TypeFor[events.UserCreated](), example: contracts.UserCreatedExample,
-		topic: func(in *integrations) string { return in.cfg.TopicUserCreated },
+		summary: "Ingest a user-created event",
+		topic:   func(in *integrations) string { return in.cfg.TopicUserCreated },
 		decode: func(p []byte) (string, error) {
 			ev, err := events.DecodeUserCreated(p)
 			return ev.ExternalUserID, err
@@ -69,7 +77,8 @@ var inboundEvents = []inboundEvent{
 	},
 	{
 		name: EventInternalLogin, scope: auth.ScopeEventsInternalLogin, ceType: events.TypeInternalLogin, goType: reflect.TypeFor[events.InternalLogin](), example: contracts.InternalLoginExample,
-		topic: func(in *integrations) string { return in.cfg.TopicInternalLogin },
+		summary: "Ingest an internal-login event",
+		topic:   func(in *integrations) string { return in.cfg.TopicInternalLogin },
 		decode: func(p []byte) (string, error) {
 			ev, err := events.DecodeInternalLogin(p)
 			return ev.ExternalUserID, err
@@ -87,10 +96,16 @@ func inboundEventOf(name string) (inboundEvent, bool) {
 }
 
 type ingestEventInput struct {
-	Type           string `path:"type" enum:"checkup-events,order-history-events,user-created,internal-login" doc:"The contract of the body: the topic it is published to." example:"checkup-events"`
 	CEID           string `header:"ce-id" maxLength:"200" doc:"The event's id (CloudEvents id), the consumers' deduplication key: re-sending an event with the same id never acts on it twice. Defaults to the Idempotency-Key, else a new UUID." example:"checkup-2026-0001-v1"`
 	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Makes a retry safe: for 24 hours, the same key with the same request answers the first response again (with Idempotent-Replayed: true); the same key with a different request is 409. Keys are per API key; only their hash is stored." example:"checkup-2026-0001-v1"`
 	RawBody        []byte
+}
+
+// ingestAnyEventInput is the input of the hidden POST /v1/events/{type},
+// which only answers event types that are not one of the operations.
+type ingestAnyEventInput struct {
+	Type string `path:"type" enum:"checkup-events,order-history-events,user-created,internal-login" doc:"The contract of the body: the topic it is published to."`
+	ingestEventInput
 }
 
 // AcceptedEvent says an event was accepted into the pipeline.
@@ -107,103 +122,93 @@ type ingestEventOutput struct {
 	Body     AcceptedEvent
 }
 
-// eventScopes are the ingestion scopes, of which ingestEvent needs the
-// one of the event's type.
-func eventScopes() (anyOf []string, byType map[string]string, doc string) {
-	byType = map[string]string{}
-	var parts []string
-	for _, e := range inboundEvents {
-		anyOf = append(anyOf, e.scope)
-		byType[e.name] = e.scope
-		parts = append(parts, e.name+" needs "+e.scope)
-	}
-	return anyOf, byType, strings.Join(parts, ", ")
-}
-
+// registerEvents registers one operation per inbound contract, POST
+// /v1/events/{name}, each with the contract's own body schema, so that
+// generated clients get a concrete type for each (a single operation with
+// the type in the path could only describe "one of them", which
+// generators turn into untyped fields).
 func registerEvents(api huma.API, in *integrations) {
-	anyOf, byType, perType := eventScopes()
-	op := apiKeyOp("ingestEvent", http.MethodPost, "/v1/events/{type}", tagEvents,
-		"Ingest an inbound event",
-		"Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without "+
-			"Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the "+
-			"outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; "+
-			"ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; "+
-			"the audit log records the key, the type, the event id and the aggregate id) "+
-			"and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. "+
-			"Answers 202 with the event id.\n\n"+
-			"Each type needs its own scope: "+perType+". A key without the type's scope is 403, whatever other scopes it has. "+
-			"Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.",
-		nil,
-		http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
-	// The scope depends on the path's type. The security middleware
-	// requires every scope of a requirement, so the key is authenticated
-	// there and its scope checked here (as getDelivery does).
-	op.Extensions = map[string]any{"x-scopes-any-of": anyOf, "x-scope-by-type": byType}
-	op.DefaultStatus = http.StatusAccepted
-	huma.Register(api, op, in.ingestEvent)
-	describeEventBody(api.OpenAPI(), "/v1/events/{type}")
-}
-
-// eventSource is the ce_source of an event sent with key: the key's id,
-// which is unique and stable (its name is neither), never its secret.
-func eventSource(key auth.APIKey) string {
-	return "/rfd-notify/api-keys/" + key.ID
-}
-
-// describeEventBody documents the request body of the ingest operation:
-// one of the contracts, as typed schemas with their examples. The body is
-// read raw and validated by the contracts' own decoders, so this only
-// describes it.
-func describeEventBody(oapi *huma.OpenAPI, path string) {
-	item := oapi.Paths[path]
-	if item == nil || item.Post == nil {
-		return
-	}
+	oapi := api.OpenAPI()
 	reg := huma.NewMapRegistry("#/components/schemas/", func(t reflect.Type, hint string) string {
 		return "Inbound" + huma.DefaultSchemaNamer(t, hint)
 	})
-	body := &huma.Schema{
-		Type:        huma.TypeObject,
-		Description: "An event of the contract named by the path's type: checkup-events (InboundCheckupEvent), order-history-events (InboundOrderHistoryEvent), user-created (InboundUserCreated) or internal-login (InboundInternalLogin). The contracts' JSON Schemas (contracts/*.schema.json) are authoritative.",
-		Properties:  map[string]*huma.Schema{},
+	for _, ev := range inboundEvents {
+		path := "/v1/events/" + ev.name
+		op := apiKeyOp(ev.operationID(), http.MethodPost, path, tagEvents, ev.summary,
+			"Takes one event of the "+ev.name+" contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without "+
+				"Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the "+
+				"outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; "+
+				"ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; "+
+				"the audit log records the key, the type, the event id and the aggregate id) "+
+				"and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. "+
+				"Answers 202 with the event id.\n\n"+
+				"Needs scope "+ev.scope+"; each event type has its own, and a key without this one is 403 whatever other scopes it has. "+
+				legacyNote(ev),
+			[]string{ev.scope},
+			http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+		op.DefaultStatus = http.StatusAccepted
+		op.RequestBody = eventBody(oapi, reg, ev)
+		// The contract's decoder validates the raw body: huma's validation
+		// would answer first, and its errors quote the value.
+		op.SkipValidateBody = true
+		huma.Register(api, op, func(ctx context.Context, req *ingestEventInput) (*ingestEventOutput, error) {
+			return in.ingestEvent(ctx, ev, req)
+		})
+		// The RawBody field adds an octet-stream body; the operation takes
+		// JSON. huma's schema links add a $schema property to a body's
+		// schema; the contracts allow none.
+		delete(oapi.Paths[path].Post.RequestBody.Content, "application/octet-stream")
+		delete(oapi.Components.Schemas.SchemaFromRef(op.RequestBody.Content["application/json"].Schema.Ref).Properties, "$schema")
 	}
-	examples := map[string]*huma.Example{}
-	for _, e := range inboundEvents {
-		ref := reg.Schema(e.goType, true, "")
-		body.AnyOf = append(body.AnyOf, ref)
-		for name := range reg.SchemaFromRef(ref.Ref).Properties {
-			body.Properties[name] = &huma.Schema{}
+	// Any other type: 422 naming path.type and the types there are, as when
+	// one operation took the type as a path parameter. Not in the spec.
+	other := apiKeyOp("ingestEvent", http.MethodPost, "/v1/events/{type}", tagEvents, "Ingest an inbound event",
+		"Answers event types that are not one of the ingest operations.", nil,
+		http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+	other.DefaultStatus = http.StatusAccepted
+	other.Hidden = true
+	huma.Register(api, other, func(ctx context.Context, req *ingestAnyEventInput) (*ingestEventOutput, error) {
+		ev, ok := inboundEventOf(req.Type)
+		if !ok {
+			return nil, huma.Error404NotFound("no such event type")
 		}
-		if raw, err := contracts.FS.ReadFile(e.example); err == nil {
-			var v any
-			if json.Unmarshal(raw, &v) == nil {
-				examples[e.name] = &huma.Example{Summary: "POST /v1/events/" + e.name, Value: v}
-			}
-		}
-	}
-	body.AdditionalProperties = false
+		return in.ingestEvent(ctx, ev, &req.ingestEventInput)
+	})
+}
+
+// eventBody describes the request body of ev's ingest operation: its
+// contract as a typed schema (Inbound + the Go type's name, registered with
+// the shared schemas) with the contract's example. The body is read raw
+// and validated by the contract's own decoder, so this only describes it.
+func eventBody(oapi *huma.OpenAPI, reg huma.Registry, ev inboundEvent) *huma.RequestBody {
+	ref := reg.Schema(ev.goType, true, "")
 	schemas := oapi.Components.Schemas.Map()
 	for name, s := range reg.Map() {
 		if _, taken := schemas[name]; !taken {
 			schemas[name] = s
 		}
 	}
-	item.Post.RequestBody = &huma.RequestBody{
-		Description: "The event, as JSON.",
+	mt := &huma.MediaType{Schema: ref}
+	if raw, err := contracts.FS.ReadFile(ev.example); err == nil {
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			mt.Examples = map[string]*huma.Example{ev.name: {Summary: "POST /v1/events/" + ev.name, Value: v}}
+		}
+	}
+	return &huma.RequestBody{
+		Description: "The event, as JSON. The contract's JSON Schema (contracts/*.schema.json) is authoritative.",
 		Required:    true,
-		Content:     map[string]*huma.MediaType{"application/json": {Schema: body, Examples: examples}},
+		Content:     map[string]*huma.MediaType{"application/json": mt},
 	}
 }
 
-func (in *integrations) ingestEvent(ctx context.Context, req *ingestEventInput) (*ingestEventOutput, error) {
+func (in *integrations) ingestEvent(ctx context.Context, ev inboundEvent, req *ingestEventInput) (*ingestEventOutput, error) {
 	key, err := apiKeyOf(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ev, ok := inboundEventOf(req.Type)
-	if !ok {
-		return nil, huma.Error404NotFound("no such event type")
-	}
+	// The operation's security already requires the scope; checked again
+	// here because the hidden catch-all operation reaches this too.
 	if err := auth.Authorize(key, ev.scope); err != nil {
 		return nil, huma.Error403Forbidden(err.Error())
 	}
@@ -227,7 +232,7 @@ func (in *integrations) ingestEvent(ctx context.Context, req *ingestEventInput) 
 	}
 	// A replay must name the same event: the ce-id header is part of the
 	// request (a generated id is not, it is what the replay answers).
-	idem := newIdempotency(key.ID, req.IdempotencyKey, "ingestEvent", req.Type, strings.TrimSpace(req.CEID), canon)
+	idem := newIdempotency(key.ID, req.IdempotencyKey, "ingestEvent", ev.name, strings.TrimSpace(req.CEID), canon)
 	topic := ev.topic(in)
 
 	ctx, cancel := in.dbctx(ctx)
@@ -254,7 +259,7 @@ func (in *integrations) ingestEvent(ctx context.Context, req *ingestEventInput) 
 		}
 		// The message and its ce_source are gone once consumed; the audit
 		// row keeps which key sent what, e.g. which key changed a doctor.
-		if err := in.audit(ctx, tx, "event.ingest", req.Type, ceID, outcomeSuccess, map[string]any{"aggregate": aggregate}); err != nil {
+		if err := in.audit(ctx, tx, "event.ingest", ev.name, ceID, outcomeSuccess, map[string]any{"aggregate": aggregate}); err != nil {
 			return err
 		}
 		out.Status = http.StatusAccepted
@@ -262,7 +267,7 @@ func (in *integrations) ingestEvent(ctx context.Context, req *ingestEventInput) 
 		return in.remember(ctx, tx, idem, out.Status, out.Body)
 	})
 	if err != nil {
-		return nil, in.fail(ctx, "ingestEvent", err)
+		return nil, in.fail(ctx, ev.operationID(), err)
 	}
 	return &out, nil
 }
@@ -284,4 +289,19 @@ func eventProblem(err error) error {
 		return huma.Error400BadRequest("the body is not one JSON value: " + se.Error())
 	}
 	return huma.Error422UnprocessableEntity("the event breaks its contract")
+}
+
+// eventSource is the ce_source of an event sent with key: the key's id,
+// which is unique and stable (its name is neither), never its secret.
+func eventSource(key auth.APIKey) string {
+	return "/rfd-notify/api-keys/" + key.ID
+}
+
+// legacyNote says which event types keys with the retired events:write
+// scope may still send.
+func legacyNote(ev inboundEvent) string {
+	if (auth.APIKey{ScopesText: auth.ScopeEventsWrite}).HasScope(ev.scope) {
+		return "Keys issued with the retired scope events:write may still send it."
+	}
+	return "The retired scope events:write does not grant it."
 }

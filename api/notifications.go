@@ -46,7 +46,7 @@ type NotificationDetail struct {
 	ExpiresAt       *time.Time          `json:"expires_at,omitempty" example:"2026-12-25T03:00:00Z"`
 	Context         NotificationContext `json:"context"`
 	Acknowledgement *Acknowledgement    `json:"acknowledgement,omitempty"`
-	Deliveries      []DeliveryStatus    `json:"deliveries" doc:"The notification on each channel."`
+	Deliveries      []ChannelDelivery   `json:"deliveries" doc:"The notification on each channel."`
 }
 
 // NotificationContext is what the notification is about.
@@ -61,8 +61,9 @@ type NotificationContext struct {
 	PortalURL        string `json:"portal_url,omitempty" example:"https://portal.example/notifications/6f1c8a9e-2b1d-5c4e-8f7a-3d2e1b0c9a87"`
 }
 
-// DeliveryStatus is the notification on one channel.
-type DeliveryStatus struct {
+// ChannelDelivery is the notification on one channel (named apart from
+// Delivery.status: generators name that inline enum DeliveryStatus).
+type ChannelDelivery struct {
 	Channel      domain.Channel `json:"channel" enum:"in_app,email,sms,push,webhook" example:"sms"`
 	Status       string         `json:"status" enum:"queued,sending,sent,delivered,read,acknowledged,failed,undelivered,suppressed" example:"delivered"`
 	ReasonCode   string         `json:"reason_code,omitempty" doc:"Why it failed, was suppressed or waits: a stable code (see getDelivery's reason_code)." example:"opted_out"`
@@ -316,7 +317,7 @@ func (h *handlers) detailOf(ctx context.Context, n domain.Notification) (Notific
 		SendAt:              n.SendAt.UTC(),
 		ExpiresAt:           utcPtr(n.ExpiresAt),
 		Context:             contextOf(n.Data),
-		Deliveries:          []DeliveryStatus{},
+		Deliveries:          []ChannelDelivery{},
 	}
 	if err := h.db.NewRaw(`SELECT channel, status, reason_code, updated_at FROM deliveries WHERE notification_id = ? ORDER BY channel`, n.ID).
 		Scan(ctx, &d.Deliveries); err != nil {

@@ -20,7 +20,7 @@ func TestErrorsWithholdValues(t *testing.T) {
 	each(t, func(t *testing.T, f *fixture) {
 		f.registerDoctor("doc-a")
 		writer := f.apiKey("crm", auth.ScopeNotificationsWrite)
-		feed := f.apiKey("feed", auth.ScopeEventsWrite)
+		feed := f.apiKey("feed", auth.ScopeEventsCheckup, auth.ScopeEventsOrderHistory, auth.ScopeEventsUserCreated, auth.ScopeEventsInternalLogin)
 		tok := f.token("doc-a")
 		data := map[string]any{"patient_name": phi[0], "patient_ref": phi[1], "test_name": phi[2], "result_value": phi[3], "order_description": phi[4]}
 		send := func(change func(body, data map[string]any)) map[string]any {

@@ -83,6 +83,72 @@ func (e BroadcastRequestCategory) Valid() bool {
 	}
 }
 
+// Defines values for ChannelDeliveryChannel.
+const (
+	ChannelDeliveryChannelEmail   ChannelDeliveryChannel = "email"
+	ChannelDeliveryChannelInApp   ChannelDeliveryChannel = "in_app"
+	ChannelDeliveryChannelPush    ChannelDeliveryChannel = "push"
+	ChannelDeliveryChannelSms     ChannelDeliveryChannel = "sms"
+	ChannelDeliveryChannelWebhook ChannelDeliveryChannel = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the ChannelDeliveryChannel enum.
+func (e ChannelDeliveryChannel) Valid() bool {
+	switch e {
+	case ChannelDeliveryChannelEmail:
+		return true
+	case ChannelDeliveryChannelInApp:
+		return true
+	case ChannelDeliveryChannelPush:
+		return true
+	case ChannelDeliveryChannelSms:
+		return true
+	case ChannelDeliveryChannelWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ChannelDeliveryStatus.
+const (
+	ChannelDeliveryStatusAcknowledged ChannelDeliveryStatus = "acknowledged"
+	ChannelDeliveryStatusDelivered    ChannelDeliveryStatus = "delivered"
+	ChannelDeliveryStatusFailed       ChannelDeliveryStatus = "failed"
+	ChannelDeliveryStatusQueued       ChannelDeliveryStatus = "queued"
+	ChannelDeliveryStatusRead         ChannelDeliveryStatus = "read"
+	ChannelDeliveryStatusSending      ChannelDeliveryStatus = "sending"
+	ChannelDeliveryStatusSent         ChannelDeliveryStatus = "sent"
+	ChannelDeliveryStatusSuppressed   ChannelDeliveryStatus = "suppressed"
+	ChannelDeliveryStatusUndelivered  ChannelDeliveryStatus = "undelivered"
+)
+
+// Valid indicates whether the value is a known member of the ChannelDeliveryStatus enum.
+func (e ChannelDeliveryStatus) Valid() bool {
+	switch e {
+	case ChannelDeliveryStatusAcknowledged:
+		return true
+	case ChannelDeliveryStatusDelivered:
+		return true
+	case ChannelDeliveryStatusFailed:
+		return true
+	case ChannelDeliveryStatusQueued:
+		return true
+	case ChannelDeliveryStatusRead:
+		return true
+	case ChannelDeliveryStatusSending:
+		return true
+	case ChannelDeliveryStatusSent:
+		return true
+	case ChannelDeliveryStatusSuppressed:
+		return true
+	case ChannelDeliveryStatusUndelivered:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ChannelPreferencesAnnouncements.
 const (
 	ChannelPreferencesAnnouncementsEmail   ChannelPreferencesAnnouncements = "email"
@@ -515,105 +581,39 @@ func (e DeliveryReasonCode) Valid() bool {
 	}
 }
 
-// Defines values for DeliveryState.
+// Defines values for DeliveryStatus.
 const (
-	DeliveryStateAcknowledged DeliveryState = "acknowledged"
-	DeliveryStateDelivered    DeliveryState = "delivered"
-	DeliveryStateFailed       DeliveryState = "failed"
-	DeliveryStateQueued       DeliveryState = "queued"
-	DeliveryStateRead         DeliveryState = "read"
-	DeliveryStateSending      DeliveryState = "sending"
-	DeliveryStateSent         DeliveryState = "sent"
-	DeliveryStateSuppressed   DeliveryState = "suppressed"
-	DeliveryStateUndelivered  DeliveryState = "undelivered"
+	DeliveryStatusAcknowledged DeliveryStatus = "acknowledged"
+	DeliveryStatusDelivered    DeliveryStatus = "delivered"
+	DeliveryStatusFailed       DeliveryStatus = "failed"
+	DeliveryStatusQueued       DeliveryStatus = "queued"
+	DeliveryStatusRead         DeliveryStatus = "read"
+	DeliveryStatusSending      DeliveryStatus = "sending"
+	DeliveryStatusSent         DeliveryStatus = "sent"
+	DeliveryStatusSuppressed   DeliveryStatus = "suppressed"
+	DeliveryStatusUndelivered  DeliveryStatus = "undelivered"
 )
 
-// Valid indicates whether the value is a known member of the DeliveryState enum.
-func (e DeliveryState) Valid() bool {
+// Valid indicates whether the value is a known member of the DeliveryStatus enum.
+func (e DeliveryStatus) Valid() bool {
 	switch e {
-	case DeliveryStateAcknowledged:
+	case DeliveryStatusAcknowledged:
 		return true
-	case DeliveryStateDelivered:
+	case DeliveryStatusDelivered:
 		return true
-	case DeliveryStateFailed:
+	case DeliveryStatusFailed:
 		return true
-	case DeliveryStateQueued:
+	case DeliveryStatusQueued:
 		return true
-	case DeliveryStateRead:
+	case DeliveryStatusRead:
 		return true
-	case DeliveryStateSending:
+	case DeliveryStatusSending:
 		return true
-	case DeliveryStateSent:
+	case DeliveryStatusSent:
 		return true
-	case DeliveryStateSuppressed:
+	case DeliveryStatusSuppressed:
 		return true
-	case DeliveryStateUndelivered:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for DeliveryStatusChannel.
-const (
-	DeliveryStatusChannelEmail   DeliveryStatusChannel = "email"
-	DeliveryStatusChannelInApp   DeliveryStatusChannel = "in_app"
-	DeliveryStatusChannelPush    DeliveryStatusChannel = "push"
-	DeliveryStatusChannelSms     DeliveryStatusChannel = "sms"
-	DeliveryStatusChannelWebhook DeliveryStatusChannel = "webhook"
-)
-
-// Valid indicates whether the value is a known member of the DeliveryStatusChannel enum.
-func (e DeliveryStatusChannel) Valid() bool {
-	switch e {
-	case DeliveryStatusChannelEmail:
-		return true
-	case DeliveryStatusChannelInApp:
-		return true
-	case DeliveryStatusChannelPush:
-		return true
-	case DeliveryStatusChannelSms:
-		return true
-	case DeliveryStatusChannelWebhook:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for DeliveryStatusStatus.
-const (
-	DeliveryStatusStatusAcknowledged DeliveryStatusStatus = "acknowledged"
-	DeliveryStatusStatusDelivered    DeliveryStatusStatus = "delivered"
-	DeliveryStatusStatusFailed       DeliveryStatusStatus = "failed"
-	DeliveryStatusStatusQueued       DeliveryStatusStatus = "queued"
-	DeliveryStatusStatusRead         DeliveryStatusStatus = "read"
-	DeliveryStatusStatusSending      DeliveryStatusStatus = "sending"
-	DeliveryStatusStatusSent         DeliveryStatusStatus = "sent"
-	DeliveryStatusStatusSuppressed   DeliveryStatusStatus = "suppressed"
-	DeliveryStatusStatusUndelivered  DeliveryStatusStatus = "undelivered"
-)
-
-// Valid indicates whether the value is a known member of the DeliveryStatusStatus enum.
-func (e DeliveryStatusStatus) Valid() bool {
-	switch e {
-	case DeliveryStatusStatusAcknowledged:
-		return true
-	case DeliveryStatusStatusDelivered:
-		return true
-	case DeliveryStatusStatusFailed:
-		return true
-	case DeliveryStatusStatusQueued:
-		return true
-	case DeliveryStatusStatusRead:
-		return true
-	case DeliveryStatusStatusSending:
-		return true
-	case DeliveryStatusStatusSent:
-		return true
-	case DeliveryStatusStatusSuppressed:
-		return true
-	case DeliveryStatusStatusUndelivered:
+	case DeliveryStatusUndelivered:
 		return true
 	default:
 		return false
@@ -1391,30 +1391,6 @@ func (e ListPoisonParamsState) Valid() bool {
 	}
 }
 
-// Defines values for IngestEventParamsType.
-const (
-	CheckupEvents      IngestEventParamsType = "checkup-events"
-	InternalLogin      IngestEventParamsType = "internal-login"
-	OrderHistoryEvents IngestEventParamsType = "order-history-events"
-	UserCreated        IngestEventParamsType = "user-created"
-)
-
-// Valid indicates whether the value is a known member of the IngestEventParamsType enum.
-func (e IngestEventParamsType) Valid() bool {
-	switch e {
-	case CheckupEvents:
-		return true
-	case InternalLogin:
-		return true
-	case OrderHistoryEvents:
-		return true
-	case UserCreated:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for ListNotificationsParamsCategory.
 const (
 	ListNotificationsParamsCategoryAnnouncements   ListNotificationsParamsCategory = "announcements"
@@ -1662,6 +1638,34 @@ type BroadcastRequest struct {
 
 // BroadcastRequestCategory The preference category the doctors' channel choices and quiet hours come from.
 type BroadcastRequestCategory string
+
+// ChannelDelivery defines model for ChannelDelivery.
+type ChannelDelivery struct {
+	// Channel Example: sms
+	Channel ChannelDeliveryChannel `json:"channel"`
+
+	// ReasonCode Why it failed, was suppressed or waits: a stable code (see getDelivery's reason_code).
+	//
+	// Example: opted_out
+	ReasonCode *string `json:"reason_code,omitempty"`
+
+	// Status Example: delivered
+	Status ChannelDeliveryStatus `json:"status"`
+
+	// StatusReason reason_code's message; never the provider's own error text.
+	//
+	// Example: The doctor opted out of this channel for this category.
+	StatusReason *string `json:"status_reason,omitempty"`
+
+	// UpdatedAt Example: 2026-11-25T03:00:02Z
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ChannelDeliveryChannel Example: sms
+type ChannelDeliveryChannel string
+
+// ChannelDeliveryStatus Example: delivered
+type ChannelDeliveryStatus string
 
 // ChannelPreferences defines model for ChannelPreferences.
 type ChannelPreferences struct {
@@ -2040,7 +2044,7 @@ type Delivery struct {
 	// Status Statuses only move forward: queued → sending → sent → delivered (→ read → acknowledged in the portal), or failed, undelivered, suppressed.
 	//
 	// Example: delivered
-	Status DeliveryState `json:"status"`
+	Status DeliveryStatus `json:"status"`
 
 	// UpdatedAt Example: 2026-11-25T03:00:02Z
 	UpdatedAt time.Time `json:"updated_at"`
@@ -2054,10 +2058,10 @@ type DeliveryChannel string
 // Example: opted_out
 type DeliveryReasonCode string
 
-// DeliveryState Statuses only move forward: queued → sending → sent → delivered (→ read → acknowledged in the portal), or failed, undelivered, suppressed.
+// DeliveryStatus Statuses only move forward: queued → sending → sent → delivered (→ read → acknowledged in the portal), or failed, undelivered, suppressed.
 //
 // Example: delivered
-type DeliveryState string
+type DeliveryStatus string
 
 // DeliveryAttempt defines model for DeliveryAttempt.
 type DeliveryAttempt struct {
@@ -2091,34 +2095,6 @@ type DeliveryAttempt struct {
 	// StartedAt Example: 2026-11-25T03:00:01Z
 	StartedAt time.Time `json:"started_at"`
 }
-
-// DeliveryStatus defines model for DeliveryStatus.
-type DeliveryStatus struct {
-	// Channel Example: sms
-	Channel DeliveryStatusChannel `json:"channel"`
-
-	// ReasonCode Why it failed, was suppressed or waits: a stable code (see getDelivery's reason_code).
-	//
-	// Example: opted_out
-	ReasonCode *string `json:"reason_code,omitempty"`
-
-	// Status Example: delivered
-	Status DeliveryStatusStatus `json:"status"`
-
-	// StatusReason reason_code's message; never the provider's own error text.
-	//
-	// Example: The doctor opted out of this channel for this category.
-	StatusReason *string `json:"status_reason,omitempty"`
-
-	// UpdatedAt Example: 2026-11-25T03:00:02Z
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// DeliveryStatusChannel Example: sms
-type DeliveryStatusChannel string
-
-// DeliveryStatusStatus Example: delivered
-type DeliveryStatusStatus string
 
 // Device defines model for Device.
 type Device struct {
@@ -2505,7 +2481,7 @@ type NotificationDetail struct {
 	CreatedAt time.Time `json:"created_at"`
 
 	// Deliveries The notification on each channel.
-	Deliveries *[]DeliveryStatus `json:"deliveries"`
+	Deliveries *[]ChannelDelivery `json:"deliveries"`
 
 	// ExpiresAt Example: 2026-12-25T03:00:00Z
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
@@ -2900,7 +2876,9 @@ type Preferences struct {
 	// Example: http://localhost:8080/schemas/Preferences.json
 	Schema   *string            `json:"$schema,omitempty"`
 	Channels ChannelPreferences `json:"channels"`
-	Covering *Covering          `json:"covering,omitempty"`
+
+	// Covering The doctor covering now, or else the next one to; absent when none is.
+	Covering *Covering `json:"covering,omitempty"`
 
 	// Digest off, hourly, or daily@HH:MM (the doctor's time zone).
 	//
@@ -2927,16 +2905,22 @@ type PreferencesPatch struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Example: http://localhost:8080/schemas/PreferencesPatch.json
-	Schema   *string                  `json:"$schema,omitempty"`
+	Schema *string `json:"$schema,omitempty"`
+
+	// Channels Categories to change; the others keep their channels.
 	Channels *ChannelPreferencesPatch `json:"channels,omitempty"`
-	Covering *CoveringRequest         `json:"covering,omitempty"`
+
+	// Covering A doctor who covers for this one from starts_at to ends_at, receiving a copy of each notification meanwhile once they have accepted; it replaces the current and future cover. null ends the current cover now and removes future ones.
+	Covering *CoveringRequest `json:"covering,omitempty"`
 
 	// Digest Example: daily@18:00
 	Digest *string `json:"digest,omitempty"`
 
 	// FallbackOrder Example: ["push","sms"]
 	FallbackOrder *[]PreferencesPatchFallbackOrder `json:"fallback_order,omitempty"`
-	QuietHours    *QuietHours                      `json:"quiet_hours,omitempty"`
+
+	// QuietHours The new window; {"start":"","end":""} removes it.
+	QuietHours *QuietHours `json:"quiet_hours,omitempty"`
 
 	// WeeklySummary false opts out of the weekly summary email.
 	//
@@ -3044,7 +3028,9 @@ type SendNotificationRequest struct {
 	//
 	// Example: announcements
 	Category SendNotificationRequestCategory `json:"category"`
-	Data     *TemplateData                   `json:"data,omitempty"`
+
+	// Data What the template shows.
+	Data *TemplateData `json:"data,omitempty"`
 
 	// DoctorExternalId The doctor's user-management id. Give this or doctor_id.
 	//
@@ -3381,42 +3367,8 @@ type CriticalTimelinessParams struct {
 	To string `form:"to" json:"to"`
 }
 
-// IngestEventJSONBody defines parameters for IngestEvent.
-type IngestEventJSONBody struct {
-	Active           interface{} `json:"active,omitempty"`
-	CancelReason     interface{} `json:"cancel_reason,omitempty"`
-	CheckupId        interface{} `json:"checkup_id,omitempty"`
-	Clinic           interface{} `json:"clinic,omitempty"`
-	Description      interface{} `json:"description,omitempty"`
-	DeviceId         interface{} `json:"device_id,omitempty"`
-	Email            interface{} `json:"email,omitempty"`
-	EventType        interface{} `json:"event_type,omitempty"`
-	ExternalUserId   interface{} `json:"external_user_id,omitempty"`
-	LicenceNumber    interface{} `json:"licence_number,omitempty"`
-	Locale           interface{} `json:"locale,omitempty"`
-	Method           interface{} `json:"method,omitempty"`
-	Name             interface{} `json:"name,omitempty"`
-	OccurredAt       interface{} `json:"occurred_at,omitempty"`
-	OrderId          interface{} `json:"order_id,omitempty"`
-	Outcome          interface{} `json:"outcome,omitempty"`
-	Patient          interface{} `json:"patient,omitempty"`
-	Phone            interface{} `json:"phone,omitempty"`
-	ReferringDoctors interface{} `json:"referring_doctors,omitempty"`
-	Result           interface{} `json:"result,omitempty"`
-	ScheduledAt      interface{} `json:"scheduled_at,omitempty"`
-	Sequence         interface{} `json:"sequence,omitempty"`
-	SourceIp         interface{} `json:"source_ip,omitempty"`
-	Specialty        interface{} `json:"specialty,omitempty"`
-	Status           interface{} `json:"status,omitempty"`
-	TimeZone         interface{} `json:"time_zone,omitempty"`
-	UpdatedAt        interface{} `json:"updated_at,omitempty"`
-	UserAgent        interface{} `json:"user_agent,omitempty"`
-	UserType         interface{} `json:"user_type,omitempty"`
-	union            json.RawMessage
-}
-
-// IngestEventParams defines parameters for IngestEvent.
-type IngestEventParams struct {
+// IngestCheckupEventParams defines parameters for IngestCheckupEvent.
+type IngestCheckupEventParams struct {
 	// CeId The event's id (CloudEvents id), the consumers' deduplication key: re-sending an event with the same id never acts on it twice. Defaults to the Idempotency-Key, else a new UUID.
 	CeId *string `json:"ce-id,omitempty"`
 
@@ -3424,8 +3376,32 @@ type IngestEventParams struct {
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
-// IngestEventParamsType defines parameters for IngestEvent.
-type IngestEventParamsType string
+// IngestInternalLoginParams defines parameters for IngestInternalLogin.
+type IngestInternalLoginParams struct {
+	// CeId The event's id (CloudEvents id), the consumers' deduplication key: re-sending an event with the same id never acts on it twice. Defaults to the Idempotency-Key, else a new UUID.
+	CeId *string `json:"ce-id,omitempty"`
+
+	// IdempotencyKey Makes a retry safe: for 24 hours, the same key with the same request answers the first response again (with Idempotent-Replayed: true); the same key with a different request is 409. Keys are per API key; only their hash is stored.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// IngestOrderHistoryEventParams defines parameters for IngestOrderHistoryEvent.
+type IngestOrderHistoryEventParams struct {
+	// CeId The event's id (CloudEvents id), the consumers' deduplication key: re-sending an event with the same id never acts on it twice. Defaults to the Idempotency-Key, else a new UUID.
+	CeId *string `json:"ce-id,omitempty"`
+
+	// IdempotencyKey Makes a retry safe: for 24 hours, the same key with the same request answers the first response again (with Idempotent-Replayed: true); the same key with a different request is 409. Keys are per API key; only their hash is stored.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// IngestUserCreatedParams defines parameters for IngestUserCreated.
+type IngestUserCreatedParams struct {
+	// CeId The event's id (CloudEvents id), the consumers' deduplication key: re-sending an event with the same id never acts on it twice. Defaults to the Idempotency-Key, else a new UUID.
+	CeId *string `json:"ce-id,omitempty"`
+
+	// IdempotencyKey Makes a retry safe: for 24 hours, the same key with the same request answers the first response again (with Idempotent-Replayed: true); the same key with a different request is 409. Keys are per API key; only their hash is stored.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
 
 // ListNotificationsParams defines parameters for ListNotifications.
 type ListNotificationsParams struct {
@@ -3514,8 +3490,17 @@ type ReplayPoisonJSONRequestBody = PoisonReplayRequest
 // CreateBroadcastJSONRequestBody defines body for CreateBroadcast for application/json ContentType.
 type CreateBroadcastJSONRequestBody = BroadcastRequest
 
-// IngestEventJSONRequestBody defines body for IngestEvent for application/json ContentType.
-type IngestEventJSONRequestBody IngestEventJSONBody
+// IngestCheckupEventJSONRequestBody defines body for IngestCheckupEvent for application/json ContentType.
+type IngestCheckupEventJSONRequestBody = InboundCheckupEvent
+
+// IngestInternalLoginJSONRequestBody defines body for IngestInternalLogin for application/json ContentType.
+type IngestInternalLoginJSONRequestBody = InboundInternalLogin
+
+// IngestOrderHistoryEventJSONRequestBody defines body for IngestOrderHistoryEvent for application/json ContentType.
+type IngestOrderHistoryEventJSONRequestBody = InboundOrderHistoryEvent
+
+// IngestUserCreatedJSONRequestBody defines body for IngestUserCreated for application/json ContentType.
+type IngestUserCreatedJSONRequestBody = InboundUserCreated
 
 // PutDeviceJSONRequestBody defines body for PutDevice for application/json ContentType.
 type PutDeviceJSONRequestBody = DeviceRegistration
@@ -3531,489 +3516,6 @@ type AcknowledgeNotificationJSONRequestBody = AcknowledgeRequest
 
 // CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
 type CreateWebhookJSONRequestBody = CreateWebhookRequest
-
-// AsInboundCheckupEvent returns the union data inside the IngestEventJSONBody as a InboundCheckupEvent
-func (t IngestEventJSONBody) AsInboundCheckupEvent() (InboundCheckupEvent, error) {
-	var body InboundCheckupEvent
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromInboundCheckupEvent overwrites any union data inside the IngestEventJSONBody as the provided InboundCheckupEvent
-func (t *IngestEventJSONBody) FromInboundCheckupEvent(v InboundCheckupEvent) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeInboundCheckupEvent performs a merge with any union data inside the IngestEventJSONBody, using the provided InboundCheckupEvent
-func (t *IngestEventJSONBody) MergeInboundCheckupEvent(v InboundCheckupEvent) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsInboundOrderHistoryEvent returns the union data inside the IngestEventJSONBody as a InboundOrderHistoryEvent
-func (t IngestEventJSONBody) AsInboundOrderHistoryEvent() (InboundOrderHistoryEvent, error) {
-	var body InboundOrderHistoryEvent
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromInboundOrderHistoryEvent overwrites any union data inside the IngestEventJSONBody as the provided InboundOrderHistoryEvent
-func (t *IngestEventJSONBody) FromInboundOrderHistoryEvent(v InboundOrderHistoryEvent) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeInboundOrderHistoryEvent performs a merge with any union data inside the IngestEventJSONBody, using the provided InboundOrderHistoryEvent
-func (t *IngestEventJSONBody) MergeInboundOrderHistoryEvent(v InboundOrderHistoryEvent) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsInboundUserCreated returns the union data inside the IngestEventJSONBody as a InboundUserCreated
-func (t IngestEventJSONBody) AsInboundUserCreated() (InboundUserCreated, error) {
-	var body InboundUserCreated
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromInboundUserCreated overwrites any union data inside the IngestEventJSONBody as the provided InboundUserCreated
-func (t *IngestEventJSONBody) FromInboundUserCreated(v InboundUserCreated) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeInboundUserCreated performs a merge with any union data inside the IngestEventJSONBody, using the provided InboundUserCreated
-func (t *IngestEventJSONBody) MergeInboundUserCreated(v InboundUserCreated) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsInboundInternalLogin returns the union data inside the IngestEventJSONBody as a InboundInternalLogin
-func (t IngestEventJSONBody) AsInboundInternalLogin() (InboundInternalLogin, error) {
-	var body InboundInternalLogin
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromInboundInternalLogin overwrites any union data inside the IngestEventJSONBody as the provided InboundInternalLogin
-func (t *IngestEventJSONBody) FromInboundInternalLogin(v InboundInternalLogin) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeInboundInternalLogin performs a merge with any union data inside the IngestEventJSONBody, using the provided InboundInternalLogin
-func (t *IngestEventJSONBody) MergeInboundInternalLogin(v InboundInternalLogin) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t IngestEventJSONBody) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	object := make(map[string]json.RawMessage)
-	if t.union != nil {
-		err = json.Unmarshal(b, &object)
-		if err != nil {
-			return nil, err
-		}
-	}
-
-	object["active"], err = json.Marshal(t.Active)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'active': %w", err)
-	}
-
-	object["cancel_reason"], err = json.Marshal(t.CancelReason)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'cancel_reason': %w", err)
-	}
-
-	object["checkup_id"], err = json.Marshal(t.CheckupId)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'checkup_id': %w", err)
-	}
-
-	object["clinic"], err = json.Marshal(t.Clinic)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'clinic': %w", err)
-	}
-
-	object["description"], err = json.Marshal(t.Description)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'description': %w", err)
-	}
-
-	object["device_id"], err = json.Marshal(t.DeviceId)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'device_id': %w", err)
-	}
-
-	object["email"], err = json.Marshal(t.Email)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'email': %w", err)
-	}
-
-	object["event_type"], err = json.Marshal(t.EventType)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'event_type': %w", err)
-	}
-
-	object["external_user_id"], err = json.Marshal(t.ExternalUserId)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'external_user_id': %w", err)
-	}
-
-	object["licence_number"], err = json.Marshal(t.LicenceNumber)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'licence_number': %w", err)
-	}
-
-	object["locale"], err = json.Marshal(t.Locale)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'locale': %w", err)
-	}
-
-	object["method"], err = json.Marshal(t.Method)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'method': %w", err)
-	}
-
-	object["name"], err = json.Marshal(t.Name)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'name': %w", err)
-	}
-
-	object["occurred_at"], err = json.Marshal(t.OccurredAt)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'occurred_at': %w", err)
-	}
-
-	object["order_id"], err = json.Marshal(t.OrderId)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'order_id': %w", err)
-	}
-
-	object["outcome"], err = json.Marshal(t.Outcome)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'outcome': %w", err)
-	}
-
-	object["patient"], err = json.Marshal(t.Patient)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'patient': %w", err)
-	}
-
-	object["phone"], err = json.Marshal(t.Phone)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'phone': %w", err)
-	}
-
-	object["referring_doctors"], err = json.Marshal(t.ReferringDoctors)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'referring_doctors': %w", err)
-	}
-
-	object["result"], err = json.Marshal(t.Result)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'result': %w", err)
-	}
-
-	object["scheduled_at"], err = json.Marshal(t.ScheduledAt)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'scheduled_at': %w", err)
-	}
-
-	object["sequence"], err = json.Marshal(t.Sequence)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'sequence': %w", err)
-	}
-
-	object["source_ip"], err = json.Marshal(t.SourceIp)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'source_ip': %w", err)
-	}
-
-	object["specialty"], err = json.Marshal(t.Specialty)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'specialty': %w", err)
-	}
-
-	object["status"], err = json.Marshal(t.Status)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'status': %w", err)
-	}
-
-	object["time_zone"], err = json.Marshal(t.TimeZone)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'time_zone': %w", err)
-	}
-
-	object["updated_at"], err = json.Marshal(t.UpdatedAt)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'updated_at': %w", err)
-	}
-
-	object["user_agent"], err = json.Marshal(t.UserAgent)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'user_agent': %w", err)
-	}
-
-	object["user_type"], err = json.Marshal(t.UserType)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'user_type': %w", err)
-	}
-
-	b, err = json.Marshal(object)
-	return b, err
-}
-
-func (t *IngestEventJSONBody) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	if err != nil {
-		return err
-	}
-	object := make(map[string]json.RawMessage)
-	err = json.Unmarshal(b, &object)
-	if err != nil {
-		return err
-	}
-
-	if raw, found := object["active"]; found {
-		err = json.Unmarshal(raw, &t.Active)
-		if err != nil {
-			return fmt.Errorf("error reading 'active': %w", err)
-		}
-	}
-
-	if raw, found := object["cancel_reason"]; found {
-		err = json.Unmarshal(raw, &t.CancelReason)
-		if err != nil {
-			return fmt.Errorf("error reading 'cancel_reason': %w", err)
-		}
-	}
-
-	if raw, found := object["checkup_id"]; found {
-		err = json.Unmarshal(raw, &t.CheckupId)
-		if err != nil {
-			return fmt.Errorf("error reading 'checkup_id': %w", err)
-		}
-	}
-
-	if raw, found := object["clinic"]; found {
-		err = json.Unmarshal(raw, &t.Clinic)
-		if err != nil {
-			return fmt.Errorf("error reading 'clinic': %w", err)
-		}
-	}
-
-	if raw, found := object["description"]; found {
-		err = json.Unmarshal(raw, &t.Description)
-		if err != nil {
-			return fmt.Errorf("error reading 'description': %w", err)
-		}
-	}
-
-	if raw, found := object["device_id"]; found {
-		err = json.Unmarshal(raw, &t.DeviceId)
-		if err != nil {
-			return fmt.Errorf("error reading 'device_id': %w", err)
-		}
-	}
-
-	if raw, found := object["email"]; found {
-		err = json.Unmarshal(raw, &t.Email)
-		if err != nil {
-			return fmt.Errorf("error reading 'email': %w", err)
-		}
-	}
-
-	if raw, found := object["event_type"]; found {
-		err = json.Unmarshal(raw, &t.EventType)
-		if err != nil {
-			return fmt.Errorf("error reading 'event_type': %w", err)
-		}
-	}
-
-	if raw, found := object["external_user_id"]; found {
-		err = json.Unmarshal(raw, &t.ExternalUserId)
-		if err != nil {
-			return fmt.Errorf("error reading 'external_user_id': %w", err)
-		}
-	}
-
-	if raw, found := object["licence_number"]; found {
-		err = json.Unmarshal(raw, &t.LicenceNumber)
-		if err != nil {
-			return fmt.Errorf("error reading 'licence_number': %w", err)
-		}
-	}
-
-	if raw, found := object["locale"]; found {
-		err = json.Unmarshal(raw, &t.Locale)
-		if err != nil {
-			return fmt.Errorf("error reading 'locale': %w", err)
-		}
-	}
-
-	if raw, found := object["method"]; found {
-		err = json.Unmarshal(raw, &t.Method)
-		if err != nil {
-			return fmt.Errorf("error reading 'method': %w", err)
-		}
-	}
-
-	if raw, found := object["name"]; found {
-		err = json.Unmarshal(raw, &t.Name)
-		if err != nil {
-			return fmt.Errorf("error reading 'name': %w", err)
-		}
-	}
-
-	if raw, found := object["occurred_at"]; found {
-		err = json.Unmarshal(raw, &t.OccurredAt)
-		if err != nil {
-			return fmt.Errorf("error reading 'occurred_at': %w", err)
-		}
-	}
-
-	if raw, found := object["order_id"]; found {
-		err = json.Unmarshal(raw, &t.OrderId)
-		if err != nil {
-			return fmt.Errorf("error reading 'order_id': %w", err)
-		}
-	}
-
-	if raw, found := object["outcome"]; found {
-		err = json.Unmarshal(raw, &t.Outcome)
-		if err != nil {
-			return fmt.Errorf("error reading 'outcome': %w", err)
-		}
-	}
-
-	if raw, found := object["patient"]; found {
-		err = json.Unmarshal(raw, &t.Patient)
-		if err != nil {
-			return fmt.Errorf("error reading 'patient': %w", err)
-		}
-	}
-
-	if raw, found := object["phone"]; found {
-		err = json.Unmarshal(raw, &t.Phone)
-		if err != nil {
-			return fmt.Errorf("error reading 'phone': %w", err)
-		}
-	}
-
-	if raw, found := object["referring_doctors"]; found {
-		err = json.Unmarshal(raw, &t.ReferringDoctors)
-		if err != nil {
-			return fmt.Errorf("error reading 'referring_doctors': %w", err)
-		}
-	}
-
-	if raw, found := object["result"]; found {
-		err = json.Unmarshal(raw, &t.Result)
-		if err != nil {
-			return fmt.Errorf("error reading 'result': %w", err)
-		}
-	}
-
-	if raw, found := object["scheduled_at"]; found {
-		err = json.Unmarshal(raw, &t.ScheduledAt)
-		if err != nil {
-			return fmt.Errorf("error reading 'scheduled_at': %w", err)
-		}
-	}
-
-	if raw, found := object["sequence"]; found {
-		err = json.Unmarshal(raw, &t.Sequence)
-		if err != nil {
-			return fmt.Errorf("error reading 'sequence': %w", err)
-		}
-	}
-
-	if raw, found := object["source_ip"]; found {
-		err = json.Unmarshal(raw, &t.SourceIp)
-		if err != nil {
-			return fmt.Errorf("error reading 'source_ip': %w", err)
-		}
-	}
-
-	if raw, found := object["specialty"]; found {
-		err = json.Unmarshal(raw, &t.Specialty)
-		if err != nil {
-			return fmt.Errorf("error reading 'specialty': %w", err)
-		}
-	}
-
-	if raw, found := object["status"]; found {
-		err = json.Unmarshal(raw, &t.Status)
-		if err != nil {
-			return fmt.Errorf("error reading 'status': %w", err)
-		}
-	}
-
-	if raw, found := object["time_zone"]; found {
-		err = json.Unmarshal(raw, &t.TimeZone)
-		if err != nil {
-			return fmt.Errorf("error reading 'time_zone': %w", err)
-		}
-	}
-
-	if raw, found := object["updated_at"]; found {
-		err = json.Unmarshal(raw, &t.UpdatedAt)
-		if err != nil {
-			return fmt.Errorf("error reading 'updated_at': %w", err)
-		}
-	}
-
-	if raw, found := object["user_agent"]; found {
-		err = json.Unmarshal(raw, &t.UserAgent)
-		if err != nil {
-			return fmt.Errorf("error reading 'user_agent': %w", err)
-		}
-	}
-
-	if raw, found := object["user_type"]; found {
-		err = json.Unmarshal(raw, &t.UserType)
-		if err != nil {
-			return fmt.Errorf("error reading 'user_type': %w", err)
-		}
-	}
-
-	return err
-}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -4206,27 +3708,93 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/doctors/{id} (the `GetDoctor` operationId).
 	GetDoctor(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// IngestEventWithBody Ingest an inbound event
+	// IngestCheckupEventWithBody Ingest a checkup event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
 	//
-	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
+	// Needs scope events:checkup; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
 	//
 	// Takes any type of body and a specified content type.
 	//
-	// Corresponds with POST /v1/events/{type} (the `IngestEvent` operationId).
-	IngestEventWithBody(ctx context.Context, pType IngestEventParamsType, params *IngestEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /v1/events/checkup-events (the `IngestCheckupEvent` operationId).
+	IngestCheckupEventWithBody(ctx context.Context, params *IngestCheckupEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// IngestEvent Ingest an inbound event
+	// IngestCheckupEvent Ingest a checkup event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
 	//
-	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
+	// Needs scope events:checkup; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
 	//
 	// Takes a body of the `application/json` content type.
 	//
-	// Corresponds with POST /v1/events/{type} (the `IngestEvent` operationId).
-	IngestEvent(ctx context.Context, pType IngestEventParamsType, params *IngestEventParams, body IngestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /v1/events/checkup-events (the `IngestCheckupEvent` operationId).
+	IngestCheckupEvent(ctx context.Context, params *IngestCheckupEventParams, body IngestCheckupEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IngestInternalLoginWithBody Ingest an internal-login event
+	//
+	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:internal-login; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/events/internal-login (the `IngestInternalLogin` operationId).
+	IngestInternalLoginWithBody(ctx context.Context, params *IngestInternalLoginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IngestInternalLogin Ingest an internal-login event
+	//
+	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:internal-login; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/events/internal-login (the `IngestInternalLogin` operationId).
+	IngestInternalLogin(ctx context.Context, params *IngestInternalLoginParams, body IngestInternalLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IngestOrderHistoryEventWithBody Ingest an order history event
+	//
+	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:order-history; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/events/order-history-events (the `IngestOrderHistoryEvent` operationId).
+	IngestOrderHistoryEventWithBody(ctx context.Context, params *IngestOrderHistoryEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IngestOrderHistoryEvent Ingest an order history event
+	//
+	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:order-history; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/events/order-history-events (the `IngestOrderHistoryEvent` operationId).
+	IngestOrderHistoryEvent(ctx context.Context, params *IngestOrderHistoryEventParams, body IngestOrderHistoryEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IngestUserCreatedWithBody Ingest a user-created event
+	//
+	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:user-created; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/events/user-created (the `IngestUserCreated` operationId).
+	IngestUserCreatedWithBody(ctx context.Context, params *IngestUserCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IngestUserCreated Ingest a user-created event
+	//
+	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:user-created; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/events/user-created (the `IngestUserCreated` operationId).
+	IngestUserCreated(ctx context.Context, params *IngestUserCreatedParams, body IngestUserCreatedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMe Get the authenticated doctor
 	//
@@ -4705,17 +4273,17 @@ func (c *Client) GetDoctor(ctx context.Context, id string, reqEditors ...Request
 	return c.Client.Do(req)
 }
 
-// IngestEventWithBody Ingest an inbound event
+// IngestCheckupEventWithBody Ingest a checkup event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
 //
-// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
+// Needs scope events:checkup; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
 //
 // Takes any type of body and a specified content type.
 //
-// Corresponds with POST /v1/events/{type} (the `IngestEvent` operationId).
-func (c *Client) IngestEventWithBody(ctx context.Context, pType IngestEventParamsType, params *IngestEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewIngestEventRequestWithBody(c.Server, pType, params, contentType, body)
+// Corresponds with POST /v1/events/checkup-events (the `IngestCheckupEvent` operationId).
+func (c *Client) IngestCheckupEventWithBody(ctx context.Context, params *IngestCheckupEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestCheckupEventRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4726,17 +4294,143 @@ func (c *Client) IngestEventWithBody(ctx context.Context, pType IngestEventParam
 	return c.Client.Do(req)
 }
 
-// IngestEvent Ingest an inbound event
+// IngestCheckupEvent Ingest a checkup event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
 //
-// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
+// Needs scope events:checkup; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
 //
 // Takes a body of the `application/json` content type.
 //
-// Corresponds with POST /v1/events/{type} (the `IngestEvent` operationId).
-func (c *Client) IngestEvent(ctx context.Context, pType IngestEventParamsType, params *IngestEventParams, body IngestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewIngestEventRequest(c.Server, pType, params, body)
+// Corresponds with POST /v1/events/checkup-events (the `IngestCheckupEvent` operationId).
+func (c *Client) IngestCheckupEvent(ctx context.Context, params *IngestCheckupEventParams, body IngestCheckupEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestCheckupEventRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IngestInternalLoginWithBody Ingest an internal-login event
+//
+// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:internal-login; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/events/internal-login (the `IngestInternalLogin` operationId).
+func (c *Client) IngestInternalLoginWithBody(ctx context.Context, params *IngestInternalLoginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestInternalLoginRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IngestInternalLogin Ingest an internal-login event
+//
+// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:internal-login; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/events/internal-login (the `IngestInternalLogin` operationId).
+func (c *Client) IngestInternalLogin(ctx context.Context, params *IngestInternalLoginParams, body IngestInternalLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestInternalLoginRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IngestOrderHistoryEventWithBody Ingest an order history event
+//
+// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:order-history; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/events/order-history-events (the `IngestOrderHistoryEvent` operationId).
+func (c *Client) IngestOrderHistoryEventWithBody(ctx context.Context, params *IngestOrderHistoryEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestOrderHistoryEventRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IngestOrderHistoryEvent Ingest an order history event
+//
+// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:order-history; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/events/order-history-events (the `IngestOrderHistoryEvent` operationId).
+func (c *Client) IngestOrderHistoryEvent(ctx context.Context, params *IngestOrderHistoryEventParams, body IngestOrderHistoryEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestOrderHistoryEventRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IngestUserCreatedWithBody Ingest a user-created event
+//
+// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:user-created; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/events/user-created (the `IngestUserCreated` operationId).
+func (c *Client) IngestUserCreatedWithBody(ctx context.Context, params *IngestUserCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestUserCreatedRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IngestUserCreated Ingest a user-created event
+//
+// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:user-created; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/events/user-created (the `IngestUserCreated` operationId).
+func (c *Client) IngestUserCreated(ctx context.Context, params *IngestUserCreatedParams, body IngestUserCreatedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestUserCreatedRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5776,34 +5470,225 @@ func NewGetDoctorRequest(server string, id string) (*http.Request, error) {
 	return req, nil
 }
 
-// NewIngestEventRequest calls the generic IngestEvent builder with application/json body
-func NewIngestEventRequest(server string, pType IngestEventParamsType, params *IngestEventParams, body IngestEventJSONRequestBody) (*http.Request, error) {
+// NewIngestCheckupEventRequest calls the generic IngestCheckupEvent builder with application/json body
+func NewIngestCheckupEventRequest(server string, params *IngestCheckupEventParams, body IngestCheckupEventJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewIngestEventRequestWithBody(server, pType, params, "application/json", bodyReader)
+	return NewIngestCheckupEventRequestWithBody(server, params, "application/json", bodyReader)
 }
 
-// NewIngestEventRequestWithBody constructs an http.Request for the IngestEvent method, with any body, and a specified content type
-func NewIngestEventRequestWithBody(server string, pType IngestEventParamsType, params *IngestEventParams, contentType string, body io.Reader) (*http.Request, error) {
+// NewIngestCheckupEventRequestWithBody constructs an http.Request for the IngestCheckupEvent method, with any body, and a specified content type
+func NewIngestCheckupEventRequestWithBody(server string, params *IngestCheckupEventParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
-
-	var pathParam0 string
-
-	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "type", pType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
-	if err != nil {
-		return nil, err
-	}
 
 	serverURL, err := url.Parse(server)
 	if err != nil {
 		return nil, err
 	}
 
-	operationPath := fmt.Sprintf("/v1/events/%s", pathParam0)
+	operationPath := fmt.Sprintf("/v1/events/checkup-events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.CeId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "ce-id", *params.CeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("ce-id", headerParam0)
+		}
+
+		if params.IdempotencyKey != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewIngestInternalLoginRequest calls the generic IngestInternalLogin builder with application/json body
+func NewIngestInternalLoginRequest(server string, params *IngestInternalLoginParams, body IngestInternalLoginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewIngestInternalLoginRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewIngestInternalLoginRequestWithBody constructs an http.Request for the IngestInternalLogin method, with any body, and a specified content type
+func NewIngestInternalLoginRequestWithBody(server string, params *IngestInternalLoginParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events/internal-login")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.CeId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "ce-id", *params.CeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("ce-id", headerParam0)
+		}
+
+		if params.IdempotencyKey != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewIngestOrderHistoryEventRequest calls the generic IngestOrderHistoryEvent builder with application/json body
+func NewIngestOrderHistoryEventRequest(server string, params *IngestOrderHistoryEventParams, body IngestOrderHistoryEventJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewIngestOrderHistoryEventRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewIngestOrderHistoryEventRequestWithBody constructs an http.Request for the IngestOrderHistoryEvent method, with any body, and a specified content type
+func NewIngestOrderHistoryEventRequestWithBody(server string, params *IngestOrderHistoryEventParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events/order-history-events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.CeId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "ce-id", *params.CeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("ce-id", headerParam0)
+		}
+
+		if params.IdempotencyKey != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewIngestUserCreatedRequest calls the generic IngestUserCreated builder with application/json body
+func NewIngestUserCreatedRequest(server string, params *IngestUserCreatedParams, body IngestUserCreatedJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewIngestUserCreatedRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewIngestUserCreatedRequestWithBody constructs an http.Request for the IngestUserCreated method, with any body, and a specified content type
+func NewIngestUserCreatedRequestWithBody(server string, params *IngestUserCreatedParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events/user-created")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -7022,27 +6907,93 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/doctors/{id} (the `GetDoctor` operationId).
 	GetDoctorWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetDoctorResponse, error)
 
-	// IngestEventWithBodyWithResponse Ingest an inbound event
+	// IngestCheckupEventWithBodyWithResponse Ingest a checkup event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
 	//
-	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
+	// Needs scope events:checkup; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /v1/events/{type} (the `IngestEvent` operationId).
-	IngestEventWithBodyWithResponse(ctx context.Context, pType IngestEventParamsType, params *IngestEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestEventResponse, error)
+	// Corresponds with POST /v1/events/checkup-events (the `IngestCheckupEvent` operationId).
+	IngestCheckupEventWithBodyWithResponse(ctx context.Context, params *IngestCheckupEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestCheckupEventResponse, error)
 
-	// IngestEventWithResponse Ingest an inbound event
+	// IngestCheckupEventWithResponse Ingest a checkup event
 	//
-	// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
 	//
-	// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
+	// Needs scope events:checkup; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /v1/events/{type} (the `IngestEvent` operationId).
-	IngestEventWithResponse(ctx context.Context, pType IngestEventParamsType, params *IngestEventParams, body IngestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestEventResponse, error)
+	// Corresponds with POST /v1/events/checkup-events (the `IngestCheckupEvent` operationId).
+	IngestCheckupEventWithResponse(ctx context.Context, params *IngestCheckupEventParams, body IngestCheckupEventJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestCheckupEventResponse, error)
+
+	// IngestInternalLoginWithBodyWithResponse Ingest an internal-login event
+	//
+	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:internal-login; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events/internal-login (the `IngestInternalLogin` operationId).
+	IngestInternalLoginWithBodyWithResponse(ctx context.Context, params *IngestInternalLoginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestInternalLoginResponse, error)
+
+	// IngestInternalLoginWithResponse Ingest an internal-login event
+	//
+	// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:internal-login; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events/internal-login (the `IngestInternalLogin` operationId).
+	IngestInternalLoginWithResponse(ctx context.Context, params *IngestInternalLoginParams, body IngestInternalLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestInternalLoginResponse, error)
+
+	// IngestOrderHistoryEventWithBodyWithResponse Ingest an order history event
+	//
+	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:order-history; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events/order-history-events (the `IngestOrderHistoryEvent` operationId).
+	IngestOrderHistoryEventWithBodyWithResponse(ctx context.Context, params *IngestOrderHistoryEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestOrderHistoryEventResponse, error)
+
+	// IngestOrderHistoryEventWithResponse Ingest an order history event
+	//
+	// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:order-history; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events/order-history-events (the `IngestOrderHistoryEvent` operationId).
+	IngestOrderHistoryEventWithResponse(ctx context.Context, params *IngestOrderHistoryEventParams, body IngestOrderHistoryEventJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestOrderHistoryEventResponse, error)
+
+	// IngestUserCreatedWithBodyWithResponse Ingest a user-created event
+	//
+	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:user-created; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events/user-created (the `IngestUserCreated` operationId).
+	IngestUserCreatedWithBodyWithResponse(ctx context.Context, params *IngestUserCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestUserCreatedResponse, error)
+
+	// IngestUserCreatedWithResponse Ingest a user-created event
+	//
+	// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+	//
+	// Needs scope events:user-created; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events/user-created (the `IngestUserCreated` operationId).
+	IngestUserCreatedWithResponse(ctx context.Context, params *IngestUserCreatedParams, body IngestUserCreatedJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestUserCreatedResponse, error)
 
 	// GetMeWithResponse Get the authenticated doctor
 	//
@@ -8431,17 +8382,17 @@ func (r GetDoctorResponse) ContentType() string {
 	return ""
 }
 
-// IngestEventResponse202Headers the declared response headers of an HTTP 202 response for IngestEvent
-type IngestEventResponse202Headers struct {
+// IngestCheckupEventResponse202Headers the declared response headers of an HTTP 202 response for IngestCheckupEvent
+type IngestCheckupEventResponse202Headers struct {
 	IdempotentReplayed *string
 }
 
-// IngestEventResponse429Headers the declared response headers of an HTTP 429 response for IngestEvent
-type IngestEventResponse429Headers struct {
+// IngestCheckupEventResponse429Headers the declared response headers of an HTTP 429 response for IngestCheckupEvent
+type IngestCheckupEventResponse429Headers struct {
 	RetryAfter *int
 }
 
-type IngestEventResponse struct {
+type IngestCheckupEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON202 the response for an HTTP 202 `application/json` response
@@ -8465,68 +8416,68 @@ type IngestEventResponse struct {
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ErrorModel
 	// Headers202 the parsed response headers for an HTTP 202 response
-	Headers202 *IngestEventResponse202Headers
+	Headers202 *IngestCheckupEventResponse202Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *IngestEventResponse429Headers
+	Headers429 *IngestCheckupEventResponse429Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
-func (r IngestEventResponse) GetJSON202() *AcceptedEvent {
+func (r IngestCheckupEventResponse) GetJSON202() *AcceptedEvent {
 	return r.JSON202
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r IngestEventResponse) GetApplicationproblemJSON400() *ErrorModel {
+func (r IngestCheckupEventResponse) GetApplicationproblemJSON400() *ErrorModel {
 	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r IngestEventResponse) GetApplicationproblemJSON401() *ErrorModel {
+func (r IngestCheckupEventResponse) GetApplicationproblemJSON401() *ErrorModel {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r IngestEventResponse) GetApplicationproblemJSON403() *ErrorModel {
+func (r IngestCheckupEventResponse) GetApplicationproblemJSON403() *ErrorModel {
 	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r IngestEventResponse) GetApplicationproblemJSON409() *ErrorModel {
+func (r IngestCheckupEventResponse) GetApplicationproblemJSON409() *ErrorModel {
 	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r IngestEventResponse) GetApplicationproblemJSON413() *ErrorModel {
+func (r IngestCheckupEventResponse) GetApplicationproblemJSON413() *ErrorModel {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r IngestEventResponse) GetApplicationproblemJSON422() *ErrorModel {
+func (r IngestCheckupEventResponse) GetApplicationproblemJSON422() *ErrorModel {
 	return r.ApplicationproblemJSON422
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r IngestEventResponse) GetApplicationproblemJSON429() *ErrorModel {
+func (r IngestCheckupEventResponse) GetApplicationproblemJSON429() *ErrorModel {
 	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r IngestEventResponse) GetApplicationproblemJSON500() *ErrorModel {
+func (r IngestCheckupEventResponse) GetApplicationproblemJSON500() *ErrorModel {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r IngestEventResponse) GetApplicationproblemJSON503() *ErrorModel {
+func (r IngestCheckupEventResponse) GetApplicationproblemJSON503() *ErrorModel {
 	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r IngestEventResponse) GetBody() []byte {
+func (r IngestCheckupEventResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r IngestEventResponse) Status() string {
+func (r IngestCheckupEventResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -8534,7 +8485,7 @@ func (r IngestEventResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r IngestEventResponse) StatusCode() int {
+func (r IngestCheckupEventResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -8542,7 +8493,361 @@ func (r IngestEventResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r IngestEventResponse) ContentType() string {
+func (r IngestCheckupEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IngestInternalLoginResponse202Headers the declared response headers of an HTTP 202 response for IngestInternalLogin
+type IngestInternalLoginResponse202Headers struct {
+	IdempotentReplayed *string
+}
+
+// IngestInternalLoginResponse429Headers the declared response headers of an HTTP 429 response for IngestInternalLogin
+type IngestInternalLoginResponse429Headers struct {
+	RetryAfter *int
+}
+
+type IngestInternalLoginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *AcceptedEvent
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *IngestInternalLoginResponse202Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IngestInternalLoginResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r IngestInternalLoginResponse) GetJSON202() *AcceptedEvent {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r IngestInternalLoginResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r IngestInternalLoginResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r IngestInternalLoginResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r IngestInternalLoginResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r IngestInternalLoginResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r IngestInternalLoginResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r IngestInternalLoginResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r IngestInternalLoginResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r IngestInternalLoginResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IngestInternalLoginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IngestInternalLoginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IngestInternalLoginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IngestInternalLoginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IngestOrderHistoryEventResponse202Headers the declared response headers of an HTTP 202 response for IngestOrderHistoryEvent
+type IngestOrderHistoryEventResponse202Headers struct {
+	IdempotentReplayed *string
+}
+
+// IngestOrderHistoryEventResponse429Headers the declared response headers of an HTTP 429 response for IngestOrderHistoryEvent
+type IngestOrderHistoryEventResponse429Headers struct {
+	RetryAfter *int
+}
+
+type IngestOrderHistoryEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *AcceptedEvent
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *IngestOrderHistoryEventResponse202Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IngestOrderHistoryEventResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r IngestOrderHistoryEventResponse) GetJSON202() *AcceptedEvent {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r IngestOrderHistoryEventResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r IngestOrderHistoryEventResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r IngestOrderHistoryEventResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r IngestOrderHistoryEventResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r IngestOrderHistoryEventResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r IngestOrderHistoryEventResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r IngestOrderHistoryEventResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r IngestOrderHistoryEventResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r IngestOrderHistoryEventResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IngestOrderHistoryEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IngestOrderHistoryEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IngestOrderHistoryEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IngestOrderHistoryEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IngestUserCreatedResponse202Headers the declared response headers of an HTTP 202 response for IngestUserCreated
+type IngestUserCreatedResponse202Headers struct {
+	IdempotentReplayed *string
+}
+
+// IngestUserCreatedResponse429Headers the declared response headers of an HTTP 429 response for IngestUserCreated
+type IngestUserCreatedResponse429Headers struct {
+	RetryAfter *int
+}
+
+type IngestUserCreatedResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *AcceptedEvent
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *IngestUserCreatedResponse202Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IngestUserCreatedResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r IngestUserCreatedResponse) GetJSON202() *AcceptedEvent {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r IngestUserCreatedResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r IngestUserCreatedResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r IngestUserCreatedResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r IngestUserCreatedResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r IngestUserCreatedResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r IngestUserCreatedResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r IngestUserCreatedResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r IngestUserCreatedResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r IngestUserCreatedResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IngestUserCreatedResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IngestUserCreatedResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IngestUserCreatedResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IngestUserCreatedResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10915,38 +11220,140 @@ func (c *ClientWithResponses) GetDoctorWithResponse(ctx context.Context, id stri
 	return ParseGetDoctorResponse(rsp)
 }
 
-// IngestEventWithBodyWithResponse Ingest an inbound event
+// IngestCheckupEventWithBodyWithResponse Ingest a checkup event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
 //
-// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
+// Needs scope events:checkup; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /v1/events/{type} (the `IngestEvent` operationId).
-func (c *ClientWithResponses) IngestEventWithBodyWithResponse(ctx context.Context, pType IngestEventParamsType, params *IngestEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestEventResponse, error) {
-	rsp, err := c.IngestEventWithBody(ctx, pType, params, contentType, body, reqEditors...)
+// Corresponds with POST /v1/events/checkup-events (the `IngestCheckupEvent` operationId).
+func (c *ClientWithResponses) IngestCheckupEventWithBodyWithResponse(ctx context.Context, params *IngestCheckupEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestCheckupEventResponse, error) {
+	rsp, err := c.IngestCheckupEventWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseIngestEventResponse(rsp)
+	return ParseIngestCheckupEventResponse(rsp)
 }
 
-// IngestEventWithResponse Ingest an inbound event
+// IngestCheckupEventWithResponse Ingest a checkup event
 //
-// Takes one event of the inbound contracts (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against its contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the type's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+// Takes one event of the checkup-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
 //
-// Each type needs its own scope: checkup-events needs events:checkup, order-history-events needs events:order-history, user-created needs events:user-created, internal-login needs events:internal-login. A key without the type's scope is 403, whatever other scopes it has. Keys issued with the retired scope events:write may still send checkup-events and order-history-events, nothing else.
+// Needs scope events:checkup; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /v1/events/{type} (the `IngestEvent` operationId).
-func (c *ClientWithResponses) IngestEventWithResponse(ctx context.Context, pType IngestEventParamsType, params *IngestEventParams, body IngestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestEventResponse, error) {
-	rsp, err := c.IngestEvent(ctx, pType, params, body, reqEditors...)
+// Corresponds with POST /v1/events/checkup-events (the `IngestCheckupEvent` operationId).
+func (c *ClientWithResponses) IngestCheckupEventWithResponse(ctx context.Context, params *IngestCheckupEventParams, body IngestCheckupEventJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestCheckupEventResponse, error) {
+	rsp, err := c.IngestCheckupEvent(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseIngestEventResponse(rsp)
+	return ParseIngestCheckupEventResponse(rsp)
+}
+
+// IngestInternalLoginWithBodyWithResponse Ingest an internal-login event
+//
+// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:internal-login; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events/internal-login (the `IngestInternalLogin` operationId).
+func (c *ClientWithResponses) IngestInternalLoginWithBodyWithResponse(ctx context.Context, params *IngestInternalLoginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestInternalLoginResponse, error) {
+	rsp, err := c.IngestInternalLoginWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIngestInternalLoginResponse(rsp)
+}
+
+// IngestInternalLoginWithResponse Ingest an internal-login event
+//
+// Takes one event of the internal-login contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:internal-login; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events/internal-login (the `IngestInternalLogin` operationId).
+func (c *ClientWithResponses) IngestInternalLoginWithResponse(ctx context.Context, params *IngestInternalLoginParams, body IngestInternalLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestInternalLoginResponse, error) {
+	rsp, err := c.IngestInternalLogin(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIngestInternalLoginResponse(rsp)
+}
+
+// IngestOrderHistoryEventWithBodyWithResponse Ingest an order history event
+//
+// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:order-history; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events/order-history-events (the `IngestOrderHistoryEvent` operationId).
+func (c *ClientWithResponses) IngestOrderHistoryEventWithBodyWithResponse(ctx context.Context, params *IngestOrderHistoryEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestOrderHistoryEventResponse, error) {
+	rsp, err := c.IngestOrderHistoryEventWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIngestOrderHistoryEventResponse(rsp)
+}
+
+// IngestOrderHistoryEventWithResponse Ingest an order history event
+//
+// Takes one event of the order-history-events contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:order-history; each event type has its own, and a key without this one is 403 whatever other scopes it has. Keys issued with the retired scope events:write may still send it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events/order-history-events (the `IngestOrderHistoryEvent` operationId).
+func (c *ClientWithResponses) IngestOrderHistoryEventWithResponse(ctx context.Context, params *IngestOrderHistoryEventParams, body IngestOrderHistoryEventJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestOrderHistoryEventResponse, error) {
+	rsp, err := c.IngestOrderHistoryEvent(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIngestOrderHistoryEventResponse(rsp)
+}
+
+// IngestUserCreatedWithBodyWithResponse Ingest a user-created event
+//
+// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:user-created; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events/user-created (the `IngestUserCreated` operationId).
+func (c *ClientWithResponses) IngestUserCreatedWithBodyWithResponse(ctx context.Context, params *IngestUserCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestUserCreatedResponse, error) {
+	rsp, err := c.IngestUserCreatedWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIngestUserCreatedResponse(rsp)
+}
+
+// IngestUserCreatedWithResponse Ingest a user-created event
+//
+// Takes one event of the user-created contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; the audit log records the key, the type, the event id and the aggregate id) and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. Answers 202 with the event id.
+//
+// Needs scope events:user-created; each event type has its own, and a key without this one is 403 whatever other scopes it has. The retired scope events:write does not grant it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events/user-created (the `IngestUserCreated` operationId).
+func (c *ClientWithResponses) IngestUserCreatedWithResponse(ctx context.Context, params *IngestUserCreatedParams, body IngestUserCreatedJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestUserCreatedResponse, error) {
+	rsp, err := c.IngestUserCreated(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIngestUserCreatedResponse(rsp)
 }
 
 // GetMeWithResponse Get the authenticated doctor
@@ -12395,15 +12802,15 @@ func ParseGetDoctorResponse(rsp *http.Response) (*GetDoctorResponse, error) {
 	return response, nil
 }
 
-// ParseIngestEventResponse parses an HTTP response from a IngestEventWithResponse call
-func ParseIngestEventResponse(rsp *http.Response) (*IngestEventResponse, error) {
+// ParseIngestCheckupEventResponse parses an HTTP response from a IngestCheckupEventWithResponse call
+func ParseIngestCheckupEventResponse(rsp *http.Response) (*IngestCheckupEventResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &IngestEventResponse{
+	response := &IngestCheckupEventResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -12483,7 +12890,7 @@ func ParseIngestEventResponse(rsp *http.Response) (*IngestEventResponse, error) 
 
 	switch {
 	case rsp.StatusCode == 202:
-		var headers IngestEventResponse202Headers
+		var headers IngestCheckupEventResponse202Headers
 		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12493,7 +12900,343 @@ func ParseIngestEventResponse(rsp *http.Response) (*IngestEventResponse, error) 
 		}
 		response.Headers202 = &headers
 	case rsp.StatusCode == 429:
-		var headers IngestEventResponse429Headers
+		var headers IngestCheckupEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIngestInternalLoginResponse parses an HTTP response from a IngestInternalLoginWithResponse call
+func ParseIngestInternalLoginResponse(rsp *http.Response) (*IngestInternalLoginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IngestInternalLoginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest AcceptedEvent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers IngestInternalLoginResponse202Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 429:
+		var headers IngestInternalLoginResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIngestOrderHistoryEventResponse parses an HTTP response from a IngestOrderHistoryEventWithResponse call
+func ParseIngestOrderHistoryEventResponse(rsp *http.Response) (*IngestOrderHistoryEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IngestOrderHistoryEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest AcceptedEvent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers IngestOrderHistoryEventResponse202Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 429:
+		var headers IngestOrderHistoryEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIngestUserCreatedResponse parses an HTTP response from a IngestUserCreatedWithResponse call
+func ParseIngestUserCreatedResponse(rsp *http.Response) (*IngestUserCreatedResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IngestUserCreatedResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest AcceptedEvent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers IngestUserCreatedResponse202Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 429:
+		var headers IngestUserCreatedResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
