@@ -118,20 +118,33 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 	})
 }
 
-// TestREADMEDocumentsEveryOption keeps the README's table in step with Config.
-func TestREADMEDocumentsEveryOption(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+// TestConfigurationDocumentsEveryOption keeps docs/configuration.md's table
+// in step with Config: every option's row, with its flag, default and
+// description as the flag's help says them, and no row for an option that
+// is gone.
+func TestConfigurationDocumentsEveryOption(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
+	known := map[string]bool{}
 	for _, f := range Fields() {
+		known[f.Env] = true
 		def := f.Default
 		if def == "" {
 			def = "(unset)"
 		}
-		row := "| `" + f.Env + "` | `--" + f.Flag + "` | `" + def + "` |"
-		if !strings.Contains(string(readme), row) {
-			t.Errorf("README has no row starting %s", row)
+		row := "| `" + f.Env + "` | `--" + f.Flag + "` | `" + def + "` | " + f.Desc + " |"
+		if !strings.Contains(string(doc), row+"\n") {
+			t.Errorf("docs/configuration.md has no row\n%s", row)
+		}
+	}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if env, ok := strings.CutPrefix(line, "| `RFD_"); ok {
+			name := "RFD_" + env[:strings.Index(env, "`")]
+			if !known[name] {
+				t.Errorf("docs/configuration.md documents %s, which is no option", name)
+			}
 		}
 	}
 }
