@@ -289,13 +289,7 @@ func documentEdgeRefusals(_ *huma.OpenAPI, op *huma.Operation) {
 	if _, ok := op.Responses[code]; ok {
 		return
 	}
-	var content map[string]*huma.MediaType
-	for _, c := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable, http.StatusInternalServerError} {
-		if r := op.Responses[strconv.Itoa(c)]; r != nil && len(r.Content) > 0 {
-			content = r.Content
-			break
-		}
-	}
+	content := problemContent(op)
 	op.Responses[code] = &huma.Response{
 		Description: "Unprocessable Entity: a parameter holds text no database can store (a NUL character or invalid UTF-8); errors[].location names it.",
 		Content:     content,

@@ -80,13 +80,7 @@ func documentRateLimit(_ *huma.OpenAPI, op *huma.Operation) {
 	if _, ok := op.Responses[code]; ok {
 		return
 	}
-	var content map[string]*huma.MediaType
-	for _, c := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable, http.StatusInternalServerError} {
-		if r := op.Responses[strconv.Itoa(c)]; r != nil && len(r.Content) > 0 {
-			content = r.Content
-			break
-		}
-	}
+	content := problemContent(op)
 	op.Responses[code] = &huma.Response{
 		Description: "Too Many Requests: the caller's rate limit (per API key or per doctor) is exhausted; retry after Retry-After seconds.",
 		Headers: map[string]*huma.Header{
@@ -97,4 +91,15 @@ func documentRateLimit(_ *huma.OpenAPI, op *huma.Operation) {
 		},
 		Content: content,
 	}
+}
+
+// problemContent is the problem+json content of op's documented errors,
+// for an error response added to it after registration.
+func problemContent(op *huma.Operation) map[string]*huma.MediaType {
+	for _, c := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable, http.StatusInternalServerError} {
+		if r := op.Responses[strconv.Itoa(c)]; r != nil && len(r.Content) > 0 {
+			return r.Content
+		}
+	}
+	return nil
 }

@@ -221,16 +221,8 @@ ON CONFLICT (id) DO UPDATE SET
 	case events.CheckupCancelled:
 		// The doctors who were told about this checkup are told it was
 		// withdrawn (in-app detail only; the other channels say "a result").
-		_, err := h.notifier.RetractAndTell(ctx, u, ev.CheckupID, "checkup cancelled", notify.Intent{
-			Key:           "checkup/" + ev.CheckupID + "/cancelled",
-			SourceEventID: eventID,
-			Type:          templates.TypeResultRetracted,
-			Category:      domain.CategoryResults,
-			Priority:      domain.PriorityHigh,
-			Detail:        base,
-			CheckupID:     ev.CheckupID,
-			OrderID:       ev.OrderID,
-		})
+		_, err := h.notifier.RetractAndTell(ctx, u, ev.CheckupID, "checkup cancelled",
+			retractedNotice("checkup/"+ev.CheckupID+"/cancelled", eventID, ev, base))
 		return err
 	case events.CheckupCompleted:
 		key, _ := intentKey(ev)
@@ -279,16 +271,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		if err := notify.Retract(ctx, b, ev.CheckupID, "result "+strings.ReplaceAll(r.Status, "_", " ")); err != nil {
 			return err
 		}
-		_, err := h.notifier.Add(ctx, u, notify.Intent{
-			Key:           key,
-			SourceEventID: eventID,
-			Type:          templates.TypeResultRetracted,
-			Category:      domain.CategoryResults,
-			Priority:      domain.PriorityHigh,
-			Detail:        base,
-			CheckupID:     ev.CheckupID,
-			OrderID:       ev.OrderID,
-		}, doctors)
+		_, err := h.notifier.Add(ctx, u, retractedNotice(key, eventID, ev, base), doctors)
 		return err
 	}
 
@@ -379,4 +362,20 @@ func resultJSON(r *events.Result) string {
 		return "{}"
 	}
 	return string(b)
+}
+
+// retractedNotice tells a doctor that a result they were told about was
+// withdrawn: in-app carries the detail, the other channels say only "a
+// result".
+func retractedNotice(key, eventID string, ev events.CheckupEvent, base templates.Data) notify.Intent {
+	return notify.Intent{
+		Key:           key,
+		SourceEventID: eventID,
+		Type:          templates.TypeResultRetracted,
+		Category:      domain.CategoryResults,
+		Priority:      domain.PriorityHigh,
+		Detail:        base,
+		CheckupID:     ev.CheckupID,
+		OrderID:       ev.OrderID,
+	}
 }
