@@ -14,7 +14,7 @@ import (
 )
 
 // poisonRow is one row of `rfd poison list`.
-type poisonRow struct{ id, topic, class, state, reason string }
+type poisonRow struct{ id, topic, class, state, attempts, reason string }
 
 // poisonList runs `rfd poison list` with args and parses its table.
 func poisonList(t *testing.T, dir string, env []string, args ...string) []poisonRow {
@@ -34,7 +34,7 @@ func poisonList(t *testing.T, dir string, env []string, args ...string) []poison
 		if len(f) < 10 || reasonAt < 0 || len(l) < reasonAt {
 			t.Fatalf("poison list row %q", l)
 		}
-		rows = append(rows, poisonRow{id: f[0], topic: f[1], class: f[3], state: f[4], reason: l[reasonAt:]})
+		rows = append(rows, poisonRow{id: f[0], topic: f[1], class: f[3], state: f[4], attempts: f[6], reason: l[reasonAt:]})
 	}
 	return rows
 }
@@ -82,8 +82,8 @@ func TestPublishShowsThePoisonQueueOnServe(t *testing.T) {
 		t.Fatalf("poison list: %d rows, want the one poisoned message\n%s", len(rows), serveOut)
 	}
 	p := rows[0]
-	if p.topic != "checkup-events" || p.class != "permanent" || p.state != "pending" || !strings.Contains(p.reason, "not valid JSON") {
-		t.Fatalf("poisoned message %+v: want topic checkup-events, class permanent, pending, reason not valid JSON", p)
+	if p.topic != "checkup-events" || p.class != "permanent" || p.state != "pending" || p.attempts != "1" || !strings.Contains(p.reason, "not valid JSON") {
+		t.Fatalf("poisoned message %+v: want topic checkup-events, class permanent, pending, 1 attempt (not retried), reason not valid JSON", p)
 	}
 
 	code, out, stderr = runRFDIn(t, dir, env, "poison", "show", p.id)
