@@ -20,6 +20,7 @@ var needsDatabase = [][]string{
 	{"poison", "list"},
 	{"apikey", "create", "--name", "lab feed", "--scopes", "doctors:read"},
 	{"apikey", "list"},
+	{"publish", "--topic", "checkup-events", "--file", "event.json"},
 	{"lag"},
 	{"outbox", "status"},
 	{"api"},

@@ -22,5 +22,6 @@ func main() {
 		APIKeys: initAPIKeys,
 		Ops:     initOps,
 		Poison:  initPoison,
+		Publish: initPublish,
 	}, os.Args[1:], os.Stdout, os.Stderr))
 }

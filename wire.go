@@ -55,3 +55,8 @@ func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, fun
 	wire.Build(app.PoisonSet)
 	return nil, nil, nil
 }
+
+func initPublish(ctx context.Context, cfg config.Config) (*app.EventPublisher, func(), error) {
+	wire.Build(app.PublishSet)
+	return nil, nil, nil
+}

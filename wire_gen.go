@@ -428,3 +428,31 @@ func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, fun
 		cleanup()
 	}, nil
 }
+
+func initPublish(ctx context.Context, cfg config.Config) (*app.EventPublisher, func(), error) {
+	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	migrator := app.NewMigrator(db)
+	logger, err := app.NewLogger(cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := app.NewOutbox(cfg, pubSub)
+	service := app.NewPoison(db, publisher)
+	eventPublisher, err := app.NewEventPublisher(ctx, cfg, migrator, publisher, service)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return eventPublisher, func() {
+		cleanup()
+	}, nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -38,6 +39,7 @@ type Injectors struct {
 	APIKeys func(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error)
 	Ops     func(ctx context.Context, cfg config.Config) (*app.Ops, func(), error)
 	Poison  func(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error)
+	Publish func(ctx context.Context, cfg config.Config) (*app.EventPublisher, func(), error)
 }
 
 // Exit codes.
@@ -187,6 +189,7 @@ func newRoot(inj Injectors, stdout io.Writer) *cobra.Command {
 		apikeyCmd(inj, load, stdout),
 		tokenCmd(load, stdout),
 		poisonCmd(inj, load, stdout),
+		publishCmd(inj, load, os.Stdin, stdout),
 		openapiCmd(stdout),
 	)
 	return root

@@ -69,3 +69,14 @@ func TestTokenMintsWithADevSecret(t *testing.T) {
 		t.Fatalf("not a JWT: %q", out.String())
 	}
 }
+
+// rfd publish writes what it is given: its help says the payload is not
+// validated, and where validation is (the API).
+func TestPublishHelpSaysThePayloadIsNotValidated(t *testing.T) {
+	out := help(t, "publish")
+	for _, part := range []string{"NOT validated", "POST /v1/events/{type}", "--topic", "--file", "--id", "--ce-type", "--key", "rfd migrate up"} {
+		if !strings.Contains(out, part) {
+			t.Errorf("publish --help does not mention %q:\n%s", part, out)
+		}
+	}
+}

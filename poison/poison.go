@@ -3,6 +3,8 @@
 // replay (back to the original topic, through the outbox, with the original
 // message id) or discard what is there, from the CLI or the admin API.
 // Every replay, discard and reveal of a payload is written to the audit log.
+// Publish is replay's sibling for a message that was never poisoned: an
+// operator's own payload, published to an inbound topic (`rfd publish`).
 package poison
 
 import (
@@ -448,12 +450,16 @@ func (s *Service) AuditReveal(ctx context.Context, actor Actor, id string, detai
 }
 
 func (s *Service) audit(ctx context.Context, db bun.IDB, actor Actor, action, id string, detail map[string]any) error {
+	return s.auditObject(ctx, db, actor, action, "poison_message", id, detail)
+}
+
+func (s *Service) auditObject(ctx context.Context, db bun.IDB, actor Actor, action, objectType, id string, detail map[string]any) error {
 	raw, err := json.Marshal(detail)
 	if err != nil {
 		return fmt.Errorf("poison: encode audit detail: %w", err)
 	}
 	_, err = db.NewRaw(`INSERT INTO audit_log (occurred_at, actor_type, actor_id, action, object_type, object_id, outcome, source_ip, user_agent, detail)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.now().UTC(), actor.Type, actor.ID, action, "poison_message", id, "success",
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.now().UTC(), actor.Type, actor.ID, action, objectType, id, "success",
 		actor.IP, actor.UserAgent, string(raw)).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("poison: audit %s: %w", action, err)

@@ -144,7 +144,7 @@ func TestRoundTrip(t *testing.T) {
 			m := h.waitPoisoned(t, 2)
 
 			if m.Topic != h.env.Config.TopicCheckupEvents || m.Handler != config.ConsumerCheckupEvents || m.Class != poison.ClassPermanent ||
-				m.MessageID != id || m.State != poison.StatePending || m.Attempts < 1 {
+				m.MessageID != id || m.State != poison.StatePending || m.Attempts != 1 {
 				t.Fatalf("row = %+v", m)
 			}
 			if !strings.Contains(m.Reason, "unknown field") || m.Metadata["ce_id"] != id {

@@ -157,14 +157,13 @@ func (rt *Router) AddConsumer(h Handler) error {
 	if !h.NoPoison {
 		chain = append(chain, classify)
 	}
-	chain = append(chain,
-		retry.Middleware,
-		countAttempts,
-	)
+	chain = append(chain, retry.Middleware)
 	if !h.NoPoison {
+		// The count travels with a poisoned message; the poison drain
+		// must store it as it came, not count its own attempt on top.
 		// Only a handler whose failures are poisoned gains from giving up
 		// at once; the poison drain stores any text.
-		chain = append(chain, permanentText)
+		chain = append(chain, countAttempts, permanentText)
 	}
 	chain = append(chain,
 		recoverPermanent,
