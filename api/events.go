@@ -248,7 +248,9 @@ func (in *integrations) ingestEvent(ctx context.Context, ev inboundEvent, req *i
 			out.Status, out.Replayed = prev.status, "true"
 			return json.Unmarshal(prev.body, &out.Body)
 		}
-		msg := message.NewMessage(uuid.NewString(), append([]byte(nil), req.RawBody...))
+		// The message id is the event id: the consumers' inbox deduplicates
+		// on it, as it does for events from Kafka producers (ce_id).
+		msg := message.NewMessage(ceID, append([]byte(nil), req.RawBody...))
 		source := eventSource(key)
 		for k, v := range events.CloudEventMetadata(ceID, ev.ceType, source, in.now()) {
 			msg.Metadata.Set(k, v)

@@ -231,6 +231,16 @@ func TestIngestEventIntegrators(t *testing.T) {
 			if err != nil || got.ExternalUserID != "doc-http" || got.Name != "Dr. HTTP" {
 				t.Fatalf("payload %s: %v", m.Payload, err)
 			}
+			// The consumers' inbox deduplicates on the message id: it is the
+			// ce-id, so the same event re-sent without the first request's
+			// Idempotency-Key is still acted on once.
+			if m.UUID != "user-doc-http-1" {
+				t.Fatalf("message id = %q, want the ce-id", m.UUID)
+			}
+			f.do(http.MethodPost, "/v1/events/user-created", feed, ev, "ce-id", "user-doc-http-1").ok(t, http.StatusAccepted, &acc)
+			if again := receive(t, users); again.UUID != "user-doc-http-1" {
+				t.Fatalf("re-sent message id = %q, want the ce-id", again.UUID)
+			}
 		})
 
 		t.Run("checkup event with Idempotency-Key", func(t *testing.T) {
