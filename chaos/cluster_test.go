@@ -55,6 +55,9 @@ var (
 // binary builds the rfd binary once per test run (go build -o tmp/rfd .).
 func binary(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: crash and fault runs are not in the fast tier; scripts/test runs them")
+	}
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Dir(filepath.Dir(file))

@@ -205,6 +205,9 @@ const latencyAttempts = 3
 // on servers of their own the runs' p99 stayed within 12-45 ms, under the
 // load of other test packages too.
 func TestPoisonUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: crash and fault runs are not in the fast tier; scripts/test runs them")
+	}
 	// Two runs of the 20,000 events at 50/s would publish for more
 	// than 13 minutes: the short form runs 3,000 a run (30 malformed),
 	// about 2.5 minutes in all; the long form the 20,000 (200).

@@ -32,6 +32,9 @@ func AdminURL() string {
 // the PostgreSQL path is the production path and must never be skipped quietly.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the fast tier runs no PostgreSQL; scripts/test runs this")
+	}
 	admin := AdminURL()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -90,6 +90,9 @@ var (
 // Build builds the binary once per test process and returns its path.
 func Build(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the fast tier runs no rfd subprocess; scripts/test runs this")
+	}
 	once.Do(func() {
 		binPath, binErr = build()
 	})
