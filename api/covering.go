@@ -117,6 +117,10 @@ func (h *handlers) changeCovering(ctx context.Context, tx bun.Tx, doc domain.Doc
 		if row, err = newDelegation(ctx, tx, doc, *c.Value, now, h.coveringMax); err != nil {
 			return err
 		}
+		same, err := sameCover(ctx, tx, row, now)
+		if err != nil || same {
+			return err // the cover asked for stands as it is, accepted or not
+		}
 	}
 	if _, err := tx.NewUpdate().Model((*delegationRow)(nil)).Set("ends_at = ?", now).
 		Where("doctor_id = ?", doc.ID).Where("starts_at <= ?", now).Where("ends_at > ?", now).
@@ -138,6 +142,26 @@ func (h *handlers) changeCovering(ctx context.Context, tx bun.Tx, doc domain.Doc
 		"doctor_id": doc.ID, "covering_doctor_id": row.CoveringDoctorID,
 		"starts_at": row.StartsAt.Format(time.RFC3339), "ends_at": row.EndsAt.Format(time.RFC3339),
 	})
+}
+
+// sameCover reports whether row asks for the cover doc already has, pending
+// or accepted: a client re-sending its preferences unchanged must not end
+// an accepted cover and ask the colleague again.
+func sameCover(ctx context.Context, tx bun.Tx, row *delegationRow, now time.Time) (bool, error) {
+	var current []delegationRow
+	if err := tx.NewSelect().Model(&current).
+		Where("doctor_id = ?", row.DoctorID).Where("covering_doctor_id = ?", row.CoveringDoctorID).
+		Where("ends_at > ?", now).Where("status IN (?)", bun.List([]string{domain.CoverPending, domain.CoverAccepted})).
+		Scan(ctx); err != nil {
+		return false, fmt.Errorf("read current cover: %w", err)
+	}
+	for _, d := range current {
+		started := !d.StartsAt.After(now) && !row.StartsAt.After(now)
+		if d.EndsAt.Equal(row.EndsAt) && (started || d.StartsAt.Equal(row.StartsAt)) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // newDelegation validates req for doc: one of doctor_id and

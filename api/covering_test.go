@@ -324,3 +324,37 @@ VALUES (?, ?, ?, ?, ?, ?)`, legacy, awayID, id("doc-nosy"), time.Now().UTC().Add
 		}
 	})
 }
+
+// TestCoveringResentUnchangedKeepsAcceptance: a portal saving the doctor's
+// preferences again with the same cover must not end the accepted cover
+// and ask the colleague again; a changed period asks again.
+func TestCoveringResentUnchangedKeepsAcceptance(t *testing.T) {
+	each(t, func(t *testing.T, f *fixture) {
+		f.registerDoctor("doc-away")
+		f.registerDoctor("doc-cover")
+		tokAway, tokCover := f.token("doc-away"), f.token("doc-cover")
+		start := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+		body := func(end time.Time) map[string]any {
+			return map[string]any{"covering": map[string]any{"doctor_external_id": "doc-cover",
+				"starts_at": start.Format(time.RFC3339), "ends_at": end.Format(time.RFC3339)}}
+		}
+		end := start.Add(7 * 24 * time.Hour)
+		var p api.Preferences
+		f.do(http.MethodPatch, "/v1/me/preferences", tokAway, body(end)).ok(t, http.StatusOK, &p)
+		if p.Covering == nil {
+			t.Fatal("no cover stored")
+		}
+		first := p.Covering.ID
+		f.do(http.MethodPost, "/v1/me/covering-requests/"+first+"/accept", tokCover, nil).ok(t, http.StatusOK, nil)
+
+		f.do(http.MethodPatch, "/v1/me/preferences", tokAway, body(end)).ok(t, http.StatusOK, &p)
+		if p.Covering == nil || p.Covering.ID != first || p.Covering.Status != domain.CoverAccepted || !p.Covering.Active {
+			t.Fatalf("after re-sending the same cover: %+v, want %s still accepted and active", p.Covering, first)
+		}
+
+		f.do(http.MethodPatch, "/v1/me/preferences", tokAway, body(end.Add(24*time.Hour))).ok(t, http.StatusOK, &p)
+		if p.Covering == nil || p.Covering.ID == first || p.Covering.Status != domain.CoverPending {
+			t.Fatalf("after changing the period: %+v, want a new pending cover", p.Covering)
+		}
+	})
+}

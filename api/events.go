@@ -248,10 +248,8 @@ func (in *integrations) ingestEvent(ctx context.Context, ev inboundEvent, req *i
 			out.Status, out.Replayed = prev.status, "true"
 			return json.Unmarshal(prev.body, &out.Body)
 		}
-		// The message id is the event id: the consumers' inbox deduplicates
-		// on it, as it does for events from Kafka producers (ce_id).
-		msg := message.NewMessage(ceID, append([]byte(nil), req.RawBody...))
 		source := eventSource(key)
+		msg := message.NewMessage(eventMessageID(source, ceID), append([]byte(nil), req.RawBody...))
 		for k, v := range events.CloudEventMetadata(ceID, ev.ceType, source, in.now()) {
 			msg.Metadata.Set(k, v)
 		}
@@ -306,4 +304,15 @@ func legacyNote(ev inboundEvent) string {
 		return "Keys issued with the retired scope events:write may still send it."
 	}
 	return "The retired scope events:write does not grant it."
+}
+
+// ingestIDNamespace namespaces the message ids of ingested events.
+var ingestIDNamespace = uuid.MustParse("8d4b7f2e-1c3a-5e6f-9b0d-7a2c4e6f8b1d")
+
+// eventMessageID is the message id of the event ceID sent by source: the
+// consumers' inbox deduplicates on it, so the same event re-sent is acted
+// on once, while two keys (two sources) that happen to pick the same ce-id
+// never cancel each other: CloudEvents ids are unique per source only.
+func eventMessageID(source, ceID string) string {
+	return uuid.NewSHA1(ingestIDNamespace, []byte(source+"\x00"+ceID)).String()
 }

@@ -231,15 +231,18 @@ func TestIngestEventIntegrators(t *testing.T) {
 			if err != nil || got.ExternalUserID != "doc-http" || got.Name != "Dr. HTTP" {
 				t.Fatalf("payload %s: %v", m.Payload, err)
 			}
-			// The consumers' inbox deduplicates on the message id: it is the
-			// ce-id, so the same event re-sent without the first request's
-			// Idempotency-Key is still acted on once.
-			if m.UUID != "user-doc-http-1" {
-				t.Fatalf("message id = %q, want the ce-id", m.UUID)
-			}
+			// The consumers' inbox deduplicates on the message id: the same
+			// key re-sending the same ce-id without the first request's
+			// Idempotency-Key gets the same one, so it is acted on once;
+			// another key (another source) using that ce-id gets another.
 			f.do(http.MethodPost, "/v1/events/user-created", feed, ev, "ce-id", "user-doc-http-1").ok(t, http.StatusAccepted, &acc)
-			if again := receive(t, users); again.UUID != "user-doc-http-1" {
-				t.Fatalf("re-sent message id = %q, want the ce-id", again.UUID)
+			if again := receive(t, users); again.UUID != m.UUID {
+				t.Fatalf("re-sent message id = %q, want %q", again.UUID, m.UUID)
+			}
+			other := f.apiKey("other lab", auth.ScopeEventsUserCreated)
+			f.do(http.MethodPost, "/v1/events/user-created", other, ev, "ce-id", "user-doc-http-1").ok(t, http.StatusAccepted, &acc)
+			if theirs := receive(t, users); theirs.UUID == m.UUID || theirs.Metadata.Get(events.HeaderID) != "user-doc-http-1" {
+				t.Fatalf("another key's event: message id %q (first %q), ce_id %q", theirs.UUID, m.UUID, theirs.Metadata.Get(events.HeaderID))
 			}
 		})
 

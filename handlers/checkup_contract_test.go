@@ -123,3 +123,36 @@ func TestCheckupCancelledTellsTheDoctors(t *testing.T) {
 		}
 	})
 }
+
+// TestWithdrawnResultTellsOnlyThoseWhoWereTold: an entered-in-error result
+// tells the doctors who had its notification; a doctor the withdrawal names
+// for the first time, known or not yet registered, learns nothing of it.
+func TestWithdrawnResultTellsOnlyThoseWhoWereTold(t *testing.T) {
+	everyCombination(t, func(t *testing.T, p *pipeline) {
+		p.registerDoctor("doc-told")
+		p.registerDoctor("doc-new")
+		topic := p.env.Config.TopicCheckupEvents
+		p.publish(topic, "ce-w1", "rfd.checkup.v1", "CHK-W", resultEvent("result_available", "CHK-W", 1, "final", false, "doc-told"))
+		p.processed("checkup-events", "ce-w1")
+		p.publish(topic, "ce-w2", "rfd.checkup.v1", "CHK-W", resultEvent("result_available", "CHK-W", 2, "entered_in_error", false, "doc-told", "doc-new", "doc-unknown"))
+		p.processed("checkup-events", "ce-w2")
+
+		notices := 0
+		for _, n := range p.notificationsOf("doc-told") {
+			if n.Type == templates.TypeResultRetracted {
+				notices++
+			}
+		}
+		if notices != 1 {
+			t.Fatalf("doc-told got %d withdrawal notices, want 1", notices)
+		}
+		for _, n := range p.notificationsOf("doc-new") {
+			if n.Type != templates.TypeWelcome {
+				t.Fatalf("doc-new was never told of CHK-W but got %+v", n)
+			}
+		}
+		if n := p.scalar(`SELECT COUNT(*) FROM pending_notifications WHERE doctor_external_id = ?`, "doc-unknown"); n != 0 {
+			t.Fatalf("%d notices wait for a doctor never told of the result, want 0", n)
+		}
+	})
+}

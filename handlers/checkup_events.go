@@ -91,6 +91,9 @@ func (h *CheckupEvents) process(ctx context.Context, items []checkupItem) error 
 // work does the work of todo, the fresh items of a batch, in tx.
 func (h *CheckupEvents) work(ctx context.Context, tx bun.Tx, todo []checkupItem) error {
 	u := notify.NewUnit(tx, store.NewBatch(tx))
+	if err := lockLaterRoundsDoctors(ctx, tx, todo); err != nil {
+		return err
+	}
 	for len(todo) > 0 {
 		var round []checkupItem
 		round, todo = distinctCheckups(todo)
@@ -268,10 +271,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 
 	key, _ := intentKey(ev)
 	if withdrawn(r.Status) {
-		if err := notify.Retract(ctx, b, ev.CheckupID, "result "+strings.ReplaceAll(r.Status, "_", " ")); err != nil {
-			return err
-		}
-		_, err := h.notifier.Add(ctx, u, retractedNotice(key, eventID, ev, base), doctors)
+		// Those who were told of the result are told it was withdrawn; a
+		// doctor named now but never told anything is told nothing.
+		_, err := h.notifier.RetractAndTell(ctx, u, ev.CheckupID, "result "+strings.ReplaceAll(r.Status, "_", " "),
+			retractedNotice(key, eventID, ev, base))
 		return err
 	}
 
@@ -378,4 +381,23 @@ func retractedNotice(key, eventID string, ev events.CheckupEvent, base templates
 		CheckupID:     ev.CheckupID,
 		OrderID:       ev.OrderID,
 	}
+}
+
+// lockLaterRoundsDoctors takes, before any doctor row is locked, the
+// parking locks of every doctor a batch of several rounds names. A round
+// takes the parking locks of the doctors it does not find before its
+// writes lock doctor rows; a later round would take them after an earlier
+// round's writes, the other way round from every other transaction. A
+// batch of one round, the common case, takes none here.
+func lockLaterRoundsDoctors(ctx context.Context, tx bun.Tx, todo []checkupItem) error {
+	if _, rest := distinctCheckups(todo); len(rest) == 0 {
+		return nil
+	}
+	var exts []string
+	for _, it := range todo {
+		for _, d := range it.ev.ReferringDoctors {
+			exts = append(exts, d.ExternalUserID)
+		}
+	}
+	return notify.LockDoctors(ctx, tx, exts)
 }

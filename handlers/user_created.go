@@ -81,6 +81,13 @@ func (h *UserCreated) apply(ctx context.Context, tx bun.Tx, eventID string, ev e
 	}
 	id := DoctorID(ev.ExternalUserID)
 
+	// The doctor's parking lock before the doctor's row: every transaction
+	// takes the two in that order (a checkup batch takes parking locks
+	// before it locks doctor rows), so they cannot deadlock; the release
+	// below holds it already.
+	if err := notify.LockDoctors(ctx, tx, []string{ev.ExternalUserID}); err != nil {
+		return err
+	}
 	// Insert, or update when this event is not older than the profile.
 	res, err := tx.NewRaw(`INSERT INTO doctors (id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale, time_zone, active, notification_seq, profile_version, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)

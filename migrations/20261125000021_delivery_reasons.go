@@ -19,7 +19,7 @@ func init() {
 	WHEN status_reason = 'waiting for the doctor''s hourly SMS cap' THEN 'sms_cap'
 	WHEN status_reason LIKE 'fallback after %' THEN 'fallback'
 	WHEN status_reason LIKE 'stuck in sending %' THEN 'stuck_retried'
-	WHEN status_reason LIKE 'provider error %' THEN 'carrier_undelivered'
+	WHEN status_reason LIKE 'provider error %' AND status IN ('failed', 'undelivered') THEN 'carrier_undelivered'
 	ELSE 'provider_error' END
 WHERE status_reason <> ''`,
 		`UPDATE deliveries SET status_reason = '' WHERE reason_code = 'provider_error'`,

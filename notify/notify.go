@@ -734,8 +734,11 @@ func (n *Notifier) RetractAndTell(ctx context.Context, u *Unit, checkupID, reaso
 		OnBehalfOf sql.NullString `bun:"on_behalf_of"`
 	}
 	// Read before the retraction, which on SQLite runs at once.
+	// Only holders of a result notification: a withdrawal notice says a
+	// result was withdrawn, which is wrong to tell of a checkup that never
+	// reported one.
 	if err := u.tx.NewRaw(`SELECT DISTINCT doctor_id, on_behalf_of FROM notifications
-WHERE checkup_id = ? AND state = ? AND type <> ? ORDER BY doctor_id`,
+WHERE checkup_id = ? AND state = ? AND type <> ? AND result_version IS NOT NULL ORDER BY doctor_id`,
 		checkupID, domain.StateActive, templates.TypeResultRetracted).Scan(ctx, &holders); err != nil {
 		return nil, fmt.Errorf("notify: recipients of checkup %s: %w", checkupID, err)
 	}
@@ -758,10 +761,23 @@ WHERE checkup_id = ? AND state = ? AND type <> ? ORDER BY doctor_id`,
 		byID[d.ID] = d
 	}
 	var created []string
+	now := n.now().UTC()
 	for _, h := range holders {
 		doc, ok := byID[h.DoctorID]
 		if !ok {
 			continue
+		}
+		if h.OnBehalfOf.Valid && h.OnBehalfOf.String != "" {
+			// A copy's holder is told only while still covering: a doctor
+			// who declined or whose cover ended receives nothing more for
+			// the other doctor, this notice's detail included.
+			covering, err := CoveringDoctors(ctx, u.tx, h.OnBehalfOf.String, now)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.ContainsFunc(covering, func(c domain.Doctor) bool { return c.ID == doc.ID }) {
+				continue
+			}
 		}
 		id, made, err := n.notifyDoctor(ctx, u, in, doc, h.OnBehalfOf.String)
 		if err != nil {
