@@ -409,6 +409,7 @@ func TestVerifiedTokensAreReusedUntilTheyExpire(t *testing.T) {
 	ctx := context.Background()
 	tok := sign(t, jwt.SigningMethodRS256, rsaKey, "k1", "doc", func(c jwt.MapClaims) {
 		c["exp"] = start.Add(90 * time.Second).Unix()
+		c["iat"] = start.Unix() // the verifier's clock, not the wall clock: a second's tick would make it "used before issued"
 	})
 	if c, err := v.Verify(ctx, tok); err != nil || c.Subject != "doc" {
 		t.Fatalf("first verification: %v %v", c.Subject, err)
@@ -429,6 +430,7 @@ func TestVerifiedTokensAreReusedUntilTheyExpire(t *testing.T) {
 	v = verifier(t, auth.VerifierConfig{JWKSURL: newJWKS(t, rsaJWK("k1", &rsaKey.PublicKey)).URL, Now: func() time.Time { return *clock.Load() }})
 	short := sign(t, jwt.SigningMethodRS256, rsaKey, "k1", "doc", func(c jwt.MapClaims) {
 		c["exp"] = start.Add(70 * time.Second).Unix()
+		c["iat"] = start.Unix()
 	})
 	if _, err := v.Verify(ctx, short); err != nil {
 		t.Fatalf("short-lived token: %v", err)
