@@ -282,18 +282,9 @@ func scanBody(ctx huma.Context, op *huma.Operation) *events.Flaw {
 // query parameter can carry text no database can store, so every
 // operation may answer it.
 func documentEdgeRefusals(_ *huma.OpenAPI, op *huma.Operation) {
-	if op.Responses == nil {
-		op.Responses = map[string]*huma.Response{}
-	}
-	code := strconv.Itoa(http.StatusUnprocessableEntity)
-	if _, ok := op.Responses[code]; ok {
-		return
-	}
-	content := problemContent(op)
-	op.Responses[code] = &huma.Response{
+	addProblemResponse(op, http.StatusUnprocessableEntity, &huma.Response{
 		Description: "Unprocessable Entity: a parameter holds text no database can store (a NUL character or invalid UTF-8); errors[].location names it.",
-		Content:     content,
-	}
+	})
 }
 
 // trustedSchemaLinks makes the `$schema` links huma puts in response

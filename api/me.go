@@ -124,7 +124,7 @@ func (h *handlers) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	prefs, err := notify.PreferencesOf(ctx, h.db, doc.ID)
+	view, err := h.preferencesOf(ctx, doc.ID)
 	if err != nil {
 		return nil, h.fail(ctx, "getMe", err)
 	}
@@ -132,12 +132,6 @@ func (h *handlers) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
 	if err != nil {
 		return nil, h.fail(ctx, "getMe", err)
 	}
-	covering, err := coveringOf(ctx, h.db, doc.ID, h.now().UTC())
-	if err != nil {
-		return nil, h.fail(ctx, "getMe", err)
-	}
-	view := preferencesView(prefs)
-	view.Covering = covering
 	return &meOutput{Body: Me{
 		ID: doc.ID, ExternalUserID: doc.ExternalUserID, Name: doc.Name, LicenceNumber: doc.LicenceNumber,
 		Specialty: doc.Specialty, Clinic: doc.Clinic, Email: doc.Email, Phone: doc.Phone, Locale: doc.Locale,
@@ -153,17 +147,27 @@ func (h *handlers) getPreferences(ctx context.Context, _ *struct{}) (*preference
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	prefs, err := notify.PreferencesOf(ctx, h.db, doc.ID)
+	view, err := h.preferencesOf(ctx, doc.ID)
 	if err != nil {
 		return nil, h.fail(ctx, "getPreferences", err)
 	}
-	covering, err := coveringOf(ctx, h.db, doc.ID, h.now().UTC())
+	return &preferencesOutput{Body: view}, nil
+}
+
+// preferencesOf is the doctor's preferences as they apply now, with their
+// cover: what getMe and getPreferences answer.
+func (h *handlers) preferencesOf(ctx context.Context, doctorID string) (Preferences, error) {
+	prefs, err := notify.PreferencesOf(ctx, h.db, doctorID)
 	if err != nil {
-		return nil, h.fail(ctx, "getPreferences", err)
+		return Preferences{}, err
+	}
+	covering, err := coveringOf(ctx, h.db, doctorID, h.now().UTC())
+	if err != nil {
+		return Preferences{}, err
 	}
 	view := preferencesView(prefs)
 	view.Covering = covering
-	return &preferencesOutput{Body: view}, nil
+	return view, nil
 }
 
 func preferencesView(p domain.Preferences) Preferences {

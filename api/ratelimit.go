@@ -73,15 +73,7 @@ func documentRateLimit(_ *huma.OpenAPI, op *huma.Operation) {
 	if len(op.Security) == 0 {
 		return
 	}
-	if op.Responses == nil {
-		op.Responses = map[string]*huma.Response{}
-	}
-	code := strconv.Itoa(http.StatusTooManyRequests)
-	if _, ok := op.Responses[code]; ok {
-		return
-	}
-	content := problemContent(op)
-	op.Responses[code] = &huma.Response{
+	addProblemResponse(op, http.StatusTooManyRequests, &huma.Response{
 		Description: "Too Many Requests: the caller's rate limit (per API key or per doctor) is exhausted; retry after Retry-After seconds.",
 		Headers: map[string]*huma.Header{
 			"Retry-After": {
@@ -89,17 +81,26 @@ func documentRateLimit(_ *huma.OpenAPI, op *huma.Operation) {
 				Schema:      &huma.Schema{Type: huma.TypeInteger, Minimum: new(float64(1)), Examples: []any{1}},
 			},
 		},
-		Content: content,
-	}
+	})
 }
 
-// problemContent is the problem+json content of op's documented errors,
-// for an error response added to it after registration.
-func problemContent(op *huma.Operation) map[string]*huma.MediaType {
+// addProblemResponse documents resp as op's answer with status code,
+// unless op documents one already, with the problem+json content of op's
+// other errors: for errors every operation may answer, added after
+// registration.
+func addProblemResponse(op *huma.Operation, code int, resp *huma.Response) {
+	if op.Responses == nil {
+		op.Responses = map[string]*huma.Response{}
+	}
+	key := strconv.Itoa(code)
+	if _, ok := op.Responses[key]; ok {
+		return
+	}
 	for _, c := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable, http.StatusInternalServerError} {
 		if r := op.Responses[strconv.Itoa(c)]; r != nil && len(r.Content) > 0 {
-			return r.Content
+			resp.Content = r.Content
+			break
 		}
 	}
-	return nil
+	op.Responses[key] = resp
 }

@@ -762,6 +762,7 @@ WHERE checkup_id = ? AND state = ? AND type <> ? AND result_version IS NOT NULL 
 	}
 	var created []string
 	now := n.now().UTC()
+	covers := map[string][]domain.Doctor{} // covered doctor → who covers for them now
 	for _, h := range holders {
 		doc, ok := byID[h.DoctorID]
 		if !ok {
@@ -771,9 +772,13 @@ WHERE checkup_id = ? AND state = ? AND type <> ? AND result_version IS NOT NULL 
 			// A copy's holder is told only while still covering: a doctor
 			// who declined or whose cover ended receives nothing more for
 			// the other doctor, this notice's detail included.
-			covering, err := CoveringDoctors(ctx, u.tx, h.OnBehalfOf.String, now)
-			if err != nil {
-				return nil, err
+			covering, seen := covers[h.OnBehalfOf.String]
+			if !seen {
+				var err error
+				if covering, err = CoveringDoctors(ctx, u.tx, h.OnBehalfOf.String, now); err != nil {
+					return nil, err
+				}
+				covers[h.OnBehalfOf.String] = covering
 			}
 			if !slices.ContainsFunc(covering, func(c domain.Doctor) bool { return c.ID == doc.ID }) {
 				continue
