@@ -156,6 +156,10 @@ type groupSubscriber struct {
 	mu     sync.Mutex
 	closed bool
 	subs   []*sql.Subscriber
+	// forwarding counts the goroutines that pass each subscription's
+	// messages on; Close waits for them, so that every channel Subscribe
+	// returned is closed when Close returns.
+	forwarding sync.WaitGroup
 }
 
 var (
@@ -200,13 +204,38 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		return nil, fmt.Errorf("sqlpubsub: new subscriber for topic %s: %w", topic, err)
 	}
 	s.subs = append(s.subs, sub)
+	s.forwarding.Add(1)
 	s.mu.Unlock()
 
-	msgs, err := sub.Subscribe(ctx, topic)
+	in, err := sub.Subscribe(ctx, topic)
 	if err != nil {
+		s.forwarding.Done()
 		return nil, fmt.Errorf("sqlpubsub: subscribe to topic %s: %w", topic, err)
 	}
-	return msgs, nil
+	out := make(chan *message.Message)
+	go s.forward(ctx, in, out)
+	return out, nil
+}
+
+// forward passes in's messages on to out and closes out once in is closed.
+// It exists because watermill-sql's Subscriber.Close can return before it
+// closes the channel Subscribe returned (its consume loop marks itself done
+// before the channel is closed), while message.Subscriber promises, and
+// watermill's universal tests check, that the channel is closed when Close
+// returns. The message is handed on as is: its ack and nack still reach
+// watermill-sql, which is waiting for them.
+func (s *groupSubscriber) forward(ctx context.Context, in <-chan *message.Message, out chan<- *message.Message) {
+	defer s.forwarding.Done()
+	defer close(out)
+	for msg := range in {
+		select {
+		case out <- msg:
+		case <-s.stop:
+			// Nobody will read it now; watermill-sql stops waiting for its
+			// ack on close or cancel, and the message is delivered again.
+		case <-ctx.Done():
+		}
+	}
 }
 
 // SubscribeInitialize creates the topic's tables (message.SubscribeInitializer,
@@ -234,6 +263,7 @@ func (s *groupSubscriber) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	s.forwarding.Wait()
 	return errors.Join(errs...)
 }
 
