@@ -6,7 +6,7 @@ package main
 import (
 	"os"
 
-	"github.com/rfd-notify/rfd/cli"
+	"github.com/rfd-notify/rfd/internal/cli"
 )
 
 //go:generate go tool wire

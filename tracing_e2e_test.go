@@ -19,9 +19,10 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/internal/pgtest"
-	"github.com/rfd-notify/rfd/kafkapubsub/kafkatest"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/kafkapubsub/kafkatest"
+	"github.com/rfd-notify/rfd/internal/testkit/pgtest"
+	"github.com/rfd-notify/rfd/internal/testkit/rfdbin"
 )
 
 // TestTraceChain runs `rfd serve` in process on PostgreSQL and Kafka (kfake
@@ -46,7 +47,7 @@ func TestTraceChain(t *testing.T) {
 	cfg.DatabaseURL = pgtest.NewDatabase(t)
 	cfg.Transport = config.TransportKafka
 	cfg.KafkaBrokers = kafkatest.Start(t, 3)
-	cfg.HTTPAddr = freeAddr(t)
+	cfg.HTTPAddr = rfdbin.FreeAddr(t)
 	cfg.ShutdownTimeout = 10 * time.Second
 	cfg.SQLPollInterval = 20 * time.Millisecond
 	cfg.DeliveryPollInterval = 200 * time.Millisecond
@@ -69,7 +70,7 @@ func TestTraceChain(t *testing.T) {
 		}
 		cleanup()
 	})
-	waitHTTP(t, "http://"+cfg.HTTPAddr+"/readyz", 60*time.Second)
+	rfdbin.WaitHTTP(t, "http://"+cfg.HTTPAddr+"/readyz", 60*time.Second)
 
 	keys, keysCleanup, err := initAPIKeys(ctx, cfg)
 	if err != nil {

@@ -7,56 +7,56 @@ import (
 
 	"github.com/google/wire"
 
-	"github.com/rfd-notify/rfd/app"
-	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/roles"
 )
 
-func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), error) {
-	wire.Build(app.ServeRuntimeSet, app.CronSet, app.NewServe)
+func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), error) {
+	wire.Build(roles.ServeRuntimeSet, roles.CronSet, roles.NewServe)
 	return nil, nil, nil
 }
 
-func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
-	wire.Build(app.RuntimeSet, app.NewAPI)
+func initAPI(ctx context.Context, cfg config.Config) (*roles.API, func(), error) {
+	wire.Build(roles.RuntimeSet, roles.NewAPI)
 	return nil, nil, nil
 }
 
-func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) (*app.Consumer, func(), error) {
-	wire.Build(app.RuntimeSet, app.NewConsumer)
+func initConsume(ctx context.Context, cfg config.Config, name roles.ConsumerName) (*roles.Consumer, func(), error) {
+	wire.Build(roles.RuntimeSet, roles.NewConsumer)
 	return nil, nil, nil
 }
 
-func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), error) {
-	wire.Build(app.RuntimeSet, app.NewWorker)
+func initWorker(ctx context.Context, cfg config.Config) (*roles.Worker, func(), error) {
+	wire.Build(roles.RuntimeSet, roles.NewWorker)
 	return nil, nil, nil
 }
 
-func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error) {
-	wire.Build(app.RuntimeSet, app.CronSet, app.NewCron)
+func initCron(ctx context.Context, cfg config.Config) (*roles.Cron, func(), error) {
+	wire.Build(roles.RuntimeSet, roles.CronSet, roles.NewCron)
 	return nil, nil, nil
 }
 
-func initMigrate(ctx context.Context, cfg config.Config, create app.CreateDatabase) (*app.Migrate, func(), error) {
-	wire.Build(app.MigrateSet)
+func initMigrate(ctx context.Context, cfg config.Config, create roles.CreateDatabase) (*roles.Migrate, func(), error) {
+	wire.Build(roles.MigrateSet)
 	return nil, nil, nil
 }
 
-func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error) {
-	wire.Build(app.APIKeysSet)
+func initAPIKeys(ctx context.Context, cfg config.Config) (*roles.APIKeyManager, func(), error) {
+	wire.Build(roles.APIKeysSet)
 	return nil, nil, nil
 }
 
-func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
-	wire.Build(app.OpsSet)
+func initOps(ctx context.Context, cfg config.Config) (*roles.Ops, func(), error) {
+	wire.Build(roles.OpsSet)
 	return nil, nil, nil
 }
 
-func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error) {
-	wire.Build(app.PoisonSet)
+func initPoison(ctx context.Context, cfg config.Config) (*roles.PoisonManager, func(), error) {
+	wire.Build(roles.PoisonSet)
 	return nil, nil, nil
 }
 
-func initPublish(ctx context.Context, cfg config.Config) (*app.EventPublisher, func(), error) {
-	wire.Build(app.PublishSet)
+func initPublish(ctx context.Context, cfg config.Config) (*roles.EventPublisher, func(), error) {
+	wire.Build(roles.PublishSet)
 	return nil, nil, nil
 }

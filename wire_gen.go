@@ -8,197 +8,197 @@ package main
 
 import (
 	"context"
-	"github.com/rfd-notify/rfd/app"
-	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/roles"
 )
 
 // Injectors from wire.go:
 
-func initServe(ctx context.Context, cfg config.Config) (*app.Serve, func(), error) {
-	logger, err := app.NewLogger(cfg)
+func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), error) {
+	logger, err := roles.NewLogger(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenServeDB(ctx, cfg)
+	db, cleanup, err := roles.OpenServeDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	registry := app.NewRegistry()
-	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	transport, cleanup2, err := app.NewTransport(cfg, db, pubSub, logger)
+	registry := roles.NewRegistry()
+	pubSub, err := roles.NewSQLPubSub(db, cfg, logger)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	publisher := app.NewOutbox(cfg, pubSub)
-	registerer := app.Registerer(registry)
-	router, err := app.NewRouter(cfg, transport, registerer, db, logger)
+	transport, cleanup2, err := roles.NewTransport(cfg, db, pubSub, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := roles.NewOutbox(cfg, pubSub)
+	registerer := roles.Registerer(registry)
+	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	checks := app.NewChecks(db, transport)
-	migrator := app.NewMigrator(db)
-	inbox := app.NewInbox(db)
-	notifier := app.NewNotifier(cfg, publisher)
-	senders, err := app.NewSenders(ctx, cfg)
+	checks := roles.NewChecks(db, transport)
+	migrator := roles.NewMigrator(db)
+	inbox := roles.NewInbox(db)
+	notifier := roles.NewNotifier(cfg, publisher)
+	senders, err := roles.NewSenders(ctx, cfg)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper := app.NewSweeper(cfg, db, notifier, logger)
-	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	hub := app.NewHub()
-	service := app.NewPoison(db, publisher)
-	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	mailer := app.NewReportMailer(db, senders, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
-	ladder, err := app.NewLadder(cfg, db, notifier, publisher, registerer)
+	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
+	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
+	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
+	hub := roles.NewHub()
+	service := roles.NewPoison(db, publisher)
+	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
+	mailer := roles.NewReportMailer(db, senders, logger)
+	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
+	ladder, err := roles.NewLadder(cfg, db, notifier, publisher, registerer)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	retention := app.NewRetention(cfg, db, pubSub, logger)
-	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, publisher, logger)
-	runner, err := app.NewCronRunner(cfg, db, cronJobs, registerer, logger)
+	retention := roles.NewRetention(cfg, db, pubSub, logger)
+	cronJobs := roles.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, publisher, logger)
+	runner, err := roles.NewCronRunner(cfg, db, cronJobs, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	serve := app.NewServe(runtime, runner)
+	serve := roles.NewServe(runtime, runner)
 	return serve, func() {
 		cleanup2()
 		cleanup()
 	}, nil
 }
 
-func initAPI(ctx context.Context, cfg config.Config) (*app.API, func(), error) {
-	logger, err := app.NewLogger(cfg)
+func initAPI(ctx context.Context, cfg config.Config) (*roles.API, func(), error) {
+	logger, err := roles.NewLogger(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
+	db, cleanup, err := roles.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	registry := app.NewRegistry()
-	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	transport, cleanup2, err := app.NewTransport(cfg, db, pubSub, logger)
+	registry := roles.NewRegistry()
+	pubSub, err := roles.NewSQLPubSub(db, cfg, logger)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	publisher := app.NewOutbox(cfg, pubSub)
-	registerer := app.Registerer(registry)
-	router, err := app.NewRouter(cfg, transport, registerer, db, logger)
+	transport, cleanup2, err := roles.NewTransport(cfg, db, pubSub, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := roles.NewOutbox(cfg, pubSub)
+	registerer := roles.Registerer(registry)
+	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	checks := app.NewChecks(db, transport)
-	migrator := app.NewMigrator(db)
-	inbox := app.NewInbox(db)
-	notifier := app.NewNotifier(cfg, publisher)
-	senders, err := app.NewSenders(ctx, cfg)
+	checks := roles.NewChecks(db, transport)
+	migrator := roles.NewMigrator(db)
+	inbox := roles.NewInbox(db)
+	notifier := roles.NewNotifier(cfg, publisher)
+	senders, err := roles.NewSenders(ctx, cfg)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper := app.NewSweeper(cfg, db, notifier, logger)
-	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	hub := app.NewHub()
-	service := app.NewPoison(db, publisher)
-	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	mailer := app.NewReportMailer(db, senders, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
-	api := app.NewAPI(runtime)
+	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
+	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
+	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
+	hub := roles.NewHub()
+	service := roles.NewPoison(db, publisher)
+	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
+	mailer := roles.NewReportMailer(db, senders, logger)
+	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
+	api := roles.NewAPI(runtime)
 	return api, func() {
 		cleanup2()
 		cleanup()
 	}, nil
 }
 
-func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) (*app.Consumer, func(), error) {
-	logger, err := app.NewLogger(cfg)
+func initConsume(ctx context.Context, cfg config.Config, name roles.ConsumerName) (*roles.Consumer, func(), error) {
+	logger, err := roles.NewLogger(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
+	db, cleanup, err := roles.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	registry := app.NewRegistry()
-	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	transport, cleanup2, err := app.NewTransport(cfg, db, pubSub, logger)
+	registry := roles.NewRegistry()
+	pubSub, err := roles.NewSQLPubSub(db, cfg, logger)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	publisher := app.NewOutbox(cfg, pubSub)
-	registerer := app.Registerer(registry)
-	router, err := app.NewRouter(cfg, transport, registerer, db, logger)
+	transport, cleanup2, err := roles.NewTransport(cfg, db, pubSub, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := roles.NewOutbox(cfg, pubSub)
+	registerer := roles.Registerer(registry)
+	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	checks := app.NewChecks(db, transport)
-	migrator := app.NewMigrator(db)
-	inbox := app.NewInbox(db)
-	notifier := app.NewNotifier(cfg, publisher)
-	senders, err := app.NewSenders(ctx, cfg)
+	checks := roles.NewChecks(db, transport)
+	migrator := roles.NewMigrator(db)
+	inbox := roles.NewInbox(db)
+	notifier := roles.NewNotifier(cfg, publisher)
+	senders, err := roles.NewSenders(ctx, cfg)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper := app.NewSweeper(cfg, db, notifier, logger)
-	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	hub := app.NewHub()
-	service := app.NewPoison(db, publisher)
-	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	mailer := app.NewReportMailer(db, senders, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
-	consumer, err := app.NewConsumer(runtime, name)
+	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
+	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
+	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
+	hub := roles.NewHub()
+	service := roles.NewPoison(db, publisher)
+	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
+	mailer := roles.NewReportMailer(db, senders, logger)
+	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
+	consumer, err := roles.NewConsumer(runtime, name)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -210,162 +210,162 @@ func initConsume(ctx context.Context, cfg config.Config, name app.ConsumerName) 
 	}, nil
 }
 
-func initWorker(ctx context.Context, cfg config.Config) (*app.Worker, func(), error) {
-	logger, err := app.NewLogger(cfg)
+func initWorker(ctx context.Context, cfg config.Config) (*roles.Worker, func(), error) {
+	logger, err := roles.NewLogger(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
+	db, cleanup, err := roles.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	registry := app.NewRegistry()
-	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	transport, cleanup2, err := app.NewTransport(cfg, db, pubSub, logger)
+	registry := roles.NewRegistry()
+	pubSub, err := roles.NewSQLPubSub(db, cfg, logger)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	publisher := app.NewOutbox(cfg, pubSub)
-	registerer := app.Registerer(registry)
-	router, err := app.NewRouter(cfg, transport, registerer, db, logger)
+	transport, cleanup2, err := roles.NewTransport(cfg, db, pubSub, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := roles.NewOutbox(cfg, pubSub)
+	registerer := roles.Registerer(registry)
+	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	checks := app.NewChecks(db, transport)
-	migrator := app.NewMigrator(db)
-	inbox := app.NewInbox(db)
-	notifier := app.NewNotifier(cfg, publisher)
-	senders, err := app.NewSenders(ctx, cfg)
+	checks := roles.NewChecks(db, transport)
+	migrator := roles.NewMigrator(db)
+	inbox := roles.NewInbox(db)
+	notifier := roles.NewNotifier(cfg, publisher)
+	senders, err := roles.NewSenders(ctx, cfg)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper := app.NewSweeper(cfg, db, notifier, logger)
-	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	hub := app.NewHub()
-	service := app.NewPoison(db, publisher)
-	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	mailer := app.NewReportMailer(db, senders, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
-	worker := app.NewWorker(runtime)
+	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
+	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
+	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
+	hub := roles.NewHub()
+	service := roles.NewPoison(db, publisher)
+	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
+	mailer := roles.NewReportMailer(db, senders, logger)
+	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
+	worker := roles.NewWorker(runtime)
 	return worker, func() {
 		cleanup2()
 		cleanup()
 	}, nil
 }
 
-func initCron(ctx context.Context, cfg config.Config) (*app.Cron, func(), error) {
-	logger, err := app.NewLogger(cfg)
+func initCron(ctx context.Context, cfg config.Config) (*roles.Cron, func(), error) {
+	logger, err := roles.NewLogger(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
+	db, cleanup, err := roles.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	registry := app.NewRegistry()
-	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	transport, cleanup2, err := app.NewTransport(cfg, db, pubSub, logger)
+	registry := roles.NewRegistry()
+	pubSub, err := roles.NewSQLPubSub(db, cfg, logger)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	publisher := app.NewOutbox(cfg, pubSub)
-	registerer := app.Registerer(registry)
-	router, err := app.NewRouter(cfg, transport, registerer, db, logger)
+	transport, cleanup2, err := roles.NewTransport(cfg, db, pubSub, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := roles.NewOutbox(cfg, pubSub)
+	registerer := roles.Registerer(registry)
+	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	checks := app.NewChecks(db, transport)
-	migrator := app.NewMigrator(db)
-	inbox := app.NewInbox(db)
-	notifier := app.NewNotifier(cfg, publisher)
-	senders, err := app.NewSenders(ctx, cfg)
+	checks := roles.NewChecks(db, transport)
+	migrator := roles.NewMigrator(db)
+	inbox := roles.NewInbox(db)
+	notifier := roles.NewNotifier(cfg, publisher)
+	senders, err := roles.NewSenders(ctx, cfg)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	dispatcher, err := app.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
+	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	set := app.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper := app.NewSweeper(cfg, db, notifier, logger)
-	scheduler := app.NewScheduler(cfg, db, publisher, logger)
-	hub := app.NewHub()
-	service := app.NewPoison(db, publisher)
-	fanOut := app.NewFanOut(cfg, db, notifier, logger)
-	mailer := app.NewReportMailer(db, senders, logger)
-	runtime := app.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
-	ladder, err := app.NewLadder(cfg, db, notifier, publisher, registerer)
+	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
+	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
+	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
+	hub := roles.NewHub()
+	service := roles.NewPoison(db, publisher)
+	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
+	mailer := roles.NewReportMailer(db, senders, logger)
+	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
+	ladder, err := roles.NewLadder(cfg, db, notifier, publisher, registerer)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	retention := app.NewRetention(cfg, db, pubSub, logger)
-	cronJobs := app.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, publisher, logger)
-	runner, err := app.NewCronRunner(cfg, db, cronJobs, registerer, logger)
+	retention := roles.NewRetention(cfg, db, pubSub, logger)
+	cronJobs := roles.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, publisher, logger)
+	runner, err := roles.NewCronRunner(cfg, db, cronJobs, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	cron := app.NewCron(runtime, runner)
+	cron := roles.NewCron(runtime, runner)
 	return cron, func() {
 		cleanup2()
 		cleanup()
 	}, nil
 }
 
-func initMigrate(ctx context.Context, cfg config.Config, create app.CreateDatabase) (*app.Migrate, func(), error) {
-	db, cleanup, err := app.OpenMigrateDB(ctx, cfg, create)
+func initMigrate(ctx context.Context, cfg config.Config, create roles.CreateDatabase) (*roles.Migrate, func(), error) {
+	db, cleanup, err := roles.OpenMigrateDB(ctx, cfg, create)
 	if err != nil {
 		return nil, nil, err
 	}
-	migrator := app.NewMigrator(db)
-	logger, err := app.NewLogger(cfg)
+	migrator := roles.NewMigrator(db)
+	logger, err := roles.NewLogger(cfg)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	migrate := app.NewMigrate(migrator, logger)
+	migrate := roles.NewMigrate(migrator, logger)
 	return migrate, func() {
 		cleanup()
 	}, nil
 }
 
-func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, func(), error) {
-	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
+func initAPIKeys(ctx context.Context, cfg config.Config) (*roles.APIKeyManager, func(), error) {
+	db, cleanup, err := roles.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	migrator := app.NewMigrator(db)
-	apiKeyManager, err := app.NewAPIKeyManager(ctx, cfg, db, migrator)
+	migrator := roles.NewMigrator(db)
+	apiKeyManager, err := roles.NewAPIKeyManager(ctx, cfg, db, migrator)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -375,23 +375,23 @@ func initAPIKeys(ctx context.Context, cfg config.Config) (*app.APIKeyManager, fu
 	}, nil
 }
 
-func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
-	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
+func initOps(ctx context.Context, cfg config.Config) (*roles.Ops, func(), error) {
+	db, cleanup, err := roles.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	migrator := app.NewMigrator(db)
-	logger, err := app.NewLogger(cfg)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
+	migrator := roles.NewMigrator(db)
+	logger, err := roles.NewLogger(cfg)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	ops, err := app.NewOps(ctx, cfg, db, migrator, pubSub)
+	pubSub, err := roles.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	ops, err := roles.NewOps(ctx, cfg, db, migrator, pubSub)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -401,25 +401,25 @@ func initOps(ctx context.Context, cfg config.Config) (*app.Ops, func(), error) {
 	}, nil
 }
 
-func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, func(), error) {
-	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
+func initPoison(ctx context.Context, cfg config.Config) (*roles.PoisonManager, func(), error) {
+	db, cleanup, err := roles.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	migrator := app.NewMigrator(db)
-	logger, err := app.NewLogger(cfg)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
+	migrator := roles.NewMigrator(db)
+	logger, err := roles.NewLogger(cfg)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	publisher := app.NewOutbox(cfg, pubSub)
-	service := app.NewPoison(db, publisher)
-	poisonManager, err := app.NewPoisonManager(ctx, cfg, db, migrator, publisher, service)
+	pubSub, err := roles.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := roles.NewOutbox(cfg, pubSub)
+	service := roles.NewPoison(db, publisher)
+	poisonManager, err := roles.NewPoisonManager(ctx, cfg, db, migrator, publisher, service)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -429,25 +429,25 @@ func initPoison(ctx context.Context, cfg config.Config) (*app.PoisonManager, fun
 	}, nil
 }
 
-func initPublish(ctx context.Context, cfg config.Config) (*app.EventPublisher, func(), error) {
-	db, cleanup, err := app.OpenExistingDB(ctx, cfg)
+func initPublish(ctx context.Context, cfg config.Config) (*roles.EventPublisher, func(), error) {
+	db, cleanup, err := roles.OpenExistingDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	migrator := app.NewMigrator(db)
-	logger, err := app.NewLogger(cfg)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	pubSub, err := app.NewSQLPubSub(db, cfg, logger)
+	migrator := roles.NewMigrator(db)
+	logger, err := roles.NewLogger(cfg)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	publisher := app.NewOutbox(cfg, pubSub)
-	service := app.NewPoison(db, publisher)
-	eventPublisher, err := app.NewEventPublisher(ctx, cfg, migrator, publisher, service)
+	pubSub, err := roles.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	publisher := roles.NewOutbox(cfg, pubSub)
+	service := roles.NewPoison(db, publisher)
+	eventPublisher, err := roles.NewEventPublisher(ctx, cfg, migrator, publisher, service)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

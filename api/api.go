@@ -25,11 +25,11 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/api/docsui"
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/channels/webhook"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/health"
-	"github.com/rfd-notify/rfd/inapp"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
+	"github.com/rfd-notify/rfd/internal/delivery/inapp"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/health"
 )
 
 // Version is the API version in the OpenAPI document.

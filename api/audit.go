@@ -7,7 +7,7 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/groupcommit"
+	"github.com/rfd-notify/rfd/internal/platform/groupcommit"
 )
 
 // Audit outcomes.

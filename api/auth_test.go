@@ -13,8 +13,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/platform/config"
 )
 
 // TestDoctorAuthentication: every way a doctor's token can be wrong is a

@@ -8,9 +8,9 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/broadcast"
-	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/jobs/broadcast"
 )
 
 const tagBroadcasts = "Broadcasts"

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/broadcast"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/jobs/broadcast"
 )
 
 // POST /v1/broadcasts stores the broadcast (202 with Location); the worker's

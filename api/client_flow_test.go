@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/rfd-notify/rfd/api/client"
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/events"
 )
 
 // TestGeneratedClientFlows drives the doctor portal's main flows through the

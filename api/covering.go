@@ -15,10 +15,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/platform/config"
 )
 
 // Covering is the doctor covering for the authenticated doctor: once that

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/platform/config"
 )
 
 // TestCoveringDoctor: a doctor names a colleague who covers for them with

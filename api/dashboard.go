@@ -8,9 +8,9 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/templates"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/platform/config"
 )
 
 // Dashboard is the portal's summary for the doctor.

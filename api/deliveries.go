@@ -9,9 +9,9 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/delivery"
-	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/delivery"
 )
 
 // Delivery is a notification's delivery on one channel, with every attempt.

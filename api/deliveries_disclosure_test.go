@@ -16,12 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/channels/sms"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/delivery"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/delivery"
+	"github.com/rfd-notify/rfd/internal/delivery/channels/sms"
+	"github.com/rfd-notify/rfd/internal/platform/config"
 )
 
 // TestDeliveryDisclosure: a provider error naming the Twilio account's path

@@ -9,8 +9,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/domain"
 )
 
 // Doctor is a referring doctor as integrators see them: who they are, not

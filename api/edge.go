@@ -29,7 +29,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
-	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/internal/core/events"
 )
 
 // MaxHeaderBytes bounds the request line and headers of every request; a

@@ -18,9 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/health"
 )
 
 // operation is one operation of the spec, with what a request to it needs.

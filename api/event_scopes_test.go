@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/events"
 )
 
 // apiKeyWithID creates an API key with scopes and returns it and its id.

@@ -13,9 +13,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/auth"
 	"github.com/rfd-notify/rfd/contracts"
-	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/events"
 	"github.com/rfd-notify/rfd/outbox"
 )
 

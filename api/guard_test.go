@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/app"
-	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/internal/platform/health"
+	"github.com/rfd-notify/rfd/internal/roles"
 )
 
 // TestAuditOfPatientData: every read of patient data — a notification's
@@ -175,7 +175,7 @@ func TestDatabaseDown(t *testing.T) {
 			t.Cleanup(ts.Close)
 			return ts.URL
 		}
-		down, closeDown, err := app.OpenDB(context.Background(), f.env.Config)
+		down, closeDown, err := roles.OpenDB(context.Background(), f.env.Config)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,13 +25,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/events"
 	"github.com/rfd-notify/rfd/handlers"
-	"github.com/rfd-notify/rfd/health"
-	"github.com/rfd-notify/rfd/internal/providertest"
-	"github.com/rfd-notify/rfd/internal/testenv"
-	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/health"
+	"github.com/rfd-notify/rfd/internal/testkit/providertest"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
 // The API's tests run on the embedded default and on PostgreSQL; the API

@@ -17,13 +17,13 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/channels/webhook"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/logging"
-	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/logging"
+	"github.com/rfd-notify/rfd/internal/platform/sqlpubsub"
 	"github.com/rfd-notify/rfd/outbox"
-	"github.com/rfd-notify/rfd/sqlpubsub"
 )
 
 // Tags of the integrators' operations.

@@ -14,9 +14,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/platform/config"
 	"github.com/rfd-notify/rfd/outbox"
 )
 

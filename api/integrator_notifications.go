@@ -13,10 +13,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/notify"
-	"github.com/rfd-notify/rfd/templates"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/core/templates"
 )
 
 // SendNotificationRequest is a notification an integrator sends to one

@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/rfd-notify/rfd/tracing"
+	"github.com/rfd-notify/rfd/internal/platform/tracing"
 )
 
 // StreamOperation is the long-lived SSE stream: its duration is the

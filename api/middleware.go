@@ -11,8 +11,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/domain"
 )
 
 // handlers holds what the operations share.

@@ -12,10 +12,10 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/delivery"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/notify"
-	"github.com/rfd-notify/rfd/store"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/delivery"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // NotificationSummary is a notification as the list shows it.

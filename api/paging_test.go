@@ -13,9 +13,9 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/notify"
-	"github.com/rfd-notify/rfd/templates"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/core/templates"
 )
 
 // announce makes n announcements for doctor ext through the notifier.

@@ -9,12 +9,12 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/logging"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/jobs/poison"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/logging"
+	"github.com/rfd-notify/rfd/internal/platform/sqlpubsub"
 	"github.com/rfd-notify/rfd/outbox"
-	"github.com/rfd-notify/rfd/poison"
-	"github.com/rfd-notify/rfd/sqlpubsub"
 )
 
 const tagPoison = "Poison"

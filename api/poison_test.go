@@ -11,9 +11,9 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/auth"
 	"github.com/rfd-notify/rfd/contracts"
-	"github.com/rfd-notify/rfd/poison"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/jobs/poison"
 	"github.com/rfd-notify/rfd/router"
 )
 

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/delivery"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/delivery"
 )
 
 // seedDoctorA gives doc-a a corrected result (CHK-1, whose first version's

@@ -7,8 +7,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/timeliness"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/jobs/timeliness"
 )
 
 const tagReports = "Reports"

@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/timeliness"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/jobs/timeliness"
 )
 
 func TestCriticalTimelinessReport(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/internal/auth"
 )
 
 // TestSendNotificationSameBodyWithoutKey: the documented promise "the same

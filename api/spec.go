@@ -14,7 +14,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/internal/platform/health"
 )
 
 // Spec files, relative to this package's directory.

@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/health"
-	"github.com/rfd-notify/rfd/internal/testenv"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/health"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
 // TestCheckedInSpec: api/openapi.yaml and api/openapi-3.0.yaml are what the

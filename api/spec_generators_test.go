@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/internal/platform/health"
 )
 
 // TestSpec30ValidatesWithKinOpenAPI: the checked-in 3.0 downgrade is valid

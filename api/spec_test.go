@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/health"
+	"github.com/rfd-notify/rfd/internal/platform/health"
 )
 
 // TestSpecDescribesEveryOperation: the spec is what integrators see. Every

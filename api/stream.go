@@ -10,8 +10,8 @@ import (
 	"github.com/danielgtaylor/huma/v2/sse"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/inapp"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/delivery/inapp"
 )
 
 // StreamDeps are what the in-app stream needs.

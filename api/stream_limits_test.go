@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/health"
-	"github.com/rfd-notify/rfd/internal/testenv"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/health"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
 // sseLine is one line of a stream and when it arrived.

@@ -20,15 +20,15 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/delivery"
-	"github.com/rfd-notify/rfd/domain"
 	"github.com/rfd-notify/rfd/handlers"
-	"github.com/rfd-notify/rfd/inapp"
-	"github.com/rfd-notify/rfd/internal/testenv"
-	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/delivery"
+	"github.com/rfd-notify/rfd/internal/delivery/inapp"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 	"github.com/rfd-notify/rfd/router"
-	"github.com/rfd-notify/rfd/templates"
 )
 
 type testDoctorKey struct{}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/rfd-notify/rfd/domain"
+	"github.com/rfd-notify/rfd/internal/core/domain"
 )
 
 // StreamGate admits notification streams under two caps, the streams of

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/internal/testenv"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
 // TestSupersededByThroughTheAPI: the doctor reading a superseded

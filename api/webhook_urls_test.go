@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/rfd-notify/rfd/api"
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/config"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/platform/config"
 )
 
 // TestWebhookRegistrationRefusesWhatDeliveryRefuses: an endpoint delivery

@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/auth"
-	"github.com/rfd-notify/rfd/channels/webhook"
+	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
 )
 
 // Webhook is a webhook endpoint, without its secrets.

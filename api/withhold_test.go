@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rfd-notify/rfd/auth"
+	"github.com/rfd-notify/rfd/internal/auth"
 )
 
 // phi is patient data a client submits; no error may send any of it back.

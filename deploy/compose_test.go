@@ -11,7 +11,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"github.com/rfd-notify/rfd/internal/rfdbin"
+	"github.com/rfd-notify/rfd/internal/testkit/rfdbin"
 )
 
 func loadCompose(t *testing.T, file string) (*types.Project, error) {

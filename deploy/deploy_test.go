@@ -18,8 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/rfd-notify/rfd/config"
 	"github.com/rfd-notify/rfd/deploy/render"
+	"github.com/rfd-notify/rfd/internal/platform/config"
 )
 
 // scaledObject is the part of KEDA's keda.sh/v1alpha1 ScaledObject the

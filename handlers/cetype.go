@@ -5,8 +5,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/rfd-notify/rfd/events"
-	"github.com/rfd-notify/rfd/msgerr"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/core/msgerr"
 )
 
 // typeName matches a ce_type a poison reason may repeat: an identifier in

@@ -12,7 +12,7 @@ import (
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/rfd-notify/rfd/handlers"
-	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/internal/core/notify"
 )
 
 func checkupMessage(t *testing.T, id string, ev map[string]any) *message.Message {

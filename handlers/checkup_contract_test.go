@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rfd-notify/rfd/internal/testenv"
-	"github.com/rfd-notify/rfd/templates"
+	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
 // everyCombination runs fn on every backend and transport, the consumer

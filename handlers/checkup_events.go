@@ -11,14 +11,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/events"
-	"github.com/rfd-notify/rfd/groupcommit"
-	"github.com/rfd-notify/rfd/msgerr"
-	"github.com/rfd-notify/rfd/notify"
-	"github.com/rfd-notify/rfd/store"
-	"github.com/rfd-notify/rfd/templates"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/core/msgerr"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/groupcommit"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // CheckupEvents consumes the checkup platform's events: a checkup scheduled,

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/events"
 	"github.com/rfd-notify/rfd/handlers"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/events"
 )
 
 func channelsOf(cmds []events.SendNotification) []string {

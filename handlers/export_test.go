@@ -6,7 +6,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/events"
+	"github.com/rfd-notify/rfd/internal/core/events"
 )
 
 // ProcessTogether runs msgs through the checkup-events consumer as one

@@ -11,13 +11,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/delivery"
-	"github.com/rfd-notify/rfd/events"
-	"github.com/rfd-notify/rfd/notify"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/delivery"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/router"
-	"github.com/rfd-notify/rfd/store"
 )
 
 // Deps are what consumers are built from.

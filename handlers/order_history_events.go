@@ -11,13 +11,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/domain"
-	"github.com/rfd-notify/rfd/events"
-	"github.com/rfd-notify/rfd/msgerr"
-	"github.com/rfd-notify/rfd/notify"
-	"github.com/rfd-notify/rfd/store"
-	"github.com/rfd-notify/rfd/templates"
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/core/msgerr"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // OrderHistoryEvents keeps each order's current state and full timeline.

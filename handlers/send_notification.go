@@ -3,7 +3,7 @@ package handlers
 import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/rfd-notify/rfd/delivery"
+	"github.com/rfd-notify/rfd/internal/delivery"
 )
 
 // SendNotification delivers one notification on one channel. The work is

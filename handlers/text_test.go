@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rfd-notify/rfd/config"
-	"github.com/rfd-notify/rfd/events"
-	"github.com/rfd-notify/rfd/internal/testenv"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 	"github.com/rfd-notify/rfd/router"
 )
 

@@ -5,9 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rfd-notify/rfd/internal/pgtest"
+	"github.com/rfd-notify/rfd/internal/store"
+	"github.com/rfd-notify/rfd/internal/testkit/pgtest"
 	"github.com/rfd-notify/rfd/migrations"
-	"github.com/rfd-notify/rfd/store"
 )
 
 // Every migration applies and rolls back on both dialects, and applies

@@ -10,8 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
-	"github.com/rfd-notify/rfd/logging"
-	"github.com/rfd-notify/rfd/sqlpubsub"
+	"github.com/rfd-notify/rfd/internal/platform/logging"
+	"github.com/rfd-notify/rfd/internal/platform/sqlpubsub"
 )
 
 // ForwarderHandlerName is the name of the forwarder's handler on the router.

@@ -17,10 +17,10 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/rfd-notify/rfd/kafkapubsub"
-	"github.com/rfd-notify/rfd/logging"
-	"github.com/rfd-notify/rfd/sqlpubsub"
-	"github.com/rfd-notify/rfd/tracing"
+	"github.com/rfd-notify/rfd/internal/platform/kafkapubsub"
+	"github.com/rfd-notify/rfd/internal/platform/logging"
+	"github.com/rfd-notify/rfd/internal/platform/sqlpubsub"
+	"github.com/rfd-notify/rfd/internal/platform/tracing"
 )
 
 // PartitionKeyKey is the metadata key holding a message's aggregate id (a

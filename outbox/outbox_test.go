@@ -11,7 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/internal/testenv"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
 // TestOutboxAtomicity: messages published in a rolled-back transaction never

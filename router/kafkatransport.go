@@ -7,7 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/rfd-notify/rfd/kafkapubsub"
+	"github.com/rfd-notify/rfd/internal/platform/kafkapubsub"
 )
 
 // KafkaTransport is the production transport: watermill-kafka over sarama.

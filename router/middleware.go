@@ -13,9 +13,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/rfd-notify/rfd/events"
-	"github.com/rfd-notify/rfd/logging"
-	"github.com/rfd-notify/rfd/msgerr"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/core/msgerr"
+	"github.com/rfd-notify/rfd/internal/platform/logging"
 )
 
 // Metadata keys the router adds to messages.

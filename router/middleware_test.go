@@ -12,9 +12,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/internal/testenv"
-	"github.com/rfd-notify/rfd/logging"
-	"github.com/rfd-notify/rfd/msgerr"
+	"github.com/rfd-notify/rfd/internal/core/msgerr"
+	"github.com/rfd-notify/rfd/internal/platform/logging"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 	"github.com/rfd-notify/rfd/router"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rfd-notify/rfd/logging"
-	"github.com/rfd-notify/rfd/msgerr"
+	"github.com/rfd-notify/rfd/internal/core/msgerr"
+	"github.com/rfd-notify/rfd/internal/platform/logging"
 )
 
 const dependencyCheckTimeout = 2 * time.Second

@@ -15,8 +15,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/internal/testenv"
-	"github.com/rfd-notify/rfd/msgerr"
+	"github.com/rfd-notify/rfd/internal/core/msgerr"
+	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 	"github.com/rfd-notify/rfd/outbox"
 	"github.com/rfd-notify/rfd/router"
 )

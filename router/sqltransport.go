@@ -8,7 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/sqlpubsub"
+	"github.com/rfd-notify/rfd/internal/platform/sqlpubsub"
 )
 
 // SQLTransport keeps topics as tables in the service's own database

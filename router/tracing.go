@@ -6,7 +6,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/rfd-notify/rfd/tracing"
+	"github.com/rfd-notify/rfd/internal/platform/tracing"
 )
 
 // traced runs each message in a consumer span, the child of the span

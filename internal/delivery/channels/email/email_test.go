@@ -1,0 +1,456 @@
+package email_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log"
+	"math/big"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/mail"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	smtp "github.com/emersion/go-smtp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rfd-notify/rfd/internal/delivery/channels"
+	"github.com/rfd-notify/rfd/internal/delivery/channels/email"
+)
+
+// --- a real SMTP server (emersion/go-smtp) on 127.0.0.1:0 -------------------
+
+type received struct {
+	From, To string
+	Data     []byte
+	TLS      bool   // session was encrypted when MAIL FROM arrived
+	AuthUser string // "" when the session did not authenticate
+	Helo     string
+}
+
+type backend struct {
+	mu       sync.Mutex
+	msgs     []received
+	user     string // when set, sessions must AUTH PLAIN with user/pass
+	pass     string
+	rejects  map[string]*smtp.SMTPError // RCPT TO address -> reply
+	dataHold chan struct{}              // when set, DATA blocks until closed
+	// dropOnRset closes the connection when the client sends RSET after an
+	// accepted message, as a connection lost right after DATA's 250 would.
+	dropOnRset bool
+}
+
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{be: b, conn: c}, nil
+}
+
+func (b *backend) messages() []received {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]received(nil), b.msgs...)
+}
+
+type session struct {
+	be   *backend
+	conn *smtp.Conn
+	cur  received
+	// resets counts Reset calls since the last accepted message: go-smtp
+	// resets once after DATA itself, then again on the client's RSET.
+	resets int
+}
+
+func (s *session) AuthMechanisms() []string {
+	if s.be.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if username != s.be.user || password != s.be.pass {
+			return smtp.ErrAuthFailed // 535 5.7.8
+		}
+		s.cur.AuthUser = username
+		return nil
+	}), nil
+}
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if s.be.user != "" && s.cur.AuthUser == "" {
+		return smtp.ErrAuthRequired
+	}
+	_, s.cur.TLS = s.conn.TLSConnectionState()
+	s.cur.From = from
+	s.cur.Helo = s.conn.Hostname()
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if rej, ok := s.be.rejects[to]; ok {
+		return rej
+	}
+	s.cur.To = to
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	if s.be.dataHold != nil {
+		<-s.be.dataHold
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.cur.Data = data
+	s.be.mu.Lock()
+	s.be.msgs = append(s.be.msgs, s.cur)
+	s.be.mu.Unlock()
+	s.resets = 0
+	return nil
+}
+
+func (s *session) Reset() {
+	s.resets++
+	if s.be.dropOnRset && s.resets == 2 {
+		// The net.Conn itself: smtp.Conn.Close would wait for the lock
+		// go-smtp holds while it calls Reset.
+		_ = s.conn.Conn().Close()
+	}
+	user := s.cur.AuthUser // authentication survives RSET
+	s.cur = received{AuthUser: user}
+}
+
+func (s *session) Logout() error { return nil }
+
+type serverOpts struct {
+	starttls *tls.Config // offer STARTTLS
+	implicit *tls.Config // whole connection is TLS
+}
+
+func startServer(t *testing.T, be *backend, o serverOpts) (host string, port int) {
+	t.Helper()
+	srv := smtp.NewServer(be)
+	srv.Domain = "localhost"
+	srv.ReadTimeout = 10 * time.Second
+	srv.WriteTimeout = 10 * time.Second
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLSConfig = o.starttls
+	// Plain-text AUTH is only acceptable in the no-TLS tests on loopback.
+	srv.AllowInsecureAuth = o.starttls == nil && o.implicit == nil
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	if o.implicit != nil {
+		l = tls.NewListener(l, o.implicit)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := l.Addr().(*net.TCPAddr)
+	return "127.0.0.1", addr.Port
+}
+
+// selfSigned returns a server certificate for 127.0.0.1/localhost and a
+// client TLS config that trusts exactly that certificate.
+func selfSigned(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "rfd-test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	client = &tls.Config{RootCAs: pool}
+	return server, client
+}
+
+func testMessage(id string) email.Message {
+	return email.Message{
+		To:         "dr.house@clinic.example",
+		Subject:    "A new result is ready",
+		Text:       "A new result is ready - open the portal.",
+		HTML:       "<p>A new result is ready - <a href=\"https://portal.example\">open the portal</a>.</p>",
+		DeliveryID: id,
+	}
+}
+
+// assertMIME checks the received message: headers, Message-ID and both
+// alternative parts with their content.
+func assertMIME(t *testing.T, raw []byte, want email.Message) {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	require.NoError(t, err)
+	assert.Equal(t, "<"+want.DeliveryID+"@rfd-notify>", m.Header.Get("Message-ID"))
+	assert.Equal(t, want.Subject, m.Header.Get("Subject"))
+	assert.Contains(t, m.Header.Get("To"), want.To)
+	assert.NotEmpty(t, m.Header.Get("Date"))
+
+	mediaType, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	require.NoError(t, err)
+	require.Equal(t, "multipart/alternative", mediaType)
+
+	parts := map[string]string{}
+	var order []string
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		ct, _, err := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		require.NoError(t, err)
+		body, err := io.ReadAll(p) // multipart.Reader decodes quoted-printable
+		require.NoError(t, err)
+		parts[ct] = strings.TrimSpace(string(body))
+		order = append(order, ct)
+	}
+	assert.Equal(t, []string{"text/plain", "text/html"}, order, "HTML must be the last (preferred) alternative")
+	assert.Equal(t, want.Text, parts["text/plain"])
+	assert.Equal(t, want.HTML, parts["text/html"])
+}
+
+func TestSendPlainMultipartAndStableMessageID(t *testing.T) {
+	be := &backend{}
+	host, port := startServer(t, be, serverOpts{})
+	c, err := email.New(email.Config{
+		Host: host, Port: port, TLS: email.TLSNone,
+		From: "RFD Notify <noreply@rfd.example>", HeloName: "rfd-test.example", Timeout: 5 * time.Second,
+	}, nil)
+	require.NoError(t, err)
+
+	msg := testMessage("0190f3a2-6b7c-7d8e-9f00-112233445566")
+	out, err := c.Send(context.Background(), msg)
+	require.NoError(t, err)
+	assert.Equal(t, "smtp", out.Provider)
+	assert.Equal(t, "<0190f3a2-6b7c-7d8e-9f00-112233445566@rfd-notify>", out.ProviderMessageID)
+
+	// A retry of the same delivery carries the same Message-ID.
+	out2, err := c.Send(context.Background(), msg)
+	require.NoError(t, err)
+	assert.Equal(t, out.ProviderMessageID, out2.ProviderMessageID)
+
+	got := be.messages()
+	require.Len(t, got, 2)
+	for _, r := range got {
+		assert.Equal(t, "noreply@rfd.example", r.From)
+		assert.Equal(t, "dr.house@clinic.example", r.To)
+		assert.Equal(t, "rfd-test.example", r.Helo)
+		assert.False(t, r.TLS)
+		assertMIME(t, r.Data, msg)
+	}
+}
+
+func TestSendSTARTTLS(t *testing.T) {
+	srvTLS, cliTLS := selfSigned(t)
+	be := &backend{}
+	host, port := startServer(t, be, serverOpts{starttls: srvTLS})
+	c, err := email.New(email.Config{
+		Host: host, Port: port, TLS: email.TLSStartTLS, From: "noreply@rfd.example",
+		Timeout: 5 * time.Second, TLSConfig: cliTLS,
+	}, &net.Dialer{})
+	require.NoError(t, err)
+
+	msg := testMessage("d-starttls")
+	_, err = c.Send(context.Background(), msg)
+	require.NoError(t, err)
+
+	got := be.messages()
+	require.Len(t, got, 1)
+	assert.True(t, got[0].TLS, "message must travel after STARTTLS")
+	assertMIME(t, got[0].Data, msg)
+}
+
+func TestSendSTARTTLSUntrustedCertIsRefused(t *testing.T) {
+	srvTLS, _ := selfSigned(t)
+	be := &backend{}
+	host, port := startServer(t, be, serverOpts{starttls: srvTLS})
+	// System roots do not trust the test certificate.
+	c, err := email.New(email.Config{Host: host, Port: port, TLS: email.TLSStartTLS, From: "noreply@rfd.example", Timeout: 5 * time.Second}, nil)
+	require.NoError(t, err)
+	_, err = c.Send(context.Background(), testMessage("d-untrusted"))
+	require.Error(t, err)
+	assert.Empty(t, be.messages())
+}
+
+func TestSendImplicitTLSWithAuthPlain(t *testing.T) {
+	srvTLS, cliTLS := selfSigned(t)
+	be := &backend{user: "rfd", pass: "s3cret"}
+	host, port := startServer(t, be, serverOpts{implicit: srvTLS})
+	cfg := email.Config{
+		Host: host, Port: port, TLS: email.TLSImplicit, Username: "rfd", Password: "s3cret",
+		From: "noreply@rfd.example", Timeout: 5 * time.Second, TLSConfig: cliTLS,
+	}
+	c, err := email.New(cfg, nil)
+	require.NoError(t, err)
+
+	msg := testMessage("d-auth")
+	_, err = c.Send(context.Background(), msg)
+	require.NoError(t, err)
+	got := be.messages()
+	require.Len(t, got, 1)
+	assert.Equal(t, "rfd", got[0].AuthUser)
+	assert.True(t, got[0].TLS)
+	assertMIME(t, got[0].Data, msg)
+
+	// Wrong password: 535 is a permanent failure (a config problem that
+	// retrying the message cannot fix).
+	cfg.Password = "wrong"
+	c, err = email.New(cfg, nil)
+	require.NoError(t, err)
+	_, err = c.Send(context.Background(), msg)
+	f, ok := channels.AsFailure(err)
+	require.True(t, ok, "error %v must be a *channels.Failure", err)
+	assert.True(t, f.Permanent)
+	assert.Equal(t, "535", f.Code)
+}
+
+func TestSendAuthPlainOverSTARTTLS(t *testing.T) {
+	srvTLS, cliTLS := selfSigned(t)
+	be := &backend{user: "rfd", pass: "s3cret"}
+	host, port := startServer(t, be, serverOpts{starttls: srvTLS})
+	c, err := email.New(email.Config{
+		Host: host, Port: port, TLS: email.TLSStartTLS, Username: "rfd", Password: "s3cret",
+		From: "noreply@rfd.example", Timeout: 5 * time.Second, TLSConfig: cliTLS,
+	}, nil)
+	require.NoError(t, err)
+	_, err = c.Send(context.Background(), testMessage("d-auth-starttls"))
+	require.NoError(t, err)
+	got := be.messages()
+	require.Len(t, got, 1)
+	assert.Equal(t, "rfd", got[0].AuthUser)
+	assert.True(t, got[0].TLS)
+}
+
+func TestSendRejectedRecipientClassification(t *testing.T) {
+	be := &backend{rejects: map[string]*smtp.SMTPError{
+		"gone@clinic.example": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"},
+		"busy@clinic.example": {Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"},
+	}}
+	host, port := startServer(t, be, serverOpts{})
+	c, err := email.New(email.Config{Host: host, Port: port, TLS: email.TLSNone, From: "noreply@rfd.example", Timeout: 5 * time.Second}, nil)
+	require.NoError(t, err)
+
+	msg := testMessage("d-550")
+	msg.To = "gone@clinic.example"
+	_, err = c.Send(context.Background(), msg)
+	f, ok := channels.AsFailure(err)
+	require.True(t, ok, "error %v must be a *channels.Failure", err)
+	assert.True(t, f.Permanent)
+	assert.Equal(t, "550", f.Code)
+	assert.True(t, channels.IsPermanent(err))
+
+	msg = testMessage("d-451")
+	msg.To = "busy@clinic.example"
+	_, err = c.Send(context.Background(), msg)
+	f, ok = channels.AsFailure(err)
+	require.True(t, ok, "error %v must be a *channels.Failure", err)
+	assert.False(t, f.Permanent)
+	assert.Equal(t, "451", f.Code)
+
+	assert.Empty(t, be.messages())
+}
+
+func TestSendConnectionRefusedIsTransient(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+
+	c, err := email.New(email.Config{Host: "127.0.0.1", Port: port, TLS: email.TLSNone, From: "noreply@rfd.example", Timeout: 2 * time.Second}, nil)
+	require.NoError(t, err)
+	_, err = c.Send(context.Background(), testMessage("d-refused"))
+	f, ok := channels.AsFailure(err)
+	require.True(t, ok, "error %v must be a *channels.Failure", err)
+	assert.False(t, f.Permanent)
+	assert.Equal(t, "network", f.Code)
+}
+
+func TestSendHonoursContextCancellation(t *testing.T) {
+	be := &backend{dataHold: make(chan struct{})}
+	defer close(be.dataHold)
+	host, port := startServer(t, be, serverOpts{})
+	c, err := email.New(email.Config{Host: host, Port: port, TLS: email.TLSNone, From: "noreply@rfd.example", Timeout: 30 * time.Second}, nil)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = c.Send(ctx, testMessage("d-slow"))
+	assert.Less(t, time.Since(start), 5*time.Second, "Send must not wait for the 30s session timeout")
+	f, ok := channels.AsFailure(err)
+	require.True(t, ok, "error %v must be a *channels.Failure", err)
+	assert.False(t, f.Permanent)
+	assert.Equal(t, "timeout", f.Code)
+}
+
+// go-mail sends RSET after each message; when that fails, the message has
+// already been accepted (DATA got its 250). Reporting the failure would
+// have the delivery retried and the doctor e-mailed twice.
+func TestSendAcceptedMessageSurvivesAFailedReset(t *testing.T) {
+	be := &backend{dropOnRset: true}
+	host, port := startServer(t, be, serverOpts{})
+	c, err := email.New(email.Config{Host: host, Port: port, TLS: email.TLSNone, From: "noreply@rfd.example", Timeout: 5 * time.Second}, nil)
+	require.NoError(t, err)
+
+	out, err := c.Send(context.Background(), testMessage("d-reset"))
+	require.NoError(t, err, "the message was accepted before the RSET failed")
+	assert.Equal(t, "<d-reset@rfd-notify>", out.ProviderMessageID)
+	require.Len(t, be.messages(), 1)
+}
+
+func TestSendInvalidMessageIsPermanent(t *testing.T) {
+	c, err := email.New(email.Config{Host: "127.0.0.1", Port: 1, TLS: email.TLSNone, From: "noreply@rfd.example"}, nil)
+	require.NoError(t, err)
+	for name, m := range map[string]email.Message{
+		"header injection in id": {To: "a@b.example", Text: "x", DeliveryID: "x>\r\nBcc: evil@example.com"},
+		"empty id":               {To: "a@b.example", Text: "x"},
+		"bad recipient":          {To: "not an address", Text: "x", DeliveryID: "d1"},
+		"no text":                {To: "a@b.example", DeliveryID: "d1"},
+	} {
+		_, err := c.Send(context.Background(), m)
+		f, ok := channels.AsFailure(err)
+		require.True(t, ok, name)
+		assert.True(t, f.Permanent, name)
+		assert.Equal(t, "invalid_message", f.Code, name)
+	}
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	_, err := email.New(email.Config{From: "a@b.example"}, nil)
+	assert.Error(t, err, "host required")
+	_, err = email.New(email.Config{Host: "smtp.example"}, nil)
+	assert.Error(t, err, "from required")
+	_, err = email.New(email.Config{Host: "smtp.example", From: "a@b.example", TLS: "ssl"}, nil)
+	assert.Error(t, err, "unknown TLS mode")
+	_, err = email.New(email.Config{Host: "smtp.example", From: "a@b.example", TLS: email.TLSNone, Username: "u"}, nil)
+	assert.Error(t, err, "credentials in clear text")
+}

@@ -1,0 +1,485 @@
+package delivery
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/core/msgerr"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/delivery/channels"
+	"github.com/rfd-notify/rfd/internal/platform/tracing"
+	"github.com/rfd-notify/rfd/internal/store"
+	"github.com/rfd-notify/rfd/outbox"
+)
+
+// Options tune retries.
+type Options struct {
+	MaxAttempts    int
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// SendTopic is where retry and fallback commands are published.
+	SendTopic string
+	// InAppTopic is the broadcast topic of in-app notifications.
+	InAppTopic string
+	// ConsumerName names the inbox rows of finished attempts.
+	ConsumerName string
+}
+
+// Dispatcher is the send-notification consumer's work.
+type Dispatcher struct {
+	db       *bun.DB
+	inbox    *store.Inbox
+	outbox   *outbox.Publisher
+	senders  Senders
+	opts     Options
+	now      func() time.Time
+	logger   *slog.Logger
+	outcomes *prometheus.CounterVec
+}
+
+// NewDispatcher returns the dispatcher; its metrics are registered in reg.
+func NewDispatcher(db *bun.DB, inbox *store.Inbox, ob *outbox.Publisher, senders Senders, opts Options,
+	now func() time.Time, reg prometheus.Registerer, logger *slog.Logger) (*Dispatcher, error) {
+	if now == nil {
+		now = time.Now
+	}
+	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "rfd", Name: "deliveries_total",
+		Help: "Delivery attempts finished, by channel and resulting status.",
+	}, []string{"channel", "status"})
+	if err := reg.Register(outcomes); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, fmt.Errorf("delivery metrics: %w", err)
+		}
+		outcomes = are.ExistingCollector.(*prometheus.CounterVec)
+	}
+	return &Dispatcher{db: db, inbox: inbox, outbox: ob, senders: senders, opts: opts, now: now, logger: logger, outcomes: outcomes}, nil
+}
+
+// job is everything one attempt needs, read in the claim transaction.
+type job struct {
+	cmd          events.SendNotification
+	delivery     domain.Delivery
+	notification domain.Notification
+	doctor       domain.Doctor
+	prefs        domain.Preferences
+	targets      Targets
+}
+
+// Handle delivers one send-notification command.
+func (d *Dispatcher) Handle(msg *message.Message) error {
+	cmd, err := events.DecodeSendNotification(msg.Payload)
+	if err != nil {
+		return msgerr.Permanent(err)
+	}
+	ctx := msg.Context()
+
+	j, proceed, err := d.claim(ctx, cmd)
+	if err != nil || !proceed {
+		return err
+	}
+
+	started := d.now().UTC()
+	sctx, span := tracing.Tracer().Start(ctx, "deliver "+string(j.delivery.Channel), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("rfd.channel", string(j.delivery.Channel)), attribute.String("rfd.delivery_id", j.delivery.ID),
+			attribute.Int("rfd.attempt", j.cmd.Attempt)))
+	res := d.senders.send(sctx, j)
+	if res.err != nil {
+		span.SetStatus(codes.Error, "provider call failed")
+		// The provider's own words stop here: the database and the API
+		// keep only the reason code (see Classify).
+		d.logger.WarnContext(ctx, "delivery: attempt failed", "delivery_id", j.delivery.ID, "channel", string(j.delivery.Channel),
+			"attempt", j.cmd.Attempt, "reason_code", Classify(res.err), "permanent", channels.IsPermanent(res.err), "error", res.err.Error())
+	}
+	span.End()
+	return d.recordAfterSend(ctx, msg.UUID, j, started, res)
+}
+
+// recordAttempts bounds how often recordAfterSend tries to store an
+// attempt's outcome before giving the message back to the router.
+const recordAttempts = 5
+
+// recordAfterSend stores the outcome of a provider call, retrying a
+// failed transaction (a deadlock, a serialization failure, a dropped
+// connection) here rather than through the router: the router's retry
+// runs the whole handler again, provider call included, and e-mail has no
+// idempotency key to make the second call harmless. The transaction is
+// all or nothing, so trying it again is safe.
+func (d *Dispatcher) recordAfterSend(ctx context.Context, msgID string, j job, started time.Time, res sendResult) error {
+	backoff := 50 * time.Millisecond
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = d.record(ctx, msgID, j, started, res)
+		if err == nil || msgerr.IsPermanent(err) || attempt == recordAttempts {
+			return err
+		}
+		d.logger.WarnContext(ctx, "delivery: recording the attempt failed; trying again", "delivery_id", j.delivery.ID,
+			"attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+// claim re-checks the delivery in a short transaction and marks it sending.
+// proceed=false means there is nothing to send now (already done, stale
+// command, suppressed, or not due yet).
+func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (job, bool, error) {
+	var j job
+	proceed := false
+	err := d.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&j.delivery).Where("id = ?", cmd.DeliveryID).Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return msgerr.Permanentf("send-notification: /delivery_id: no such delivery")
+			}
+			return fmt.Errorf("load delivery: %w", err)
+		}
+		st := j.delivery.Status
+		// A command older than the delivery's current attempt, or for an
+		// attempt that already ended, changes nothing. A command for the
+		// attempt in flight (status sending) is a redelivery after a crash
+		// between the provider call and the commit: send again, with the
+		// same idempotency key, so the provider does not bill it twice.
+		if Final(st) || cmd.Attempt < j.delivery.Attempt ||
+			(cmd.Attempt == j.delivery.Attempt && st != domain.DeliverySending) {
+			return nil
+		}
+		if err := tx.NewSelect().Model(&j.notification).Where("id = ?", j.delivery.NotificationID).Scan(ctx); err != nil {
+			return fmt.Errorf("load notification: %w", err)
+		}
+		if err := tx.NewSelect().Model(&j.doctor).Where("id = ?", j.notification.DoctorID).Scan(ctx); err != nil {
+			return fmt.Errorf("load doctor: %w", err)
+		}
+		prefs, err := notify.PreferencesOf(ctx, tx, j.doctor.ID)
+		if err != nil {
+			return err
+		}
+		j.prefs = prefs
+		// Only push and webhook deliveries go to devices or endpoints; the
+		// other channels need not read them on every claim.
+		if ch := j.delivery.Channel; ch == domain.ChannelPush || ch == domain.ChannelWebhook {
+			if j.targets, err = LoadTargets(ctx, tx, j.doctor.ID); err != nil {
+				return err
+			}
+		}
+		j.cmd = cmd
+		now := d.now().UTC()
+
+		if code := d.suppression(j, now); code != "" {
+			return d.finish(ctx, tx, j.delivery, domain.DeliverySuppressed, code, "")
+		}
+		due := j.delivery.SendAt
+		if cmd.SendAt.After(due) {
+			due = cmd.SendAt
+		}
+		if due.After(now) {
+			// Not yet (quiet hours, or an early retry): the scheduler
+			// publishes this attempt again when it is due.
+			_, err := tx.NewRaw(`UPDATE deliveries SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = ?`,
+				due, now, j.delivery.ID, domain.DeliveryQueued).Exec(ctx)
+			return err
+		}
+		// The per-doctor SMS cap protects doctors from floods: an SMS over
+		// it waits for the next slot without using up an attempt. A
+		// critical result is exactly what must not wait behind it.
+		if wait, capped := d.smsCapped(j); capped {
+			_, err := tx.NewRaw(`UPDATE deliveries SET next_attempt_at = ?, reason_code = ?, status_reason = ?, updated_at = ? WHERE id = ? AND status = ?`,
+				now.Add(wait), ReasonSMSCap, ReasonMessage(ReasonSMSCap), now, j.delivery.ID, domain.DeliveryQueued).Exec(ctx)
+			return err
+		}
+		res, err := tx.NewRaw(`UPDATE deliveries SET status = ?, attempt = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN (?, ?)`,
+			domain.DeliverySending, cmd.Attempt, now, j.delivery.ID, domain.DeliveryQueued, domain.DeliverySending).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("claim delivery: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			proceed = true
+		}
+		return nil
+	})
+	return j, proceed, err
+}
+
+// smsCapped takes an SMS slot of the doctor, or says how long to wait.
+func (d *Dispatcher) smsCapped(j job) (time.Duration, bool) {
+	if j.delivery.Channel != domain.ChannelSMS || d.senders.SMSPerDoctor == nil || j.notification.Priority == domain.PriorityCritical {
+		return 0, false
+	}
+	// A redelivered command of the attempt in flight already has its slot.
+	if j.delivery.Status == domain.DeliverySending {
+		return 0, false
+	}
+	ok, wait := d.senders.SMSPerDoctor.Take(j.doctor.ID)
+	return max(wait, time.Second), !ok
+}
+
+// suppression is the reason code of why a delivery must not go out, or "".
+func (d *Dispatcher) suppression(j job, now time.Time) string {
+	switch {
+	case !j.doctor.Active:
+		return ReasonDoctorInactive
+	case j.notification.State == domain.StateRetracted:
+		return ReasonRetracted
+	case j.notification.State == domain.StateSuperseded:
+		return ReasonSuperseded
+	case j.notification.ExpiresAt != nil && j.notification.ExpiresAt.Before(now):
+		return ReasonExpired
+	case !slices.Contains(j.prefs.ChannelsFor(j.notification.Category), j.delivery.Channel) && !j.isFallback():
+		return ReasonOptedOut
+	}
+	return ""
+}
+
+// isFallback: a fallback delivery of a critical notification is sent on a
+// channel the doctor's fallback order names, even if the category does not.
+func (j job) isFallback() bool {
+	return j.notification.Priority == domain.PriorityCritical && slices.Contains(j.prefs.FallbackOrder, j.delivery.Channel)
+}
+
+// record stores the attempt's outcome, and the inbox row of this command,
+// in one transaction.
+func (d *Dispatcher) record(ctx context.Context, msgID string, j job, started time.Time, res sendResult) error {
+	finished := d.now().UTC()
+	out, sendErr := res.out, res.err
+	_, err := d.inbox.Process(ctx, d.opts.ConsumerName, msgID, func(ctx context.Context, tx bun.Tx) error {
+		if err := d.disableTargets(ctx, tx, res); err != nil {
+			return err
+		}
+		outcome := "success"
+		code, providerCode := "", ""
+		if sendErr != nil {
+			outcome = "transient"
+			if channels.IsPermanent(sendErr) {
+				outcome = "permanent"
+			}
+			code = Classify(sendErr)
+			if f, ok := channels.AsFailure(sendErr); ok {
+				providerCode = f.Code
+			}
+		}
+		if _, err := tx.NewRaw(`INSERT INTO delivery_attempts (delivery_id, attempt, provider, provider_message_id, outcome, reason_code, error, started_at, finished_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider, out.ProviderMessageID, outcome, code,
+			reasonText(code, providerCode), started, finished).Exec(ctx); err != nil {
+			return fmt.Errorf("record attempt: %w", err)
+		}
+
+		switch {
+		case sendErr == nil:
+			status := domain.DeliverySent
+			if j.delivery.Channel == domain.ChannelInApp || j.delivery.Channel == domain.ChannelWebhook {
+				// In-app is delivered once it is committed and broadcast; a
+				// webhook 2xx is the receiver's confirmation.
+				status = domain.DeliveryDelivered
+			}
+			if j.delivery.Channel == domain.ChannelInApp {
+				if err := d.broadcast(ctx, tx, j); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.NewRaw(`UPDATE deliveries SET provider = ?, provider_message_id = ? WHERE id = ?`,
+				out.Provider, out.ProviderMessageID, j.delivery.ID).Exec(ctx); err != nil {
+				return fmt.Errorf("record provider id: %w", err)
+			}
+			return d.finish(ctx, tx, j.delivery, status, "", "")
+
+		case channels.IsPermanent(sendErr):
+			if err := d.finish(ctx, tx, j.delivery, domain.DeliveryFailed, code, providerCode); err != nil {
+				return err
+			}
+			return d.fallback(ctx, tx, j)
+
+		case j.cmd.Attempt >= d.opts.MaxAttempts:
+			// Undelivered says the retries ran out; the code says why
+			// the last one failed.
+			if err := d.finish(ctx, tx, j.delivery, domain.DeliveryUndelivered, code, providerCode); err != nil {
+				return err
+			}
+			return d.fallback(ctx, tx, j)
+
+		default:
+			next := finished.Add(d.backoff(j.cmd.Attempt, sendErr))
+			_, err := tx.NewRaw(`UPDATE deliveries SET status = ?, reason_code = ?, status_reason = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = ?`,
+				domain.DeliveryQueued, code, reasonText(code, providerCode), next, finished, j.delivery.ID, domain.DeliverySending).Exec(ctx)
+			if err != nil {
+				return fmt.Errorf("schedule retry: %w", err)
+			}
+			d.outcomes.WithLabelValues(string(j.delivery.Channel), "retry").Inc()
+			return nil
+		}
+	})
+	return err
+}
+
+// finish moves a delivery to status, monotonically, with the reason code
+// and the provider's code.
+func (d *Dispatcher) finish(ctx context.Context, tx bun.Tx, dl domain.Delivery, status, code, providerCode string) error {
+	moved, err := advance(ctx, tx, dl.ID, status, code, providerCode, d.now().UTC())
+	if err != nil {
+		return err
+	}
+	if moved {
+		d.outcomes.WithLabelValues(string(dl.Channel), status).Inc()
+	}
+	return nil
+}
+
+// Advance moves delivery id to status if that is forward (see CanMove),
+// with reason code code ("" for none); it reports whether it moved.
+func Advance(ctx context.Context, db bun.IDB, id, status, code string, now time.Time) (bool, error) {
+	return advance(ctx, db, id, status, code, "", now)
+}
+
+func advance(ctx context.Context, db bun.IDB, id, status, code, providerCode string, now time.Time) (bool, error) {
+	from := predecessors(status)
+	if len(from) == 0 {
+		return false, nil
+	}
+	res, err := db.NewRaw(`UPDATE deliveries SET status = ?, reason_code = ?, status_reason = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN (?)`,
+		status, code, reasonText(code, providerCode), now, id, bun.List(from)).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("advance delivery to %s: %w", status, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// backoff is the delay before the next attempt: exponential with jitter,
+// capped, and never shorter than the provider's Retry-After.
+func (d *Dispatcher) backoff(attempt int, err error) time.Duration {
+	b := d.opts.InitialBackoff << min(attempt-1, 20)
+	if b > d.opts.MaxBackoff || b <= 0 {
+		b = d.opts.MaxBackoff
+	}
+	b = time.Duration(float64(b) * (0.8 + 0.4*rand.Float64()))
+	if f, ok := channels.AsFailure(err); ok && f.RetryAfter > b {
+		b = min(f.RetryAfter, time.Hour)
+	}
+	return b
+}
+
+// disableTargets stops using what the providers said is gone: push
+// tokens FCM no longer knows, webhook endpoints that answered 410.
+func (d *Dispatcher) disableTargets(ctx context.Context, tx bun.Tx, res sendResult) error {
+	now := d.now().UTC()
+	for _, tok := range res.deadTokens {
+		if _, err := tx.NewRaw(`UPDATE devices SET disabled_at = ?, disabled_reason = ?, updated_at = ? WHERE token = ? AND disabled_at IS NULL`,
+			now, "unregistered by FCM", now, tok).Exec(ctx); err != nil {
+			return fmt.Errorf("disable device: %w", err)
+		}
+	}
+	for _, id := range res.deadEndpoints {
+		if _, err := tx.NewRaw(`UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, updated_at = ? WHERE id = ? AND disabled_at IS NULL`,
+			now, "410 Gone", now, id).Exec(ctx); err != nil {
+			return fmt.Errorf("disable webhook endpoint: %w", err)
+		}
+	}
+	return nil
+}
+
+// fallback tries a critical notification on the next channel of the
+// doctor's fallback order that has not been tried yet.
+func (d *Dispatcher) fallback(ctx context.Context, tx bun.Tx, j job) error {
+	_, err := Fallback(ctx, tx, d.outbox, d.opts.SendTopic, j.notification.ID, string(j.delivery.Channel), d.now().UTC())
+	return err
+}
+
+// Fallback queues a critical notification on the next channel of the
+// doctor's fallback order that has no delivery yet, after the delivery on
+// failedChannel failed for good. It reports whether it queued one.
+func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notificationID, failedChannel string, now time.Time) (bool, error) {
+	var n domain.Notification
+	if err := tx.NewSelect().Model(&n).Where("id = ?", notificationID).Scan(ctx); err != nil {
+		return false, fmt.Errorf("fallback: load notification: %w", err)
+	}
+	if n.Priority != domain.PriorityCritical || n.State != domain.StateActive {
+		return false, nil
+	}
+	prefs, err := notify.PreferencesOf(ctx, tx, n.DoctorID)
+	if err != nil {
+		return false, err
+	}
+	var tried []string
+	if err := tx.NewRaw(`SELECT channel FROM deliveries WHERE notification_id = ?`, n.ID).Scan(ctx, &tried); err != nil {
+		return false, fmt.Errorf("fallback: tried channels: %w", err)
+	}
+	for _, ch := range prefs.FallbackOrder {
+		if slices.Contains(tried, string(ch)) {
+			continue
+		}
+		dl := &domain.Delivery{
+			ID: notify.DeliveryID(n.ID, ch), NotificationID: n.ID, Channel: ch,
+			Status: domain.DeliveryQueued, ReasonCode: ReasonFallback, StatusReason: reasonText(ReasonFallback, failedChannel),
+			SendAt: now, CreatedAt: now, UpdatedAt: now,
+		}
+		if _, err := tx.NewInsert().Model(dl).Returning("NULL").Exec(ctx); err != nil {
+			return false, fmt.Errorf("fallback delivery: %w", err)
+		}
+		return true, PublishCommand(ctx, tx, ob, topic, n, n.DoctorID, dl, 1, now)
+	}
+	return false, nil
+}
+
+// PublishCommand queues one send-notification command. The first attempt's
+// message id is the delivery id; a retry's is the delivery id and attempt,
+// so each attempt is its own message for the inbox.
+func PublishCommand(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic string, n domain.Notification, doctorID string, dl *domain.Delivery, attempt int, now time.Time) error {
+	cmd := events.SendNotification{
+		DeliveryID: dl.ID, NotificationID: n.ID, DoctorID: doctorID, Channel: string(dl.Channel),
+		Category: string(n.Category), Priority: string(n.Priority), Type: n.Type, SendAt: dl.SendAt, Attempt: attempt,
+	}
+	payload, err := cmd.Encode()
+	if err != nil {
+		return fmt.Errorf("encode send-notification: %w", err)
+	}
+	id := dl.ID
+	if attempt > 1 {
+		id = fmt.Sprintf("%s#%d", dl.ID, attempt)
+	}
+	msg := message.NewMessage(id, payload)
+	for k, v := range events.CloudEventMetadata(id, events.TypeSendNotification, "rfd-notify", now) {
+		msg.Metadata.Set(k, v)
+	}
+	msg.Metadata.Set(outbox.PartitionKeyKey, doctorID)
+	return ob.Publish(ctx, tx, topic, msg)
+}
+
+// InAppEvent is what the in-app broadcast carries: opaque ids only. Each
+// API replica reads it and tells the doctor's open portal sessions to fetch
+// the notification.
+type InAppEvent struct {
+	DoctorID       string    `json:"doctor_id"`
+	NotificationID string    `json:"notification_id"`
+	Seq            int64     `json:"seq"`
+	Event          string    `json:"event"`
+	At             time.Time `json:"at"`
+}
+
+func (d *Dispatcher) broadcast(ctx context.Context, tx bun.Tx, j job) error {
+	body, err := json.Marshal(InAppEvent{DoctorID: j.doctor.ID, NotificationID: j.notification.ID, Seq: j.notification.Seq, Event: "notification", At: d.now().UTC()})
+	if err != nil {
+		return fmt.Errorf("encode in-app event: %w", err)
+	}
+	msg := message.NewMessage(j.delivery.ID, body)
+	msg.Metadata.Set(outbox.PartitionKeyKey, j.doctor.ID)
+	return d.outbox.Publish(ctx, tx, d.opts.InAppTopic, msg)
+}

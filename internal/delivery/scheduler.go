@@ -1,0 +1,90 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/store"
+	"github.com/rfd-notify/rfd/outbox"
+)
+
+// Scheduler publishes the attempts that are due: retries after a transient
+// failure and deliveries deferred by quiet hours. The due time lives in the
+// database, so it survives restarts, and a waiting delivery holds up no
+// partition. On PostgreSQL, SKIP LOCKED lets several replicas share the work.
+type Scheduler struct {
+	db     *bun.DB
+	outbox *outbox.Publisher
+	topic  string
+	now    func() time.Time
+	logger *slog.Logger
+	batch  int
+}
+
+// NewScheduler returns the scheduler publishing to topic.
+func NewScheduler(db *bun.DB, ob *outbox.Publisher, topic string, now func() time.Time, logger *slog.Logger) *Scheduler {
+	if now == nil {
+		now = time.Now
+	}
+	return &Scheduler{db: db, outbox: ob, topic: topic, now: now, logger: logger, batch: 200}
+}
+
+// Run publishes due attempts every interval until ctx is done.
+func (s *Scheduler) Run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for {
+			n, err := s.Tick(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.logger.ErrorContext(ctx, "delivery scheduler", "error", err)
+			}
+			if n < s.batch || err != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Tick publishes one batch of due attempts and returns how many.
+func (s *Scheduler) Tick(ctx context.Context) (int, error) {
+	n := 0
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		now := s.now().UTC()
+		lock := ""
+		if !store.IsSQLite(s.db) {
+			lock = " FOR UPDATE OF d SKIP LOCKED"
+		}
+		var due []domain.Delivery
+		if err := tx.NewRaw(`SELECT d.* FROM deliveries d WHERE d.status = ? AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?
+ORDER BY d.next_attempt_at LIMIT ?`+lock, domain.DeliveryQueued, now, s.batch).Scan(ctx, &due); err != nil {
+			return fmt.Errorf("due deliveries: %w", err)
+		}
+		for i := range due {
+			dl := &due[i]
+			var nt domain.Notification
+			if err := tx.NewSelect().Model(&nt).Where("id = ?", dl.NotificationID).Scan(ctx); err != nil {
+				return fmt.Errorf("notification of due delivery: %w", err)
+			}
+			if err := PublishCommand(ctx, tx, s.outbox, s.topic, nt, nt.DoctorID, dl, dl.Attempt+1, now); err != nil {
+				return err
+			}
+			if _, err := tx.NewRaw(`UPDATE deliveries SET next_attempt_at = NULL, updated_at = ? WHERE id = ?`, now, dl.ID).Exec(ctx); err != nil {
+				return fmt.Errorf("clear due time: %w", err)
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,371 @@
+// Package escalation is the critical-result escalation ladder: a critical
+// notification nobody has acknowledged within the SLA is re-sent over the
+// next channel of the doctor's fallback order, then to the doctor covering
+// for them, then to the configured on-call doctor, one step per SLA
+// interval. Acknowledging the notification (or any copy the ladder made)
+// stops it: no step is taken after the acknowledgement commits. The ladder's
+// timers are rows (escalations.next_at), so they survive restarts, and every
+// step is recorded (escalation_steps: level, time, kind, channel, doctor).
+package escalation
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/delivery"
+	"github.com/rfd-notify/rfd/internal/store"
+	"github.com/rfd-notify/rfd/outbox"
+)
+
+// Escalation states.
+const (
+	StateActive    = "active"
+	StateStopped   = "stopped"   // acknowledged, or the notification was withdrawn
+	StateExhausted = "exhausted" // no step left to take
+)
+
+// Step kinds, in ladder order.
+const (
+	KindChannel  = "channel"
+	KindCovering = "covering"
+	KindOnCall   = "oncall"
+)
+
+// Options configure the ladder.
+type Options struct {
+	// SLA is how long a critical notification may stay unacknowledged
+	// before the first step, and between steps.
+	SLA time.Duration
+	// OnCallDoctor is the external user id of the on-call contact (a doctor
+	// account); empty leaves the on-call step out.
+	OnCallDoctor string
+	// SendTopic is the send-notification topic.
+	SendTopic string
+	// Lookback bounds how old a notification may be to start escalating,
+	// so enabling the ladder does not escalate history. Zero is 7 days.
+	Lookback time.Duration
+}
+
+// Ladder takes the due steps.
+type Ladder struct {
+	db       *bun.DB
+	notifier *notify.Notifier
+	outbox   *outbox.Publisher
+	opts     Options
+	now      func() time.Time
+	breached *prometheus.CounterVec
+}
+
+// New returns the ladder; its counter rfd_escalations_sla_breached_total
+// {level} is registered in reg.
+func New(db *bun.DB, n *notify.Notifier, ob *outbox.Publisher, opts Options, now func() time.Time, reg prometheus.Registerer) (*Ladder, error) {
+	if opts.SLA <= 0 {
+		return nil, errors.New("escalation: the SLA must be positive")
+	}
+	if opts.Lookback <= 0 {
+		opts.Lookback = 7 * 24 * time.Hour
+	}
+	if now == nil {
+		now = time.Now
+	}
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "rfd", Name: "escalations_sla_breached_total",
+		Help: "Escalation steps taken because a critical result stayed unacknowledged past the SLA, by ladder level.",
+	}, []string{"level"})
+	if reg != nil {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("escalation metrics: %w", err)
+			}
+			c = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	// Level 1, the first step, is always exported, at 0 until a ladder
+	// starts: an alert on its increase needs the series to exist.
+	c.WithLabelValues("1")
+	return &Ladder{db: db, notifier: n, outbox: ob, opts: opts, now: now, breached: c}, nil
+}
+
+// batch is how many escalations one transaction round looks at.
+const batch = 100
+
+// Run is the cron job: it starts the ladder of every critical notification
+// past its SLA and takes every due step. It returns the steps taken.
+func (l *Ladder) Run(ctx context.Context, _ time.Time) error {
+	_, err := l.Tick(ctx)
+	return err
+}
+
+// Tick starts due ladders and takes due steps; it returns the steps taken.
+func (l *Ladder) Tick(ctx context.Context) (int, error) {
+	if err := l.seed(ctx); err != nil {
+		return 0, err
+	}
+	steps := 0
+	for {
+		var due []string
+		now := l.now().UTC()
+		if err := l.db.NewRaw(`SELECT notification_id FROM escalations WHERE state = ? AND next_at <= ? ORDER BY next_at, notification_id LIMIT ?`,
+			StateActive, now, batch).Scan(ctx, &due); err != nil {
+			return steps, fmt.Errorf("escalation: due ladders: %w", err)
+		}
+		for _, id := range due {
+			took, err := l.step(ctx, id)
+			if err != nil {
+				return steps, err
+			}
+			if took {
+				steps++
+			}
+		}
+		if len(due) < batch {
+			return steps, nil
+		}
+	}
+}
+
+// seed starts a ladder, due at once, for each critical notification older
+// than the SLA that has none, is unacknowledged and is the doctor's own
+// (copies made for covering doctors do not escalate by themselves).
+func (l *Ladder) seed(ctx context.Context) error {
+	now := l.now().UTC()
+	var ids []struct {
+		ID        string    `bun:"id"`
+		CreatedAt time.Time `bun:"created_at"`
+	}
+	if err := l.db.NewRaw(`SELECT n.id, n.created_at FROM notifications n
+WHERE n.priority = ? AND n.acknowledged_at IS NULL AND n.state = ? AND n.on_behalf_of IS NULL
+  AND n.created_at <= ? AND n.created_at > ?
+  AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.notification_id = n.id)
+ORDER BY n.created_at LIMIT 1000`, domain.PriorityCritical, domain.StateActive, now.Add(-l.opts.SLA), now.Add(-l.opts.Lookback)).Scan(ctx, &ids); err != nil {
+		return fmt.Errorf("escalation: find breaches: %w", err)
+	}
+	for _, n := range ids {
+		if _, err := l.db.NewRaw(`INSERT INTO escalations (notification_id, level, state, next_at, created_at, updated_at)
+VALUES (?, 0, ?, ?, ?, ?) ON CONFLICT (notification_id) DO NOTHING`, n.ID, StateActive, n.CreatedAt.UTC().Add(l.opts.SLA), now, now).Exec(ctx); err != nil {
+			return fmt.Errorf("escalation: start ladder: %w", err)
+		}
+	}
+	return nil
+}
+
+type ladderRow struct {
+	Level  int       `bun:"level"`
+	State  string    `bun:"state"`
+	NextAt time.Time `bun:"next_at"`
+}
+
+// step takes the next step of one ladder, in one transaction with the
+// notifications and deliveries it makes.
+func (l *Ladder) step(ctx context.Context, id string) (bool, error) {
+	took := false
+	level := 0
+	err := l.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		now := l.now().UTC()
+		lock := ""
+		if !store.IsSQLite(l.db) {
+			lock = " FOR UPDATE SKIP LOCKED"
+		}
+		var e ladderRow
+		err := tx.NewRaw(`SELECT level, state, next_at FROM escalations WHERE notification_id = ?`+lock, id).Scan(ctx, &e)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // another replica holds it
+		}
+		if err != nil {
+			return fmt.Errorf("escalation: load ladder: %w", err)
+		}
+		if e.State != StateActive || e.NextAt.After(now) {
+			return nil
+		}
+		var n domain.Notification
+		if err := tx.NewSelect().Model(&n).Where("id = ?", id).Scan(ctx); err != nil {
+			return fmt.Errorf("escalation: load notification: %w", err)
+		}
+		acked, err := Acknowledged(ctx, tx, n)
+		if err != nil {
+			return err
+		}
+		if acked || n.State != domain.StateActive {
+			return l.setState(ctx, tx, id, StateStopped, now)
+		}
+		var done []string
+		if err := tx.NewRaw(`SELECT kind FROM escalation_steps WHERE notification_id = ?`, id).Scan(ctx, &done); err != nil {
+			return fmt.Errorf("escalation: steps taken: %w", err)
+		}
+		level = e.Level + 1
+		for _, kind := range []string{KindChannel, KindCovering, KindOnCall} {
+			if slices.Contains(done, kind) {
+				continue
+			}
+			st, ok, err := l.take(ctx, tx, kind, n, now)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if _, err := tx.NewRaw(`INSERT INTO escalation_steps (notification_id, level, kind, channel, doctor_id, escalated_notification_id, at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`, id, level, kind, st.channel, st.doctorID, st.notificationID, now).Exec(ctx); err != nil {
+				return fmt.Errorf("escalation: record step: %w", err)
+			}
+			if _, err := tx.NewRaw(`UPDATE escalations SET level = ?, next_at = ?, updated_at = ? WHERE notification_id = ?`,
+				level, now.Add(l.opts.SLA), now, id).Exec(ctx); err != nil {
+				return fmt.Errorf("escalation: next step: %w", err)
+			}
+			took = true
+			return nil
+		}
+		return l.setState(ctx, tx, id, StateExhausted, now)
+	})
+	if err != nil {
+		return false, err
+	}
+	if took {
+		l.breached.WithLabelValues(strconv.Itoa(level)).Inc()
+	}
+	return took, nil
+}
+
+func (l *Ladder) setState(ctx context.Context, tx bun.Tx, id, state string, now time.Time) error {
+	if _, err := tx.NewRaw(`UPDATE escalations SET state = ?, updated_at = ? WHERE notification_id = ?`, state, now, id).Exec(ctx); err != nil {
+		return fmt.Errorf("escalation: mark %s: %w", state, err)
+	}
+	return nil
+}
+
+// Acknowledged reports whether n, or a copy the ladder made of it, has been
+// acknowledged.
+func Acknowledged(ctx context.Context, db bun.IDB, n domain.Notification) (bool, error) {
+	if n.AcknowledgedAt != nil {
+		return true, nil
+	}
+	var k int
+	err := db.NewRaw(`SELECT COUNT(*) FROM notifications WHERE dedup_key LIKE ? AND acknowledged_at IS NOT NULL`, copyKey(n.ID)+"|%").Scan(ctx, &k)
+	if err != nil {
+		return false, fmt.Errorf("escalation: acknowledged copies: %w", err)
+	}
+	return k > 0, nil
+}
+
+// copyKey is the intent key of the copies the ladder makes of a notification.
+func copyKey(notificationID string) string { return "escalation/" + notificationID }
+
+type stepTaken struct {
+	channel        string
+	doctorID       string
+	notificationID string
+}
+
+// take tries one kind of step; ok=false means it has nothing to do (no
+// untried channel, nobody covering, no on-call configured).
+func (l *Ladder) take(ctx context.Context, tx bun.Tx, kind string, n domain.Notification, now time.Time) (stepTaken, bool, error) {
+	switch kind {
+	case KindChannel:
+		ch, err := nextChannel(ctx, tx, n)
+		if err != nil || ch == "" {
+			return stepTaken{}, false, err
+		}
+		queued, err := delivery.Fallback(ctx, tx, l.outbox, l.opts.SendTopic, n.ID, "escalation: unacknowledged past the SLA", now)
+		if err != nil || !queued {
+			return stepTaken{}, false, err
+		}
+		return stepTaken{channel: string(ch), doctorID: n.DoctorID}, true, nil
+	case KindCovering:
+		covering, err := notify.CoveringDoctors(ctx, tx, n.DoctorID, now)
+		if err != nil || len(covering) == 0 {
+			return stepTaken{}, false, err
+		}
+		return l.copyTo(ctx, tx, n, covering[0])
+	case KindOnCall:
+		if l.opts.OnCallDoctor == "" {
+			return stepTaken{}, false, nil
+		}
+		doc, found, err := notify.DoctorByExternalID(ctx, tx, l.opts.OnCallDoctor)
+		if err != nil || !found || !doc.Active || doc.ID == n.DoctorID {
+			return stepTaken{}, false, err
+		}
+		return l.copyTo(ctx, tx, n, doc)
+	}
+	return stepTaken{}, false, fmt.Errorf("escalation: unknown step %q", kind)
+}
+
+// nextChannel is the channel delivery.Fallback would queue next, or "".
+func nextChannel(ctx context.Context, tx bun.Tx, n domain.Notification) (domain.Channel, error) {
+	prefs, err := notify.PreferencesOf(ctx, tx, n.DoctorID)
+	if err != nil {
+		return "", err
+	}
+	var tried []string
+	if err := tx.NewRaw(`SELECT channel FROM deliveries WHERE notification_id = ?`, n.ID).Scan(ctx, &tried); err != nil {
+		return "", fmt.Errorf("escalation: tried channels: %w", err)
+	}
+	for _, ch := range prefs.FallbackOrder {
+		if !slices.Contains(tried, string(ch)) {
+			return ch, nil
+		}
+	}
+	return "", nil
+}
+
+// copyTo makes the escalated copy of n for doc, on behalf of n's doctor.
+func (l *Ladder) copyTo(ctx context.Context, tx bun.Tx, n domain.Notification, doc domain.Doctor) (stepTaken, bool, error) {
+	var detail templates.Data
+	raw, err := json.Marshal(n.Data)
+	if err != nil {
+		return stepTaken{}, false, fmt.Errorf("escalation: detail: %w", err)
+	}
+	if err := json.Unmarshal(raw, &detail); err != nil {
+		return stepTaken{}, false, fmt.Errorf("escalation: detail: %w", err)
+	}
+	in := notify.Intent{
+		Key: copyKey(n.ID), SourceEventID: n.SourceEventID, Type: n.Type, Category: n.Category, Priority: n.Priority,
+		Detail: detail, ExpiresAt: n.ExpiresAt,
+	}
+	if n.CheckupID != nil {
+		in.CheckupID = *n.CheckupID
+	}
+	if n.OrderID != nil {
+		in.OrderID = *n.OrderID
+	}
+	if n.ResultVersion != nil {
+		in.ResultVersion = *n.ResultVersion
+	}
+	id, _, err := l.notifier.NotifyDoctor(ctx, tx, in, doc, n.DoctorID)
+	if err != nil {
+		return stepTaken{}, false, err
+	}
+	return stepTaken{doctorID: doc.ID, notificationID: id}, true, nil
+}
+
+// Step is one recorded step of a notification's ladder.
+type Step struct {
+	Level                   int       `bun:"level" json:"level"`
+	Kind                    string    `bun:"kind" json:"kind"`
+	Channel                 string    `bun:"channel" json:"channel,omitempty"`
+	DoctorID                string    `bun:"doctor_id" json:"doctor_id"`
+	EscalatedNotificationID string    `bun:"escalated_notification_id" json:"escalated_notification_id,omitempty"`
+	At                      time.Time `bun:"at" json:"at"`
+}
+
+// Steps lists the steps taken for a notification, in order.
+func Steps(ctx context.Context, db bun.IDB, notificationID string) ([]Step, error) {
+	var out []Step
+	if err := db.NewRaw(`SELECT level, kind, channel, doctor_id, escalated_notification_id, at FROM escalation_steps
+WHERE notification_id = ? ORDER BY level`, notificationID).Scan(ctx, &out); err != nil {
+		return nil, fmt.Errorf("escalation: steps: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,809 @@
+// Command harness is the performance harness of the checkup-events consumer:
+// in one run it pushes checkup events through the real consumer, run as a
+// subprocess (`rfd consume checkup-events`, with `rfd worker` relaying its
+// outbox), and through the hand-written baseline of bench/baseline in this
+// process, on the same PostgreSQL server and the same Kafka broker (kfake,
+// 12 partitions, in this process on loopback TCP), then does the same on the
+// embedded default (SQLite + SQL transport). On PostgreSQL + Kafka it also
+// measures bench/baseline's same-work pipeline, the consumer's own reads and
+// writes by hand, for a like-for-like ratio. It prints a one-line summary
+// and writes the figures as JSON.
+//
+//	go run ./bench/harness -events 20000 -out bench-results.json
+//
+// Per side it measures the maximum rate (N events produced beforehand,
+// events/s between the first and the last inbox commit), then the latency
+// of event -> in-app notification committed at half that rate (events
+// produced paced, latency = the notification's created_at minus the time
+// the event was handed to the broker), and for the service the peak RSS of
+// the consumer process (VmHWM).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/roles"
+	"github.com/rfd-notify/rfd/internal/store"
+	"github.com/rfd-notify/rfd/outbox"
+	"github.com/rfd-notify/rfd/test/bench/baseline"
+)
+
+const partitions = 12
+
+// Targets of the issue.
+const (
+	targetRatio     = 1.0
+	targetP99       = 50 * time.Millisecond
+	targetPeakRSSMB = 100.0
+)
+
+type options struct {
+	events, doctors int
+	adminURL        string
+	rfd             string
+	out             string
+	latencyFor      time.Duration
+	skipSQLite      bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.events, "events", 20000, "events per maximum-rate measurement")
+	flag.IntVar(&o.doctors, "doctors", 1000, "referring doctors the events are spread over")
+	flag.StringVar(&o.adminURL, "database-url", envOr("RFD_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
+		"PostgreSQL server the harness creates its databases on (dropped at the end)")
+	flag.StringVar(&o.rfd, "rfd", "", "rfd binary (default: go build one from this module)")
+	flag.StringVar(&o.out, "out", "bench-results.json", "file the JSON results are written to")
+	flag.DurationVar(&o.latencyFor, "latency-duration", 20*time.Second, "how long events are produced at half the maximum rate")
+	flag.BoolVar(&o.skipSQLite, "skip-sqlite", false, "measure PostgreSQL + Kafka only")
+	flag.Parse()
+	if err := run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+// Side is one pipeline's figures.
+type Side struct {
+	Events          int     `json:"events"`
+	EventsPerSecond float64 `json:"events_per_second"`
+	LatencyRate     float64 `json:"latency_rate_events_per_second"` // half the maximum
+	LatencyEvents   int     `json:"latency_events"`
+	P50Millis       float64 `json:"p50_ms"`
+	P99Millis       float64 `json:"p99_ms"`
+	PeakRSSMB       float64 `json:"peak_rss_mb,omitempty"` // the service's consumer process
+}
+
+// Combination is the service beside its baseline on one database and
+// transport. On PostgreSQL + Kafka it also holds bench/baseline's same-work
+// pipeline: the service consumer's reads and writes by hand, one
+// transaction per event, so the ratio to it compares like with like (see
+// docs/throughput-target.md).
+type Combination struct {
+	Service       Side    `json:"service"`
+	Baseline      Side    `json:"baseline"`
+	Ratio         float64 `json:"ratio_service_to_baseline"`
+	SameWork      *Side   `json:"same_work,omitempty"`
+	SameWorkRatio float64 `json:"ratio_service_to_same_work,omitempty"`
+}
+
+// Results is the JSON the harness writes.
+type Results struct {
+	At            time.Time    `json:"at"`
+	CPUs          int          `json:"cpus"`
+	Load          string       `json:"load_average_at_start"`
+	PostgresKafka *Combination `json:"postgres_kafka"`
+	SQLiteSQL     *Combination `json:"sqlite_sql,omitempty"`
+	Targets       struct {
+		Ratio     float64 `json:"ratio_at_least"`
+		P99Millis float64 `json:"p99_ms_below"`
+		PeakRSSMB float64 `json:"peak_rss_mb_below"`
+		RatioMet  bool    `json:"ratio_met"`
+		P99Met    bool    `json:"p99_met"`
+		RSSMet    bool    `json:"rss_met"`
+	} `json:"targets"`
+	Summary string `json:"summary"`
+}
+
+func run(ctx context.Context, o options) error {
+	res := Results{At: time.Now().UTC(), CPUs: numCPU(), Load: loadAverage()}
+	bin := o.rfd
+	if bin == "" {
+		var err error
+		if bin, err = buildRFD(); err != nil {
+			return err
+		}
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.DefaultNumPartitions(partitions),
+		kfake.AllowAutoTopicCreation(), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("kfake: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+
+	pk, err := postgresKafka(ctx, o, bin, brokers)
+	if err != nil {
+		return fmt.Errorf("postgres+kafka: %w", err)
+	}
+	res.PostgresKafka = pk
+	if !o.skipSQLite {
+		sq, err := sqliteSQL(ctx, o, bin)
+		if err != nil {
+			return fmt.Errorf("sqlite+sql: %w", err)
+		}
+		res.SQLiteSQL = sq
+	}
+
+	res.Targets.Ratio, res.Targets.P99Millis, res.Targets.PeakRSSMB = targetRatio, float64(targetP99.Milliseconds()), targetPeakRSSMB
+	res.Targets.RatioMet = pk.Ratio >= targetRatio
+	res.Targets.P99Met = pk.Service.P99Millis < float64(targetP99.Milliseconds())
+	res.Targets.RSSMet = pk.Service.PeakRSSMB > 0 && pk.Service.PeakRSSMB < targetPeakRSSMB
+	res.Summary = summary(res)
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Println(res.Summary)
+	return nil
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func summary(r Results) string {
+	pk := r.PostgresKafka
+	s := fmt.Sprintf("harness postgres+kafka: service %.0f events/s vs baseline %.0f (ratio %.3f, target %.1f %s); event->in-app p50 %.1f ms p99 %.1f ms at %.0f events/s (baseline p99 %.1f ms; target p99 < %d ms %s); peak RSS %.1f MB (target < %.0f MB %s)",
+		pk.Service.EventsPerSecond, pk.Baseline.EventsPerSecond, pk.Ratio, targetRatio, met(r.Targets.RatioMet),
+		pk.Service.P50Millis, pk.Service.P99Millis, pk.Service.LatencyRate, pk.Baseline.P99Millis, targetP99.Milliseconds(), met(r.Targets.P99Met),
+		pk.Service.PeakRSSMB, targetPeakRSSMB, met(r.Targets.RSSMet))
+	if sw := pk.SameWork; sw != nil {
+		s += fmt.Sprintf("; same-work pipeline %.0f events/s (service/same-work %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s",
+			sw.EventsPerSecond, pk.SameWorkRatio, sw.P50Millis, sw.P99Millis, sw.LatencyRate)
+	}
+	if sq := r.SQLiteSQL; sq != nil {
+		s += fmt.Sprintf("; sqlite+sql: service %.0f events/s vs baseline %.0f (ratio %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s, peak RSS %.1f MB",
+			sq.Service.EventsPerSecond, sq.Baseline.EventsPerSecond, sq.Ratio, sq.Service.P50Millis, sq.Service.P99Millis, sq.Service.LatencyRate, sq.Service.PeakRSSMB)
+	}
+	return s + fmt.Sprintf(" [%d CPUs, load %s]", r.CPUs, r.Load)
+}
+
+// --- PostgreSQL + Kafka ----------------------------------------------------------
+
+func postgresKafka(ctx context.Context, o options, bin string, brokers []string) (*Combination, error) {
+	svcURL, dropSvc, err := createDatabase(ctx, o.adminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer dropSvc()
+	baseURL, dropBase, err := createDatabase(ctx, o.adminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer dropBase()
+	sameURL, dropSame, err := createDatabase(ctx, o.adminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer dropSame()
+
+	env := append(os.Environ(), "RFD_DATABASE_URL="+svcURL, "RFD_TRANSPORT=kafka", "RFD_KAFKA_BROKERS="+strings.Join(brokers, ","), "RFD_LOG_LEVEL=warn")
+	svc, err := measureService(ctx, "postgres+kafka service", o, bin, env, svcURL, kafkaFeed(brokers, "checkup-events"))
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	base, err := measurePGBaseline(ctx, o, baseURL, brokers)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	same, err := measurePGSameWork(ctx, o, bin, sameURL, brokers)
+	if err != nil {
+		return nil, fmt.Errorf("same-work: %w", err)
+	}
+	return &Combination{
+		Service: svc, Baseline: base, Ratio: svc.EventsPerSecond / base.EventsPerSecond,
+		SameWork: &same, SameWorkRatio: svc.EventsPerSecond / same.EventsPerSecond,
+	}, nil
+}
+
+// feed puts events where a pipeline reads them; pace > 0 spaces them out
+// at that many per second and returns when each was handed over.
+type feed func(ctx context.Context, evs []baseline.Event, pace float64) (map[string]time.Time, error)
+
+func kafkaFeed(brokers []string, topic string) feed {
+	return func(ctx context.Context, evs []baseline.Event, pace float64) (map[string]time.Time, error) {
+		if pace <= 0 {
+			parts, err := baseline.Produce(ctx, brokers, topic, evs)
+			if err == nil && len(evs) >= 10*partitions && parts != partitions {
+				err = fmt.Errorf("events landed on %d partitions of %s, want %d", parts, topic, partitions)
+			}
+			return nil, err
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0))
+		if err != nil {
+			return nil, err
+		}
+		defer cl.Close()
+		sent := make(map[string]time.Time, len(evs))
+		errs := make(chan error, 1)
+		start := time.Now()
+		for i, e := range evs {
+			if d := time.Until(start.Add(time.Duration(float64(i) / pace * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+			sent[e.ID] = time.Now()
+			cl.Produce(ctx, e.Record(topic), func(_ *kgo.Record, err error) {
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			})
+		}
+		if err := cl.Flush(ctx); err != nil {
+			return nil, err
+		}
+		select {
+		case err := <-errs:
+			return nil, err
+		default:
+		}
+		return sent, nil
+	}
+}
+
+// measureService measures the service's consumer process: maximum rate on
+// a full topic, then latency at half of it, and its peak RSS.
+func measureService(ctx context.Context, label string, o options, bin string, env []string, dbURL string, put feed) (Side, error) {
+	side := Side{Events: o.events}
+	db, err := serviceDatabase(ctx, o, bin, env, dbURL)
+	if err != nil {
+		return side, err
+	}
+	defer db.Close()
+	evs, err := baseline.MakeEvents("SVC", o.events, o.doctors)
+	if err != nil {
+		return side, err
+	}
+	logf("%s: producing %d events", label, len(evs))
+	if _, err := put(ctx, evs, 0); err != nil {
+		return side, err
+	}
+	consumer, err := startRole(bin, env, "consume", "checkup-events")
+	if err != nil {
+		return side, err
+	}
+	defer consumer.stop()
+	if isKafka(env) {
+		worker, err := startRole(bin, env, "worker")
+		if err != nil {
+			return side, err
+		}
+		defer worker.stop()
+	}
+	const inbox = "checkup-events"
+	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label); err != nil {
+		return side, fmt.Errorf("%w\n%s", err, consumer.tail())
+	}
+	side.LatencyRate = side.EventsPerSecond / 2
+	lat, err := baseline.MakeEvents("SVCLAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
+	if err != nil {
+		return side, err
+	}
+	side.LatencyEvents = len(lat)
+	logf("%s: %.0f events/s; latency at %.0f events/s with %d events", label, side.EventsPerSecond, side.LatencyRate, len(lat))
+	sent, err := put(ctx, lat, side.LatencyRate)
+	if err != nil {
+		return side, err
+	}
+	if side.P50Millis, side.P99Millis, err = latencies(ctx, db, inbox, len(evs)+len(lat), sent); err != nil {
+		return side, fmt.Errorf("%w\n%s", err, consumer.tail())
+	}
+	if side.PeakRSSMB, err = consumer.peakRSSMB(); err != nil {
+		return side, err
+	}
+	logf("%s: p50 %.1f ms p99 %.1f ms, peak RSS %.1f MB", label, side.P50Millis, side.P99Millis, side.PeakRSSMB)
+	return side, nil
+}
+
+// serviceDatabase migrates the service's schema onto dbURL with `rfd
+// migrate up` (env names the database) and seeds the events' doctors.
+func serviceDatabase(ctx context.Context, o options, bin string, env []string, dbURL string) (*bun.DB, error) {
+	if out, err := runCmd(bin, env, "migrate", "up"); err != nil {
+		return nil, fmt.Errorf("migrate: %v\n%s", err, out)
+	}
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := baseline.SeedDoctors(ctx, db, o.doctors); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func isKafka(env []string) bool { return slices.Contains(env, "RFD_TRANSPORT=kafka") }
+
+// latencyCount is how many events o.latencyFor holds at rate, at least 200.
+func latencyCount(rate float64, d time.Duration) int {
+	return max(200, int(rate*d.Seconds()))
+}
+
+func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []string) (Side, error) {
+	pool, err := baseline.NewPool(ctx, dbURL, false)
+	if err != nil {
+		return Side{}, err
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, baseline.Schema); err != nil {
+		return Side{}, fmt.Errorf("schema: %w", err)
+	}
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return Side{}, err
+	}
+	defer db.Close()
+	const topic = "baseline-checkup-events"
+	return measurePipeline(ctx, o, "postgres+kafka baseline", "BASE", db, kafkaFeed(brokers, topic), func() (*baseline.Pipeline, error) {
+		return baseline.Start(brokers, topic, "baseline."+baseline.Consumer, pool)
+	})
+}
+
+// measurePGSameWork measures the same-work pipeline on a migrated service
+// database of its own, with the service's doctors, planned as the
+// service's statements are.
+func measurePGSameWork(ctx context.Context, o options, bin, dbURL string, brokers []string) (Side, error) {
+	db, err := serviceDatabase(ctx, o, bin, append(os.Environ(), "RFD_DATABASE_URL="+dbURL), dbURL)
+	if err != nil {
+		return Side{}, err
+	}
+	defer db.Close()
+	pool, err := baseline.NewPool(ctx, dbURL, true)
+	if err != nil {
+		return Side{}, err
+	}
+	defer pool.Close()
+	const topic = "same-work-checkup-events"
+	return measurePipeline(ctx, o, "postgres+kafka same-work", "SAME", db, kafkaFeed(brokers, topic), func() (*baseline.Pipeline, error) {
+		return baseline.StartSameWork(ctx, brokers, topic, "same-work."+baseline.Consumer, pool)
+	})
+}
+
+// measurePipeline measures a hand-written pipeline of bench/baseline as
+// measureService does the service: the maximum rate on a full topic, then
+// p50/p99 at half of it. Its inbox rows are in db.
+func measurePipeline(ctx context.Context, o options, label, tag string, db *bun.DB, put feed, start func() (*baseline.Pipeline, error)) (Side, error) {
+	side := Side{Events: o.events}
+	evs, err := baseline.MakeEvents(tag, o.events, o.doctors)
+	if err != nil {
+		return side, err
+	}
+	logf("%s: producing %d events", label, len(evs))
+	if _, err := put(ctx, evs, 0); err != nil {
+		return side, err
+	}
+	p, err := start()
+	if err != nil {
+		return side, err
+	}
+	defer p.Stop()
+	inbox := baseline.Consumer
+	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label); err != nil {
+		return side, errors.Join(err, p.Err())
+	}
+	side.LatencyRate = side.EventsPerSecond / 2
+	lat, err := baseline.MakeEvents(tag+"LAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
+	if err != nil {
+		return side, err
+	}
+	side.LatencyEvents = len(lat)
+	logf("%s: %.0f events/s; latency at %.0f events/s with %d events", label, side.EventsPerSecond, side.LatencyRate, len(lat))
+	sent, err := put(ctx, lat, side.LatencyRate)
+	if err != nil {
+		return side, err
+	}
+	if side.P50Millis, side.P99Millis, err = latencies(ctx, db, inbox, len(evs)+len(lat), sent); err != nil {
+		return side, errors.Join(err, p.Err())
+	}
+	logf("%s: p50 %.1f ms p99 %.1f ms", label, side.P50Millis, side.P99Millis)
+	return side, p.Err()
+}
+
+// --- measuring ---------------------------------------------------------------------
+
+// inboxSpan is a consumer's inbox rows: how many, the first and the last
+// commit.
+type inboxSpan struct {
+	N     int          `bun:"n"`
+	First bun.NullTime `bun:"first"`
+	Last  bun.NullTime `bun:"last"`
+}
+
+func readInbox(ctx context.Context, db *bun.DB, consumer string) (inboxSpan, error) {
+	var s inboxSpan
+	err := db.NewRaw(`SELECT count(*) AS n, min(processed_at) AS first, max(processed_at) AS last FROM inbox WHERE consumer = ?`, consumer).Scan(ctx, &s)
+	return s, err
+}
+
+// waitRate waits until consumer's inbox holds n rows and returns n over the
+// time between the first and the last inbox commit. A count that stops
+// growing for two minutes fails.
+func waitRate(ctx context.Context, db *bun.DB, consumer string, n int, what string) (float64, error) {
+	last, lastChange, lastLog := -1, time.Now(), time.Now()
+	for {
+		s, err := readInbox(ctx, db, consumer)
+		if err != nil {
+			return 0, fmt.Errorf("count inbox: %w", err)
+		}
+		if s.N >= n {
+			span := s.Last.Sub(s.First.Time)
+			if span <= 0 {
+				return 0, fmt.Errorf("%s: inbox times do not span (first %s, last %s)", what, s.First, s.Last)
+			}
+			return float64(n-1) / span.Seconds(), nil
+		}
+		if s.N != last {
+			last, lastChange = s.N, time.Now()
+		} else if time.Since(lastChange) > 2*time.Minute {
+			return 0, fmt.Errorf("%s: inbox stuck at %d of %d", what, s.N, n)
+		}
+		if time.Since(lastLog) > 10*time.Second {
+			lastLog = time.Now()
+			logf("%s: %d/%d", what, s.N, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// latencies waits for the latency events and returns p50 and p99 of
+// notification created_at minus the time each event was handed over.
+func latencies(ctx context.Context, db *bun.DB, consumer string, total int, sent map[string]time.Time) (p50, p99 float64, err error) {
+	if _, err := waitRate(ctx, db, consumer, total, "latency"); err != nil {
+		return 0, 0, err
+	}
+	var rows []struct {
+		ID        string    `bun:"source_event_id"`
+		CreatedAt time.Time `bun:"created_at"`
+	}
+	if err := db.NewRaw(`SELECT source_event_id, created_at FROM notifications`).Scan(ctx, &rows); err != nil {
+		return 0, 0, err
+	}
+	var ms []float64
+	for _, r := range rows {
+		if at, ok := sent[r.ID]; ok {
+			ms = append(ms, float64(r.CreatedAt.Sub(at).Microseconds())/1000)
+		}
+	}
+	if len(ms) < len(sent) {
+		return 0, 0, fmt.Errorf("latency: %d of %d events have their notification", len(ms), len(sent))
+	}
+	slices.Sort(ms)
+	pct := func(p float64) float64 { return ms[min(len(ms)-1, int(p*float64(len(ms))))] }
+	return pct(0.50), pct(0.99), nil
+}
+
+// --- processes -------------------------------------------------------------------
+
+type role struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func startRole(bin string, env []string, args ...string) (*role, error) {
+	f, err := os.CreateTemp("", "rfd-harness-*.log")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	port := 20000 + rand.IntN(20000)
+	cmd.Env = append(slices.Clone(env), "RFD_ADMIN_ADDR=127.0.0.1:"+strconv.Itoa(port))
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start rfd %s: %w", strings.Join(args, " "), err)
+	}
+	r := &role{cmd: cmd, log: f.Name(), done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(r.done) }()
+	return r, nil
+}
+
+// peakRSSMB reads VmHWM, the process's peak resident set, from /proc.
+func (r *role) peakRSSMB() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("read VmHWM: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %w", rest, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+func (r *role) stop() {
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
+	_ = os.Remove(r.log)
+}
+
+func (r *role) tail() string {
+	b, _ := os.ReadFile(r.log)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+
+func runCmd(bin string, env []string, args ...string) (string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// buildRFD builds the rfd binary of this module into a temporary directory.
+func buildRFD() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	dir, err := os.MkdirTemp("", "rfd-harness-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "rfd")
+	logf("building %s", bin)
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
+// --- databases ---------------------------------------------------------------------
+
+// createDatabase creates an empty database on the server of adminURL and
+// returns its URL and the function that drops it.
+func createDatabase(ctx context.Context, adminURL string) (string, func(), error) {
+	admin, err := sql.Open("pgx", adminURL)
+	if err != nil {
+		return "", nil, err
+	}
+	name := fmt.Sprintf("rfd_harness_%d_%06x", time.Now().Unix(), rand.Uint32()&0xffffff)
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close()
+		return "", nil, fmt.Errorf("create database (is PostgreSQL running? set -database-url): %w", err)
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		admin.Close()
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		defer admin.Close()
+		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			logf("drop %s: %v", name, err)
+		}
+	}
+	return u.String(), drop, nil
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// --- SQLite + SQL transport --------------------------------------------------------
+
+func sqliteSQL(ctx context.Context, o options, bin string) (*Combination, error) {
+	dir, err := os.MkdirTemp("", "rfd-harness-sqlite-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	svcURL := "sqlite://" + filepath.Join(dir, "service.db")
+	env := append(os.Environ(), "RFD_DATABASE_URL="+svcURL, "RFD_TRANSPORT=sql", "RFD_LOG_LEVEL=warn")
+	if out, err := runCmd(bin, env, "migrate", "up"); err != nil {
+		return nil, fmt.Errorf("migrate: %v\n%s", err, out)
+	}
+	put, closeFeed, err := sqlTopicFeed(ctx, svcURL, "checkup-events")
+	if err != nil {
+		return nil, err
+	}
+	defer closeFeed()
+	svc, err := measureService(ctx, "sqlite+sql service", o, bin, env, svcURL, put)
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	base, err := measureSQLiteBaseline(ctx, o, "sqlite://"+filepath.Join(dir, "baseline.db"))
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	return &Combination{Service: svc, Baseline: base, Ratio: svc.EventsPerSecond / base.EventsPerSecond}, nil
+}
+
+// sqlTopicFeed publishes events to topic's table on the SQL transport, as
+// another process publishing to the embedded service's database would.
+func sqlTopicFeed(ctx context.Context, dbURL, topic string) (feed, func(), error) {
+	cfg, err := config.Load(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.DatabaseURL, cfg.Transport = dbURL, config.TransportSQL
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger := slog.New(slog.DiscardHandler)
+	ps, err := roles.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if err := ps.InitializeTopic(ctx, topic); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	pub, err := ps.Publisher()
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	msg := func(e baseline.Event) *message.Message {
+		m := message.NewMessage(e.ID, e.Payload)
+		for _, h := range e.Headers {
+			m.Metadata.Set(h.Key, string(h.Value))
+		}
+		m.Metadata.Set(outbox.PartitionKeyKey, e.Key)
+		return m
+	}
+	put := func(ctx context.Context, evs []baseline.Event, pace float64) (map[string]time.Time, error) {
+		if pace <= 0 {
+			for lo := 0; lo < len(evs); lo += 500 {
+				batch := make([]*message.Message, 0, 500)
+				for _, e := range evs[lo:min(lo+500, len(evs))] {
+					batch = append(batch, msg(e))
+				}
+				if err := pub.Publish(topic, batch...); err != nil {
+					return nil, err
+				}
+			}
+			return nil, nil
+		}
+		sent := make(map[string]time.Time, len(evs))
+		start := time.Now()
+		for i, e := range evs {
+			if d := time.Until(start.Add(time.Duration(float64(i) / pace * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+			sent[e.ID] = time.Now()
+			if err := pub.Publish(topic, msg(e)); err != nil {
+				return nil, err
+			}
+		}
+		return sent, nil
+	}
+	return put, func() { _ = pub.Close(); db.Close() }, nil
+}
+
+func measureSQLiteBaseline(ctx context.Context, o options, dbURL string) (Side, error) {
+	side := Side{Events: o.events}
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return side, err
+	}
+	defer db.Close()
+	for _, q := range baseline.SQLiteSchema {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return side, fmt.Errorf("schema: %w", err)
+		}
+	}
+	put := func(ctx context.Context, evs []baseline.Event, pace float64) (map[string]time.Time, error) {
+		if pace <= 0 {
+			return nil, baseline.InsertSQLiteEvents(ctx, db, evs)
+		}
+		sent := make(map[string]time.Time, len(evs))
+		start := time.Now()
+		for i, e := range evs {
+			if d := time.Until(start.Add(time.Duration(float64(i) / pace * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+			sent[e.ID] = time.Now()
+			if err := baseline.InsertSQLiteEvents(ctx, db, []baseline.Event{e}); err != nil {
+				return nil, err
+			}
+		}
+		return sent, nil
+	}
+	evs, err := baseline.MakeEvents("BASE", o.events, o.doctors)
+	if err != nil {
+		return side, err
+	}
+	if _, err := put(ctx, evs, 0); err != nil {
+		return side, err
+	}
+	// The service's default poll interval of an idle SQL subscriber.
+	p := baseline.StartSQLite(db, 100*time.Millisecond)
+	defer p.Stop()
+	if side.EventsPerSecond, err = waitRate(ctx, db, baseline.Consumer, len(evs), "sqlite baseline"); err != nil {
+		return side, errors.Join(err, p.Err())
+	}
+	side.LatencyRate = side.EventsPerSecond / 2
+	lat, err := baseline.MakeEvents("BASELAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
+	if err != nil {
+		return side, err
+	}
+	side.LatencyEvents = len(lat)
+	logf("sqlite baseline: %.0f events/s; latency at %.0f events/s with %d events", side.EventsPerSecond, side.LatencyRate, len(lat))
+	sent, err := put(ctx, lat, side.LatencyRate)
+	if err != nil {
+		return side, err
+	}
+	if side.P50Millis, side.P99Millis, err = latencies(ctx, db, baseline.Consumer, len(evs)+len(lat), sent); err != nil {
+		return side, errors.Join(err, p.Err())
+	}
+	logf("sqlite baseline: p50 %.1f ms p99 %.1f ms", side.P50Millis, side.P99Millis)
+	return side, p.Err()
+}
