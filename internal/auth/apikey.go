@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -14,7 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // APIKeyPrefix starts every API key, so a key is recognisable in a header
@@ -96,19 +96,22 @@ var legacyGrants = map[string][]string{
 
 // APIKey is an integrator's or operator's key, without its secret.
 type APIKey struct {
-	bun.BaseModel `bun:"table:api_keys"`
-
-	ID   string `bun:"id,pk"`
-	Name string `bun:"name"`
+	ID   string
+	Name string
 	// Prefix is the key's first characters, enough to recognise it in a
 	// listing; the key itself is never stored.
-	Prefix     string     `bun:"prefix"`
-	Hash       string     `bun:"hash"`
-	ScopesText string     `bun:"scopes"`
-	CreatedAt  time.Time  `bun:"created_at"`
-	ExpiresAt  *time.Time `bun:"expires_at"`
-	RevokedAt  *time.Time `bun:"revoked_at"`
-	LastUsedAt *time.Time `bun:"last_used_at"`
+	Prefix     string
+	Hash       string
+	ScopesText string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time
+}
+
+func apiKeyFromRow(r *store.APIKey) APIKey {
+	return APIKey{ID: r.ID, Name: r.Name, Prefix: r.Prefix, Hash: r.Hash, ScopesText: r.Scopes,
+		CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt}
 }
 
 // Scopes are the key's scopes.
@@ -125,18 +128,18 @@ func (k APIKey) HasScope(scope string) bool {
 	return false
 }
 
-// APIKeys stores API keys in the api_keys table.
+// APIKeys issues, lists, revokes and verifies API keys.
 type APIKeys struct {
-	db  *bun.DB
+	q   store.APIKeyExecutor
 	now func() time.Time
 }
 
-// NewAPIKeys returns the store.
-func NewAPIKeys(db *bun.DB, now func() time.Time) *APIKeys {
+// NewAPIKeys returns the keys kept in q.
+func NewAPIKeys(q store.APIKeyExecutor, now func() time.Time) *APIKeys {
 	if now == nil {
 		now = time.Now
 	}
-	return &APIKeys{db: db, now: now}
+	return &APIKeys{q: q, now: now}
 }
 
 // hashKey is the stored form of a key: the SHA-256 of 32 random bytes needs
@@ -191,7 +194,9 @@ func (s *APIKeys) Create(ctx context.Context, name string, scopes []string, expi
 		t := expiresAt.UTC()
 		key.ExpiresAt = &t
 	}
-	if _, err := s.db.NewInsert().Model(&key).Exec(ctx); err != nil {
+	row := &store.APIKey{ID: key.ID, Name: key.Name, Prefix: key.Prefix, Hash: key.Hash, Scopes: key.ScopesText,
+		CreatedAt: key.CreatedAt, ExpiresAt: key.ExpiresAt}
+	if err := s.q.APIKeyInsert(ctx, row); err != nil {
 		return "", APIKey{}, fmt.Errorf("api key: store: %w", err)
 	}
 	return secret, key, nil
@@ -199,20 +204,22 @@ func (s *APIKeys) Create(ctx context.Context, name string, scopes []string, expi
 
 // Revoke revokes the key with id; it reports whether a live key was revoked.
 func (s *APIKeys) Revoke(ctx context.Context, id string) (bool, error) {
-	res, err := s.db.NewUpdate().Model((*APIKey)(nil)).Set("revoked_at = ?", s.now().UTC()).
-		Where("id = ?", id).Where("revoked_at IS NULL").Exec(ctx)
+	revoked, err := s.q.APIKeyRevoke(ctx, &store.APIKeyRevokeParams{ID: id, At: s.now().UTC()})
 	if err != nil {
-		return false, fmt.Errorf("api key: revoke: %w", err)
+		return false, fmt.Errorf("api key: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return revoked, nil
 }
 
 // List lists every key, newest first.
 func (s *APIKeys) List(ctx context.Context) ([]APIKey, error) {
-	var keys []APIKey
-	if err := s.db.NewSelect().Model(&keys).Order("created_at DESC", "id").Scan(ctx); err != nil {
-		return nil, fmt.Errorf("api key: list: %w", err)
+	rows, err := s.q.APIKeyList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("api key: %w", err)
+	}
+	keys := make([]APIKey, len(rows))
+	for i := range rows {
+		keys[i] = apiKeyFromRow(&rows[i])
 	}
 	return keys, nil
 }
@@ -224,14 +231,14 @@ const lastUsedEvery = time.Minute
 // Verify returns the live key whose secret is raw: 401 *Error when there is
 // none, or it is revoked or expired.
 func (s *APIKeys) Verify(ctx context.Context, raw string) (APIKey, error) {
-	var k APIKey
-	err := s.db.NewSelect().Model(&k).Where("hash = ?", hashKey(raw)).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	row, err := s.q.APIKeyGetByHash(ctx, hashKey(raw))
+	if errors.Is(err, store.ErrNotFound) {
 		return APIKey{}, unauthorized("the API key is not valid", "invalid_token")
 	}
 	if err != nil {
 		return APIKey{}, fmt.Errorf("api key: look up: %w", err)
 	}
+	k := apiKeyFromRow(row)
 	now := s.now().UTC()
 	if k.RevokedAt != nil {
 		return APIKey{}, unauthorized("the API key has been revoked", "invalid_token")
@@ -241,7 +248,7 @@ func (s *APIKeys) Verify(ctx context.Context, raw string) (APIKey, error) {
 	}
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedEvery {
 		// Best effort: a failure to record use never refuses the key.
-		_, _ = s.db.NewUpdate().Model((*APIKey)(nil)).Set("last_used_at = ?", now).Where("id = ?", k.ID).Exec(ctx)
+		_ = s.q.APIKeySetLastUsed(ctx, &store.APIKeySetLastUsedParams{ID: k.ID, At: now})
 		k.LastUsedAt = &now
 	}
 	return k, nil

@@ -32,6 +32,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Realm is the realm of the WWW-Authenticate challenges.
@@ -79,7 +80,7 @@ func New(cfg config.Config, db *bun.DB, opts ...Option) (*Authenticator, error) 
 	for _, fn := range opts {
 		fn(&o)
 	}
-	a := &Authenticator{db: db, now: o.now, logger: o.logger, keys: NewAPIKeys(db, o.now)}
+	a := &Authenticator{db: db, now: o.now, logger: o.logger, keys: NewAPIKeys(store.NewQueries(db), o.now)}
 	if cfg.JWTConfigured() {
 		v, err := NewVerifier(VerifierConfig{
 			PublicKeyFile: cfg.JWTPublicKeyFile,

@@ -82,7 +82,7 @@ func TestAPIKeyCommand(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			keys := auth.NewAPIKeys(db, time.Now)
+			keys := auth.NewAPIKeys(store.NewQueries(db), time.Now)
 			k, err := keys.Verify(ctx, secret)
 			if err != nil {
 				t.Fatalf("the printed key does not verify: %v", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/migrations"
 )
 
@@ -28,5 +29,5 @@ func NewAPIKeyManager(ctx context.Context, cfg config.Config, db *bun.DB, m *mig
 	if _, err := currentSchema(ctx, m, false, cfg.DatabaseURL); err != nil {
 		return nil, err
 	}
-	return &APIKeyManager{APIKeys: auth.NewAPIKeys(db, time.Now)}, nil
+	return &APIKeyManager{APIKeys: auth.NewAPIKeys(store.NewQueries(db), time.Now)}, nil
 }

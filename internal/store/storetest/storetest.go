@@ -1,0 +1,21 @@
+// Package storetest is the data layer's shared test suite. Like river's
+// riverdrivertest, it is written once against store.Executor and run by
+// every backend: store's own tests run it on SQLite and on PostgreSQL, so
+// a statement that works on one and not the other fails there.
+//
+// Each aggregate has its file here (apikeys.go, ...), called from Exercise.
+package storetest
+
+import (
+	"testing"
+
+	"github.com/uptrace/bun"
+)
+
+// Opener returns a fresh, migrated database for one test.
+type Opener func(t *testing.T) *bun.DB
+
+// Exercise runs the whole suite on the databases open returns.
+func Exercise(t *testing.T, open Opener) {
+	t.Run("APIKey", func(t *testing.T) { t.Parallel(); exerciseAPIKeys(t, open) })
+}
