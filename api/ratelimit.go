@@ -10,7 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"golang.org/x/time/rate"
 
-	"github.com/rfd-notify/rfd/internal/delivery/channels/ratelimit"
+	"github.com/rfd-notify/rfd/internal/platform/ratelimit"
 )
 
 // rateLimits are the API's request rate limits: one token bucket per API

@@ -13,10 +13,10 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/email"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/push"
-	"github.com/rfd-notify/rfd/internal/delivery/channels/ratelimit"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/sms"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
 	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/platform/ratelimit"
 )
 
 // SMSCallbackPath is where the SMS provider posts status callbacks.

@@ -15,9 +15,9 @@ import (
 	"github.com/rfd-notify/rfd/internal/delivery/channels"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/email"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/push"
-	"github.com/rfd-notify/rfd/internal/delivery/channels/ratelimit"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/sms"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
+	"github.com/rfd-notify/rfd/internal/platform/ratelimit"
 )
 
 // Senders are the channels' provider clients. A nil client means the

@@ -1,5 +1,5 @@
-// Package ratelimit is a per-key token bucket (golang.org/x/time/rate) for
-// delivery channels: one Limiter per channel, one bucket per key (a doctor,
+// Package ratelimit is a per-key token bucket (golang.org/x/time/rate), for
+// delivery channels and the API: one Limiter per use, one bucket per key (a doctor,
 // an endpoint, a provider account).
 //
 // Example: at most 10 SMS per doctor per rolling hour:
