@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -163,4 +164,68 @@ func TestSQLStaysInTheDataLayer(t *testing.T) {
 			return true
 		})
 	}
+}
+
+// TestLayoutIsDocumented holds the layout blocks of the README (the top
+// level) and docs/architecture.md (the top level and internal/'s groups)
+// against the tree, both ways.
+func TestLayoutIsDocumented(t *testing.T) {
+	dirs := func(root string) []string {
+		entries, err := os.ReadDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range entries {
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				out = append(out, strings.TrimPrefix(root+"/", "./")+e.Name())
+			}
+		}
+		return out
+	}
+	top := dirs(".")
+	if len(top) > 12 {
+		t.Errorf("the top level has %d directories (%v); group them, at most 12", len(top), top)
+	}
+	for _, doc := range []struct {
+		path string
+		want []string
+	}{
+		{"README.md", top},
+		{"docs/architecture.md", append(slices.DeleteFunc(slices.Clone(top), func(d string) bool { return d == "internal" }), dirs("internal")...)},
+	} {
+		listed := layoutBlock(t, doc.path)
+		for _, d := range doc.want {
+			if !slices.Contains(listed, d) {
+				t.Errorf("%s: the layout does not list %s/", doc.path, d)
+			}
+		}
+		for _, d := range listed {
+			if !slices.Contains(doc.want, d) {
+				t.Errorf("%s: the layout lists %s/, which is not in the tree", doc.path, d)
+			}
+		}
+	}
+}
+
+// layoutBlock is the first column of the code block under "## Layout".
+func layoutBlock(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n## Layout\n")
+	if !ok {
+		t.Fatalf("%s has no ## Layout section", path)
+	}
+	_, rest, _ = strings.Cut(rest, "```\n")
+	block, _, _ := strings.Cut(rest, "```")
+	var names []string
+	for line := range strings.Lines(block) {
+		if f := strings.Fields(line); len(f) > 0 {
+			names = append(names, strings.TrimSuffix(f[0], "/"))
+		}
+	}
+	return names
 }
