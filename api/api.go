@@ -234,18 +234,20 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	s := &Server{mux: mux, api: a, auth: authn, h: h,
 		limits: newRateLimits(d.Config.APIRatePerKey, d.Config.APIRatePerDoctor)}
 	a.UseMiddleware(s.security(a), refuseUnstorableText(a))
-	registerMe(a, s.h)
-	registerDevices(a, s.h)
-	registerNotifications(a, s.h)
-	registerDashboard(a, s.h)
-	registerOrders(a, s.h)
-	registerCheckups(a, s.h)
-	registerDoctors(a, s.h)
-	registerIntegrations(a, s.h, d)
-	registerPoison(a, s.h, d)
-	registerBroadcasts(a, s.h)
-	registerReports(a, s.h, d.Config.EscalationSLA)
-	registerCovering(a, s.h)
+	// The order of registration is the order of the tags in the spec.
+	g := newSurfaces(a)
+	registerMe(g.doctor, s.h)
+	registerDevices(g.doctor, s.h)
+	registerNotifications(g.doctor, s.h)
+	registerDashboard(g.doctor, s.h)
+	registerOrders(g.doctor, s.h)
+	registerCheckups(g.doctor, s.h)
+	registerDoctors(g.integrator, s.h)
+	registerIntegrations(g.integrator, s.h, d)
+	registerPoison(g.operator, s.h, d)
+	registerBroadcasts(g.operator, s.h)
+	registerReports(g.operator, s.h, d.Config.EscalationSLA)
+	registerCovering(g.doctor, g.operator, s.h)
 	hub := d.InApp
 	if hub == nil {
 		hub = inapp.NewHub()
