@@ -3,11 +3,13 @@
 // their OpenAPI 3.1 description. Health and metrics endpoints sit beside it
 // on the same mux, outside the spec.
 //
-// Every operation declares its security in the spec, and one middleware
-// enforces it: doctor operations (security doctorJWT) authenticate the
-// doctor's token and run with the doctor in the context (auth.DoctorFromContext);
-// integrator operations (security apiKey, with scopes) authenticate an API
-// key and check its scopes. A doctor only ever reaches their own objects:
+// Every operation is registered on the huma group of its audience
+// (surfaces.go: doctor, integrator, operator), whose modifiers declare its
+// security requirement in the spec and the errors it brings, and one
+// middleware enforces it: doctor operations (security doctorJWT)
+// authenticate the doctor's token and run with the doctor in the context
+// (auth.DoctorFromContext); integrator and operator operations (security
+// apiKey, with scopes) authenticate an API key and check its scopes. A doctor only ever reaches their own objects:
 // every query is scoped to the authenticated doctor, so another doctor's id
 // is 404. Reads of patient data are written to the audit log.
 package api

@@ -91,8 +91,6 @@ func (r webhookRow) api() Webhook {
 		DisabledAt: utcPtr(r.DisabledAt), DisabledReason: r.DisabledReason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 
-var webhookScopes = []string{auth.ScopeNotificationsWrite}
-
 func registerWebhooks(integrator *huma.Group, in *integrations) {
 	huma.Register(integrator, huma.Operation{
 		OperationID: "createWebhook",
@@ -107,7 +105,7 @@ func registerWebhooks(integrator *huma.Group, in *integrations) {
 			"is refused then. " +
 			"The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.",
 		Tags:          []string{tagWebhooks},
-		Metadata:      scopes(webhookScopes...),
+		Metadata:      scopes(auth.ScopeNotificationsWrite),
 		Errors:        []int{http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
 		DefaultStatus: http.StatusCreated,
 	}, in.createWebhook)
@@ -118,7 +116,7 @@ func registerWebhooks(integrator *huma.Group, in *integrations) {
 		Summary:     "List webhook endpoints",
 		Description: "The endpoints this API key registered, without their secrets. Needs scope notifications:write.",
 		Tags:        []string{tagWebhooks},
-		Metadata:    scopes(webhookScopes...),
+		Metadata:    scopes(auth.ScopeNotificationsWrite),
 	}, in.listWebhooks)
 	huma.Register(integrator, huma.Operation{
 		OperationID:   "deleteWebhook",
@@ -127,7 +125,7 @@ func registerWebhooks(integrator *huma.Group, in *integrations) {
 		Summary:       "Delete a webhook endpoint",
 		Description:   "Stops calling the endpoint and forgets it. Another API key's endpoint is 404. Needs scope notifications:write.",
 		Tags:          []string{tagWebhooks},
-		Metadata:      scopes(webhookScopes...),
+		Metadata:      scopes(auth.ScopeNotificationsWrite),
 		Errors:        []int{http.StatusNotFound},
 		DefaultStatus: http.StatusNoContent,
 	}, in.deleteWebhook)
@@ -139,7 +137,7 @@ func registerWebhooks(integrator *huma.Group, in *integrations) {
 		Description: "Makes a new signing secret, shown in this response only. The current secret stays valid as the previous one: every webhook carries " +
 			"a signature with each, so the receiver can switch without losing any. The next rotation drops it. Needs scope notifications:write.",
 		Tags:     []string{tagWebhooks},
-		Metadata: scopes(webhookScopes...),
+		Metadata: scopes(auth.ScopeNotificationsWrite),
 		Errors:   []int{http.StatusNotFound},
 	}, in.rotateWebhook)
 }
