@@ -3,11 +3,13 @@
 // their OpenAPI 3.1 description. Health and metrics endpoints sit beside it
 // on the same mux, outside the spec.
 //
-// Every operation declares its security in the spec, and one middleware
-// enforces it: doctor operations (security doctorJWT) authenticate the
-// doctor's token and run with the doctor in the context (auth.DoctorFromContext);
-// integrator operations (security apiKey, with scopes) authenticate an API
-// key and check its scopes. A doctor only ever reaches their own objects:
+// Every operation is registered on the huma group of its audience
+// (surfaces.go: doctor, integrator, operator), whose modifiers declare its
+// security requirement in the spec and the errors it brings, and one
+// middleware enforces it: doctor operations (security doctorJWT)
+// authenticate the doctor's token and run with the doctor in the context
+// (auth.DoctorFromContext); integrator and operator operations (security
+// apiKey, with scopes) authenticate an API key and check its scopes. A doctor only ever reaches their own objects:
 // every query is scoped to the authenticated doctor, so another doctor's id
 // is 404. Reads of patient data are written to the audit log.
 package api
@@ -234,18 +236,20 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	s := &Server{mux: mux, api: a, auth: authn, h: h,
 		limits: newRateLimits(d.Config.APIRatePerKey, d.Config.APIRatePerDoctor)}
 	a.UseMiddleware(s.security(a), refuseUnstorableText(a))
-	registerMe(a, s.h)
-	registerDevices(a, s.h)
-	registerNotifications(a, s.h)
-	registerDashboard(a, s.h)
-	registerOrders(a, s.h)
-	registerCheckups(a, s.h)
-	registerDoctors(a, s.h)
-	registerIntegrations(a, s.h, d)
-	registerPoison(a, s.h, d)
-	registerBroadcasts(a, s.h)
-	registerReports(a, s.h, d.Config.EscalationSLA)
-	registerCovering(a, s.h)
+	// The order of registration is the order of the tags in the spec.
+	g := newSurfaces(a)
+	registerMe(g.doctor, s.h)
+	registerDevices(g.doctor, s.h)
+	registerNotifications(g.doctor, s.h)
+	registerDashboard(g.doctor, s.h)
+	registerOrders(g.doctor, s.h)
+	registerCheckups(g.doctor, s.h)
+	registerDoctors(g.integrator, s.h)
+	registerIntegrations(g.integrator, s.h, d)
+	registerPoison(g.operator, s.h, d)
+	registerBroadcasts(g.operator, s.h)
+	registerReports(g.operator, s.h, d.Config.EscalationSLA)
+	registerCovering(g.doctor, g.operator, s.h)
 	hub := d.InApp
 	if hub == nil {
 		hub = inapp.NewHub()

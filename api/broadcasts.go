@@ -60,17 +60,23 @@ type getBroadcastInput struct {
 	ID string `path:"id" maxLength:"100"`
 }
 
-func registerBroadcasts(api huma.API, h *handlers) {
-	oapi := api.OpenAPI()
+func registerBroadcasts(operator *huma.Group, h *handlers) {
+	oapi := operator.OpenAPI()
 	if !hasTag(oapi, tagBroadcasts) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagBroadcasts, Description: "Announcements to an audience of doctors, fanned out by the worker in resumable chunks: one notification per doctor."})
 	}
-	create := apiKeyOp("createBroadcast", http.MethodPost, "/v1/broadcasts", tagBroadcasts, "Broadcast an announcement",
-		"Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, "+
+	huma.Register(operator, huma.Operation{
+		OperationID: "createBroadcast",
+		Method:      http.MethodPost,
+		Path:        "/v1/broadcasts",
+		Summary:     "Broadcast an announcement",
+		Description: "Stores the broadcast and answers 202; the worker fans it out into one notification per doctor of the audience, in chunks, " +
 			"through the doctors' preferences and quiet hours. Needs scope broadcasts:write.",
-		[]string{auth.ScopeBroadcastsWrite}, http.StatusUnprocessableEntity)
-	create.DefaultStatus = http.StatusAccepted
-	huma.Register(api, create, func(ctx context.Context, in *createBroadcastInput) (*broadcastOutput, error) {
+		Tags:          []string{tagBroadcasts},
+		Metadata:      scopes(auth.ScopeBroadcastsWrite),
+		Errors:        []int{http.StatusUnprocessableEntity},
+		DefaultStatus: http.StatusAccepted,
+	}, func(ctx context.Context, in *createBroadcastInput) (*broadcastOutput, error) {
 		key, _ := auth.APIKeyFromContext(ctx)
 		ctx, cancel := h.dbctx(ctx)
 		defer cancel()
@@ -87,9 +93,16 @@ func registerBroadcasts(api huma.API, h *handlers) {
 		}
 		return &broadcastOutput{Location: "/v1/broadcasts/" + b.ID, Body: progressView(broadcast.Progress{Broadcast: b})}, nil
 	})
-	huma.Register(api, apiKeyOp("getBroadcast", http.MethodGet, "/v1/broadcasts/{id}", tagBroadcasts, "Get a broadcast's progress",
-		"Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.",
-		[]string{auth.ScopeBroadcastsWrite}, http.StatusNotFound),
+	huma.Register(operator, huma.Operation{
+		OperationID: "getBroadcast",
+		Method:      http.MethodGet,
+		Path:        "/v1/broadcasts/{id}",
+		Summary:     "Get a broadcast's progress",
+		Description: "Targeted, created, delivered and failed counts. A key sees only the broadcasts it created. Needs scope broadcasts:write.",
+		Tags:        []string{tagBroadcasts},
+		Metadata:    scopes(auth.ScopeBroadcastsWrite),
+		Errors:      []int{http.StatusNotFound},
+	},
 		func(ctx context.Context, in *getBroadcastInput) (*broadcastOutput, error) {
 			key, _ := auth.APIKeyFromContext(ctx)
 			ctx, cancel := h.dbctx(ctx)

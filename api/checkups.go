@@ -60,13 +60,17 @@ type checkupOutput struct {
 	Body Checkup
 }
 
-func registerCheckups(api huma.API, h *handlers) {
-	huma.Register(api, doctorOp("getCheckup", http.MethodGet, "/v1/checkups/{id}", "Checkups",
-		"Get a checkup with its result versions",
-		"The checkup and every version of its result (preliminary, final, corrected, withdrawn). A checkup of another doctor's patient is 404. "+
+func registerCheckups(doctor *huma.Group, h *handlers) {
+	huma.Register(doctor, huma.Operation{
+		OperationID: "getCheckup",
+		Method:      http.MethodGet,
+		Path:        "/v1/checkups/{id}",
+		Summary:     "Get a checkup with its result versions",
+		Description: "The checkup and every version of its result (preliminary, final, corrected, withdrawn). A checkup of another doctor's patient is 404. " +
 			"Every read is audited.",
-		http.StatusNotFound),
-		h.getCheckup)
+		Tags:   []string{"Checkups"},
+		Errors: []int{http.StatusNotFound},
+	}, h.getCheckup)
 }
 
 func (h *handlers) getCheckup(ctx context.Context, in *getCheckupInput) (*checkupOutput, error) {

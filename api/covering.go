@@ -289,37 +289,62 @@ type coverRequestOutput struct {
 	Body CoverRequest
 }
 
-func registerCovering(api huma.API, h *handlers) {
-	oapi := api.OpenAPI()
+func registerCovering(doctor, operator *huma.Group, h *handlers) {
+	oapi := doctor.OpenAPI()
 	if !hasTag(oapi, tagCovering) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagCovering, Description: "Covers between doctors need the covering doctor's consent: " +
 			"a cover a doctor asks for (PATCH /v1/me/preferences) sends the covering doctor nothing until they accept it, or an operator approves it. " +
 			"Requests, acceptances, approvals and declines are audited."})
 	}
-	huma.Register(api, doctorOp("listCoveringRequests", http.MethodGet, "/v1/me/covering-requests", tagCovering,
-		"List covers asked of me",
-		"The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined."),
-		h.listCoverRequests)
-	huma.Register(api, doctorOp("getCoveringRequest", http.MethodGet, "/v1/me/covering-requests/{id}", tagCovering,
-		"Get a cover asked of me",
-		"One cover asked of the authenticated doctor; any other cover is 404.", http.StatusNotFound),
-		h.getCoverRequest)
-	huma.Register(api, doctorOp("acceptCoveringRequest", http.MethodPost, "/v1/me/covering-requests/{id}/accept", tagCovering,
-		"Accept a cover",
-		"The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's "+
-			"notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than "+
-			"RFD_COVERING_MAX_DAYS from now, is 409. Audited.", http.StatusNotFound, http.StatusConflict),
-		h.acceptCoverRequest)
-	huma.Register(api, doctorOp("declineCoveringRequest", http.MethodPost, "/v1/me/covering-requests/{id}/decline", tagCovering,
-		"Decline a cover",
-		"The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. "+
-			"An ended cover is 409. Audited.", http.StatusNotFound, http.StatusConflict),
-		h.declineCoverRequest)
-	huma.Register(api, apiKeyOp("approveCovering", http.MethodPost, "/v1/admin/covering/{id}/approve", tagCovering,
-		"Approve a cover",
-		"An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. "+
-			"Needs scope covering:approve.", []string{auth.ScopeCoveringApprove}, http.StatusNotFound, http.StatusConflict),
-		h.approveCover)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "listCoveringRequests",
+		Method:      http.MethodGet,
+		Path:        "/v1/me/covering-requests",
+		Summary:     "List covers asked of me",
+		Description: "The covers other doctors asked the authenticated doctor to take on that have not ended: pending, accepted or declined.",
+		Tags:        []string{tagCovering},
+	}, h.listCoverRequests)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "getCoveringRequest",
+		Method:      http.MethodGet,
+		Path:        "/v1/me/covering-requests/{id}",
+		Summary:     "Get a cover asked of me",
+		Description: "One cover asked of the authenticated doctor; any other cover is 404.",
+		Tags:        []string{tagCovering},
+		Errors:      []int{http.StatusNotFound},
+	}, h.getCoverRequest)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "acceptCoveringRequest",
+		Method:      http.MethodPost,
+		Path:        "/v1/me/covering-requests/{id}/accept",
+		Summary:     "Accept a cover",
+		Description: "The authenticated doctor accepts to cover: from starts_at (or now) to ends_at they receive a copy of each of the other doctor's " +
+			"notifications, patient detail included. Accepting again changes nothing. A declined or ended cover, or one longer than " +
+			"RFD_COVERING_MAX_DAYS from now, is 409. Audited.",
+		Tags:   []string{tagCovering},
+		Errors: []int{http.StatusNotFound, http.StatusConflict},
+	}, h.acceptCoverRequest)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "declineCoveringRequest",
+		Method:      http.MethodPost,
+		Path:        "/v1/me/covering-requests/{id}/decline",
+		Summary:     "Decline a cover",
+		Description: "The authenticated doctor declines to cover, or withdraws an acceptance: from now on they receive nothing for the other doctor. " +
+			"An ended cover is 409. Audited.",
+		Tags:   []string{tagCovering},
+		Errors: []int{http.StatusNotFound, http.StatusConflict},
+	}, h.declineCoverRequest)
+	huma.Register(operator, huma.Operation{
+		OperationID: "approveCovering",
+		Method:      http.MethodPost,
+		Path:        "/v1/admin/covering/{id}/approve",
+		Summary:     "Approve a cover",
+		Description: "An operator accepts a cover in place of the covering doctor, with the same rules as acceptCoveringRequest. Audited. " +
+			"Needs scope covering:approve.",
+		Tags:     []string{tagCovering},
+		Metadata: scopes(auth.ScopeCoveringApprove),
+		Errors:   []int{http.StatusNotFound, http.StatusConflict},
+	}, h.approveCover)
 }
 
 func (h *handlers) listCoverRequests(ctx context.Context, _ *struct{}) (*coverRequestsOutput, error) {

@@ -26,11 +26,15 @@ type dashboardOutput struct {
 	Body Dashboard
 }
 
-func registerDashboard(api huma.API, h *handlers) {
-	huma.Register(api, doctorOp("getDashboard", http.MethodGet, "/v1/dashboard", "Dashboard",
-		"Get the doctor's dashboard",
-		"Counts for the portal's home page: unread notifications, unacknowledged critical results, new results in the last 7 days, and orders by status."),
-		h.getDashboard)
+func registerDashboard(doctor *huma.Group, h *handlers) {
+	huma.Register(doctor, huma.Operation{
+		OperationID: "getDashboard",
+		Method:      http.MethodGet,
+		Path:        "/v1/dashboard",
+		Summary:     "Get the doctor's dashboard",
+		Description: "Counts for the portal's home page: unread notifications, unacknowledged critical results, new results in the last 7 days, and orders by status.",
+		Tags:        []string{"Dashboard"},
+	}, h.getDashboard)
 }
 
 func (h *handlers) getDashboard(ctx context.Context, _ *struct{}) (*dashboardOutput, error) {

@@ -54,19 +54,24 @@ type deliveryOutput struct {
 	Body Delivery
 }
 
-func registerDeliveries(api huma.API, in *integrations) {
-	op := apiKeyOp("getDelivery", http.MethodGet, "/v1/deliveries/{id}", tagDeliveries,
-		"Get a delivery's status",
-		"The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), "+
-			"and every attempt. Carries no notification text and never the provider's own error text. "+
-			"A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); "+
+func registerDeliveries(integrator *huma.Group, in *integrations) {
+	huma.Register(integrator, huma.Operation{
+		OperationID: "getDelivery",
+		Method:      http.MethodGet,
+		Path:        "/v1/deliveries/{id}",
+		Summary:     "Get a delivery's status",
+		Description: "The status of a notification on one channel, why it failed, was suppressed or waits (a stable reason_code and its fixed message), " +
+			"and every attempt. Carries no notification text and never the provider's own error text. " +
+			"A key with scope notifications:write reads the deliveries of the notifications it sent (and their covering copies); " +
 			"scope deliveries:read (operators) reads any delivery. Any other delivery is 404, whether it exists or not.",
-		nil, http.StatusNotFound)
-	// Either scope will do. The security middleware requires every scope
-	// of a requirement, so the key is authenticated there and its scopes
-	// checked here.
-	op.Extensions = map[string]any{"x-scopes-any-of": deliveryScopes}
-	huma.Register(api, op, in.getDelivery)
+		Tags: []string{tagDeliveries},
+		// Either scope will do. The security middleware requires every
+		// scope of a requirement, so the key is authenticated there and its
+		// scopes checked here.
+		Metadata:   scopes(),
+		Extensions: map[string]any{"x-scopes-any-of": deliveryScopes},
+		Errors:     []int{http.StatusNotFound},
+	}, in.getDelivery)
 }
 
 func (in *integrations) getDelivery(ctx context.Context, req *getDeliveryInput) (*deliveryOutput, error) {

@@ -58,16 +58,21 @@ type deleteDeviceInput struct {
 	Token string `path:"token" minLength:"16" maxLength:"512" pattern:"^[A-Za-z0-9_:.\\-]+$" patternDescription:"letters, digits and _ : . -" doc:"The push token." example:"fcm-token-eXaMpLe0123:APA91bH"`
 }
 
-func registerDevices(api huma.API, h *handlers) {
-	put := doctorOp("putDevice", http.MethodPut, "/v1/me/devices/{token}", "Me",
-		"Register a push device",
-		"Registers the token for the doctor's push notifications: 201 when new, 200 when it was already theirs (a disabled token is re-enabled). "+
+func registerDevices(doctor *huma.Group, h *handlers) {
+	put := huma.Operation{
+		OperationID: "putDevice",
+		Method:      http.MethodPut,
+		Path:        "/v1/me/devices/{token}",
+		Summary:     "Register a push device",
+		Description: "Registers the token for the doctor's push notifications: 201 when new, 200 when it was already theirs (a disabled token is re-enabled). " +
 			"A token registered to another doctor is 409: that doctor's app must remove it first (DELETE on sign-out).",
-		http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge)
-	put.DefaultStatus = http.StatusCreated
-	huma.Register(api, put, h.putDevice)
+		Tags:          []string{"Me"},
+		Errors:        []int{http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge},
+		DefaultStatus: http.StatusCreated,
+	}
+	huma.Register(doctor, put, h.putDevice)
 	// The same device answers 200 when it was already registered.
-	if item := api.OpenAPI().Paths[put.Path]; item != nil && item.Put != nil {
+	if item := doctor.OpenAPI().Paths[put.Path]; item != nil && item.Put != nil {
 		if created := item.Put.Responses["201"]; created != nil {
 			created.Description = "Registered."
 			updated := *created
@@ -75,11 +80,15 @@ func registerDevices(api huma.API, h *handlers) {
 			item.Put.Responses["200"] = &updated
 		}
 	}
-	huma.Register(api, doctorOp("deleteDevice", http.MethodDelete, "/v1/me/devices/{token}", "Me",
-		"Remove a push device",
-		"Stops push notifications to the token. A token that is not the doctor's is 404.",
-		http.StatusNotFound),
-		h.deleteDevice)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "deleteDevice",
+		Method:      http.MethodDelete,
+		Path:        "/v1/me/devices/{token}",
+		Summary:     "Remove a push device",
+		Description: "Stops push notifications to the token. A token that is not the doctor's is 404.",
+		Tags:        []string{"Me"},
+		Errors:      []int{http.StatusNotFound},
+	}, h.deleteDevice)
 }
 
 func (h *handlers) devicesOf(ctx context.Context, doctorID string) ([]Device, error) {

@@ -37,13 +37,18 @@ type doctorOutput struct {
 	Body Doctor
 }
 
-func registerDoctors(api huma.API, h *handlers) {
-	huma.Register(api, apiKeyOp("getDoctor", http.MethodGet, "/v1/doctors/{id}", "Doctors",
-		"Get a referring doctor",
-		"Looks a doctor up by this service's id or by their external user id (user management's), e.g. before sending them a notification. "+
+func registerDoctors(integrator *huma.Group, h *handlers) {
+	huma.Register(integrator, huma.Operation{
+		OperationID: "getDoctor",
+		Method:      http.MethodGet,
+		Path:        "/v1/doctors/{id}",
+		Summary:     "Get a referring doctor",
+		Description: "Looks a doctor up by this service's id or by their external user id (user management's), e.g. before sending them a notification. " +
 			"Needs an API key with scope doctors:read.",
-		[]string{auth.ScopeDoctorsRead}, http.StatusNotFound),
-		h.getDoctor)
+		Tags:     []string{"Doctors"},
+		Metadata: scopes(auth.ScopeDoctorsRead),
+		Errors:   []int{http.StatusNotFound},
+	}, h.getDoctor)
 }
 
 func (h *handlers) getDoctor(ctx context.Context, in *getDoctorInput) (*doctorOutput, error) {

@@ -127,31 +127,37 @@ type ingestEventOutput struct {
 // generated clients get a concrete type for each (a single operation with
 // the type in the path could only describe "one of them", which
 // generators turn into untyped fields).
-func registerEvents(api huma.API, in *integrations) {
-	oapi := api.OpenAPI()
+func registerEvents(integrator *huma.Group, in *integrations) {
+	oapi := integrator.OpenAPI()
 	reg := huma.NewMapRegistry("#/components/schemas/", func(t reflect.Type, hint string) string {
 		return "Inbound" + huma.DefaultSchemaNamer(t, hint)
 	})
 	for _, ev := range inboundEvents {
 		path := "/v1/events/" + ev.name
-		op := apiKeyOp(ev.operationID(), http.MethodPost, path, tagEvents, ev.summary,
-			"Takes one event of the "+ev.name+" contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without "+
-				"Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the "+
-				"outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; "+
-				"ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; "+
-				"the audit log records the key, the type, the event id and the aggregate id) "+
-				"and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. "+
-				"Answers 202 with the event id.\n\n"+
-				"Needs scope "+ev.scope+"; each event type has its own, and a key without this one is 403 whatever other scopes it has. "+
+		op := huma.Operation{
+			OperationID: ev.operationID(),
+			Method:      http.MethodPost,
+			Path:        path,
+			Summary:     ev.summary,
+			Description: "Takes one event of the " + ev.name + " contract (contracts/*.schema.json, the same the Kafka consumers read) for integrators without " +
+				"Kafka, validates it against the contract — a failure is 422 naming the field, never its value — and publishes it through the " +
+				"outbox to the contract's topic, with CloudEvents headers (ce_id from the ce-id header, else the Idempotency-Key, else a new UUID; " +
+				"ce_source names the API key that sent it, /rfd-notify/api-keys/{key id}, so a poisoned or questioned event leads back to its key; " +
+				"the audit log records the key, the type, the event id and the aggregate id) " +
+				"and the aggregate id as partition key. From there it follows exactly the path of a Kafka event. " +
+				"Answers 202 with the event id.\n\n" +
+				"Needs scope " + ev.scope + "; each event type has its own, and a key without this one is 403 whatever other scopes it has. " +
 				legacyNote(ev),
-			[]string{ev.scope},
-			http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
-		op.DefaultStatus = http.StatusAccepted
-		op.RequestBody = eventBody(oapi, reg, ev)
-		// The contract's decoder validates the raw body: huma's validation
-		// would answer first, and its errors quote the value.
-		op.SkipValidateBody = true
-		huma.Register(api, op, func(ctx context.Context, req *ingestEventInput) (*ingestEventOutput, error) {
+			Tags:          []string{tagEvents},
+			Metadata:      scopes(ev.scope),
+			Errors:        []int{http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
+			DefaultStatus: http.StatusAccepted,
+			RequestBody:   eventBody(oapi, reg, ev),
+			// The contract's decoder validates the raw body: huma's
+			// validation would answer first, and its errors quote the value.
+			SkipValidateBody: true,
+		}
+		huma.Register(integrator, op, func(ctx context.Context, req *ingestEventInput) (*ingestEventOutput, error) {
 			return in.ingestEvent(ctx, ev, req)
 		})
 		// The RawBody field adds an octet-stream body; the operation takes
@@ -162,12 +168,18 @@ func registerEvents(api huma.API, in *integrations) {
 	}
 	// Any other type: 422 naming path.type and the types there are, as when
 	// one operation took the type as a path parameter. Not in the spec.
-	other := apiKeyOp("ingestEvent", http.MethodPost, "/v1/events/{type}", tagEvents, "Ingest an inbound event",
-		"Answers event types that are not one of the ingest operations.", nil,
-		http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
-	other.DefaultStatus = http.StatusAccepted
-	other.Hidden = true
-	huma.Register(api, other, func(ctx context.Context, req *ingestAnyEventInput) (*ingestEventOutput, error) {
+	huma.Register(integrator, huma.Operation{
+		OperationID:   "ingestEvent",
+		Method:        http.MethodPost,
+		Path:          "/v1/events/{type}",
+		Summary:       "Ingest an inbound event",
+		Description:   "Answers event types that are not one of the ingest operations.",
+		Tags:          []string{tagEvents},
+		Metadata:      scopes(),
+		Errors:        []int{http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
+		DefaultStatus: http.StatusAccepted,
+		Hidden:        true,
+	}, func(ctx context.Context, req *ingestAnyEventInput) (*ingestEventOutput, error) {
 		ev, ok := inboundEventOf(req.Type)
 		if !ok {
 			return nil, huma.Error404NotFound("no such event type")

@@ -54,7 +54,7 @@ type integrations struct {
 // registerIntegrations registers the integrators' operations. Their outbox
 // is built here from the database and the configured transport, the way
 // the roles build theirs (app.NewOutbox).
-func registerIntegrations(api huma.API, h *handlers, d Deps) {
+func registerIntegrations(integrator *huma.Group, h *handlers, d Deps) {
 	in := &integrations{handlers: h, cfg: d.Config, resolver: d.Resolver}
 	if in.resolver == nil {
 		in.resolver = net.DefaultResolver
@@ -72,7 +72,7 @@ func registerIntegrations(api huma.API, h *handlers, d Deps) {
 			in.notifier = notify.New(in.outbox, d.Config.TopicSendNotification, d.Config.PortalURL, h.now)
 		}
 	}
-	oapi := api.OpenAPI()
+	oapi := integrator.OpenAPI()
 	for _, t := range []*huma.Tag{
 		{Name: tagSend, Description: "Integrators send notifications to referring doctors: the doctor's preferences, quiet hours and channels apply."},
 		{Name: tagEvents, Description: "HTTP ingestion of the inbound event contracts (checkup, order history, user created, internal login) for integrators without Kafka."},
@@ -83,10 +83,10 @@ func registerIntegrations(api huma.API, h *handlers, d Deps) {
 			oapi.Tags = append(oapi.Tags, t)
 		}
 	}
-	registerSendNotification(api, in)
-	registerEvents(api, in)
-	registerDeliveries(api, in)
-	registerWebhooks(api, in)
+	registerSendNotification(integrator, in)
+	registerEvents(integrator, in)
+	registerDeliveries(integrator, in)
+	registerWebhooks(integrator, in)
 }
 
 func hasTag(oapi *huma.OpenAPI, name string) bool {

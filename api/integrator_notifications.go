@@ -95,19 +95,23 @@ type sendNotificationOutput struct {
 	Body     SentNotification
 }
 
-func registerSendNotification(api huma.API, in *integrations) {
-	op := apiKeyOp("sendNotification", http.MethodPost, "/v1/notifications", tagSend,
-		"Send a notification to a doctor",
-		"Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its "+
-			"send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 "+
-			"with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body "+
-			"(however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one "+
-			"made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope "+
+func registerSendNotification(integrator *huma.Group, in *integrations) {
+	huma.Register(integrator, huma.Operation{
+		OperationID: "sendNotification",
+		Method:      http.MethodPost,
+		Path:        "/v1/notifications",
+		Summary:     "Send a notification to a doctor",
+		Description: "Makes a notification for one doctor (by id or external user id) from a template type and its data, in one transaction with its " +
+			"send commands: the doctor's channel preferences, quiet hours and covering doctors apply exactly as for events. Answers 201 " +
+			"with the notification and its deliveries. The same request never notifies twice: without an Idempotency-Key, the same body " +
+			"(however spelled) from the same API key within 24 hours answers 200 with created=false and the notification the first one " +
+			"made, as it is now; with an Idempotency-Key, the key names the request for 24 hours (see the header). Needs scope " +
 			"notifications:write.",
-		[]string{auth.ScopeNotificationsWrite},
-		http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
-	op.DefaultStatus = http.StatusCreated
-	huma.Register(api, op, in.sendNotification)
+		Tags:          []string{tagSend},
+		Metadata:      scopes(auth.ScopeNotificationsWrite),
+		Errors:        []int{http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
+		DefaultStatus: http.StatusCreated,
+	}, in.sendNotification)
 }
 
 func (in *integrations) sendNotification(ctx context.Context, req *sendNotificationInput) (*sendNotificationOutput, error) {

@@ -96,25 +96,37 @@ type preferencesOutput struct {
 	Body Preferences
 }
 
-func registerMe(api huma.API, h *handlers) {
-	huma.Register(api, doctorOp("getMe", http.MethodGet, "/v1/me", "Me",
-		"Get the authenticated doctor",
-		"The doctor's profile as user management last sent it, their notification preferences as they apply, and their push devices."),
-		h.getMe)
-	huma.Register(api, doctorOp("getPreferences", http.MethodGet, "/v1/me/preferences", "Me",
-		"Get notification preferences",
-		"The doctor's notification preferences as they apply, in the shape PATCH /v1/me/preferences answers: "+
-			"the channels of each category (with the mandatory in_app), quiet hours, digest, fallback order, weekly summary and the covering doctor."),
-		h.getPreferences)
-	huma.Register(api, doctorOp("updatePreferences", http.MethodPatch, "/v1/me/preferences", "Me",
-		"Change notification preferences",
-		"Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. "+
-			"Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, "+
-			"and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. "+
-			"A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator "+
+func registerMe(doctor *huma.Group, h *handlers) {
+	huma.Register(doctor, huma.Operation{
+		OperationID: "getMe",
+		Method:      http.MethodGet,
+		Path:        "/v1/me",
+		Summary:     "Get the authenticated doctor",
+		Description: "The doctor's profile as user management last sent it, their notification preferences as they apply, and their push devices.",
+		Tags:        []string{"Me"},
+	}, h.getMe)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "getPreferences",
+		Method:      http.MethodGet,
+		Path:        "/v1/me/preferences",
+		Summary:     "Get notification preferences",
+		Description: "The doctor's notification preferences as they apply, in the shape PATCH /v1/me/preferences answers: " +
+			"the channels of each category (with the mandatory in_app), quiet hours, digest, fallback order, weekly summary and the covering doctor.",
+		Tags: []string{"Me"},
+	}, h.getPreferences)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "updatePreferences",
+		Method:      http.MethodPatch,
+		Path:        "/v1/me/preferences",
+		Summary:     "Change notification preferences",
+		Description: "Changes the channels of some categories, the quiet hours, the digest, the fallback order or the covering doctor; absent fields keep their value. " +
+			"Critical results and security alerts always keep the in_app channel. The covering doctor must be another, active doctor, " +
+			"and the cover must end after it starts, in the future, and at most RFD_COVERING_MAX_DAYS (30 by default) after it takes effect. " +
+			"A new cover is pending: the covering doctor receives nothing until they accept it (acceptCoveringRequest) or an operator " +
 			"approves it (approveCovering). Requests and ends of covers are audited. Answers the preferences as they now apply.",
-		http.StatusBadRequest, http.StatusRequestEntityTooLarge),
-		h.patchPreferences)
+		Tags:   []string{"Me"},
+		Errors: []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge},
+	}, h.patchPreferences)
 }
 
 func (h *handlers) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {

@@ -148,33 +148,53 @@ type acknowledgeOutput struct {
 	Body Acknowledgement
 }
 
-func registerNotifications(api huma.API, h *handlers) {
-	huma.Register(api, doctorOp("listNotifications", http.MethodGet, "/v1/notifications", "Notifications",
-		"List the doctor's notifications",
-		"Newest first, paged by an opaque cursor over the doctor's sequence numbers: the next page continues exactly where the previous ended, "+
-			"whatever arrives meanwhile. Filters: unread, category, priority, since. Reading the list is audited."),
-		h.listNotifications)
-	huma.Register(api, doctorOp("getNotification", http.MethodGet, "/v1/notifications/{id}", "Notifications",
-		"Get a notification",
-		"The notification in full, with what it is about, its acknowledgement and its deliveries. Superseded and retracted notifications "+
+func registerNotifications(doctor *huma.Group, h *handlers) {
+	huma.Register(doctor, huma.Operation{
+		OperationID: "listNotifications",
+		Method:      http.MethodGet,
+		Path:        "/v1/notifications",
+		Summary:     "List the doctor's notifications",
+		Description: "Newest first, paged by an opaque cursor over the doctor's sequence numbers: the next page continues exactly where the previous ended, " +
+			"whatever arrives meanwhile. Filters: unread, category, priority, since. Reading the list is audited.",
+		Tags: []string{"Notifications"},
+	}, h.listNotifications)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "getNotification",
+		Method:      http.MethodGet,
+		Path:        "/v1/notifications/{id}",
+		Summary:     "Get a notification",
+		Description: "The notification in full, with what it is about, its acknowledgement and its deliveries. Superseded and retracted notifications " +
 			"stay readable, marked. Another doctor's notification is 404. Every read is audited.",
-		http.StatusNotFound),
-		h.getNotification)
-	huma.Register(api, doctorOp("readNotification", http.MethodPost, "/v1/notifications/{id}/read", "Notifications",
-		"Mark a notification read",
-		"Idempotent: the first read time is kept. The in-app delivery moves to read.",
-		http.StatusNotFound),
-		h.readNotification)
-	huma.Register(api, doctorOp("readAllNotifications", http.MethodPost, "/v1/notifications/read-all", "Notifications",
-		"Mark every notification read",
-		"Marks every unread notification that exists when the call starts (optionally of one category) read."),
-		h.readAll)
-	huma.Register(api, doctorOp("acknowledgeNotification", http.MethodPost, "/v1/notifications/{id}/acknowledge", "Notifications",
-		"Acknowledge a critical result",
-		"Closes the loop on a critical result: records who acknowledged it, when, and an optional note, and marks it read. Idempotent: "+
+		Tags:   []string{"Notifications"},
+		Errors: []int{http.StatusNotFound},
+	}, h.getNotification)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "readNotification",
+		Method:      http.MethodPost,
+		Path:        "/v1/notifications/{id}/read",
+		Summary:     "Mark a notification read",
+		Description: "Idempotent: the first read time is kept. The in-app delivery moves to read.",
+		Tags:        []string{"Notifications"},
+		Errors:      []int{http.StatusNotFound},
+	}, h.readNotification)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "readAllNotifications",
+		Method:      http.MethodPost,
+		Path:        "/v1/notifications/read-all",
+		Summary:     "Mark every notification read",
+		Description: "Marks every unread notification that exists when the call starts (optionally of one category) read.",
+		Tags:        []string{"Notifications"},
+	}, h.readAll)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "acknowledgeNotification",
+		Method:      http.MethodPost,
+		Path:        "/v1/notifications/{id}/acknowledge",
+		Summary:     "Acknowledge a critical result",
+		Description: "Closes the loop on a critical result: records who acknowledged it, when, and an optional note, and marks it read. Idempotent: " +
 			"acknowledging again answers the first acknowledgement unchanged. Only critical results are acknowledged (409 otherwise).",
-		http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge),
-		h.acknowledge)
+		Tags:   []string{"Notifications"},
+		Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge},
+	}, h.acknowledge)
 }
 
 // summaryColumns are the columns of a NotificationSummary.

@@ -69,16 +69,24 @@ type orderOutput struct {
 	Body Order
 }
 
-func registerOrders(api huma.API, h *handlers) {
-	huma.Register(api, doctorOp("listOrders", http.MethodGet, "/v1/orders", "Orders",
-		"List the doctor's orders",
-		"Orders of the doctor's referred patients, newest first, paged by an opaque cursor. Filters: status, patient_ref, since. Reading the list is audited."),
-		h.listOrders)
-	huma.Register(api, doctorOp("getOrder", http.MethodGet, "/v1/orders/{id}", "Orders",
-		"Get an order with its timeline",
-		"The order, every event of its timeline and its checkups. An order of another doctor's patient is 404. Every read is audited.",
-		http.StatusNotFound),
-		h.getOrder)
+func registerOrders(doctor *huma.Group, h *handlers) {
+	huma.Register(doctor, huma.Operation{
+		OperationID: "listOrders",
+		Method:      http.MethodGet,
+		Path:        "/v1/orders",
+		Summary:     "List the doctor's orders",
+		Description: "Orders of the doctor's referred patients, newest first, paged by an opaque cursor. Filters: status, patient_ref, since. Reading the list is audited.",
+		Tags:        []string{"Orders"},
+	}, h.listOrders)
+	huma.Register(doctor, huma.Operation{
+		OperationID: "getOrder",
+		Method:      http.MethodGet,
+		Path:        "/v1/orders/{id}",
+		Summary:     "Get an order with its timeline",
+		Description: "The order, every event of its timeline and its checkups. An order of another doctor's patient is 404. Every read is audited.",
+		Tags:        []string{"Orders"},
+		Errors:      []int{http.StatusNotFound},
+	}, h.getOrder)
 }
 
 type orderRow struct {

@@ -112,7 +112,7 @@ type poisonOps struct {
 
 // registerPoison registers the operators' poison operations under
 // /v1/admin/poison. Without a database they are described but answer 503.
-func registerPoison(api huma.API, h *handlers, d Deps) {
+func registerPoison(operator *huma.Group, h *handlers, d Deps) {
 	ops := &poisonOps{handlers: h}
 	if d.DB != nil {
 		if ob, err := newOutbox(d, h); err == nil {
@@ -121,23 +121,51 @@ func registerPoison(api huma.API, h *handlers, d Deps) {
 			h.logger.Error("api: no outbox: poison operations answer 503", "error", err.Error())
 		}
 	}
-	oapi := api.OpenAPI()
+	oapi := operator.OpenAPI()
 	if !hasTag(oapi, tagPoison) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagPoison, Description: "Operators: messages that failed permanently or exhausted their retries, " +
 			"drained from the poison topic; list, inspect, replay to the original topic, or discard with a reason. Replays, discards and reveals are audited."})
 	}
-	huma.Register(api, apiKeyOp("listPoison", http.MethodGet, "/v1/admin/poison", tagPoison, "List poisoned messages",
-		"Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.", []string{auth.ScopePoisonRead}), ops.list)
-	huma.Register(api, apiKeyOp("getPoison", http.MethodGet, "/v1/admin/poison/{id}", tagPoison, "Get a poisoned message",
-		"With its metadata and payload; patient fields are masked unless reveal=true, which is audited. Needs scope poison:read.",
-		[]string{auth.ScopePoisonRead}, http.StatusNotFound), ops.get)
-	huma.Register(api, apiKeyOp("replayPoison", http.MethodPost, "/v1/admin/poison/replay", tagPoison, "Replay poisoned messages",
-		"Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. "+
+	huma.Register(operator, huma.Operation{
+		OperationID: "listPoison",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/poison",
+		Summary:     "List poisoned messages",
+		Description: "Oldest first, filtered by topic, reason, state and time. Needs scope poison:read.",
+		Tags:        []string{tagPoison},
+		Metadata:    scopes(auth.ScopePoisonRead),
+	}, ops.list)
+	huma.Register(operator, huma.Operation{
+		OperationID: "getPoison",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/poison/{id}",
+		Summary:     "Get a poisoned message",
+		Description: "With its metadata and payload; patient fields are masked unless reveal=true, which is audited. Needs scope poison:read.",
+		Tags:        []string{tagPoison},
+		Metadata:    scopes(auth.ScopePoisonRead),
+		Errors:      []int{http.StatusNotFound},
+	}, ops.get)
+	huma.Register(operator, huma.Operation{
+		OperationID: "replayPoison",
+		Method:      http.MethodPost,
+		Path:        "/v1/admin/poison/replay",
+		Summary:     "Replay poisoned messages",
+		Description: "Publishes each pending message back to its original topic through the outbox, with its original message id, and marks it replayed. " +
 			"Messages that are not pending are skipped. Every replay is audited. Needs scope poison:write.",
-		[]string{auth.ScopePoisonWrite}, http.StatusUnprocessableEntity), ops.replay)
-	huma.Register(api, apiKeyOp("discardPoison", http.MethodPost, "/v1/admin/poison/discard", tagPoison, "Discard poisoned messages",
-		"Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.",
-		[]string{auth.ScopePoisonWrite}, http.StatusUnprocessableEntity), ops.discard)
+		Tags:     []string{tagPoison},
+		Metadata: scopes(auth.ScopePoisonWrite),
+		Errors:   []int{http.StatusUnprocessableEntity},
+	}, ops.replay)
+	huma.Register(operator, huma.Operation{
+		OperationID: "discardPoison",
+		Method:      http.MethodPost,
+		Path:        "/v1/admin/poison/discard",
+		Summary:     "Discard poisoned messages",
+		Description: "Marks each pending message discarded with the reason given. Every discard is audited. Needs scope poison:write.",
+		Tags:        []string{tagPoison},
+		Metadata:    scopes(auth.ScopePoisonWrite),
+		Errors:      []int{http.StatusUnprocessableEntity},
+	}, ops.discard)
 }
 
 // newOutbox builds the outbox of the configured transport over d.DB, the

@@ -22,17 +22,23 @@ type timelinessOutput struct {
 	Body timeliness.Report
 }
 
-func registerReports(api huma.API, h *handlers, sla time.Duration) {
-	oapi := api.OpenAPI()
+func registerReports(operator *huma.Group, h *handlers, sla time.Duration) {
+	oapi := operator.OpenAPI()
 	if !hasTag(oapi, tagReports) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagReports, Description: "Operators' reports. They carry ids and times, never patient data."})
 	}
-	huma.Register(api, apiKeyOp("criticalTimeliness", http.MethodGet, "/v1/admin/reports/critical-timeliness", tagReports,
-		"Critical-result timeliness",
-		"Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), "+
-			"the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. "+
+	huma.Register(operator, huma.Operation{
+		OperationID: "criticalTimeliness",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/reports/critical-timeliness",
+		Summary:     "Critical-result timeliness",
+		Description: "Per day: the critical results notified, the intervals event → notified → delivered → acknowledged (median, p90, max), " +
+			"the share acknowledged within the escalation SLA (RFD_ESCALATION_SLA), and the breaches with the escalation level they reached. " +
 			"Needs scope reports:read.",
-		[]string{auth.ScopeReportsRead}, http.StatusUnprocessableEntity),
+		Tags:     []string{tagReports},
+		Metadata: scopes(auth.ScopeReportsRead),
+		Errors:   []int{http.StatusUnprocessableEntity},
+	},
 		func(ctx context.Context, in *timelinessInput) (*timelinessOutput, error) {
 			from, err1 := time.Parse(time.DateOnly, in.From)
 			to, err2 := time.Parse(time.DateOnly, in.To)

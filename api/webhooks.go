@@ -91,36 +91,55 @@ func (r webhookRow) api() Webhook {
 		DisabledAt: utcPtr(r.DisabledAt), DisabledReason: r.DisabledReason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 
-var webhookScopes = []string{auth.ScopeNotificationsWrite}
-
-func registerWebhooks(api huma.API, in *integrations) {
-	create := apiKeyOp("createWebhook", http.MethodPost, "/v1/webhooks", tagWebhooks,
-		"Register a webhook endpoint",
-		"Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. "+
-			"The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the "+
-			"address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), "+
-			"link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a "+
-			"name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later "+
-			"is refused then. "+
+func registerWebhooks(integrator *huma.Group, in *integrations) {
+	huma.Register(integrator, huma.Operation{
+		OperationID: "createWebhook",
+		Method:      http.MethodPost,
+		Path:        "/v1/webhooks",
+		Summary:     "Register a webhook endpoint",
+		Description: "Registers an https endpoint receiving the notifications of a doctor or of every doctor of a clinic, signed per Standard Webhooks. " +
+			"The URL must be https, without user information (user@host), naming its host by DNS name or canonical IP address; the " +
+			"address, or every address the name resolves to, must be public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), " +
+			"link-local (169.254/16, fe80::/10), CGNAT, multicast, reserved and IPv4-mapped or NAT64 forms of those are 422, as is a " +
+			"name that does not exist. Delivery applies the same rules to every address it connects to, so a name re-pointed later " +
+			"is refused then. " +
 			"The signing secret is in this response only: it cannot be read again (rotate it to get a new one). Needs scope notifications:write.",
-		webhookScopes, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
-	create.DefaultStatus = http.StatusCreated
-	huma.Register(api, create, in.createWebhook)
-	huma.Register(api, apiKeyOp("listWebhooks", http.MethodGet, "/v1/webhooks", tagWebhooks,
-		"List webhook endpoints",
-		"The endpoints this API key registered, without their secrets. Needs scope notifications:write.",
-		webhookScopes), in.listWebhooks)
-	del := apiKeyOp("deleteWebhook", http.MethodDelete, "/v1/webhooks/{id}", tagWebhooks,
-		"Delete a webhook endpoint",
-		"Stops calling the endpoint and forgets it. Another API key's endpoint is 404. Needs scope notifications:write.",
-		webhookScopes, http.StatusNotFound)
-	del.DefaultStatus = http.StatusNoContent
-	huma.Register(api, del, in.deleteWebhook)
-	huma.Register(api, apiKeyOp("rotateWebhookSecret", http.MethodPost, "/v1/webhooks/{id}/rotate", tagWebhooks,
-		"Rotate a webhook endpoint's secret",
-		"Makes a new signing secret, shown in this response only. The current secret stays valid as the previous one: every webhook carries "+
+		Tags:          []string{tagWebhooks},
+		Metadata:      scopes(auth.ScopeNotificationsWrite),
+		Errors:        []int{http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
+		DefaultStatus: http.StatusCreated,
+	}, in.createWebhook)
+	huma.Register(integrator, huma.Operation{
+		OperationID: "listWebhooks",
+		Method:      http.MethodGet,
+		Path:        "/v1/webhooks",
+		Summary:     "List webhook endpoints",
+		Description: "The endpoints this API key registered, without their secrets. Needs scope notifications:write.",
+		Tags:        []string{tagWebhooks},
+		Metadata:    scopes(auth.ScopeNotificationsWrite),
+	}, in.listWebhooks)
+	huma.Register(integrator, huma.Operation{
+		OperationID:   "deleteWebhook",
+		Method:        http.MethodDelete,
+		Path:          "/v1/webhooks/{id}",
+		Summary:       "Delete a webhook endpoint",
+		Description:   "Stops calling the endpoint and forgets it. Another API key's endpoint is 404. Needs scope notifications:write.",
+		Tags:          []string{tagWebhooks},
+		Metadata:      scopes(auth.ScopeNotificationsWrite),
+		Errors:        []int{http.StatusNotFound},
+		DefaultStatus: http.StatusNoContent,
+	}, in.deleteWebhook)
+	huma.Register(integrator, huma.Operation{
+		OperationID: "rotateWebhookSecret",
+		Method:      http.MethodPost,
+		Path:        "/v1/webhooks/{id}/rotate",
+		Summary:     "Rotate a webhook endpoint's secret",
+		Description: "Makes a new signing secret, shown in this response only. The current secret stays valid as the previous one: every webhook carries " +
 			"a signature with each, so the receiver can switch without losing any. The next rotation drops it. Needs scope notifications:write.",
-		webhookScopes, http.StatusNotFound), in.rotateWebhook)
+		Tags:     []string{tagWebhooks},
+		Metadata: scopes(auth.ScopeNotificationsWrite),
+		Errors:   []int{http.StatusNotFound},
+	}, in.rotateWebhook)
 }
 
 func (in *integrations) createWebhook(ctx context.Context, req *createWebhookInput) (*webhookSecretOutput, error) {
