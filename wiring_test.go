@@ -45,13 +45,10 @@ func TestInjectorsBuildOnlyTheirRole(t *testing.T) {
 	cleanup()
 
 	build := map[string]func() (func(), error){
-		"api": func() (func(), error) { _, c, err := initAPI(ctx, cfg); return c, err },
-		"worker": func() (func(), error) {
-			_, c, err := initWorker(ctx, cfg)
-			return c, err
-		},
-		"cron":  func() (func(), error) { _, c, err := initCron(ctx, cfg); return c, err },
-		"serve": func() (func(), error) { _, c, err := initServe(ctx, cfg); return c, err },
+		"api":    func() (func(), error) { _, c, err := initAPI(ctx, cfg); return c, err },
+		"worker": func() (func(), error) { _, c, err := initWorker(ctx, cfg); return c, err },
+		"cron":   func() (func(), error) { _, c, err := initCron(ctx, cfg); return c, err },
+		"serve":  func() (func(), error) { _, c, err := initServe(ctx, cfg); return c, err },
 	}
 	for _, name := range config.Consumers {
 		build[name] = func() (func(), error) {
