@@ -46,22 +46,11 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 		return nil, nil, err
 	}
 	routed := roles.NewRouted(base, router)
-	authenticator, err := roles.NewAuthenticator(cfg, db, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
 	notifier := roles.NewNotifier(cfg, publisher)
 	service := roles.NewPoison(db, publisher)
 	hub := roles.NewHub()
 	publicMetrics := roles.ServeMetrics(registry)
-	server, err := roles.NewAPIServer(cfg, db, logger, registry, checks, authenticator, publisher, notifier, service, hub, publicMetrics)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
+	apiServer := roles.NewAPIServer(cfg, db, logger, registry, checks, publisher, notifier, service, hub, publicMetrics)
 	inbox := roles.NewInbox(db)
 	senders, err := roles.NewSenders(ctx, cfg)
 	if err != nil {
@@ -99,7 +88,7 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 		cleanup()
 		return nil, nil, err
 	}
-	serve := roles.NewServe(routed, server, hub, set, service, mailer, sweeper, scheduler, fanOut, runner)
+	serve := roles.NewServe(routed, apiServer, hub, set, service, mailer, sweeper, scheduler, fanOut, runner)
 	return serve, func() {
 		cleanup2()
 		cleanup()
@@ -138,23 +127,12 @@ func initAPI(ctx context.Context, cfg config.Config) (*roles.API, func(), error)
 		return nil, nil, err
 	}
 	routed := roles.NewRouted(base, router)
-	authenticator, err := roles.NewAuthenticator(cfg, db, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
 	notifier := roles.NewNotifier(cfg, publisher)
 	service := roles.NewPoison(db, publisher)
 	hub := roles.NewHub()
 	publicMetrics := roles.NoPublicMetrics()
-	server, err := roles.NewAPIServer(cfg, db, logger, registry, checks, authenticator, publisher, notifier, service, hub, publicMetrics)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	api := roles.NewAPI(routed, server, hub)
+	apiServer := roles.NewAPIServer(cfg, db, logger, registry, checks, publisher, notifier, service, hub, publicMetrics)
+	api := roles.NewAPI(routed, apiServer, hub)
 	return api, func() {
 		cleanup2()
 		cleanup()

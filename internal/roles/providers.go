@@ -273,16 +273,28 @@ func ServeMetrics(reg *prometheus.Registry) PublicMetrics { return reg }
 // Prometheus scrapes the admin listener, as it does for every other role.
 func NoPublicMetrics() PublicMetrics { return nil }
 
-// NewAPIServer builds the API over the role's services, with the
-// providers' status callbacks beside it.
+// APIServer builds the API server. The api role and serve call it in Run,
+// once the schema is current: a database that is not migrated is refused
+// in one line before the authenticator, built here, says anything about
+// its keys.
+type APIServer func() (*api.Server, error)
+
+// NewAPIServer returns the builder of the API over the role's services,
+// with the providers' status callbacks beside it.
 func NewAPIServer(cfg config.Config, db *bun.DB, logger *slog.Logger, reg *prometheus.Registry, checks *health.Checks,
-	authn *auth.Authenticator, ob *outbox.Publisher, n *notify.Notifier, pq *poison.Service, hub *inapp.Hub, metrics PublicMetrics) (*api.Server, error) {
-	callbacks := []api.Route{{
-		Pattern: "POST " + delivery.SMSCallbackPath,
-		Handler: delivery.NewSMSCallbacks(db, ob, cfg.TopicSendNotification, cfg.TwilioAuthToken, cfg.PublicBaseURL(), time.Now, logger),
-	}}
-	return api.NewServer(api.Deps{Config: cfg, DB: db, Auth: authn, Outbox: ob, Notifier: n, Poison: pq,
-		Logger: logger, InApp: hub, Metrics: reg}, checks, metrics, callbacks...)
+	ob *outbox.Publisher, n *notify.Notifier, pq *poison.Service, hub *inapp.Hub, metrics PublicMetrics) APIServer {
+	return func() (*api.Server, error) {
+		authn, err := NewAuthenticator(cfg, db, logger)
+		if err != nil {
+			return nil, err
+		}
+		callbacks := []api.Route{{
+			Pattern: "POST " + delivery.SMSCallbackPath,
+			Handler: delivery.NewSMSCallbacks(db, ob, cfg.TopicSendNotification, cfg.TwilioAuthToken, cfg.PublicBaseURL(), time.Now, logger),
+		}}
+		return api.NewServer(api.Deps{Config: cfg, DB: db, Auth: authn, Outbox: ob, Notifier: n, Poison: pq,
+			Logger: logger, InApp: hub, Metrics: reg}, checks, metrics, callbacks...)
+	}
 }
 
 // NewPoison returns the operators' poison service.

@@ -247,7 +247,7 @@ func (r *Base) process(servers []*http.Server, rt *router.Router) *process {
 // Serve is `rfd serve`: every role in one process.
 type Serve struct {
 	*Routed
-	server   *api.Server
+	server   APIServer
 	hub      *inapp.Hub
 	handlers handlers.Set
 	poison   *poison.Service
@@ -259,7 +259,7 @@ type Serve struct {
 }
 
 // NewServe returns the serve role: every role, the cron's jobs included.
-func NewServe(r *Routed, server *api.Server, hub *inapp.Hub, hs handlers.Set, pq *poison.Service, mailer *timeliness.Mailer,
+func NewServe(r *Routed, server APIServer, hub *inapp.Hub, hs handlers.Set, pq *poison.Service, mailer *timeliness.Mailer,
 	sw *notify.Sweeper, sched *delivery.Scheduler, fo *broadcast.FanOut, runner *cron.Runner) *Serve {
 	return &Serve{Routed: r, server: server, hub: hub, handlers: hs, poison: pq, mailer: mailer, sweep: sw, sched: sched, fo: fo, cron: runner}
 }
@@ -300,7 +300,11 @@ func (s *Serve) Run(ctx context.Context) error {
 	// serve keeps /metrics on its one port, beside the API (ServeMetrics):
 	// it is the single-process convenience; the production roles serve it
 	// on the admin listener only.
-	srv := apiHTTPServer(s.Config.HTTPAddr, s.server)
+	apiServer, err := s.server()
+	if err != nil {
+		return err
+	}
+	srv := apiHTTPServer(s.Config.HTTPAddr, apiServer)
 	sweep, err := s.sweeper(s.sweep)
 	if err != nil {
 		return err
@@ -318,12 +322,12 @@ func (s *Serve) Run(ctx context.Context) error {
 // consumer. It builds no provider client.
 type API struct {
 	*Routed
-	server *api.Server
+	server APIServer
 	hub    *inapp.Hub
 }
 
 // NewAPI returns the api role.
-func NewAPI(r *Routed, server *api.Server, hub *inapp.Hub) *API {
+func NewAPI(r *Routed, server APIServer, hub *inapp.Hub) *API {
 	return &API{Routed: r, server: server, hub: hub}
 }
 
@@ -336,7 +340,11 @@ func (a *API) Run(ctx context.Context) error {
 		return err
 	}
 	a.routerCheck()
-	srv := apiHTTPServer(a.Config.HTTPAddr, a.server)
+	apiServer, err := a.server()
+	if err != nil {
+		return err
+	}
+	srv := apiHTTPServer(a.Config.HTTPAddr, apiServer)
 	return a.process([]*http.Server{srv, a.adminServer()}, a.Router).run(ctx)
 }
 

@@ -46,7 +46,7 @@ var ServicesSet = wire.NewSet(NewNotifier, NewInbox, NewPoison, NewScheduler)
 
 // APISet provides the REST API and this replica's in-app hub. The api role
 // adds NoPublicMetrics, serve ServeMetrics.
-var APISet = wire.NewSet(NewHub, NewAuthenticator, NewAPIServer)
+var APISet = wire.NewSet(NewHub, NewAPIServer)
 
 // ConsumerSet provides a `rfd consume NAME` process's consumers; the
 // provider clients only for send-notification.
