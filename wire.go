@@ -11,28 +11,32 @@ import (
 	"github.com/rfd-notify/rfd/internal/roles"
 )
 
+// Each role's injector names the provider sets of what that role runs
+// (internal/roles/wire.go); serve runs everything.
+
 func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), error) {
-	wire.Build(roles.ServeRuntimeSet, roles.CronSet, roles.NewServe)
+	wire.Build(roles.ServeBaseSet, roles.RouterSet, roles.ServicesSet, roles.APISet, roles.ServeMetrics,
+		roles.SendersSet, roles.WorkerSet, roles.CronSet, roles.NewServe)
 	return nil, nil, nil
 }
 
 func initAPI(ctx context.Context, cfg config.Config) (*roles.API, func(), error) {
-	wire.Build(roles.RuntimeSet, roles.NewAPI)
+	wire.Build(roles.BaseSet, roles.RouterSet, roles.ServicesSet, roles.APISet, roles.NoPublicMetrics, roles.NewAPI)
 	return nil, nil, nil
 }
 
 func initConsume(ctx context.Context, cfg config.Config, name roles.ConsumerName) (*roles.Consumer, func(), error) {
-	wire.Build(roles.RuntimeSet, roles.NewConsumer)
+	wire.Build(roles.BaseSet, roles.RouterSet, roles.ServicesSet, roles.ConsumerSet, roles.NewConsumer)
 	return nil, nil, nil
 }
 
 func initWorker(ctx context.Context, cfg config.Config) (*roles.Worker, func(), error) {
-	wire.Build(roles.RuntimeSet, roles.NewWorker)
+	wire.Build(roles.BaseSet, roles.RouterSet, roles.ServicesSet, roles.WorkerSet, roles.NewWorker)
 	return nil, nil, nil
 }
 
 func initCron(ctx context.Context, cfg config.Config) (*roles.Cron, func(), error) {
-	wire.Build(roles.RuntimeSet, roles.CronSet, roles.NewCron)
+	wire.Build(roles.BaseSet, roles.ServicesSet, roles.CronSet, roles.NewCron)
 	return nil, nil, nil
 }
 

@@ -35,6 +35,9 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 		return nil, nil, err
 	}
 	publisher := roles.NewOutbox(cfg, pubSub)
+	checks := roles.NewChecks(db, transport)
+	migrator := roles.NewMigrator(db)
+	base := roles.NewBase(cfg, logger, db, registry, pubSub, transport, publisher, checks, migrator)
 	registerer := roles.Registerer(registry)
 	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
 	if err != nil {
@@ -42,10 +45,13 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 		cleanup()
 		return nil, nil, err
 	}
-	checks := roles.NewChecks(db, transport)
-	migrator := roles.NewMigrator(db)
-	inbox := roles.NewInbox(db)
+	routed := roles.NewRouted(base, router)
 	notifier := roles.NewNotifier(cfg, publisher)
+	service := roles.NewPoison(db, publisher)
+	hub := roles.NewHub()
+	publicMetrics := roles.ServeMetrics(registry)
+	apiServer := roles.NewAPIServer(cfg, db, logger, registry, checks, publisher, notifier, service, hub, publicMetrics)
+	inbox := roles.NewInbox(db)
 	senders, err := roles.NewSenders(ctx, cfg)
 	if err != nil {
 		cleanup2()
@@ -59,13 +65,15 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 		return nil, nil, err
 	}
 	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
+	mailer, err := roles.NewReportMailer(cfg, db, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
 	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
-	hub := roles.NewHub()
-	service := roles.NewPoison(db, publisher)
 	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
-	mailer := roles.NewReportMailer(db, senders, logger)
-	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
 	ladder, err := roles.NewLadder(cfg, db, notifier, publisher, registerer)
 	if err != nil {
 		cleanup2()
@@ -80,7 +88,7 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 		cleanup()
 		return nil, nil, err
 	}
-	serve := roles.NewServe(runtime, runner)
+	serve := roles.NewServe(routed, apiServer, hub, set, service, mailer, sweeper, scheduler, fanOut, runner)
 	return serve, func() {
 		cleanup2()
 		cleanup()
@@ -108,6 +116,9 @@ func initAPI(ctx context.Context, cfg config.Config) (*roles.API, func(), error)
 		return nil, nil, err
 	}
 	publisher := roles.NewOutbox(cfg, pubSub)
+	checks := roles.NewChecks(db, transport)
+	migrator := roles.NewMigrator(db)
+	base := roles.NewBase(cfg, logger, db, registry, pubSub, transport, publisher, checks, migrator)
 	registerer := roles.Registerer(registry)
 	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
 	if err != nil {
@@ -115,31 +126,13 @@ func initAPI(ctx context.Context, cfg config.Config) (*roles.API, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	checks := roles.NewChecks(db, transport)
-	migrator := roles.NewMigrator(db)
-	inbox := roles.NewInbox(db)
+	routed := roles.NewRouted(base, router)
 	notifier := roles.NewNotifier(cfg, publisher)
-	senders, err := roles.NewSenders(ctx, cfg)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
-	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
-	hub := roles.NewHub()
 	service := roles.NewPoison(db, publisher)
-	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
-	mailer := roles.NewReportMailer(db, senders, logger)
-	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
-	api := roles.NewAPI(runtime)
+	hub := roles.NewHub()
+	publicMetrics := roles.NoPublicMetrics()
+	apiServer := roles.NewAPIServer(cfg, db, logger, registry, checks, publisher, notifier, service, hub, publicMetrics)
+	api := roles.NewAPI(routed, apiServer, hub)
 	return api, func() {
 		cleanup2()
 		cleanup()
@@ -167,6 +160,9 @@ func initConsume(ctx context.Context, cfg config.Config, name roles.ConsumerName
 		return nil, nil, err
 	}
 	publisher := roles.NewOutbox(cfg, pubSub)
+	checks := roles.NewChecks(db, transport)
+	migrator := roles.NewMigrator(db)
+	base := roles.NewBase(cfg, logger, db, registry, pubSub, transport, publisher, checks, migrator)
 	registerer := roles.Registerer(registry)
 	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
 	if err != nil {
@@ -174,31 +170,17 @@ func initConsume(ctx context.Context, cfg config.Config, name roles.ConsumerName
 		cleanup()
 		return nil, nil, err
 	}
-	checks := roles.NewChecks(db, transport)
-	migrator := roles.NewMigrator(db)
+	routed := roles.NewRouted(base, router)
 	inbox := roles.NewInbox(db)
 	notifier := roles.NewNotifier(cfg, publisher)
-	senders, err := roles.NewSenders(ctx, cfg)
+	sendDispatch, err := roles.NewConsumerSendDispatch(ctx, name, cfg, db, inbox, publisher, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
-	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
-	hub := roles.NewHub()
-	service := roles.NewPoison(db, publisher)
-	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
-	mailer := roles.NewReportMailer(db, senders, logger)
-	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
-	consumer, err := roles.NewConsumer(runtime, name)
+	set := roles.NewConsumerHandlers(cfg, inbox, publisher, notifier, sendDispatch, registerer)
+	consumer, err := roles.NewConsumer(routed, name, set, sendDispatch)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -231,6 +213,9 @@ func initWorker(ctx context.Context, cfg config.Config) (*roles.Worker, func(), 
 		return nil, nil, err
 	}
 	publisher := roles.NewOutbox(cfg, pubSub)
+	checks := roles.NewChecks(db, transport)
+	migrator := roles.NewMigrator(db)
+	base := roles.NewBase(cfg, logger, db, registry, pubSub, transport, publisher, checks, migrator)
 	registerer := roles.Registerer(registry)
 	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
 	if err != nil {
@@ -238,31 +223,18 @@ func initWorker(ctx context.Context, cfg config.Config) (*roles.Worker, func(), 
 		cleanup()
 		return nil, nil, err
 	}
-	checks := roles.NewChecks(db, transport)
-	migrator := roles.NewMigrator(db)
-	inbox := roles.NewInbox(db)
-	notifier := roles.NewNotifier(cfg, publisher)
-	senders, err := roles.NewSenders(ctx, cfg)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
-	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
-	hub := roles.NewHub()
+	routed := roles.NewRouted(base, router)
 	service := roles.NewPoison(db, publisher)
+	mailer, err := roles.NewReportMailer(cfg, db, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	notifier := roles.NewNotifier(cfg, publisher)
+	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
 	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
-	mailer := roles.NewReportMailer(db, senders, logger)
-	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
-	worker := roles.NewWorker(runtime)
+	worker := roles.NewWorker(routed, service, mailer, sweeper, fanOut)
 	return worker, func() {
 		cleanup2()
 		cleanup()
@@ -290,37 +262,12 @@ func initCron(ctx context.Context, cfg config.Config) (*roles.Cron, func(), erro
 		return nil, nil, err
 	}
 	publisher := roles.NewOutbox(cfg, pubSub)
-	registerer := roles.Registerer(registry)
-	router, err := roles.NewRouter(cfg, transport, registerer, db, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
 	checks := roles.NewChecks(db, transport)
 	migrator := roles.NewMigrator(db)
-	inbox := roles.NewInbox(db)
-	notifier := roles.NewNotifier(cfg, publisher)
-	senders, err := roles.NewSenders(ctx, cfg)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	sweeper := roles.NewSweeper(cfg, db, notifier, logger)
+	base := roles.NewBase(cfg, logger, db, registry, pubSub, transport, publisher, checks, migrator)
 	scheduler := roles.NewScheduler(cfg, db, publisher, logger)
-	hub := roles.NewHub()
-	service := roles.NewPoison(db, publisher)
-	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
-	mailer := roles.NewReportMailer(db, senders, logger)
-	runtime := roles.NewRuntime(cfg, logger, db, registry, pubSub, transport, publisher, router, checks, migrator, set, sweeper, scheduler, hub, service, fanOut, mailer)
+	notifier := roles.NewNotifier(cfg, publisher)
+	registerer := roles.Registerer(registry)
 	ladder, err := roles.NewLadder(cfg, db, notifier, publisher, registerer)
 	if err != nil {
 		cleanup2()
@@ -335,7 +282,7 @@ func initCron(ctx context.Context, cfg config.Config) (*roles.Cron, func(), erro
 		cleanup()
 		return nil, nil, err
 	}
-	cron := roles.NewCron(runtime, runner)
+	cron := roles.NewCron(base, runner)
 	return cron, func() {
 		cleanup2()
 		cleanup()

@@ -28,10 +28,13 @@ import (
 
 	"github.com/rfd-notify/rfd/api/docsui"
 	"github.com/rfd-notify/rfd/internal/auth"
+	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
 	"github.com/rfd-notify/rfd/internal/delivery/inapp"
+	"github.com/rfd-notify/rfd/internal/jobs/poison"
 	"github.com/rfd-notify/rfd/internal/platform/config"
 	"github.com/rfd-notify/rfd/internal/platform/health"
+	"github.com/rfd-notify/rfd/outbox"
 )
 
 // Version is the API version in the OpenAPI document.
@@ -74,8 +77,17 @@ type Deps struct {
 	// API key and each doctor; zero is unlimited.
 	Config config.Config
 	DB     *bun.DB
-	// Auth authenticates callers; nil builds one from Config and DB.
-	Auth   *auth.Authenticator
+	// Auth authenticates callers (required by NewServer).
+	Auth *auth.Authenticator
+	// Outbox publishes the integrators' events and notifications in the
+	// request's transaction, on the configured transport (required by
+	// NewServer).
+	Outbox *outbox.Publisher
+	// Notifier makes the notifications integrators send (required by
+	// NewServer); it publishes through Outbox.
+	Notifier *notify.Notifier
+	// Poison is the operators' poison service (required by NewServer).
+	Poison *poison.Service
 	Logger *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
@@ -166,10 +178,23 @@ func New(checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) *
 
 // NewServer builds the API with its operations over d, health checks,
 // /metrics of gatherer (none when gatherer is nil: the api role serves its
-// metrics on the admin listener only), and routes.
+// metrics on the admin listener only), and routes. The API builds none of
+// its services: d brings the database, the authenticator, the outbox, the
+// notifier and the poison service, which the roles build (package roles).
 func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, routes ...Route) (*Server, error) {
-	if d.DB == nil {
-		return nil, fmt.Errorf("api: no database")
+	for _, missing := range []struct {
+		name string
+		nil  bool
+	}{
+		{"database", d.DB == nil},
+		{"authenticator", d.Auth == nil},
+		{"outbox", d.Outbox == nil},
+		{"notifier", d.Notifier == nil},
+		{"poison service", d.Poison == nil},
+	} {
+		if missing.nil {
+			return nil, fmt.Errorf("api: no %s", missing.name)
+		}
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -180,15 +205,7 @@ func NewServer(d Deps, checks *health.Checks, gatherer prometheus.Gatherer, rout
 	if d.InApp == nil {
 		d.Logger.Warn("api: no in-app hub: the notification stream replays from the database but pushes nothing live")
 	}
-	authn := d.Auth
-	if authn == nil {
-		var err error
-		authn, err = auth.New(d.Config, d.DB, auth.WithLogger(d.Logger), auth.WithClock(d.Now))
-		if err != nil {
-			return nil, err
-		}
-	}
-	s, err := build(d, authn, d.Config.PublicBaseURL(), checks, gatherer, routes...)
+	s, err := build(d, d.Auth, d.Config.PublicBaseURL(), checks, gatherer, routes...)
 	if err != nil {
 		return nil, err
 	}

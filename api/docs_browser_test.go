@@ -40,7 +40,7 @@ func TestDocsPageInChromium(t *testing.T) {
 		c.PublicURL = ""
 		c.HTTPAddr = ln.Addr().String()
 	})
-	srv, err := api.NewServer(api.Deps{Config: env.Config, DB: env.DB, Logger: env.Logger}, &health.Checks{}, prometheus.NewRegistry())
+	srv, err := api.NewServer(withServices(t, api.Deps{Config: env.Config, DB: env.DB, Logger: env.Logger}), &health.Checks{}, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,7 +167,7 @@ func TestDatabaseDown(t *testing.T) {
 		seedDoctorA(f)
 		tok := f.token("doc-a")
 		serve := func(d api.Deps) string {
-			srv, err := api.NewServer(d, &health.Checks{}, prometheus.NewRegistry())
+			srv, err := api.NewServer(withServices(t, d), &health.Checks{}, prometheus.NewRegistry())
 			if err != nil {
 				t.Fatal(err)
 			}

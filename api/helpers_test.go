@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -26,10 +27,13 @@ import (
 
 	"github.com/rfd-notify/rfd/api"
 	"github.com/rfd-notify/rfd/handlers"
+	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/core/events"
 	"github.com/rfd-notify/rfd/internal/core/notify"
+	"github.com/rfd-notify/rfd/internal/jobs/poison"
 	"github.com/rfd-notify/rfd/internal/platform/config"
 	"github.com/rfd-notify/rfd/internal/platform/health"
+	"github.com/rfd-notify/rfd/internal/roles"
 	"github.com/rfd-notify/rfd/internal/testkit/providertest"
 	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
@@ -130,7 +134,7 @@ func newFixture(t *testing.T, name string, opts ...func(*config.Config)) *fixtur
 	f := &fixture{t: t, env: env, key: signingKey, now: time.Now().UTC().Truncate(time.Second)}
 	f.notifier = notify.New(env.Outbox, cfg.TopicSendNotification, cfg.PortalURL, f.clock)
 	f.set = handlers.Consumers(handlers.Deps{Config: cfg, Inbox: env.Inbox, Outbox: env.Outbox, Notifier: f.notifier, Now: f.clock})
-	srv, err := api.NewServer(api.Deps{Config: cfg, DB: env.DB, Logger: env.Logger, Resolver: providertest.StartDNS(t, testHosts)},
+	srv, err := api.NewServer(withServices(t, api.Deps{Config: cfg, DB: env.DB, Logger: env.Logger, Resolver: providertest.StartDNS(t, testHosts)}),
 		&health.Checks{}, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -409,4 +413,35 @@ func (f *fixture) notificationIDs(ext string, where string) []string {
 		out = append(out, id)
 	}
 	return out
+}
+
+// withServices completes d with the services the API receives from the
+// roles, built from d's Config and DB the way the roles build them: the
+// authenticator (unless d has one), the outbox of the configured transport,
+// the notifier and the poison service, on d's clock.
+func withServices(t testing.TB, d api.Deps) api.Deps {
+	t.Helper()
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	if d.Auth == nil {
+		authn, err := auth.New(d.Config, d.DB, auth.WithLogger(logger), auth.WithClock(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Auth = authn
+	}
+	ps, err := roles.NewSQLPubSub(d.DB, d.Config, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Outbox = roles.NewOutbox(d.Config, ps)
+	d.Notifier = notify.New(d.Outbox, d.Config.TopicSendNotification, d.Config.PortalURL, now)
+	d.Poison = poison.New(d.DB, d.Outbox, now)
+	return d
 }

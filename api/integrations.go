@@ -21,8 +21,6 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
 	"github.com/rfd-notify/rfd/internal/platform/config"
-	"github.com/rfd-notify/rfd/internal/platform/logging"
-	"github.com/rfd-notify/rfd/internal/platform/sqlpubsub"
 	"github.com/rfd-notify/rfd/outbox"
 )
 
@@ -51,26 +49,13 @@ type integrations struct {
 	lastSweep atomic.Int64
 }
 
-// registerIntegrations registers the integrators' operations. Their outbox
-// is built here from the database and the configured transport, the way
-// the roles build theirs (app.NewOutbox).
+// registerIntegrations registers the integrators' operations, publishing
+// through d's outbox and notifier; without them (New: no database) the
+// operations are described and answer 503.
 func registerIntegrations(integrator *huma.Group, h *handlers, d Deps) {
-	in := &integrations{handlers: h, cfg: d.Config, resolver: d.Resolver}
+	in := &integrations{handlers: h, cfg: d.Config, resolver: d.Resolver, outbox: d.Outbox, notifier: d.Notifier}
 	if in.resolver == nil {
 		in.resolver = net.DefaultResolver
-	}
-	if d.DB != nil {
-		ps, err := sqlpubsub.New(d.DB, logging.NewWatermill(h.logger), sqlpubsub.Options{PollInterval: d.Config.SQLPollInterval})
-		if err != nil {
-			h.logger.Error("api: no outbox: integrator operations answer 503", "error", err.Error())
-		} else {
-			if d.Config.Transport == config.TransportKafka {
-				in.outbox = outbox.NewForwarded(ps, d.Config.TopicOutbox)
-			} else {
-				in.outbox = outbox.NewSQL(ps)
-			}
-			in.notifier = notify.New(in.outbox, d.Config.TopicSendNotification, d.Config.PortalURL, h.now)
-		}
 	}
 	oapi := integrator.OpenAPI()
 	for _, t := range []*huma.Tag{

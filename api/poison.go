@@ -11,10 +11,6 @@ import (
 
 	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/jobs/poison"
-	"github.com/rfd-notify/rfd/internal/platform/config"
-	"github.com/rfd-notify/rfd/internal/platform/logging"
-	"github.com/rfd-notify/rfd/internal/platform/sqlpubsub"
-	"github.com/rfd-notify/rfd/outbox"
 )
 
 const tagPoison = "Poison"
@@ -111,16 +107,10 @@ type poisonOps struct {
 }
 
 // registerPoison registers the operators' poison operations under
-// /v1/admin/poison. Without a database they are described but answer 503.
+// /v1/admin/poison, over d's poison service. Without one (New: no
+// database) they are described but answer 503.
 func registerPoison(operator *huma.Group, h *handlers, d Deps) {
-	ops := &poisonOps{handlers: h}
-	if d.DB != nil {
-		if ob, err := newOutbox(d, h); err == nil {
-			ops.svc = poison.New(d.DB, ob, h.now)
-		} else {
-			h.logger.Error("api: no outbox: poison operations answer 503", "error", err.Error())
-		}
-	}
+	ops := &poisonOps{handlers: h, svc: d.Poison}
 	oapi := operator.OpenAPI()
 	if !hasTag(oapi, tagPoison) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagPoison, Description: "Operators: messages that failed permanently or exhausted their retries, " +
@@ -166,19 +156,6 @@ func registerPoison(operator *huma.Group, h *handlers, d Deps) {
 		Metadata:    scopes(auth.ScopePoisonWrite),
 		Errors:      []int{http.StatusUnprocessableEntity},
 	}, ops.discard)
-}
-
-// newOutbox builds the outbox of the configured transport over d.DB, the
-// way the roles build theirs (app.NewOutbox).
-func newOutbox(d Deps, h *handlers) (*outbox.Publisher, error) {
-	ps, err := sqlpubsub.New(d.DB, logging.NewWatermill(h.logger), sqlpubsub.Options{PollInterval: d.Config.SQLPollInterval})
-	if err != nil {
-		return nil, err
-	}
-	if d.Config.Transport == config.TransportKafka {
-		return outbox.NewForwarded(ps, d.Config.TopicOutbox), nil
-	}
-	return outbox.NewSQL(ps), nil
 }
 
 func (p *poisonOps) ready() error {

@@ -111,7 +111,7 @@ func TestServedSpecNamesRunningServer(t *testing.T) {
 			env := testenv.New(t, testenv.SQLiteSQL, func(cfg *config.Config) {
 				cfg.PublicURL, cfg.HTTPAddr = c.publicURL, c.httpAddr
 			})
-			srv, err := api.NewServer(api.Deps{Config: env.Config, DB: env.DB, Logger: env.Logger}, &health.Checks{}, prometheus.NewRegistry())
+			srv, err := api.NewServer(withServices(t, api.Deps{Config: env.Config, DB: env.DB, Logger: env.Logger}), &health.Checks{}, prometheus.NewRegistry())
 			if err != nil {
 				t.Fatal(err)
 			}

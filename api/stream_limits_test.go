@@ -240,7 +240,7 @@ func TestStreamEndsOnShutdown(t *testing.T) {
 func TestMetricsLabelsBounded(t *testing.T) {
 	env := testenv.New(t, testenv.SQLiteSQL, generousRateLimits)
 	reg := prometheus.NewRegistry()
-	srv, err := api.NewServer(api.Deps{Config: env.Config, DB: env.DB, Logger: env.Logger, Metrics: reg}, &health.Checks{}, reg)
+	srv, err := api.NewServer(withServices(t, api.Deps{Config: env.Config, DB: env.DB, Logger: env.Logger, Metrics: reg}), &health.Checks{}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestMetricsLabelsBounded(t *testing.T) {
 		}
 	}
 	// Without a gatherer (the api role), the public port has no /metrics.
-	pub, err := api.NewServer(api.Deps{Config: env.Config, DB: env.DB, Logger: env.Logger}, &health.Checks{}, nil)
+	pub, err := api.NewServer(withServices(t, api.Deps{Config: env.Config, DB: env.DB, Logger: env.Logger}), &health.Checks{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

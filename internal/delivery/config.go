@@ -37,16 +37,11 @@ func SendersFromConfig(ctx context.Context, cfg config.Config) (Senders, error) 
 	}
 	httpClient := &http.Client{Timeout: 15 * time.Second}
 
-	if cfg.SMTPHost != "" {
-		c, err := email.New(email.Config{
-			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
-			TLS: cfg.SMTPTLS, From: cfg.SMTPFrom, Timeout: 15 * time.Second,
-		}, &net.Dialer{Timeout: 10 * time.Second})
-		if err != nil {
-			return s, fmt.Errorf("RFD_SMTP_*: %w", err)
-		}
-		s.Email = c
+	c, err := EmailFromConfig(cfg)
+	if err != nil {
+		return s, err
 	}
+	s.Email = c
 	if cfg.TwilioAccountSID != "" {
 		c, err := sms.New(sms.Config{
 			BaseURL: cfg.TwilioBaseURL, AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
@@ -77,4 +72,21 @@ func SendersFromConfig(ctx context.Context, cfg config.Config) (Senders, error) 
 	}
 	s.Webhook = webhook.New(webhook.Config{AllowLoopback: cfg.WebhookAllowLoopback, Timeout: webhook.DefaultTimeout}, &net.Dialer{Timeout: 10 * time.Second})
 	return s, nil
+}
+
+// EmailFromConfig builds the email channel's client from RFD_SMTP_*, or
+// returns nil when no SMTP server is configured. The worker, which only
+// e-mails the cron's reports, builds this one client and no other channel.
+func EmailFromConfig(cfg config.Config) (*email.Client, error) {
+	if cfg.SMTPHost == "" {
+		return nil, nil
+	}
+	c, err := email.New(email.Config{
+		Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+		TLS: cfg.SMTPTLS, From: cfg.SMTPFrom, Timeout: 15 * time.Second,
+	}, &net.Dialer{Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("RFD_SMTP_*: %w", err)
+	}
+	return c, nil
 }

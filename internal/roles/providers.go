@@ -15,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/uptrace/bun"
 
+	"github.com/rfd-notify/rfd/api"
 	"github.com/rfd-notify/rfd/handlers"
+	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/delivery"
 	"github.com/rfd-notify/rfd/internal/delivery/inapp"
@@ -194,12 +196,14 @@ func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher, n 
 
 // NewReportMailer returns the consumer e-mailing the cron's reports, or nil
 // when no SMTP server is configured (config refuses a report recipient
-// without one).
-func NewReportMailer(db *bun.DB, s delivery.Senders, logger *slog.Logger) *timeliness.Mailer {
-	if s.Email == nil {
-		return nil
+// without one). It has its own email client, from RFD_SMTP_* alone: the
+// worker that runs it reads no other channel's settings.
+func NewReportMailer(cfg config.Config, db *bun.DB, logger *slog.Logger) (*timeliness.Mailer, error) {
+	c, err := delivery.EmailFromConfig(cfg)
+	if err != nil || c == nil {
+		return nil, err
 	}
-	return timeliness.NewMailer(db, s.Email, time.Now, logger)
+	return timeliness.NewMailer(db, c, time.Now, logger), nil
 }
 
 // NewSenders builds the provider clients of the configured channels.
@@ -214,6 +218,83 @@ func NewDispatcher(cfg config.Config, db *bun.DB, inbox *store.Inbox, ob *outbox
 		MaxAttempts: cfg.DeliveryMaxAttempts, InitialBackoff: cfg.DeliveryInitialBackoff, MaxBackoff: cfg.DeliveryMaxBackoff,
 		SendTopic: cfg.TopicSendNotification, InAppTopic: cfg.TopicInApp, ConsumerName: config.ConsumerSendNotification,
 	}, time.Now, reg, logger)
+}
+
+// SendDispatch is the delivery machinery of the send-notification
+// consumer: its dispatcher (with the provider clients) and the scheduler
+// of its retries and deferred deliveries. Both are nil in any other
+// consumer's process, which talks to no provider.
+type SendDispatch struct {
+	Dispatcher *delivery.Dispatcher
+	Scheduler  *delivery.Scheduler
+}
+
+// NewConsumerSendDispatch builds the provider clients, the dispatcher and
+// the scheduler when the process consumes send-notification, and nothing
+// otherwise: only that consumer reads the channels' settings.
+func NewConsumerSendDispatch(ctx context.Context, name ConsumerName, cfg config.Config, db *bun.DB, inbox *store.Inbox,
+	ob *outbox.Publisher, reg prometheus.Registerer, logger *slog.Logger) (SendDispatch, error) {
+	if name != config.ConsumerSendNotification {
+		return SendDispatch{}, nil
+	}
+	s, err := NewSenders(ctx, cfg)
+	if err != nil {
+		return SendDispatch{}, err
+	}
+	d, err := NewDispatcher(cfg, db, inbox, ob, s, reg, logger)
+	if err != nil {
+		return SendDispatch{}, err
+	}
+	return SendDispatch{Dispatcher: d, Scheduler: NewScheduler(cfg, db, ob, logger)}, nil
+}
+
+// NewConsumerHandlers builds the consumers of a `rfd consume` process:
+// send-notification among them only when sd has its dispatcher.
+func NewConsumerHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher, n *notify.Notifier, sd SendDispatch, reg prometheus.Registerer) handlers.Set {
+	return NewHandlers(cfg, inbox, ob, n, sd.Dispatcher, reg)
+}
+
+// NewAuthenticator returns the API's authenticator of doctors' tokens
+// (RFD_JWT_*) and API keys.
+func NewAuthenticator(cfg config.Config, db *bun.DB, logger *slog.Logger) (*auth.Authenticator, error) {
+	return auth.New(cfg, db, auth.WithLogger(logger), auth.WithClock(time.Now))
+}
+
+// PublicMetrics is the gatherer of /metrics on the API's own port, or nil
+// for none.
+type PublicMetrics prometheus.Gatherer
+
+// ServeMetrics is serve's: /metrics beside the API on its one port, the
+// single-process convenience.
+func ServeMetrics(reg *prometheus.Registry) PublicMetrics { return reg }
+
+// NoPublicMetrics is the api role's: no /metrics on the public port, where
+// anyone who reaches the API could read the process's internals;
+// Prometheus scrapes the admin listener, as it does for every other role.
+func NoPublicMetrics() PublicMetrics { return nil }
+
+// APIServer builds the API server. The api role and serve call it in Run,
+// once the schema is current: a database that is not migrated is refused
+// in one line before the authenticator, built here, says anything about
+// its keys.
+type APIServer func() (*api.Server, error)
+
+// NewAPIServer returns the builder of the API over the role's services,
+// with the providers' status callbacks beside it.
+func NewAPIServer(cfg config.Config, db *bun.DB, logger *slog.Logger, reg *prometheus.Registry, checks *health.Checks,
+	ob *outbox.Publisher, n *notify.Notifier, pq *poison.Service, hub *inapp.Hub, metrics PublicMetrics) APIServer {
+	return func() (*api.Server, error) {
+		authn, err := NewAuthenticator(cfg, db, logger)
+		if err != nil {
+			return nil, err
+		}
+		callbacks := []api.Route{{
+			Pattern: "POST " + delivery.SMSCallbackPath,
+			Handler: delivery.NewSMSCallbacks(db, ob, cfg.TopicSendNotification, cfg.TwilioAuthToken, cfg.PublicBaseURL(), time.Now, logger),
+		}}
+		return api.NewServer(api.Deps{Config: cfg, DB: db, Auth: authn, Outbox: ob, Notifier: n, Poison: pq,
+			Logger: logger, InApp: hub, Metrics: reg}, checks, metrics, callbacks...)
+	}
 }
 
 // NewPoison returns the operators' poison service.

@@ -33,8 +33,9 @@ import (
 	"github.com/rfd-notify/rfd/router"
 )
 
-// Runtime is what every long-running role is made of.
-type Runtime struct {
+// Base is what every long-running role is made of: the database, the
+// transport and its outbox, metrics and readiness.
+type Base struct {
 	Config    config.Config
 	Logger    *slog.Logger
 	DB        *bun.DB
@@ -42,45 +43,44 @@ type Runtime struct {
 	PubSub    *sqlpubsub.PubSub
 	Transport router.Transport
 	Outbox    *outbox.Publisher
-	Router    *router.Router
 	Checks    *health.Checks
 	Migrator  *migrations.Migrator
-	Handlers  handlers.Set
-	Sweeper   *notify.Sweeper
-	Scheduler *delivery.Scheduler
-	Hub       *inapp.Hub
-	Poison    *poison.Service
-	FanOut    *broadcast.FanOut
-	// Mailer e-mails the cron's reports; nil without SMTP.
-	Mailer *timeliness.Mailer
 }
 
-// NewRuntime gathers a role's parts.
-func NewRuntime(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
-	t router.Transport, ob *outbox.Publisher, rt *router.Router, checks *health.Checks, m *migrations.Migrator, hs handlers.Set,
-	sw *notify.Sweeper, sched *delivery.Scheduler, hub *inapp.Hub, pq *poison.Service, fo *broadcast.FanOut, mailer *timeliness.Mailer) *Runtime {
-	return &Runtime{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob,
-		Router: rt, Checks: checks, Migrator: m, Handlers: hs, Sweeper: sw, Scheduler: sched, Hub: hub, Poison: pq, FanOut: fo, Mailer: mailer}
+// NewBase gathers a role's common parts.
+func NewBase(cfg config.Config, logger *slog.Logger, db *bun.DB, reg *prometheus.Registry, ps *sqlpubsub.PubSub,
+	t router.Transport, ob *outbox.Publisher, checks *health.Checks, m *migrations.Migrator) *Base {
+	return &Base{Config: cfg, Logger: logger, DB: db, Registry: reg, PubSub: ps, Transport: t, Outbox: ob, Checks: checks, Migrator: m}
 }
+
+// Routed is a role that consumes messages: its Base and its router. The
+// cron consumes none and has no router.
+type Routed struct {
+	*Base
+	Router *router.Router
+}
+
+// NewRouted gives b its router.
+func NewRouted(b *Base, rt *router.Router) *Routed { return &Routed{Base: b, Router: rt} }
 
 // addReportMailer makes this process e-mail the reports the cron stores,
-// when an SMTP server is configured.
-func (r *Runtime) addReportMailer() error {
-	if r.Mailer == nil {
+// when an SMTP server is configured (mailer is nil otherwise).
+func (r *Routed) addReportMailer(mailer *timeliness.Mailer) error {
+	if mailer == nil {
 		return nil
 	}
 	return r.Router.AddConsumer(router.Handler{
 		Name:          timeliness.MailConsumer,
 		Topic:         r.Config.TopicReportMail,
 		ConsumerGroup: r.Config.ConsumerGroup(timeliness.MailConsumer),
-		Handle:        r.Mailer.Handle,
+		Handle:        mailer.Handle,
 	})
 }
 
 // addPoisonDrain drains the poison topic into the poison table, and
 // exports the table's depth. A message the drain cannot store is
 // redelivered, never poisoned again.
-func (r *Runtime) addPoisonDrain() error {
+func (r *Routed) addPoisonDrain(svc *poison.Service) error {
 	if err := r.Registry.Register(poison.NewCollector(r.DB, time.Now)); err != nil {
 		return fmt.Errorf("poison metrics: %w", err)
 	}
@@ -88,14 +88,14 @@ func (r *Runtime) addPoisonDrain() error {
 		Name:          poison.DrainConsumer,
 		Topic:         r.Config.TopicPoison,
 		ConsumerGroup: r.Config.ConsumerGroup(poison.DrainConsumer),
-		Handle:        r.Poison.Handle,
+		Handle:        svc.Handle,
 		NoPoison:      true,
 	})
 }
 
 // addInAppBroadcast makes this replica read the in-app broadcast topic in a
 // consumer group of its own, feeding its open streams.
-func (r *Runtime) addInAppBroadcast() error {
+func (r *Routed) addInAppBroadcast(hub *inapp.Hub) error {
 	instance := r.Config.InstanceID
 	if instance == "" {
 		host, err := os.Hostname()
@@ -108,33 +108,25 @@ func (r *Runtime) addInAppBroadcast() error {
 		Name:          "inapp-broadcast",
 		Topic:         r.Config.TopicInApp,
 		ConsumerGroup: r.Config.ConsumerGroup("inapp." + instance),
-		Handle:        r.Hub.Handle,
+		Handle:        hub.Handle,
 	})
 }
 
-// callbackRoutes are the providers' status callbacks the API receives.
-func (r *Runtime) callbackRoutes() []api.Route {
-	return []api.Route{{
-		Pattern: "POST " + delivery.SMSCallbackPath,
-		Handler: delivery.NewSMSCallbacks(r.DB, r.Outbox, r.Config.TopicSendNotification, r.Config.TwilioAuthToken, r.Config.PublicBaseURL(), time.Now, r.Logger),
-	}}
+func (b *Base) scheduler(sched *delivery.Scheduler) func(context.Context) error {
+	return func(ctx context.Context) error { return sched.Run(ctx, b.Config.DeliveryPollInterval) }
 }
 
-func (r *Runtime) scheduler() func(context.Context) error {
-	return func(ctx context.Context) error { return r.Scheduler.Run(ctx, r.Config.DeliveryPollInterval) }
-}
-
-func (r *Runtime) fanOut() func(context.Context) error {
-	return func(ctx context.Context) error { return r.FanOut.Run(ctx, r.Config.BroadcastPollInterval) }
+func (b *Base) fanOut(fo *broadcast.FanOut) func(context.Context) error {
+	return func(ctx context.Context) error { return fo.Run(ctx, b.Config.BroadcastPollInterval) }
 }
 
 // sweeper is the sweep of notifications waiting for an unknown doctor, run
 // by the worker (and serve); the process that runs it exports its metrics.
-func (r *Runtime) sweeper() (func(context.Context) error, error) {
-	if err := r.Registry.Register(r.Sweeper); err != nil {
+func (b *Base) sweeper(sw *notify.Sweeper) (func(context.Context) error, error) {
+	if err := b.Registry.Register(sw); err != nil {
 		return nil, fmt.Errorf("pending notification metrics: %w", err)
 	}
-	return func(ctx context.Context) error { return r.Sweeper.Run(ctx, r.Sweeper.Interval()) }, nil
+	return func(ctx context.Context) error { return sw.Run(ctx, sw.Interval()) }, nil
 }
 
 // currentSchema makes sure the schema is current before a role or command
@@ -158,7 +150,7 @@ func currentSchema(ctx context.Context, m *migrations.Migrator, apply bool, dbUR
 
 // prepare makes sure the schema is current and every topic table the outbox
 // and the router use exists.
-func (r *Runtime) prepare(ctx context.Context, migrate bool) error {
+func (r *Base) prepare(ctx context.Context, migrate bool) error {
 	applied, err := currentSchema(ctx, r.Migrator, migrate, r.Config.DatabaseURL)
 	if err != nil {
 		return err
@@ -179,8 +171,8 @@ func (r *Runtime) prepare(ctx context.Context, migrate bool) error {
 	return nil
 }
 
-func (r *Runtime) addConsumer(name string) error {
-	h, ok := r.Handlers[name]
+func (r *Routed) addConsumer(hs handlers.Set, name string) error {
+	h, ok := hs[name]
 	if !ok {
 		return fmt.Errorf("consumer %q has no handler in this build", name)
 	}
@@ -198,7 +190,7 @@ func (r *Runtime) addConsumer(name string) error {
 
 // addForwarder relays the outbox to Kafka. On the SQL transport the outbox
 // writes to the destination tables directly and there is nothing to relay.
-func (r *Runtime) addForwarder() (bool, error) {
+func (r *Routed) addForwarder() (bool, error) {
 	if r.Transport.Name() != config.TransportKafka {
 		return false, nil
 	}
@@ -209,7 +201,7 @@ func (r *Runtime) addForwarder() (bool, error) {
 
 // registerLag exports the lag of the given consumers' groups and, on
 // Kafka, the outbox backlog, measured at each scrape.
-func (r *Runtime) registerLag(consumers []string, withOutbox bool) error {
+func (r *Base) registerLag(consumers []string, withOutbox bool) error {
 	pairs := make([]lag.Pair, 0, len(consumers))
 	for _, c := range consumers {
 		pairs = append(pairs, lag.Pair{Topic: r.Config.TopicOf(c), Group: r.Config.ConsumerGroup(c)})
@@ -232,7 +224,7 @@ func (r *Runtime) registerLag(consumers []string, withOutbox bool) error {
 	return nil
 }
 
-func (r *Runtime) routerCheck() {
+func (r *Routed) routerCheck() {
 	r.Checks.Add("router", func(context.Context) error {
 		if !r.Router.IsRunning() {
 			return errors.New("router is not running")
@@ -241,41 +233,49 @@ func (r *Runtime) routerCheck() {
 	})
 }
 
-func (r *Runtime) adminServer() *http.Server {
+func (r *Base) adminServer() *http.Server {
 	mux := http.NewServeMux()
 	health.Register(mux, r.Checks, r.Registry)
 	return newServer(r.Config.AdminAddr, mux)
 }
 
-func (r *Runtime) process(servers []*http.Server, withRouter bool) *process {
-	p := &process{logger: r.Logger, shutdownTimeout: r.Config.ShutdownTimeout, servers: servers}
-	if withRouter {
-		p.router = r.Router
-	}
-	return p
+// process runs servers and, when rt is not nil, the router.
+func (r *Base) process(servers []*http.Server, rt *router.Router) *process {
+	return &process{logger: r.Logger, shutdownTimeout: r.Config.ShutdownTimeout, servers: servers, router: rt}
 }
 
 // Serve is `rfd serve`: every role in one process.
 type Serve struct {
-	*Runtime
-	cron *cron.Runner
+	*Routed
+	server   APIServer
+	hub      *inapp.Hub
+	handlers handlers.Set
+	poison   *poison.Service
+	mailer   *timeliness.Mailer
+	sweep    *notify.Sweeper
+	sched    *delivery.Scheduler
+	fo       *broadcast.FanOut
+	cron     *cron.Runner
 }
 
 // NewServe returns the serve role: every role, the cron's jobs included.
-func NewServe(r *Runtime, runner *cron.Runner) *Serve { return &Serve{Runtime: r, cron: runner} }
+func NewServe(r *Routed, server APIServer, hub *inapp.Hub, hs handlers.Set, pq *poison.Service, mailer *timeliness.Mailer,
+	sw *notify.Sweeper, sched *delivery.Scheduler, fo *broadcast.FanOut, runner *cron.Runner) *Serve {
+	return &Serve{Routed: r, server: server, hub: hub, handlers: hs, poison: pq, mailer: mailer, sweep: sw, sched: sched, fo: fo, cron: runner}
+}
 
 // Run runs until ctx is cancelled.
 func (s *Serve) Run(ctx context.Context) error {
 	if err := s.prepare(ctx, s.Config.AutoMigrate); err != nil {
 		return err
 	}
-	names := make([]string, 0, len(s.Handlers))
-	for name := range s.Handlers {
+	names := make([]string, 0, len(s.handlers))
+	for name := range s.handlers {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if err := s.addConsumer(name); err != nil {
+		if err := s.addConsumer(s.handlers, name); err != nil {
 			return err
 		}
 	}
@@ -283,68 +283,69 @@ func (s *Serve) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.addInAppBroadcast(); err != nil {
+	if err := s.addInAppBroadcast(s.hub); err != nil {
 		return err
 	}
 	if err := s.registerLag(config.Consumers, true); err != nil {
 		return err
 	}
-	if err := s.addPoisonDrain(); err != nil {
+	if err := s.addPoisonDrain(s.poison); err != nil {
 		return err
 	}
-	if err := s.addReportMailer(); err != nil {
+	if err := s.addReportMailer(s.mailer); err != nil {
 		return err
 	}
-	withRouter := true
-	if withRouter {
-		s.routerCheck()
-	}
+	s.routerCheck()
 	s.Logger.Info("serve starting", "transport", s.Transport.Name(), "consumers", names, "forwarder", fwd)
-	apiServer, err := api.NewServer(api.Deps{Config: s.Config, DB: s.DB, Logger: s.Logger, InApp: s.Hub, Metrics: s.Registry}, s.Checks, s.Registry, s.callbackRoutes()...)
+	// serve keeps /metrics on its one port, beside the API (ServeMetrics):
+	// it is the single-process convenience; the production roles serve it
+	// on the admin listener only.
+	apiServer, err := s.server()
 	if err != nil {
 		return err
 	}
-	// serve keeps /metrics on its one port, beside the API: it is the
-	// single-process convenience; the production roles serve it on the
-	// admin listener only.
 	srv := apiHTTPServer(s.Config.HTTPAddr, apiServer)
-	sweep, err := s.sweeper()
+	sweep, err := s.sweeper(s.sweep)
 	if err != nil {
 		return err
 	}
-	p := s.process([]*http.Server{srv}, withRouter)
-	p.background = append(p.background, sweep, s.fanOut(),
+	p := s.process([]*http.Server{srv}, s.Router)
+	p.background = append(p.background, sweep, s.fanOut(s.fo),
 		func(ctx context.Context) error { return s.cron.Run(ctx, cronTick) })
-	if _, ok := s.Handlers[config.ConsumerSendNotification]; ok {
-		p.background = append(p.background, s.scheduler())
+	if _, ok := s.handlers[config.ConsumerSendNotification]; ok {
+		p.background = append(p.background, s.scheduler(s.sched))
 	}
 	return p.run(ctx)
 }
 
-// API is `rfd api`.
-type API struct{ *Runtime }
+// API is `rfd api`: the REST API and this replica's in-app broadcast
+// consumer. It builds no provider client.
+type API struct {
+	*Routed
+	server APIServer
+	hub    *inapp.Hub
+}
 
 // NewAPI returns the api role.
-func NewAPI(r *Runtime) *API { return &API{r} }
+func NewAPI(r *Routed, server APIServer, hub *inapp.Hub) *API {
+	return &API{Routed: r, server: server, hub: hub}
+}
 
 // Run runs until ctx is cancelled.
 func (a *API) Run(ctx context.Context) error {
 	if err := a.prepare(ctx, false); err != nil {
 		return err
 	}
-	if err := a.addInAppBroadcast(); err != nil {
+	if err := a.addInAppBroadcast(a.hub); err != nil {
 		return err
 	}
 	a.routerCheck()
-	// No /metrics on the public port (nil gatherer): anyone who reaches the
-	// API could read the process's internals; Prometheus scrapes the admin
-	// listener, as it does for every other role.
-	apiServer, err := api.NewServer(api.Deps{Config: a.Config, DB: a.DB, Logger: a.Logger, InApp: a.Hub, Metrics: a.Registry}, a.Checks, nil, a.callbackRoutes()...)
+	apiServer, err := a.server()
 	if err != nil {
 		return err
 	}
 	srv := apiHTTPServer(a.Config.HTTPAddr, apiServer)
-	return a.process([]*http.Server{srv, a.adminServer()}, true).run(ctx)
+	return a.process([]*http.Server{srv, a.adminServer()}, a.Router).run(ctx)
 }
 
 // apiHTTPServer serves the API on addr. Its shutdown ends the open
@@ -358,16 +359,18 @@ func apiHTTPServer(addr string, s *api.Server) *http.Server {
 
 // Consumer is `rfd consume NAME`.
 type Consumer struct {
-	*Runtime
-	name ConsumerName
+	*Routed
+	name     ConsumerName
+	handlers handlers.Set
+	send     SendDispatch
 }
 
 // NewConsumer returns the consumer role for name.
-func NewConsumer(r *Runtime, name ConsumerName) (*Consumer, error) {
+func NewConsumer(r *Routed, name ConsumerName, hs handlers.Set, sd SendDispatch) (*Consumer, error) {
 	if err := ValidConsumer(string(name)); err != nil {
 		return nil, err
 	}
-	return &Consumer{Runtime: r, name: name}, nil
+	return &Consumer{Routed: r, name: name, handlers: hs, send: sd}, nil
 }
 
 // Run runs until ctx is cancelled.
@@ -375,7 +378,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.prepare(ctx, false); err != nil {
 		return err
 	}
-	if err := c.addConsumer(string(c.name)); err != nil {
+	if err := c.addConsumer(c.handlers, string(c.name)); err != nil {
 		return err
 	}
 	if err := c.registerLag([]string{string(c.name)}, false); err != nil {
@@ -383,11 +386,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.routerCheck()
 	c.Logger.Info("consumer starting", "consumer", string(c.name), "transport", c.Transport.Name())
-	p := c.process([]*http.Server{c.adminServer()}, true)
+	p := c.process([]*http.Server{c.adminServer()}, c.Router)
 	if c.name == config.ConsumerSendNotification {
 		// Retries and deferred deliveries are published by the delivery
 		// consumers themselves (SKIP LOCKED shares the work among replicas).
-		p.background = append(p.background, c.scheduler())
+		p.background = append(p.background, c.scheduler(c.send.Scheduler))
 	}
 	return p.run(ctx)
 }
@@ -395,10 +398,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 // Worker is `rfd worker`: the outbox forwarder, the poison drain, the
 // broadcast fan-out, the sweep of notifications waiting for unknown
 // doctors, and the e-mailing of the cron's reports.
-type Worker struct{ *Runtime }
+type Worker struct {
+	*Routed
+	poison *poison.Service
+	mailer *timeliness.Mailer
+	sweep  *notify.Sweeper
+	fo     *broadcast.FanOut
+}
 
 // NewWorker returns the worker role.
-func NewWorker(r *Runtime) *Worker { return &Worker{r} }
+func NewWorker(r *Routed, pq *poison.Service, mailer *timeliness.Mailer, sw *notify.Sweeper, fo *broadcast.FanOut) *Worker {
+	return &Worker{Routed: r, poison: pq, mailer: mailer, sweep: sw, fo: fo}
+}
 
 // Run runs until ctx is cancelled.
 func (w *Worker) Run(ctx context.Context) error {
@@ -417,30 +428,31 @@ func (w *Worker) Run(ctx context.Context) error {
 	if !fwd {
 		w.Logger.Info("sql transport: the outbox writes to its topics directly, no relay to run")
 	}
-	if err := w.addPoisonDrain(); err != nil {
+	if err := w.addPoisonDrain(w.poison); err != nil {
 		return err
 	}
-	if err := w.addReportMailer(); err != nil {
+	if err := w.addReportMailer(w.mailer); err != nil {
 		return err
 	}
-	sweep, err := w.sweeper()
+	sweep, err := w.sweeper(w.sweep)
 	if err != nil {
 		return err
 	}
 	w.routerCheck()
-	p := w.process([]*http.Server{w.adminServer()}, true)
-	p.background = append(p.background, sweep, w.fanOut())
+	p := w.process([]*http.Server{w.adminServer()}, w.Router)
+	p.background = append(p.background, sweep, w.fanOut(w.fo))
 	return p.run(ctx)
 }
 
-// Cron is `rfd cron`: the scheduled jobs, each slot run by one replica.
+// Cron is `rfd cron`: the scheduled jobs, each slot run by one replica. It
+// consumes nothing: no router.
 type Cron struct {
-	*Runtime
+	*Base
 	runner *cron.Runner
 }
 
 // NewCron returns the cron role.
-func NewCron(r *Runtime, runner *cron.Runner) *Cron { return &Cron{Runtime: r, runner: runner} }
+func NewCron(b *Base, runner *cron.Runner) *Cron { return &Cron{Base: b, runner: runner} }
 
 // cronTick is how often the cron looks for due slots.
 const cronTick = time.Second
@@ -451,7 +463,7 @@ func (c *Cron) Run(ctx context.Context) error {
 		return err
 	}
 	c.Logger.Info("cron starting", "jobs", c.runner.Jobs())
-	p := c.process([]*http.Server{c.adminServer()}, false)
+	p := c.process([]*http.Server{c.adminServer()}, nil)
 	p.background = append(p.background, func(ctx context.Context) error { return c.runner.Run(ctx, cronTick) })
 	return p.run(ctx)
 }

@@ -11,36 +11,55 @@ import (
 	"github.com/rfd-notify/rfd/migrations"
 )
 
-// RuntimeSet provides a production role's Runtime, on a database that
-// exists (`rfd migrate up` creates it).
-var RuntimeSet = wire.NewSet(runtimeParts, OpenExistingDB)
+// The long-running roles are assembled from the provider sets below, one
+// per capability. Each role's injector (wire.go at the top level) names the
+// sets of what it runs, and wire builds only what the role's type needs:
+// `rfd api` builds no provider client, dispatcher, sweeper, scheduler,
+// fan-out or mailer; `rfd serve` takes every set.
 
-// ServeRuntimeSet provides serve's Runtime: serve may create its database.
-var ServeRuntimeSet = wire.NewSet(runtimeParts, OpenServeDB)
+// BaseSet provides a role's Base on a database that exists (`rfd migrate
+// up` creates it).
+var BaseSet = wire.NewSet(baseParts, OpenExistingDB)
 
-var runtimeParts = wire.NewSet(
+// ServeBaseSet provides serve's Base: serve may create its database.
+var ServeBaseSet = wire.NewSet(baseParts, OpenServeDB)
+
+var baseParts = wire.NewSet(
 	NewLogger,
 	NewRegistry,
 	Registerer,
 	NewSQLPubSub,
 	NewTransport,
 	NewOutbox,
-	NewRouter,
 	NewChecks,
 	NewMigrator,
-	NewInbox,
-	NewNotifier,
-	NewSweeper,
-	NewSenders,
-	NewDispatcher,
-	NewScheduler,
-	NewHub,
-	NewPoison,
-	NewFanOut,
-	NewReportMailer,
-	NewHandlers,
-	NewRuntime,
+	NewBase,
 )
+
+// RouterSet gives a role that consumes messages its router.
+var RouterSet = wire.NewSet(NewRouter, NewRouted)
+
+// ServicesSet provides the services several roles share: the notifier, the
+// inbox, the poison service and the scheduler of due deliveries. A role
+// builds those it uses.
+var ServicesSet = wire.NewSet(NewNotifier, NewInbox, NewPoison, NewScheduler)
+
+// APISet provides the REST API and this replica's in-app hub. The api role
+// adds NoPublicMetrics, serve ServeMetrics.
+var APISet = wire.NewSet(NewHub, NewAPIServer)
+
+// ConsumerSet provides a `rfd consume NAME` process's consumers; the
+// provider clients only for send-notification.
+var ConsumerSet = wire.NewSet(NewConsumerSendDispatch, NewConsumerHandlers)
+
+// SendersSet provides every consumer with the provider clients of the
+// configured channels: serve's, which runs them all.
+var SendersSet = wire.NewSet(NewSenders, NewDispatcher, NewHandlers)
+
+// WorkerSet provides the worker's jobs: the sweep of pending
+// notifications, the broadcast fan-out and the report mailer (RFD_SMTP_*
+// only).
+var WorkerSet = wire.NewSet(NewSweeper, NewFanOut, NewReportMailer)
 
 // MigrateSet provides the migrate command.
 var MigrateSet = wire.NewSet(NewLogger, OpenMigrateDB, NewMigrator, NewMigrate)

@@ -37,6 +37,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/platform/config"
 	"github.com/rfd-notify/rfd/internal/platform/health"
 	"github.com/rfd-notify/rfd/internal/platform/logging"
+	"github.com/rfd-notify/rfd/internal/roles"
 	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/pgtest"
 	"github.com/rfd-notify/rfd/migrations"
@@ -344,7 +345,18 @@ func startService(b *testing.B, dbURL string, db *bun.DB, key *rsa.PrivateKey) s
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := api.NewServer(api.Deps{Config: cfg, DB: db, Logger: logger}, &health.Checks{}, prometheus.NewRegistry())
+	// The services the roles give the API, built as the roles build them.
+	authn, err := roles.NewAuthenticator(cfg, db, logger)
+	if err != nil {
+		b.Fatalf("authenticator: %v", err)
+	}
+	ps, err := roles.NewSQLPubSub(db, cfg, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ob := roles.NewOutbox(cfg, ps)
+	srv, err := api.NewServer(api.Deps{Config: cfg, DB: db, Logger: logger, Auth: authn, Outbox: ob,
+		Notifier: roles.NewNotifier(cfg, ob), Poison: roles.NewPoison(db, ob)}, &health.Checks{}, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatalf("api server: %v", err)
 	}

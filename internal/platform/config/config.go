@@ -54,126 +54,179 @@ const (
 // and the README's description; the flag name is the variable name without
 // RFD_, lower-cased, with dashes.
 type Config struct {
-	DatabaseURL string `env:"RFD_DATABASE_URL" envDefault:"sqlite://./rfd.db" desc:"database: sqlite://PATH (embedded) or postgres://user:pass@host:port/db"`
-	AutoMigrate bool   `env:"RFD_AUTO_MIGRATE" envDefault:"true" desc:"apply pending migrations when serve starts"`
+	DatabaseURL string `env:"RFD_DATABASE_URL" envDefault:"sqlite://./rfd.db" desc:"database: sqlite://PATH (embedded) or postgres://user:pass@host:port/db" roles:"all"`
+	AutoMigrate bool   `env:"RFD_AUTO_MIGRATE" envDefault:"true" desc:"apply pending migrations when serve starts" roles:"serve"`
 
-	Transport    string   `env:"RFD_TRANSPORT" envDefault:"sql" desc:"message transport: sql (topics are tables in the database) or kafka"`
-	KafkaBrokers []string `env:"RFD_KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:"," desc:"comma-separated Kafka bootstrap brokers (transport kafka)"`
+	Transport    string   `env:"RFD_TRANSPORT" envDefault:"sql" desc:"message transport: sql (topics are tables in the database) or kafka" roles:"all"`
+	KafkaBrokers []string `env:"RFD_KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:"," desc:"comma-separated Kafka bootstrap brokers (transport kafka)" roles:"all"`
 	// A killed consumer holds its partitions until the coordinator gives up
 	// on it: the session timeout bounds that stall.
-	KafkaSessionTimeout    time.Duration `env:"RFD_KAFKA_SESSION_TIMEOUT" envDefault:"10s" desc:"how long the Kafka group coordinator waits for a silent consumer before reassigning its partitions"`
-	KafkaHeartbeatInterval time.Duration `env:"RFD_KAFKA_HEARTBEAT_INTERVAL" envDefault:"1s" desc:"Kafka consumer group heartbeat interval; below RFD_KAFKA_SESSION_TIMEOUT"`
+	KafkaSessionTimeout    time.Duration `env:"RFD_KAFKA_SESSION_TIMEOUT" envDefault:"10s" desc:"how long the Kafka group coordinator waits for a silent consumer before reassigning its partitions" roles:"all"`
+	KafkaHeartbeatInterval time.Duration `env:"RFD_KAFKA_HEARTBEAT_INTERVAL" envDefault:"1s" desc:"Kafka consumer group heartbeat interval; below RFD_KAFKA_SESSION_TIMEOUT" roles:"all"`
 	// A restarted container keeps its pod name: with it as the instance id
 	// the restart costs no rebalance (see kafkapubsub.Config.InstanceID).
-	KafkaInstanceID string `env:"RFD_KAFKA_INSTANCE_ID" desc:"Kafka static group membership id, unique per process (e.g. the pod name): a process restarted with it takes its partitions back without a rebalance; one that stops for good holds them for RFD_KAFKA_SESSION_TIMEOUT; empty: dynamic membership"`
+	KafkaInstanceID string `env:"RFD_KAFKA_INSTANCE_ID" desc:"Kafka static group membership id, unique per process (e.g. the pod name): a process restarted with it takes its partitions back without a rebalance; one that stops for good holds them for RFD_KAFKA_SESSION_TIMEOUT; empty: dynamic membership" roles:"all"`
 
-	HTTPAddr  string `env:"RFD_HTTP_ADDR" envDefault:":8080" desc:"listen address of the REST API (api, serve)"`
-	AdminAddr string `env:"RFD_ADMIN_ADDR" envDefault:":9090" desc:"listen address of /healthz, /readyz and /metrics of every role but serve (the api role serves /metrics only here, never on RFD_HTTP_ADDR)"`
+	HTTPAddr  string `env:"RFD_HTTP_ADDR" envDefault:":8080" desc:"listen address of the REST API (api, serve)" roles:"api,send-notification"`
+	AdminAddr string `env:"RFD_ADMIN_ADDR" envDefault:":9090" desc:"listen address of /healthz, /readyz and /metrics of every role but serve (the api role serves /metrics only here, never on RFD_HTTP_ADDR)" roles:"all"`
 
-	ConsumerGroupPrefix string `env:"RFD_CONSUMER_GROUP_PREFIX" envDefault:"rfd" desc:"prefix of consumer group names; a group is PREFIX.CONSUMER"`
+	ConsumerGroupPrefix string `env:"RFD_CONSUMER_GROUP_PREFIX" envDefault:"rfd" desc:"prefix of consumer group names; a group is PREFIX.CONSUMER" roles:"all"`
 
-	TopicCheckupEvents      string `env:"RFD_TOPIC_CHECKUP_EVENTS" envDefault:"checkup-events" desc:"topic of checkup events"`
-	TopicOrderHistoryEvents string `env:"RFD_TOPIC_ORDER_HISTORY_EVENTS" envDefault:"order-history-events" desc:"topic of order history events"`
-	TopicUserCreated        string `env:"RFD_TOPIC_USER_CREATED" envDefault:"user-created" desc:"topic of user-management user created events"`
-	TopicInternalLogin      string `env:"RFD_TOPIC_INTERNAL_LOGIN" envDefault:"internal-login" desc:"topic of user-management internal login events"`
-	TopicSendNotification   string `env:"RFD_TOPIC_SEND_NOTIFICATION" envDefault:"send-notification" desc:"topic of send-notification commands"`
-	TopicPoison             string `env:"RFD_TOPIC_POISON" envDefault:"rfd-poison" desc:"poison topic: messages that failed permanently or exhausted their retries"`
-	TopicOutbox             string `env:"RFD_TOPIC_OUTBOX" envDefault:"rfd-outbox" desc:"SQL topic the outbox writes to and the forwarder relays to Kafka (transport kafka)"`
+	TopicCheckupEvents      string `env:"RFD_TOPIC_CHECKUP_EVENTS" envDefault:"checkup-events" desc:"topic of checkup events" roles:"all"`
+	TopicOrderHistoryEvents string `env:"RFD_TOPIC_ORDER_HISTORY_EVENTS" envDefault:"order-history-events" desc:"topic of order history events" roles:"all"`
+	TopicUserCreated        string `env:"RFD_TOPIC_USER_CREATED" envDefault:"user-created" desc:"topic of user-management user created events" roles:"all"`
+	TopicInternalLogin      string `env:"RFD_TOPIC_INTERNAL_LOGIN" envDefault:"internal-login" desc:"topic of user-management internal login events" roles:"all"`
+	TopicSendNotification   string `env:"RFD_TOPIC_SEND_NOTIFICATION" envDefault:"send-notification" desc:"topic of send-notification commands" roles:"all"`
+	TopicPoison             string `env:"RFD_TOPIC_POISON" envDefault:"rfd-poison" desc:"poison topic: messages that failed permanently or exhausted their retries" roles:"all"`
+	TopicOutbox             string `env:"RFD_TOPIC_OUTBOX" envDefault:"rfd-outbox" desc:"SQL topic the outbox writes to and the forwarder relays to Kafka (transport kafka)" roles:"all"`
 
-	LogLevel  string `env:"RFD_LOG_LEVEL" envDefault:"info" desc:"log level: debug, info, warn or error"`
-	LogFormat string `env:"RFD_LOG_FORMAT" envDefault:"json" desc:"log format: json or text"`
+	LogLevel  string `env:"RFD_LOG_LEVEL" envDefault:"info" desc:"log level: debug, info, warn or error" roles:"all"`
+	LogFormat string `env:"RFD_LOG_FORMAT" envDefault:"json" desc:"log format: json or text" roles:"all"`
 
-	RetryMaxAttempts     int           `env:"RFD_RETRY_MAX_ATTEMPTS" envDefault:"5" desc:"attempts of a handler on a transient error before the message goes to the poison topic (1 = no retry)"`
-	RetryInitialInterval time.Duration `env:"RFD_RETRY_INITIAL_INTERVAL" envDefault:"200ms" desc:"first retry backoff; doubles each attempt, with 20% jitter"`
-	RetryMaxInterval     time.Duration `env:"RFD_RETRY_MAX_INTERVAL" envDefault:"10s" desc:"longest retry backoff"`
+	RetryMaxAttempts     int           `env:"RFD_RETRY_MAX_ATTEMPTS" envDefault:"5" desc:"attempts of a handler on a transient error before the message goes to the poison topic (1 = no retry)" roles:"routed"`
+	RetryInitialInterval time.Duration `env:"RFD_RETRY_INITIAL_INTERVAL" envDefault:"200ms" desc:"first retry backoff; doubles each attempt, with 20% jitter" roles:"routed"`
+	RetryMaxInterval     time.Duration `env:"RFD_RETRY_MAX_INTERVAL" envDefault:"10s" desc:"longest retry backoff" roles:"routed"`
 
-	Throttle        map[string]int `env:"RFD_THROTTLE" envSeparator:"," envKeyValSeparator:"=" desc:"per-consumer message rate limit per second, e.g. checkup-events=500,user-created=50 (unset = unlimited)"`
-	HandlerTimeout  time.Duration  `env:"RFD_HANDLER_TIMEOUT" envDefault:"30s" desc:"deadline of one handler attempt"`
-	ShutdownTimeout time.Duration  `env:"RFD_SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"on SIGTERM, how long in-flight work may take before the process exits"`
+	Throttle        map[string]int `env:"RFD_THROTTLE" envSeparator:"," envKeyValSeparator:"=" desc:"per-consumer message rate limit per second, e.g. checkup-events=500,user-created=50 (unset = unlimited)" roles:"routed"`
+	HandlerTimeout  time.Duration  `env:"RFD_HANDLER_TIMEOUT" envDefault:"30s" desc:"deadline of one handler attempt" roles:"routed"`
+	ShutdownTimeout time.Duration  `env:"RFD_SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"on SIGTERM, how long in-flight work may take before the process exits" roles:"all"`
 
-	CheckupEventsBatch int `env:"RFD_CHECKUP_EVENTS_BATCH" envDefault:"32" desc:"most checkup events one transaction of the checkup-events consumer takes: the events in hand at once (one per Kafka partition) share it; 1 = one transaction per event"`
+	CheckupEventsBatch int `env:"RFD_CHECKUP_EVENTS_BATCH" envDefault:"32" desc:"most checkup events one transaction of the checkup-events consumer takes: the events in hand at once (one per Kafka partition) share it; 1 = one transaction per event" roles:"checkup-events"`
 
-	SQLPollInterval time.Duration `env:"RFD_SQL_POLL_INTERVAL" envDefault:"100ms" desc:"how often an idle SQL-transport subscriber polls its topic table"`
+	SQLPollInterval time.Duration `env:"RFD_SQL_POLL_INTERVAL" envDefault:"100ms" desc:"how often an idle SQL-transport subscriber polls its topic table" roles:"all"`
 
-	PortalURL            string        `env:"RFD_PORTAL_URL" envDefault:"http://localhost:8080" desc:"base URL of the doctor portal, for links in notifications"`
-	OrderNotifyStatuses  []string      `env:"RFD_ORDER_NOTIFY_STATUSES" envDefault:"completed,cancelled" envSeparator:"," desc:"order statuses that notify the referring doctors"`
-	FailedLoginThreshold int           `env:"RFD_FAILED_LOGIN_THRESHOLD" envDefault:"5" desc:"failed logins within RFD_FAILED_LOGIN_WINDOW that raise a security alert"`
-	FailedLoginWindow    time.Duration `env:"RFD_FAILED_LOGIN_WINDOW" envDefault:"15m" desc:"window in which failed logins are counted"`
-	NewDeviceWindow      time.Duration `env:"RFD_NEW_DEVICE_WINDOW" envDefault:"2160h" desc:"a successful login from an IP not seen for the doctor within this window (90 days) notifies the doctor"`
-	PendingReportAfter   time.Duration `env:"RFD_PENDING_REPORT_AFTER" envDefault:"24h" desc:"notifications waiting this long for an unknown doctor's user-created event are reported to operators"`
+	PortalURL            string        `env:"RFD_PORTAL_URL" envDefault:"http://localhost:8080" desc:"base URL of the doctor portal, for links in notifications" roles:"all"`
+	OrderNotifyStatuses  []string      `env:"RFD_ORDER_NOTIFY_STATUSES" envDefault:"completed,cancelled" envSeparator:"," desc:"order statuses that notify the referring doctors" roles:"order-history-events"`
+	FailedLoginThreshold int           `env:"RFD_FAILED_LOGIN_THRESHOLD" envDefault:"5" desc:"failed logins within RFD_FAILED_LOGIN_WINDOW that raise a security alert" roles:"internal-login"`
+	FailedLoginWindow    time.Duration `env:"RFD_FAILED_LOGIN_WINDOW" envDefault:"15m" desc:"window in which failed logins are counted" roles:"internal-login"`
+	NewDeviceWindow      time.Duration `env:"RFD_NEW_DEVICE_WINDOW" envDefault:"2160h" desc:"a successful login from an IP not seen for the doctor within this window (90 days) notifies the doctor" roles:"internal-login"`
+	PendingReportAfter   time.Duration `env:"RFD_PENDING_REPORT_AFTER" envDefault:"24h" desc:"notifications waiting this long for an unknown doctor's user-created event are reported to operators" roles:"worker"`
 
-	TopicReportMail string `env:"RFD_TOPIC_REPORT_MAIL" envDefault:"rfd-report-mail" desc:"topic of report-mail commands: the cron's reports the worker e-mails"`
-	TopicInApp      string `env:"RFD_TOPIC_INAPP" envDefault:"rfd-inapp" desc:"broadcast topic of in-app notifications; every API replica reads it to push to its connected portals"`
-	InstanceID      string `env:"RFD_INSTANCE_ID" desc:"this replica's name, for its own in-app broadcast consumer group (unset = the host name)"`
+	TopicReportMail string `env:"RFD_TOPIC_REPORT_MAIL" envDefault:"rfd-report-mail" desc:"topic of report-mail commands: the cron's reports the worker e-mails" roles:"all"`
+	TopicInApp      string `env:"RFD_TOPIC_INAPP" envDefault:"rfd-inapp" desc:"broadcast topic of in-app notifications; every API replica reads it to push to its connected portals" roles:"all"`
+	InstanceID      string `env:"RFD_INSTANCE_ID" desc:"this replica's name, for its own in-app broadcast consumer group (unset = the host name)" roles:"api,cron"`
 
-	DeliveryMaxAttempts    int           `env:"RFD_DELIVERY_MAX_ATTEMPTS" envDefault:"6" desc:"attempts of one delivery on transient provider failures before it is undelivered"`
-	DeliveryInitialBackoff time.Duration `env:"RFD_DELIVERY_INITIAL_BACKOFF" envDefault:"5s" desc:"first delay before a delivery's retry; doubles each attempt, with jitter; a provider's Retry-After wins when longer"`
-	DeliveryMaxBackoff     time.Duration `env:"RFD_DELIVERY_MAX_BACKOFF" envDefault:"10m" desc:"longest delay between a delivery's attempts"`
-	DeliveryPollInterval   time.Duration `env:"RFD_DELIVERY_POLL_INTERVAL" envDefault:"1s" desc:"how often due retries and deferred deliveries are looked for"`
+	DeliveryMaxAttempts    int           `env:"RFD_DELIVERY_MAX_ATTEMPTS" envDefault:"6" desc:"attempts of one delivery on transient provider failures before it is undelivered" roles:"send-notification"`
+	DeliveryInitialBackoff time.Duration `env:"RFD_DELIVERY_INITIAL_BACKOFF" envDefault:"5s" desc:"first delay before a delivery's retry; doubles each attempt, with jitter; a provider's Retry-After wins when longer" roles:"send-notification"`
+	DeliveryMaxBackoff     time.Duration `env:"RFD_DELIVERY_MAX_BACKOFF" envDefault:"10m" desc:"longest delay between a delivery's attempts" roles:"send-notification"`
+	DeliveryPollInterval   time.Duration `env:"RFD_DELIVERY_POLL_INTERVAL" envDefault:"1s" desc:"how often due retries and deferred deliveries are looked for" roles:"send-notification"`
 
-	SMTPHost     string `env:"RFD_SMTP_HOST" desc:"SMTP server of the email channel (unset = email deliveries fail as not configured)"`
-	SMTPPort     int    `env:"RFD_SMTP_PORT" envDefault:"587" desc:"SMTP port"`
-	SMTPUsername string `env:"RFD_SMTP_USERNAME" desc:"SMTP user (unset = no AUTH)"`
-	SMTPPassword string `env:"RFD_SMTP_PASSWORD" desc:"SMTP password"`
-	SMTPTLS      string `env:"RFD_SMTP_TLS" envDefault:"starttls" desc:"SMTP transport security: none, starttls or tls"`
-	SMTPFrom     string `env:"RFD_SMTP_FROM" envDefault:"RFD Notify <no-reply@rfd-notify.invalid>" desc:"From address of notification emails"`
+	SMTPHost     string `env:"RFD_SMTP_HOST" desc:"SMTP server of the email channel (unset = email deliveries fail as not configured)" roles:"send-notification,worker,cron"`
+	SMTPPort     int    `env:"RFD_SMTP_PORT" envDefault:"587" desc:"SMTP port" roles:"send-notification,worker"`
+	SMTPUsername string `env:"RFD_SMTP_USERNAME" desc:"SMTP user (unset = no AUTH)" roles:"send-notification,worker"`
+	SMTPPassword string `env:"RFD_SMTP_PASSWORD" desc:"SMTP password" roles:"send-notification,worker"`
+	SMTPTLS      string `env:"RFD_SMTP_TLS" envDefault:"starttls" desc:"SMTP transport security: none, starttls or tls" roles:"send-notification,worker"`
+	SMTPFrom     string `env:"RFD_SMTP_FROM" envDefault:"RFD Notify <no-reply@rfd-notify.invalid>" desc:"From address of notification emails" roles:"send-notification,worker"`
 
-	TwilioBaseURL    string `env:"RFD_TWILIO_BASE_URL" envDefault:"https://api.twilio.com" desc:"base URL of the Twilio-compatible SMS API"`
-	TwilioAccountSID string `env:"RFD_TWILIO_ACCOUNT_SID" desc:"SMS account SID (unset = SMS deliveries fail as not configured)"`
-	TwilioAuthToken  string `env:"RFD_TWILIO_AUTH_TOKEN" desc:"SMS auth token; also verifies X-Twilio-Signature on status callbacks"`
-	TwilioFrom       string `env:"RFD_TWILIO_FROM" desc:"sender number or messaging service of SMS"`
-	PublicURL        string `env:"RFD_PUBLIC_URL" desc:"public base URL of the API: the OpenAPI document's server, which the docs page's Try it calls, the base of provider status callbacks and of the $schema links of response bodies, never taken from a request's Host or X-Forwarded-Host (unset = http://localhost:PORT of RFD_HTTP_ADDR, or its host when one is named)"`
+	TwilioBaseURL    string `env:"RFD_TWILIO_BASE_URL" envDefault:"https://api.twilio.com" desc:"base URL of the Twilio-compatible SMS API" roles:"send-notification"`
+	TwilioAccountSID string `env:"RFD_TWILIO_ACCOUNT_SID" desc:"SMS account SID (unset = SMS deliveries fail as not configured)" roles:"send-notification"`
+	TwilioAuthToken  string `env:"RFD_TWILIO_AUTH_TOKEN" desc:"SMS auth token; also verifies X-Twilio-Signature on status callbacks" roles:"api,send-notification"`
+	TwilioFrom       string `env:"RFD_TWILIO_FROM" desc:"sender number or messaging service of SMS" roles:"send-notification"`
+	PublicURL        string `env:"RFD_PUBLIC_URL" desc:"public base URL of the API: the OpenAPI document's server, which the docs page's Try it calls, the base of provider status callbacks and of the $schema links of response bodies, never taken from a request's Host or X-Forwarded-Host (unset = http://localhost:PORT of RFD_HTTP_ADDR, or its host when one is named)" roles:"api,send-notification"`
 
-	FCMBaseURL         string `env:"RFD_FCM_BASE_URL" envDefault:"https://fcm.googleapis.com" desc:"base URL of FCM HTTP v1"`
-	FCMProjectID       string `env:"RFD_FCM_PROJECT_ID" desc:"Firebase project of push (unset = push deliveries fail as not configured)"`
-	FCMCredentialsFile string `env:"RFD_FCM_CREDENTIALS_FILE" desc:"service-account JSON key file for FCM"`
-	FCMTokenURL        string `env:"RFD_FCM_TOKEN_URL" envDefault:"https://oauth2.googleapis.com/token" desc:"OAuth2 token endpoint of the service account"`
+	FCMBaseURL         string `env:"RFD_FCM_BASE_URL" envDefault:"https://fcm.googleapis.com" desc:"base URL of FCM HTTP v1" roles:"send-notification"`
+	FCMProjectID       string `env:"RFD_FCM_PROJECT_ID" desc:"Firebase project of push (unset = push deliveries fail as not configured)" roles:"send-notification"`
+	FCMCredentialsFile string `env:"RFD_FCM_CREDENTIALS_FILE" desc:"service-account JSON key file for FCM" roles:"send-notification"`
+	FCMTokenURL        string `env:"RFD_FCM_TOKEN_URL" envDefault:"https://oauth2.googleapis.com/token" desc:"OAuth2 token endpoint of the service account" roles:"send-notification"`
 
-	WebhookAllowLoopback bool `env:"RFD_WEBHOOK_ALLOW_LOOPBACK" envDefault:"false" desc:"test mode: allow webhook endpoints on loopback (private and link-local stay refused)"`
+	WebhookAllowLoopback bool `env:"RFD_WEBHOOK_ALLOW_LOOPBACK" envDefault:"false" desc:"test mode: allow webhook endpoints on loopback (private and link-local stay refused)" roles:"api,send-notification"`
 
-	RateEmail           float64 `env:"RFD_RATE_EMAIL" envDefault:"50" desc:"email sends per second at most (token bucket)"`
-	RateSMS             float64 `env:"RFD_RATE_SMS" envDefault:"10" desc:"SMS sends per second at most"`
-	RatePush            float64 `env:"RFD_RATE_PUSH" envDefault:"100" desc:"push sends per second at most"`
-	RateWebhook         float64 `env:"RFD_RATE_WEBHOOK" envDefault:"50" desc:"webhook calls per second at most"`
-	SMSPerDoctorPerHour int     `env:"RFD_SMS_PER_DOCTOR_PER_HOUR" envDefault:"10" desc:"non-critical SMS per doctor per hour; more wait for the next slot"`
+	RateEmail           float64 `env:"RFD_RATE_EMAIL" envDefault:"50" desc:"email sends per second at most (token bucket)" roles:"send-notification"`
+	RateSMS             float64 `env:"RFD_RATE_SMS" envDefault:"10" desc:"SMS sends per second at most" roles:"send-notification"`
+	RatePush            float64 `env:"RFD_RATE_PUSH" envDefault:"100" desc:"push sends per second at most" roles:"send-notification"`
+	RateWebhook         float64 `env:"RFD_RATE_WEBHOOK" envDefault:"50" desc:"webhook calls per second at most" roles:"send-notification"`
+	SMSPerDoctorPerHour int     `env:"RFD_SMS_PER_DOCTOR_PER_HOUR" envDefault:"10" desc:"non-critical SMS per doctor per hour; more wait for the next slot" roles:"send-notification"`
 
-	JWTPublicKeyFile string        `env:"RFD_JWT_PUBLIC_KEY_FILE" desc:"PEM file of the public key(s) (PKIX, PKCS#1 or certificates) that verify doctors' RS256/ES256 access tokens"`
-	JWTJWKSURL       string        `env:"RFD_JWT_JWKS_URL" desc:"JWKS URL of user management's token signing keys (https; http only on loopback); cached, refetched on an unknown kid"`
-	JWTJWKSRefresh   time.Duration `env:"RFD_JWT_JWKS_REFRESH" envDefault:"1h" desc:"how long fetched JWKS keys are used before the JWKS is fetched again"`
-	JWTHS256Secret   string        `env:"RFD_JWT_HS256_SECRET" desc:"development only: a shared secret (at least 32 bytes) that makes HS256 tokens acceptable; leave unset in production"`
-	JWTIssuer        string        `env:"RFD_JWT_ISSUER" desc:"the iss every doctor token must carry (required once a key is configured)"`
-	JWTAudience      string        `env:"RFD_JWT_AUDIENCE" envDefault:"rfd-notify" desc:"the aud every doctor token must carry"`
-	JWTLeeway        time.Duration `env:"RFD_JWT_LEEWAY" envDefault:"30s" desc:"clock skew tolerated on a token's exp, nbf and iat"`
+	JWTPublicKeyFile string        `env:"RFD_JWT_PUBLIC_KEY_FILE" desc:"PEM file of the public key(s) (PKIX, PKCS#1 or certificates) that verify doctors' RS256/ES256 access tokens" roles:"api"`
+	JWTJWKSURL       string        `env:"RFD_JWT_JWKS_URL" desc:"JWKS URL of user management's token signing keys (https; http only on loopback); cached, refetched on an unknown kid" roles:"api"`
+	JWTJWKSRefresh   time.Duration `env:"RFD_JWT_JWKS_REFRESH" envDefault:"1h" desc:"how long fetched JWKS keys are used before the JWKS is fetched again" roles:"api"`
+	JWTHS256Secret   string        `env:"RFD_JWT_HS256_SECRET" desc:"development only: a shared secret (at least 32 bytes) that makes HS256 tokens acceptable; leave unset in production" roles:"api"`
+	JWTIssuer        string        `env:"RFD_JWT_ISSUER" desc:"the iss every doctor token must carry (required once a key is configured)" roles:"api"`
+	JWTAudience      string        `env:"RFD_JWT_AUDIENCE" envDefault:"rfd-notify" desc:"the aud every doctor token must carry" roles:"api"`
+	JWTLeeway        time.Duration `env:"RFD_JWT_LEEWAY" envDefault:"30s" desc:"clock skew tolerated on a token's exp, nbf and iat" roles:"api"`
 
-	APIRatePerKey    float64 `env:"RFD_API_RATE_PER_KEY" envDefault:"50" desc:"API requests per second per API key (token bucket, burst of the same size); more are 429 with Retry-After"`
-	APIRatePerDoctor float64 `env:"RFD_API_RATE_PER_DOCTOR" envDefault:"20" desc:"API requests per second per doctor (token bucket, burst of the same size); more are 429 with Retry-After"`
-	StreamsPerDoctor int     `env:"RFD_STREAMS_PER_DOCTOR" envDefault:"5" desc:"open notification streams (SSE) one doctor may hold on one API process; one more is 429 with Retry-After"`
-	StreamsMax       int     `env:"RFD_STREAMS_MAX" envDefault:"1000" desc:"open notification streams (SSE) of all doctors on one API process; one more is 429 with Retry-After"`
-	CoveringMaxDays  int     `env:"RFD_COVERING_MAX_DAYS" envDefault:"30" desc:"longest period, in days, a doctor may name a colleague to cover for them (receiving copies of their notifications); a longer one is 422"`
+	APIRatePerKey    float64 `env:"RFD_API_RATE_PER_KEY" envDefault:"50" desc:"API requests per second per API key (token bucket, burst of the same size); more are 429 with Retry-After" roles:"api"`
+	APIRatePerDoctor float64 `env:"RFD_API_RATE_PER_DOCTOR" envDefault:"20" desc:"API requests per second per doctor (token bucket, burst of the same size); more are 429 with Retry-After" roles:"api"`
+	StreamsPerDoctor int     `env:"RFD_STREAMS_PER_DOCTOR" envDefault:"5" desc:"open notification streams (SSE) one doctor may hold on one API process; one more is 429 with Retry-After" roles:"api"`
+	StreamsMax       int     `env:"RFD_STREAMS_MAX" envDefault:"1000" desc:"open notification streams (SSE) of all doctors on one API process; one more is 429 with Retry-After" roles:"api"`
+	CoveringMaxDays  int     `env:"RFD_COVERING_MAX_DAYS" envDefault:"30" desc:"longest period, in days, a doctor may name a colleague to cover for them (receiving copies of their notifications); a longer one is 422" roles:"api"`
 
-	OTelEndpoint               string        `env:"RFD_OTEL_ENDPOINT" desc:"OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318 (unset = tracing off; W3C traceparent is still passed along)"`
-	OTelServiceName            string        `env:"RFD_OTEL_SERVICE_NAME" envDefault:"rfd" desc:"service.name of the exported spans"`
-	OTelSampleRatio            float64       `env:"RFD_OTEL_SAMPLE_RATIO" envDefault:"1" desc:"share of new traces sampled, 0 to 1; a trace started upstream keeps its sampling decision"`
-	CronScheduledNotifications string        `env:"RFD_CRON_SCHEDULED_NOTIFICATIONS" envDefault:"@every 1m" desc:"cron schedule of the job publishing scheduled and quiet-hours-deferred deliveries that are due (off disables a job)"`
-	CronEscalations            string        `env:"RFD_CRON_ESCALATIONS" envDefault:"@every 1m" desc:"cron schedule of the critical-result escalation ladder"`
-	CronStuckDeliveries        string        `env:"RFD_CRON_STUCK_DELIVERIES" envDefault:"@every 5m" desc:"cron schedule of the sweep sending deliveries stuck in sending back to retry"`
-	CronDigests                string        `env:"RFD_CRON_DIGESTS" envDefault:"*/5 * * * *" desc:"cron schedule of the digest job (hourly and daily@HH:MM digests go out at the first run after their time)"`
-	CronWeeklySummary          string        `env:"RFD_CRON_WEEKLY_SUMMARY" envDefault:"0 1 * * 1" desc:"cron schedule (UTC) of the weekly doctor summary email of the past week (Monday to Sunday)"`
-	CronRetention              string        `env:"RFD_CRON_RETENTION" envDefault:"30 3 * * *" desc:"cron schedule (UTC) of the retention job"`
-	CronTimelinessReport       string        `env:"RFD_CRON_TIMELINESS_REPORT" envDefault:"0 6 * * 1" desc:"cron schedule (UTC) of the job e-mailing the critical-result timeliness report of the past week (Monday to Sunday) to RFD_TIMELINESS_REPORT_TO"`
-	TimelinessReportTo         string        `env:"RFD_TIMELINESS_REPORT_TO" desc:"e-mail address the weekly critical-result timeliness report goes to, sent over RFD_SMTP_* by the worker (unset = not e-mailed)"`
-	EscalationSLA              time.Duration `env:"RFD_ESCALATION_SLA" envDefault:"30m" desc:"a critical result unacknowledged this long escalates one step, and again after each further interval"`
-	EscalationOnCallDoctor     string        `env:"RFD_ESCALATION_ONCALL_DOCTOR" desc:"external user id of the on-call contact, the ladder's last step (unset = no on-call step)"`
-	StuckDeliveryTimeout       time.Duration `env:"RFD_STUCK_DELIVERY_TIMEOUT" envDefault:"15m" desc:"a delivery in sending this long goes back to retry"`
-	RetentionNotifications     time.Duration `env:"RFD_RETENTION_NOTIFICATIONS" envDefault:"17520h" desc:"notifications, their deliveries and attempts, and sent report e-mails are deleted after this long (0 = kept forever)"`
-	RetentionInbox             time.Duration `env:"RFD_RETENTION_INBOX" envDefault:"720h" desc:"inbox rows and cron runs are deleted after this long (0 = kept forever)"`
-	RetentionTopics            time.Duration `env:"RFD_RETENTION_TOPICS" envDefault:"168h" desc:"rows of SQL topics every consumer group has acknowledged are deleted after this long (0 = kept forever)"`
-	RetentionPoison            time.Duration `env:"RFD_RETENTION_POISON" envDefault:"2160h" desc:"replayed or discarded poison messages are deleted this long after their resolution (0 = kept forever)"`
-	RetentionAudit             time.Duration `env:"RFD_RETENTION_AUDIT" envDefault:"52560h" desc:"audit rows (API access, logins) are deleted after this long, 6 years by default (0 = kept forever)"`
-	BroadcastChunkSize         int           `env:"RFD_BROADCAST_CHUNK_SIZE" envDefault:"500" desc:"doctors one broadcast fan-out transaction notifies"`
-	BroadcastPause             time.Duration `env:"RFD_BROADCAST_PAUSE" envDefault:"100ms" desc:"throttle of the broadcast fan-out: the pause between two chunks"`
-	BroadcastPollInterval      time.Duration `env:"RFD_BROADCAST_POLL_INTERVAL" envDefault:"2s" desc:"how often the worker looks for new broadcasts"`
-	RetentionBatch             int           `env:"RFD_RETENTION_BATCH" envDefault:"1000" desc:"rows one retention delete removes; each batch is its own short transaction"`
+	OTelEndpoint               string        `env:"RFD_OTEL_ENDPOINT" desc:"OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318 (unset = tracing off; W3C traceparent is still passed along)" roles:"all"`
+	OTelServiceName            string        `env:"RFD_OTEL_SERVICE_NAME" envDefault:"rfd" desc:"service.name of the exported spans" roles:"all"`
+	OTelSampleRatio            float64       `env:"RFD_OTEL_SAMPLE_RATIO" envDefault:"1" desc:"share of new traces sampled, 0 to 1; a trace started upstream keeps its sampling decision" roles:"all"`
+	CronScheduledNotifications string        `env:"RFD_CRON_SCHEDULED_NOTIFICATIONS" envDefault:"@every 1m" desc:"cron schedule of the job publishing scheduled and quiet-hours-deferred deliveries that are due (off disables a job)" roles:"cron"`
+	CronEscalations            string        `env:"RFD_CRON_ESCALATIONS" envDefault:"@every 1m" desc:"cron schedule of the critical-result escalation ladder" roles:"cron"`
+	CronStuckDeliveries        string        `env:"RFD_CRON_STUCK_DELIVERIES" envDefault:"@every 5m" desc:"cron schedule of the sweep sending deliveries stuck in sending back to retry" roles:"cron"`
+	CronDigests                string        `env:"RFD_CRON_DIGESTS" envDefault:"*/5 * * * *" desc:"cron schedule of the digest job (hourly and daily@HH:MM digests go out at the first run after their time)" roles:"cron"`
+	CronWeeklySummary          string        `env:"RFD_CRON_WEEKLY_SUMMARY" envDefault:"0 1 * * 1" desc:"cron schedule (UTC) of the weekly doctor summary email of the past week (Monday to Sunday)" roles:"cron"`
+	CronRetention              string        `env:"RFD_CRON_RETENTION" envDefault:"30 3 * * *" desc:"cron schedule (UTC) of the retention job" roles:"cron"`
+	CronTimelinessReport       string        `env:"RFD_CRON_TIMELINESS_REPORT" envDefault:"0 6 * * 1" desc:"cron schedule (UTC) of the job e-mailing the critical-result timeliness report of the past week (Monday to Sunday) to RFD_TIMELINESS_REPORT_TO" roles:"cron"`
+	TimelinessReportTo         string        `env:"RFD_TIMELINESS_REPORT_TO" desc:"e-mail address the weekly critical-result timeliness report goes to, sent over RFD_SMTP_* by the worker (unset = not e-mailed)" roles:"cron"`
+	EscalationSLA              time.Duration `env:"RFD_ESCALATION_SLA" envDefault:"30m" desc:"a critical result unacknowledged this long escalates one step, and again after each further interval" roles:"api,cron"`
+	EscalationOnCallDoctor     string        `env:"RFD_ESCALATION_ONCALL_DOCTOR" desc:"external user id of the on-call contact, the ladder's last step (unset = no on-call step)" roles:"cron"`
+	StuckDeliveryTimeout       time.Duration `env:"RFD_STUCK_DELIVERY_TIMEOUT" envDefault:"15m" desc:"a delivery in sending this long goes back to retry" roles:"cron"`
+	RetentionNotifications     time.Duration `env:"RFD_RETENTION_NOTIFICATIONS" envDefault:"17520h" desc:"notifications, their deliveries and attempts, and sent report e-mails are deleted after this long (0 = kept forever)" roles:"cron"`
+	RetentionInbox             time.Duration `env:"RFD_RETENTION_INBOX" envDefault:"720h" desc:"inbox rows and cron runs are deleted after this long (0 = kept forever)" roles:"cron"`
+	RetentionTopics            time.Duration `env:"RFD_RETENTION_TOPICS" envDefault:"168h" desc:"rows of SQL topics every consumer group has acknowledged are deleted after this long (0 = kept forever)" roles:"cron"`
+	RetentionPoison            time.Duration `env:"RFD_RETENTION_POISON" envDefault:"2160h" desc:"replayed or discarded poison messages are deleted this long after their resolution (0 = kept forever)" roles:"cron"`
+	RetentionAudit             time.Duration `env:"RFD_RETENTION_AUDIT" envDefault:"52560h" desc:"audit rows (API access, logins) are deleted after this long, 6 years by default (0 = kept forever)" roles:"cron"`
+	BroadcastChunkSize         int           `env:"RFD_BROADCAST_CHUNK_SIZE" envDefault:"500" desc:"doctors one broadcast fan-out transaction notifies" roles:"worker"`
+	BroadcastPause             time.Duration `env:"RFD_BROADCAST_PAUSE" envDefault:"100ms" desc:"throttle of the broadcast fan-out: the pause between two chunks" roles:"worker"`
+	BroadcastPollInterval      time.Duration `env:"RFD_BROADCAST_POLL_INTERVAL" envDefault:"2s" desc:"how often the worker looks for new broadcasts" roles:"worker"`
+	RetentionBatch             int           `env:"RFD_RETENTION_BATCH" envDefault:"1000" desc:"rows one retention delete removes; each batch is its own short transaction" roles:"cron"`
+}
+
+// The long-running roles besides the five consumers (Consumers): each
+// reads only the options whose roles tag names it. serve runs every role
+// in one process and reads every option.
+const (
+	RoleAPI    = "api"
+	RoleWorker = "worker"
+	RoleCron   = "cron"
+	RoleServe  = "serve"
+)
+
+// Roles are the roles of the roles tags: the api, the worker, the cron and
+// each consumer (`rfd consume NAME`). serve is not among them: it reads
+// every option.
+var Roles = append([]string{RoleAPI, RoleWorker, RoleCron}, Consumers...)
+
+// Shorthands of the roles tag.
+const (
+	// rolesAll: every role (and every command: the database and the
+	// transport are everyone's).
+	rolesAll = "all"
+	// rolesRouted: the roles that consume messages through the router
+	// (the api's in-app broadcast, the worker's drains, the consumers).
+	rolesRouted = "routed"
+)
+
+// expandRoles turns a roles tag into the roles it names, in Roles' order;
+// "serve" names none of them (serve alone reads the option).
+func expandRoles(tag string) []string {
+	named := map[string]bool{}
+	for _, r := range strings.Split(tag, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case rolesAll:
+			for _, x := range Roles {
+				named[x] = true
+			}
+		case rolesRouted:
+			named[RoleAPI], named[RoleWorker] = true, true
+			for _, x := range Consumers {
+				named[x] = true
+			}
+		default:
+			named[r] = true
+		}
+	}
+	out := make([]string, 0, len(named))
+	for _, r := range Roles {
+		if named[r] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Field describes one option for flags, error messages and the README.
@@ -183,6 +236,28 @@ type Field struct {
 	Default string
 	Desc    string
 	Type    string
+	// RolesTag is the roles tag as written (docs/configuration.md's roles
+	// column): role names, "all", "routed" or "serve".
+	RolesTag string
+	// Roles are the roles that read the option (serve aside, which reads
+	// them all).
+	Roles []string
+}
+
+// ReadBy says whether role reads the option; serve reads every option.
+func (f Field) ReadBy(role string) bool {
+	return role == RoleServe || slices.Contains(f.Roles, role)
+}
+
+// RoleEnv lists the variables role reads, in declaration order.
+func RoleEnv(role string) []string {
+	var out []string
+	for _, f := range Fields() {
+		if f.ReadBy(role) {
+			out = append(out, f.Env)
+		}
+	}
+	return out
 }
 
 // Fields lists every option in declaration order.
@@ -193,11 +268,13 @@ func Fields() []Field {
 		f := t.Field(i)
 		name := f.Tag.Get("env")
 		out = append(out, Field{
-			Env:     name,
-			Flag:    FlagName(name),
-			Default: f.Tag.Get("envDefault"),
-			Desc:    f.Tag.Get("desc"),
-			Type:    f.Type.String(),
+			Env:      name,
+			Flag:     FlagName(name),
+			Default:  f.Tag.Get("envDefault"),
+			Desc:     f.Tag.Get("desc"),
+			Type:     f.Type.String(),
+			RolesTag: f.Tag.Get("roles"),
+			Roles:    expandRoles(f.Tag.Get("roles")),
 		})
 	}
 	return out

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,9 +120,9 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 }
 
 // TestConfigurationDocumentsEveryOption keeps docs/configuration.md's table
-// in step with Config: every option's row, with its flag, default and
-// description as the flag's help says them, and no row for an option that
-// is gone.
+// in step with Config: every option's row, with its flag, default, the
+// roles that read it and description as the flag's help says them, and no
+// row for an option that is gone.
 func TestConfigurationDocumentsEveryOption(t *testing.T) {
 	doc, err := os.ReadFile("../../../docs/configuration.md")
 	if err != nil {
@@ -134,7 +135,8 @@ func TestConfigurationDocumentsEveryOption(t *testing.T) {
 		if def == "" {
 			def = "(unset)"
 		}
-		row := "| `" + f.Env + "` | `--" + f.Flag + "` | `" + def + "` | " + f.Desc + " |"
+		roles := strings.ReplaceAll(f.RolesTag, ",", ", ")
+		row := "| `" + f.Env + "` | `--" + f.Flag + "` | `" + def + "` | " + roles + " | " + f.Desc + " |"
 		if !strings.Contains(string(doc), row+"\n") {
 			t.Errorf("docs/configuration.md has no row\n%s", row)
 		}
@@ -192,6 +194,56 @@ func TestPublicBaseURL(t *testing.T) {
 		t.Setenv("RFD_PUBLIC_URL", bad)
 		if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "RFD_PUBLIC_URL") {
 			t.Errorf("RFD_PUBLIC_URL=%q: err = %v", bad, err)
+		}
+	}
+}
+
+// TestEveryOptionDeclaresItsRoles: every option names the roles that read
+// it, with known names only, and each role's list holds what every role
+// needs to start (the database and the transport) and nothing of a
+// provider it does not talk to.
+func TestEveryOptionDeclaresItsRoles(t *testing.T) {
+	known := map[string]bool{rolesAll: true, rolesRouted: true, RoleServe: true}
+	for _, r := range Roles {
+		known[r] = true
+	}
+	for _, f := range Fields() {
+		if f.RolesTag == "" {
+			t.Errorf("%s declares no roles (the roles tag)", f.Env)
+		}
+		for _, r := range strings.Split(f.RolesTag, ",") {
+			if !known[r] {
+				t.Errorf("%s: roles tag %q names %q, which is no role", f.Env, f.RolesTag, r)
+			}
+		}
+		if !f.ReadBy(RoleServe) {
+			t.Errorf("%s: serve reads every option", f.Env)
+		}
+	}
+	for _, role := range Roles {
+		env := RoleEnv(role)
+		for _, must := range []string{"RFD_DATABASE_URL", "RFD_TRANSPORT", "RFD_KAFKA_BROKERS", "RFD_LOG_LEVEL", "RFD_ADMIN_ADDR"} {
+			if !slices.Contains(env, must) {
+				t.Errorf("role %s does not read %s", role, must)
+			}
+		}
+	}
+	// The provider credentials: only the send-notification consumer talks
+	// to the providers; the worker e-mails reports over SMTP, and the api
+	// checks the SMS provider's callback signatures with its auth token.
+	readers := map[string][]string{
+		"RFD_SMTP_PASSWORD":        {RoleWorker, ConsumerSendNotification},
+		"RFD_SMTP_USERNAME":        {RoleWorker, ConsumerSendNotification},
+		"RFD_TWILIO_ACCOUNT_SID":   {ConsumerSendNotification},
+		"RFD_TWILIO_AUTH_TOKEN":    {RoleAPI, ConsumerSendNotification},
+		"RFD_FCM_CREDENTIALS_FILE": {ConsumerSendNotification},
+		"RFD_FCM_PROJECT_ID":       {ConsumerSendNotification},
+		"RFD_JWT_HS256_SECRET":     {RoleAPI},
+		"RFD_AUTO_MIGRATE":         {},
+	}
+	for _, f := range Fields() {
+		if want, ok := readers[f.Env]; ok && !slices.Equal(f.Roles, want) {
+			t.Errorf("%s is read by %v, want %v", f.Env, f.Roles, want)
 		}
 	}
 }
