@@ -19,6 +19,7 @@ import (
 // shared suite in storetest runs every method on both.
 type Executor interface {
 	APIKeyExecutor
+	CronRunExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

@@ -18,4 +18,5 @@ type Opener func(t *testing.T) *bun.DB
 // Exercise runs the whole suite on the databases open returns.
 func Exercise(t *testing.T, open Opener) {
 	t.Run("APIKey", func(t *testing.T) { t.Parallel(); exerciseAPIKeys(t, open) })
+	t.Run("CronRun", func(t *testing.T) { t.Parallel(); exerciseCronRuns(t, open) })
 }
