@@ -20,6 +20,7 @@ import (
 type Executor interface {
 	APIKeyExecutor
 	CronRunExecutor
+	RetentionExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

@@ -19,4 +19,5 @@ type Opener func(t *testing.T) *bun.DB
 func Exercise(t *testing.T, open Opener) {
 	t.Run("APIKey", func(t *testing.T) { t.Parallel(); exerciseAPIKeys(t, open) })
 	t.Run("CronRun", func(t *testing.T) { t.Parallel(); exerciseCronRuns(t, open) })
+	t.Run("Retention", func(t *testing.T) { t.Parallel(); exerciseRetention(t, open) })
 }
