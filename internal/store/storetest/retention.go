@@ -26,7 +26,7 @@ func exerciseRetention(t *testing.T, open Opener) {
 	count := func(table string) int {
 		t.Helper()
 		var n int
-		if err := db.NewRaw(`SELECT COUNT(*) FROM ` + table).Scan(ctx, &n); err != nil {
+		if err := db.NewRaw(`SELECT COUNT(*) FROM `+table).Scan(ctx, &n); err != nil {
 			t.Fatal(err)
 		}
 		return n
