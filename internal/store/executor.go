@@ -21,6 +21,7 @@ type Executor interface {
 	APIKeyExecutor
 	CronRunExecutor
 	RetentionExecutor
+	DigestExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.
