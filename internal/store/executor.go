@@ -22,6 +22,7 @@ type Executor interface {
 	CronRunExecutor
 	RetentionExecutor
 	DigestExecutor
+	EscalationExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.
