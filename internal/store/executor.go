@@ -23,6 +23,7 @@ type Executor interface {
 	RetentionExecutor
 	DigestExecutor
 	EscalationExecutor
+	BroadcastExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

@@ -22,4 +22,5 @@ func Exercise(t *testing.T, open Opener) {
 	t.Run("Retention", func(t *testing.T) { t.Parallel(); exerciseRetention(t, open) })
 	t.Run("Digest", func(t *testing.T) { t.Parallel(); exerciseDigests(t, open) })
 	t.Run("Escalation", func(t *testing.T) { t.Parallel(); exerciseEscalations(t, open) })
+	t.Run("Broadcast", func(t *testing.T) { t.Parallel(); exerciseBroadcasts(t, open) })
 }
