@@ -24,6 +24,7 @@ type Executor interface {
 	DigestExecutor
 	EscalationExecutor
 	BroadcastExecutor
+	ReportExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

@@ -23,4 +23,5 @@ func Exercise(t *testing.T, open Opener) {
 	t.Run("Digest", func(t *testing.T) { t.Parallel(); exerciseDigests(t, open) })
 	t.Run("Escalation", func(t *testing.T) { t.Parallel(); exerciseEscalations(t, open) })
 	t.Run("Broadcast", func(t *testing.T) { t.Parallel(); exerciseBroadcasts(t, open) })
+	t.Run("Report", func(t *testing.T) { t.Parallel(); exerciseReports(t, open) })
 }
