@@ -25,6 +25,8 @@ type Executor interface {
 	EscalationExecutor
 	BroadcastExecutor
 	ReportExecutor
+	PoisonMessageExecutor
+	AuditExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

@@ -120,9 +120,9 @@ func exerciseWeeklySummaries(t *testing.T, db bun.IDB, q *store.Queries, t0 time
 	for i, n := range []jobsNotification{
 		{DoctorID: "d3", Category: "results", CreatedAt: from},
 		{DoctorID: "d3", Category: "critical_results", CreatedAt: week.Add(-time.Second)},
-		{DoctorID: "d3", Category: "results", CreatedAt: week},                                       // this week
-		{DoctorID: "d3", Category: "orders", CreatedAt: from.Add(time.Hour)},                         // another category
-		{DoctorID: "d3", Category: "results", CreatedAt: from.Add(time.Hour), OnBehalfOf: ptr("d2")}, // a covering copy
+		{DoctorID: "d3", Category: "results", CreatedAt: week},                                           // this week
+		{DoctorID: "d3", Category: "orders", CreatedAt: from.Add(time.Hour)},                             // another category
+		{DoctorID: "d3", Category: "results", CreatedAt: from.Add(time.Hour), OnBehalfOf: jobsPtr("d2")}, // a covering copy
 	} {
 		n.ID = "w" + string(rune('a'+i))
 		jobsInsertNotification(t, db, n)

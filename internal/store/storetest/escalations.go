@@ -25,9 +25,9 @@ func exerciseEscalations(t *testing.T, open Opener) {
 	for _, n := range []jobsNotification{
 		{ID: "late-2", Priority: "critical", CreatedAt: breach},
 		{ID: "late-1", Priority: "critical", CreatedAt: breach.Add(-time.Minute)},
-		{ID: "acked", Priority: "critical", CreatedAt: breach, AcknowledgedAt: ptr(now)},
+		{ID: "acked", Priority: "critical", CreatedAt: breach, AcknowledgedAt: jobsPtr(now)},
 		{ID: "normal", Priority: "normal", CreatedAt: breach},
-		{ID: "copy", Priority: "critical", CreatedAt: breach, OnBehalfOf: ptr("d2")},
+		{ID: "copy", Priority: "critical", CreatedAt: breach, OnBehalfOf: jobsPtr("d2")},
 		{ID: "recent", Priority: "critical", CreatedAt: now.Add(-time.Minute)},
 		{ID: "ancient", Priority: "critical", CreatedAt: now.Add(-lookback - time.Hour)},
 		{ID: "withdrawn", Priority: "critical", CreatedAt: breach},
@@ -106,9 +106,9 @@ func exerciseEscalations(t *testing.T, open Opener) {
 	// separator, so late-10's copies are not late-1's.
 	jobsDoctor(t, db, "d3", now)
 	for _, c := range []jobsNotification{
-		{ID: "c1", DedupKey: "escalation/late-1|d2", AcknowledgedAt: ptr(now)},
+		{ID: "c1", DedupKey: "escalation/late-1|d2", AcknowledgedAt: jobsPtr(now)},
 		{ID: "c2", DedupKey: "escalation/late-2|d2"},
-		{ID: "c3", DedupKey: "escalation/late-10|d2", AcknowledgedAt: ptr(now)},
+		{ID: "c3", DedupKey: "escalation/late-10|d2", AcknowledgedAt: jobsPtr(now)},
 	} {
 		c.DoctorID, c.Category, c.CreatedAt = "d3", "critical_results", now
 		jobsInsertNotification(t, db, c)

@@ -67,4 +67,4 @@ func jobsExec(t *testing.T, db bun.IDB, query string, args ...any) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
+func jobsPtr[T any](v T) *T { return &v }

@@ -24,9 +24,9 @@ func exerciseReports(t *testing.T, open Opener) {
 	notified := event.Add(time.Minute)
 	for _, n := range []jobsNotification{
 		{ID: "n2", Priority: "critical", CreatedAt: notified.Add(time.Hour)},
-		{ID: "n1", Priority: "critical", CreatedAt: notified, CheckupID: ptr("c1"), ResultVersion: ptr(2), AcknowledgedAt: ptr(notified.Add(10 * time.Minute))},
+		{ID: "n1", Priority: "critical", CreatedAt: notified, CheckupID: jobsPtr("c1"), ResultVersion: jobsPtr(2), AcknowledgedAt: jobsPtr(notified.Add(10 * time.Minute))},
 		{ID: "normal", Priority: "normal", CreatedAt: notified},
-		{ID: "copy", Priority: "critical", CreatedAt: notified, OnBehalfOf: ptr("d2")},
+		{ID: "copy", Priority: "critical", CreatedAt: notified, OnBehalfOf: jobsPtr("d2")},
 		{ID: "next-day", Priority: "critical", CreatedAt: day.Add(24 * time.Hour)},
 	} {
 		n.DoctorID, n.Category = "d1", "critical_results"

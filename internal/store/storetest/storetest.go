@@ -24,4 +24,6 @@ func Exercise(t *testing.T, open Opener) {
 	t.Run("Escalation", func(t *testing.T) { t.Parallel(); exerciseEscalations(t, open) })
 	t.Run("Broadcast", func(t *testing.T) { t.Parallel(); exerciseBroadcasts(t, open) })
 	t.Run("Report", func(t *testing.T) { t.Parallel(); exerciseReports(t, open) })
+	t.Run("PoisonMessage", func(t *testing.T) { t.Parallel(); exercisePoisonMessages(t, open) })
+	t.Run("Audit", func(t *testing.T) { t.Parallel(); exerciseAudit(t, open) })
 }
