@@ -2,42 +2,50 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/uptrace/bun"
 )
 
-// AuditExecutor holds the operators' writes to audit_log.
+// AuditExecutor holds the statements on audit_log, the append-only record
+// of API reads of patient data and of changes.
 type AuditExecutor interface {
-	AuditLogInsert(ctx context.Context, entry *AuditLogEntry) error
+	AuditInsert(ctx context.Context, entry *AuditEntry) error
+	AuditInsertMany(ctx context.Context, entries []*AuditEntry) error
 }
 
-// AuditLogEntry is one action recorded in audit_log: who (ActorType,
-// ActorID, from SourceIP with UserAgent) did Action on the object
-// (ObjectType, ObjectID) with Outcome, when (OccurredAt), and Detail,
-// stored as JSON.
-type AuditLogEntry struct {
-	OccurredAt time.Time
-	ActorType  string
-	ActorID    string
-	Action     string
-	ObjectType string
-	ObjectID   string
-	Outcome    string
-	SourceIP   string
-	UserAgent  string
-	Detail     map[string]any
+// AuditEntry is a row of audit_log: who (a doctor or an API key), what
+// (action and object), when, from where, and how it ended.
+type AuditEntry struct {
+	bun.BaseModel `bun:"table:audit_log"`
+
+	ID         int64          `bun:"id,pk,autoincrement"`
+	OccurredAt time.Time      `bun:"occurred_at"`
+	ActorType  string         `bun:"actor_type"`
+	ActorID    string         `bun:"actor_id"`
+	Action     string         `bun:"action"`
+	ObjectType string         `bun:"object_type"`
+	ObjectID   string         `bun:"object_id"`
+	Outcome    string         `bun:"outcome"`
+	SourceIP   string         `bun:"source_ip"`
+	UserAgent  string         `bun:"user_agent"`
+	Detail     map[string]any `bun:"detail,type:json,nullzero"`
 }
 
-func (q *Queries) AuditLogInsert(ctx context.Context, e *AuditLogEntry) error {
-	raw, err := json.Marshal(e.Detail)
-	if err != nil {
-		return fmt.Errorf("encode audit detail: %w", err)
+// AuditInsert appends one entry. Its ID is left as it is: nothing reads it
+// back (RETURNING NULL), which spares PostgreSQL the round of a result.
+func (q *Queries) AuditInsert(ctx context.Context, entry *AuditEntry) error {
+	if _, err := q.db.NewInsert().Model(entry).Returning("NULL").Exec(ctx); err != nil {
+		return fmt.Errorf("insert audit entry: %w", err)
 	}
-	if _, err := q.db.NewRaw(`INSERT INTO audit_log (occurred_at, actor_type, actor_id, action, object_type, object_id, outcome, source_ip, user_agent, detail)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.OccurredAt, e.ActorType, e.ActorID, e.Action, e.ObjectType, e.ObjectID, e.Outcome,
-		e.SourceIP, e.UserAgent, string(raw)).Exec(ctx); err != nil {
-		return fmt.Errorf("insert audit %s: %w", e.Action, err)
+	return nil
+}
+
+// AuditInsertMany appends entries in one statement.
+func (q *Queries) AuditInsertMany(ctx context.Context, entries []*AuditEntry) error {
+	if _, err := q.db.NewInsert().Model(&entries).Returning("NULL").Exec(ctx); err != nil {
+		return fmt.Errorf("insert audit entries: %w", err)
 	}
 	return nil
 }

@@ -441,7 +441,7 @@ func (s *Service) audit(ctx context.Context, q store.AuditExecutor, actor Actor,
 }
 
 func (s *Service) auditObject(ctx context.Context, q store.AuditExecutor, actor Actor, action, objectType, id string, detail map[string]any) error {
-	err := q.AuditLogInsert(ctx, &store.AuditLogEntry{
+	err := q.AuditInsert(ctx, &store.AuditEntry{
 		OccurredAt: s.now().UTC(), ActorType: actor.Type, ActorID: actor.ID, Action: action, ObjectType: objectType, ObjectID: id,
 		Outcome: "success", SourceIP: actor.IP, UserAgent: actor.UserAgent, Detail: detail,
 	})

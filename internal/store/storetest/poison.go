@@ -140,35 +140,3 @@ func exercisePoisonMessages(t *testing.T, open Opener) {
 		t.Fatalf("oldest of none: %v %v", ok, err)
 	}
 }
-
-func exerciseAudit(t *testing.T, open Opener) {
-	ctx := context.Background()
-	db := open(t)
-	q := store.NewQueries(db)
-	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
-	if err := q.AuditLogInsert(ctx, &store.AuditLogEntry{OccurredAt: at, ActorType: "operator", ActorID: "ann", Action: "poison.replay",
-		ObjectType: "poison_message", ObjectID: "p1", Outcome: "success", SourceIP: "10.0.0.1", UserAgent: "rfd-cli",
-		Detail: map[string]any{"topic": "checkups", "reason": "fixed"}}); err != nil {
-		t.Fatal(err)
-	}
-	var row struct {
-		OccurredAt time.Time      `bun:"occurred_at"`
-		ActorType  string         `bun:"actor_type"`
-		ActorID    string         `bun:"actor_id"`
-		Action     string         `bun:"action"`
-		ObjectType string         `bun:"object_type"`
-		ObjectID   string         `bun:"object_id"`
-		Outcome    string         `bun:"outcome"`
-		SourceIP   string         `bun:"source_ip"`
-		UserAgent  string         `bun:"user_agent"`
-		Detail     map[string]any `bun:"detail,type:json"`
-	}
-	if err := db.NewRaw(`SELECT occurred_at, actor_type, actor_id, action, object_type, object_id, outcome, source_ip, user_agent, detail FROM audit_log`).Scan(ctx, &row); err != nil {
-		t.Fatal(err)
-	}
-	if !row.OccurredAt.Equal(at) || row.ActorType != "operator" || row.ActorID != "ann" || row.Action != "poison.replay" || row.ObjectType != "poison_message" ||
-		row.ObjectID != "p1" || row.Outcome != "success" || row.SourceIP != "10.0.0.1" || row.UserAgent != "rfd-cli" ||
-		row.Detail["topic"] != "checkups" || row.Detail["reason"] != "fixed" {
-		t.Fatalf("audit row: %+v", row)
-	}
-}
