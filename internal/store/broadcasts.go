@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/internal/core/domain"
 )
 
 // BroadcastExecutor holds the statements on broadcasts (an announcement to
@@ -23,7 +25,7 @@ type BroadcastExecutor interface {
 	BroadcastFinish(ctx context.Context, params *BroadcastFinishParams) error
 	BroadcastSetCheckpoint(ctx context.Context, params *BroadcastSetCheckpointParams) error
 	BroadcastCountAudience(ctx context.Context, audience *BroadcastAudience) (int, error)
-	BroadcastListAudience(ctx context.Context, params *BroadcastListAudienceParams) ([]BroadcastRecipient, error)
+	BroadcastListAudience(ctx context.Context, params *BroadcastListAudienceParams) ([]domain.Doctor, error)
 }
 
 // Broadcast is a row of broadcasts.
@@ -64,7 +66,7 @@ type BroadcastAudience struct {
 }
 
 // BroadcastRecipient is a doctor of a broadcast's audience: the doctors
-// row, every column.
+// row, every column. BroadcastListAudience returns it as a domain.Doctor.
 type BroadcastRecipient struct {
 	bun.BaseModel `bun:"table:doctors,alias:doctor"`
 
@@ -83,6 +85,14 @@ type BroadcastRecipient struct {
 	ProfileVersion  time.Time `bun:"profile_version"`
 	CreatedAt       time.Time `bun:"created_at"`
 	UpdatedAt       time.Time `bun:"updated_at"`
+}
+
+func (r *BroadcastRecipient) domain() domain.Doctor {
+	return domain.Doctor{
+		ID: r.ID, ExternalUserID: r.ExternalUserID, Name: r.Name, LicenceNumber: r.LicenceNumber, Specialty: r.Specialty,
+		Clinic: r.Clinic, Email: r.Email, Phone: r.Phone, Locale: r.Locale, TimeZone: r.TimeZone, Active: r.Active,
+		NotificationSeq: r.NotificationSeq, ProfileVersion: r.ProfileVersion, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
 }
 
 // BroadcastStartParams moves broadcast ID to State with Targeted doctors,
@@ -207,10 +217,14 @@ func (q *Queries) BroadcastCountAudience(ctx context.Context, audience *Broadcas
 	return n, nil
 }
 
-func (q *Queries) BroadcastListAudience(ctx context.Context, params *BroadcastListAudienceParams) ([]BroadcastRecipient, error) {
-	var docs []BroadcastRecipient
-	if err := q.audience(&params.Audience).Model(&docs).Where("id > ?", params.After).Order("id").Limit(int64(params.Limit)).Scan(ctx); err != nil {
+func (q *Queries) BroadcastListAudience(ctx context.Context, params *BroadcastListAudienceParams) ([]domain.Doctor, error) {
+	var rows []BroadcastRecipient
+	if err := q.audience(&params.Audience).Model(&rows).Where("id > ?", params.After).Order("id").Limit(int64(params.Limit)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list broadcast audience: %w", err)
+	}
+	docs := make([]domain.Doctor, len(rows))
+	for i := range rows {
+		docs[i] = rows[i].domain()
 	}
 	return docs, nil
 }

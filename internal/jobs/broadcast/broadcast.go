@@ -296,8 +296,8 @@ func (f *FanOut) Chunk(ctx context.Context) (bool, error) {
 			Detail: templates.Data{AnnouncementTitle: b.Title, AnnouncementBody: b.Body},
 		}
 		created := 0
-		for i := range docs {
-			_, ok, err := f.notifier.NotifyDoctor(ctx, tx, in, doctorOf(&docs[i]), "")
+		for _, d := range docs {
+			_, ok, err := f.notifier.NotifyDoctor(ctx, tx, in, d, "")
 			if err != nil {
 				return err
 			}
@@ -335,12 +335,4 @@ func audienceOf(a Audience) *store.BroadcastAudience {
 		return &store.BroadcastAudience{Doctors: doctors}
 	}
 	return &store.BroadcastAudience{}
-}
-
-func doctorOf(r *store.BroadcastRecipient) domain.Doctor {
-	return domain.Doctor{
-		ID: r.ID, ExternalUserID: r.ExternalUserID, Name: r.Name, LicenceNumber: r.LicenceNumber, Specialty: r.Specialty,
-		Clinic: r.Clinic, Email: r.Email, Phone: r.Phone, Locale: r.Locale, TimeZone: r.TimeZone, Active: r.Active,
-		NotificationSeq: r.NotificationSeq, ProfileVersion: r.ProfileVersion, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-	}
 }
