@@ -11,6 +11,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/jobs/broadcast"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 const tagBroadcasts = "Broadcasts"
@@ -80,7 +81,7 @@ func registerBroadcasts(operator *huma.Group, h *handlers) {
 		key, _ := auth.APIKeyFromContext(ctx)
 		ctx, cancel := h.dbctx(ctx)
 		defer cancel()
-		b, err := broadcast.Create(ctx, h.db, broadcast.Request{
+		b, err := broadcast.Create(ctx, store.NewQueries(h.db), broadcast.Request{
 			Category: domain.Category(in.Body.Category), Title: in.Body.Title, Body: in.Body.Body, APIKeyID: key.ID,
 			Audience: broadcast.Audience{Kind: in.Body.Audience.Kind, Value: in.Body.Audience.Value, Doctors: in.Body.Audience.Doctors},
 		}, h.now())
@@ -107,7 +108,7 @@ func registerBroadcasts(operator *huma.Group, h *handlers) {
 			key, _ := auth.APIKeyFromContext(ctx)
 			ctx, cancel := h.dbctx(ctx)
 			defer cancel()
-			p, err := broadcast.Get(ctx, h.db, in.ID)
+			p, err := broadcast.Get(ctx, store.NewQueries(h.db), in.ID)
 			if errors.Is(err, broadcast.ErrNotFound) || (err == nil && p.APIKeyID != key.ID) {
 				return nil, huma.Error404NotFound("no such broadcast")
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/jobs/timeliness"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 const tagReports = "Reports"
@@ -51,7 +52,7 @@ func registerReports(operator *huma.Group, h *handlers, sla time.Duration) {
 			}
 			ctx, cancel := h.dbctx(ctx)
 			defer cancel()
-			rep, err := timeliness.Build(ctx, h.db, from, to, sla, h.now())
+			rep, err := timeliness.Build(ctx, store.NewQueries(h.db), from, to, sla, h.now())
 			if err != nil {
 				return nil, h.fail(ctx, "criticalTimeliness", err)
 			}

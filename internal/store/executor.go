@@ -19,6 +19,14 @@ import (
 // shared suite in storetest runs every method on both.
 type Executor interface {
 	APIKeyExecutor
+	CronRunExecutor
+	RetentionExecutor
+	DigestExecutor
+	EscalationExecutor
+	BroadcastExecutor
+	ReportExecutor
+	PoisonMessageExecutor
+	AuditExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

@@ -12,7 +12,6 @@ package broadcast
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,22 +80,28 @@ var Categories = []domain.Category{domain.CategoryAnnouncements, domain.Category
 
 // Broadcast is a stored broadcast.
 type Broadcast struct {
-	bun.BaseModel `bun:"table:broadcasts"`
+	ID          string
+	Category    domain.Category
+	Title       string
+	Body        string
+	Kind        string
+	Value       json.RawMessage
+	State       string
+	Checkpoint  string
+	Targeted    int
+	Created     int
+	APIKeyID    string
+	CreatedAt   time.Time
+	StartedAt   *time.Time
+	CompletedAt *time.Time
+}
 
-	ID          string          `bun:"id,pk"`
-	Category    domain.Category `bun:"category"`
-	Title       string          `bun:"title"`
-	Body        string          `bun:"body"`
-	Kind        string          `bun:"audience_kind"`
-	Value       json.RawMessage `bun:"audience_value,type:json"`
-	State       string          `bun:"state"`
-	Checkpoint  string          `bun:"checkpoint"`
-	Targeted    int             `bun:"targeted"`
-	Created     int             `bun:"created"`
-	APIKeyID    string          `bun:"api_key_id"`
-	CreatedAt   time.Time       `bun:"created_at"`
-	StartedAt   *time.Time      `bun:"started_at"`
-	CompletedAt *time.Time      `bun:"completed_at"`
+func fromRow(r *store.Broadcast) Broadcast {
+	return Broadcast{
+		ID: r.ID, Category: domain.Category(r.Category), Title: r.Title, Body: r.Body, Kind: r.Kind, Value: r.Value,
+		State: r.State, Checkpoint: r.Checkpoint, Targeted: r.Targeted, Created: r.Created, APIKeyID: r.APIKeyID,
+		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
+	}
 }
 
 // Audience decodes the stored audience.
@@ -130,7 +135,7 @@ type InvalidError struct{ error }
 func (e InvalidError) Unwrap() error { return e.error }
 
 // Create stores a broadcast for the worker; it returns its id.
-func Create(ctx context.Context, db bun.IDB, r Request, now time.Time) (Broadcast, error) {
+func Create(ctx context.Context, q store.BroadcastExecutor, r Request, now time.Time) (Broadcast, error) {
 	if err := r.Audience.Validate(); err != nil {
 		return Broadcast{}, InvalidError{err}
 	}
@@ -151,14 +156,14 @@ func Create(ctx context.Context, db bun.IDB, r Request, now time.Time) (Broadcas
 	if err != nil {
 		return Broadcast{}, fmt.Errorf("broadcast: audience: %w", err)
 	}
-	b := Broadcast{
-		ID: uuid.NewString(), Category: r.Category, Title: r.Title, Body: r.Body, Kind: r.Audience.Kind, Value: raw,
+	row := &store.Broadcast{
+		ID: uuid.NewString(), Category: string(r.Category), Title: r.Title, Body: r.Body, Kind: r.Audience.Kind, Value: raw,
 		State: StatePending, APIKeyID: r.APIKeyID, CreatedAt: now.UTC(),
 	}
-	if _, err := db.NewInsert().Model(&b).Exec(ctx); err != nil {
+	if err := q.BroadcastInsert(ctx, row); err != nil {
 		return Broadcast{}, fmt.Errorf("broadcast: store: %w", err)
 	}
-	return b, nil
+	return fromRow(row), nil
 }
 
 // Progress is how far a broadcast is.
@@ -174,25 +179,21 @@ var ErrNotFound = errors.New("no such broadcast")
 // Get returns a broadcast's progress. Delivered counts the notifications
 // delivered on at least one channel; failed those with no delivery left
 // to try and none delivered.
-func Get(ctx context.Context, db bun.IDB, id string) (Progress, error) {
+func Get(ctx context.Context, q store.BroadcastExecutor, id string) (Progress, error) {
 	var p Progress
-	err := db.NewSelect().Model(&p.Broadcast).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	row, err := q.BroadcastGet(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return p, ErrNotFound
 	}
 	if err != nil {
-		return p, fmt.Errorf("broadcast: get: %w", err)
+		return p, fmt.Errorf("broadcast: %w", err)
 	}
-	if err := db.NewRaw(`SELECT
-  COALESCE(SUM(CASE WHEN ok > 0 THEN 1 ELSE 0 END), 0),
-  COALESCE(SUM(CASE WHEN ok = 0 AND open = 0 THEN 1 ELSE 0 END), 0)
-FROM (SELECT n.id,
-        SUM(CASE WHEN d.status IN ('sent', 'delivered', 'read', 'acknowledged') THEN 1 ELSE 0 END) AS ok,
-        SUM(CASE WHEN d.status IN ('queued', 'sending') THEN 1 ELSE 0 END) AS open
-      FROM notifications n JOIN deliveries d ON d.notification_id = n.id
-      WHERE n.source_event_id = ? GROUP BY n.id) per_notification`, sourceID(id)).Scan(ctx, &p.Delivered, &p.Failed); err != nil {
+	p.Broadcast = fromRow(row)
+	outcomes, err := q.BroadcastCountOutcomes(ctx, sourceID(id))
+	if err != nil {
 		return p, fmt.Errorf("broadcast: progress: %w", err)
 	}
+	p.Delivered, p.Failed = outcomes.Delivered, outcomes.Failed
 	return p, nil
 }
 
@@ -262,18 +263,15 @@ func (f *FanOut) Run(ctx context.Context, poll time.Duration) error {
 func (f *FanOut) Chunk(ctx context.Context) (bool, error) {
 	worked := false
 	err := f.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		lock := ""
-		if !store.IsSQLite(f.db) {
-			lock = " FOR UPDATE SKIP LOCKED"
-		}
-		var b Broadcast
-		err := tx.NewRaw(`SELECT * FROM broadcasts WHERE state IN (?, ?) ORDER BY created_at, id LIMIT 1`+lock, StatePending, StateRunning).Scan(ctx, &b)
-		if errors.Is(err, sql.ErrNoRows) {
+		q := store.NewQueries(tx)
+		row, err := q.BroadcastGetNextForUpdate(ctx, []string{StatePending, StateRunning})
+		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("broadcast: next: %w", err)
 		}
+		b := fromRow(row)
 		worked = true
 		aud, err := b.Audience()
 		if err != nil {
@@ -281,16 +279,15 @@ func (f *FanOut) Chunk(ctx context.Context) (bool, error) {
 		}
 		now := f.now().UTC()
 		if b.State == StatePending {
-			q := audienceQuery(tx, aud).ColumnExpr("COUNT(*)")
-			if err := q.Scan(ctx, &b.Targeted); err != nil {
+			if b.Targeted, err = q.BroadcastCountAudience(ctx, audienceOf(aud)); err != nil {
 				return fmt.Errorf("broadcast: count audience: %w", err)
 			}
-			if _, err := tx.NewRaw(`UPDATE broadcasts SET state = ?, targeted = ?, started_at = ? WHERE id = ?`, StateRunning, b.Targeted, now, b.ID).Exec(ctx); err != nil {
+			if err := q.BroadcastStart(ctx, &store.BroadcastStartParams{ID: b.ID, State: StateRunning, Targeted: b.Targeted, At: now}); err != nil {
 				return fmt.Errorf("broadcast: start: %w", err)
 			}
 		}
-		var docs []domain.Doctor
-		if err := audienceQuery(tx, aud).Model(&docs).Where("id > ?", b.Checkpoint).Order("id").Limit(int64(f.opts.ChunkSize)).Scan(ctx); err != nil {
+		docs, err := q.BroadcastListAudience(ctx, &store.BroadcastListAudienceParams{Audience: *audienceOf(aud), After: b.Checkpoint, Limit: f.opts.ChunkSize})
+		if err != nil {
 			return fmt.Errorf("broadcast: audience chunk: %w", err)
 		}
 		in := notify.Intent{
@@ -309,14 +306,13 @@ func (f *FanOut) Chunk(ctx context.Context) (bool, error) {
 			}
 		}
 		if len(docs) < f.opts.ChunkSize {
-			_, err := tx.NewRaw(`UPDATE broadcasts SET state = ?, created = created + ?, completed_at = ? WHERE id = ?`, StateDone, created, now, b.ID).Exec(ctx)
+			err := q.BroadcastFinish(ctx, &store.BroadcastFinishParams{ID: b.ID, State: StateDone, Created: created, At: now})
 			if err == nil {
 				f.logger.InfoContext(ctx, "broadcast done", "broadcast", b.ID, "targeted", b.Targeted)
 			}
 			return err
 		}
-		_, err = tx.NewRaw(`UPDATE broadcasts SET checkpoint = ?, created = created + ? WHERE id = ?`, docs[len(docs)-1].ID, created, b.ID).Exec(ctx)
-		return err
+		return q.BroadcastSetCheckpoint(ctx, &store.BroadcastSetCheckpointParams{ID: b.ID, Checkpoint: docs[len(docs)-1].ID, Created: created})
 	})
 	if err != nil {
 		return false, fmt.Errorf("broadcast: chunk: %w", err)
@@ -324,16 +320,19 @@ func (f *FanOut) Chunk(ctx context.Context) (bool, error) {
 	return worked, nil
 }
 
-// audienceQuery selects the audience's active doctors.
-func audienceQuery(db bun.IDB, a Audience) *bun.SelectQuery {
-	q := db.NewSelect().Model((*domain.Doctor)(nil)).Where("active")
+// audienceOf is the data layer's selection of the audience's doctors.
+func audienceOf(a Audience) *store.BroadcastAudience {
 	switch a.Kind {
 	case AudienceClinic:
-		q = q.Where("clinic = ?", a.Value)
+		return &store.BroadcastAudience{Clinic: &a.Value}
 	case AudienceSpecialty:
-		q = q.Where("specialty = ?", a.Value)
+		return &store.BroadcastAudience{Specialty: &a.Value}
 	case AudienceDoctors:
-		q = q.Where("(id IN (?) OR external_user_id IN (?))", bun.List(a.Doctors), bun.List(a.Doctors))
+		doctors := a.Doctors
+		if doctors == nil {
+			doctors = []string{}
+		}
+		return &store.BroadcastAudience{Doctors: doctors}
 	}
-	return q
+	return &store.BroadcastAudience{}
 }

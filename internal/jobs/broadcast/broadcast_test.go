@@ -13,6 +13,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/jobs/broadcast"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
@@ -75,7 +76,7 @@ func TestFanOutResumesAfterKill(t *testing.T) {
 			}
 			want := n
 			ctx := context.Background()
-			b, err := broadcast.Create(ctx, env.DB, broadcast.Request{Title: "Portal maintenance", Body: "Saturday 22:00-23:00",
+			b, err := broadcast.Create(ctx, store.NewQueries(env.DB), broadcast.Request{Title: "Portal maintenance", Body: "Saturday 22:00-23:00",
 				Audience: broadcast.Audience{Kind: broadcast.AudienceAll}}, t0)
 			if err != nil {
 				t.Fatal(err)
@@ -89,14 +90,14 @@ func TestFanOutResumesAfterKill(t *testing.T) {
 			first := broadcast.NewFanOut(env.DB, notifier, broadcast.Options{ChunkSize: chunk, Pause: 5 * time.Millisecond}, nil, discard)
 			go func() { done <- first.Run(runCtx, 10*time.Millisecond) }()
 			testenv.Eventually(t, 5*time.Minute, "a third notified", func() (bool, string) {
-				p, err := broadcast.Get(ctx, env.DB, b.ID)
+				p, err := broadcast.Get(ctx, store.NewQueries(env.DB), b.ID)
 				return err == nil && p.Created >= want/3, fmt.Sprint(p.Created, err)
 			})
 			kill()
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
-			p, err := broadcast.Get(ctx, env.DB, b.ID)
+			p, err := broadcast.Get(ctx, store.NewQueries(env.DB), b.ID)
 			if err != nil || p.State != broadcast.StateRunning || p.Created >= want || p.Targeted != want {
 				t.Fatalf("after the kill: %+v %v", p.Broadcast, err)
 			}
@@ -108,10 +109,10 @@ func TestFanOutResumesAfterKill(t *testing.T) {
 				if _, err := second.Chunk(ctx); err != nil {
 					t.Fatal(err)
 				}
-				p, err := broadcast.Get(ctx, env.DB, b.ID)
+				p, err := broadcast.Get(ctx, store.NewQueries(env.DB), b.ID)
 				return err == nil && p.State == broadcast.StateDone, fmt.Sprint(p.Created, err)
 			})
-			p, err = broadcast.Get(ctx, env.DB, b.ID)
+			p, err = broadcast.Get(ctx, store.NewQueries(env.DB), b.ID)
 			if err != nil || p.State != broadcast.StateDone || p.Created != want || p.Targeted != want {
 				t.Fatalf("done: %+v %v", p.Broadcast, err)
 			}
@@ -132,7 +133,7 @@ func TestFanOutResumesAfterKill(t *testing.T) {
 			if _, err := env.DB.NewRaw(`UPDATE deliveries SET status = 'failed' WHERE notification_id IN (SELECT id FROM notifications WHERE doctor_id = 'doc-000003')`).Exec(ctx); err != nil {
 				t.Fatal(err)
 			}
-			p, err = broadcast.Get(ctx, env.DB, b.ID)
+			p, err = broadcast.Get(ctx, store.NewQueries(env.DB), b.ID)
 			if err != nil || p.Delivered != 2 || p.Failed != 1 {
 				t.Fatalf("progress: delivered %d failed %d, %v", p.Delivered, p.Failed, err)
 			}
@@ -148,11 +149,11 @@ func TestAudiences(t *testing.T) {
 	ctx := context.Background()
 	notifier := notify.New(env.Outbox, env.Config.TopicSendNotification, env.Config.PortalURL, func() time.Time { return t0 })
 	fan := broadcast.NewFanOut(env.DB, notifier, broadcast.Options{ChunkSize: 4}, nil, discard)
-	clinic, err := broadcast.Create(ctx, env.DB, broadcast.Request{Title: "t", Body: "b", Audience: broadcast.Audience{Kind: broadcast.AudienceClinic, Value: "north"}}, t0)
+	clinic, err := broadcast.Create(ctx, store.NewQueries(env.DB), broadcast.Request{Title: "t", Body: "b", Audience: broadcast.Audience{Kind: broadcast.AudienceClinic, Value: "north"}}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := broadcast.Create(ctx, env.DB, broadcast.Request{Title: "t", Body: "b", Category: domain.CategoryOrders,
+	list, err := broadcast.Create(ctx, store.NewQueries(env.DB), broadcast.Request{Title: "t", Body: "b", Category: domain.CategoryOrders,
 		Audience: broadcast.Audience{Kind: broadcast.AudienceDoctors, Doctors: []string{"doc-000001", "ext-000002", "nobody"}}}, t0.Add(time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +168,7 @@ func TestAudiences(t *testing.T) {
 		}
 	}
 	for id, want := range map[string]int{clinic.ID: 10, list.ID: 2} {
-		p, err := broadcast.Get(ctx, env.DB, id)
+		p, err := broadcast.Get(ctx, store.NewQueries(env.DB), id)
 		if err != nil || p.Created != want || p.Targeted != want || p.State != broadcast.StateDone {
 			t.Fatalf("broadcast %s: %+v %v", id, p.Broadcast, err)
 		}
@@ -178,7 +179,7 @@ func TestAudiences(t *testing.T) {
 		{Audience: broadcast.Audience{Kind: broadcast.AudienceDoctors}},
 		{Audience: broadcast.Audience{Kind: broadcast.AudienceAll}, Category: domain.CategoryCriticalResults},
 	} {
-		if _, err := broadcast.Create(ctx, env.DB, bad, t0); err == nil {
+		if _, err := broadcast.Create(ctx, store.NewQueries(env.DB), bad, t0); err == nil {
 			t.Errorf("accepted %+v", bad)
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	robfig "github.com/robfig/cron/v3"
 	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Off disables a job when given as its schedule.
@@ -55,7 +57,7 @@ type scheduled struct {
 
 // Runner runs the jobs' due slots.
 type Runner struct {
-	db       *bun.DB
+	q        store.CronRunExecutor
 	jobs     []*scheduled
 	instance string
 	now      func() time.Time
@@ -71,7 +73,7 @@ func NewRunner(db *bun.DB, jobs []Job, instance string, now func() time.Time, re
 	if now == nil {
 		now = time.Now
 	}
-	r := &Runner{db: db, instance: instance, now: now, logger: logger}
+	r := &Runner{q: store.NewQueries(db), instance: instance, now: now, logger: logger}
 	start := now().UTC()
 	for _, j := range jobs {
 		s, err := Parse(j.Spec)
@@ -166,16 +168,11 @@ func (r *Runner) RunDue(ctx context.Context) ([]Ran, error) {
 }
 
 func (r *Runner) claim(ctx context.Context, job string, slot, now time.Time) (bool, error) {
-	res, err := r.db.NewRaw(`INSERT INTO cron_runs (job, slot, instance, started_at, status) VALUES (?, ?, ?, ?, 'running')
-ON CONFLICT (job, slot) DO NOTHING`, job, slot, r.instance, now).Exec(ctx)
+	claimed, err := r.q.CronRunClaim(ctx, &store.CronRunClaimParams{Job: job, Slot: slot, Instance: r.instance, At: now})
 	if err != nil {
-		return false, fmt.Errorf("cron: claim %s at %s: %w", job, slot.Format(time.RFC3339), err)
+		return false, fmt.Errorf("cron: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("cron: claim %s: %w", job, err)
-	}
-	return n == 1, nil
+	return claimed, nil
 }
 
 func (r *Runner) runOne(ctx context.Context, j *scheduled, slot time.Time) (runErr error) {
@@ -201,8 +198,9 @@ func (r *Runner) runOne(ctx context.Context, j *scheduled, slot time.Time) (runE
 		r.runs.WithLabelValues(j.Name, outcome).Inc()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, err := r.db.NewRaw(`UPDATE cron_runs SET status = ?, error = ?, finished_at = ? WHERE job = ? AND slot = ?`,
-			status, truncate(msg, 2000), r.now().UTC(), j.Name, slot).Exec(fctx); err != nil {
+		if err := r.q.CronRunFinish(fctx, &store.CronRunFinishParams{
+			Job: j.Name, Slot: slot, Status: status, Error: truncate(msg, 2000), At: r.now().UTC(),
+		}); err != nil {
 			r.logger.ErrorContext(ctx, "cron: record run", "job", j.Name, "error", err)
 		}
 	}()

@@ -17,6 +17,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // PeriodEnd is the end of the latest digest period at or before now for a
@@ -65,14 +66,9 @@ func (j *Job) Run(ctx context.Context, _ time.Time) error {
 
 // Once makes every due digest and returns how many digest emails it queued.
 func (j *Job) Once(ctx context.Context) (int, error) {
-	var subs []struct {
-		DoctorID  string    `bun:"doctor_id"`
-		Digest    string    `bun:"digest"`
-		UpdatedAt time.Time `bun:"updated_at"`
-	}
-	if err := j.db.NewRaw(`SELECT p.doctor_id, p.digest, p.updated_at FROM doctor_preferences p JOIN doctors d ON d.id = p.doctor_id
-WHERE p.digest <> 'off' AND p.digest <> '' AND d.active ORDER BY p.doctor_id`).Scan(ctx, &subs); err != nil {
-		return 0, fmt.Errorf("digest: subscribers: %w", err)
+	subs, err := store.NewQueries(j.db).DigestListSubscribers(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("digest: %w", err)
 	}
 	sent := 0
 	for _, s := range subs {
@@ -91,6 +87,7 @@ WHERE p.digest <> 'off' AND p.digest <> '' AND d.active ORDER BY p.doctor_id`).S
 func (j *Job) one(ctx context.Context, doctorID, setting string, enabledAt time.Time) (bool, error) {
 	sent := false
 	err := j.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		q := store.NewQueries(tx)
 		var doc domain.Doctor
 		if err := tx.NewSelect().Model(&doc).Where("id = ?", doctorID).Scan(ctx); err != nil {
 			return fmt.Errorf("digest: doctor: %w", err)
@@ -101,28 +98,29 @@ func (j *Job) one(ctx context.Context, doctorID, setting string, enabledAt time.
 			j.logger.WarnContext(ctx, "digest: unknown digest setting", "doctor_id", doctorID, "digest", setting)
 			return nil
 		}
-		var last []time.Time
-		if err := tx.NewRaw(`SELECT period_end FROM digests WHERE doctor_id = ? ORDER BY period_end DESC LIMIT 1`, doctorID).Scan(ctx, &last); err != nil {
-			return fmt.Errorf("digest: last digest: %w", err)
-		}
 		since := enabledAt.UTC()
-		if len(last) == 1 {
-			since = last[0].UTC()
+		last, ok, err := q.DigestGetLastPeriodEnd(ctx, doctorID)
+		if err != nil {
+			return fmt.Errorf("digest: %w", err)
+		}
+		if ok {
+			since = last
 		}
 		if !end.After(since) {
 			return nil
 		}
-		var items int
-		if err := tx.NewRaw(`SELECT COUNT(*) FROM notifications WHERE doctor_id = ? AND created_at > ? AND created_at <= ?
-AND category NOT IN (?, ?) AND type <> ?`, doctorID, since, end, domain.CategoryCriticalResults, domain.CategorySecurity, templates.TypeDigest).Scan(ctx, &items); err != nil {
-			return fmt.Errorf("digest: count: %w", err)
-		}
-		res, err := tx.NewRaw(`INSERT INTO digests (doctor_id, period_end, items, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (doctor_id, period_end) DO NOTHING`,
-			doctorID, end, items, now).Exec(ctx)
+		items, err := q.DigestCountItems(ctx, &store.DigestCountItemsParams{
+			DoctorID: doctorID, After: since, Until: end,
+			ExcludeCategories: []string{string(domain.CategoryCriticalResults), string(domain.CategorySecurity)}, ExcludeType: templates.TypeDigest,
+		})
 		if err != nil {
-			return fmt.Errorf("digest: record: %w", err)
+			return fmt.Errorf("digest: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 || items == 0 {
+		recorded, err := q.DigestInsert(ctx, &store.DigestInsertParams{DoctorID: doctorID, PeriodEnd: end, Items: items, At: now})
+		if err != nil {
+			return fmt.Errorf("digest: %w", err)
+		}
+		if !recorded || items == 0 {
 			return nil
 		}
 		id, _, err := j.notifier.NotifyDoctor(ctx, tx, notify.Intent{
@@ -133,8 +131,8 @@ AND category NOT IN (?, ?) AND type <> ?`, doctorID, since, end, domain.Category
 		if err != nil {
 			return err
 		}
-		if _, err := tx.NewRaw(`UPDATE digests SET notification_id = ? WHERE doctor_id = ? AND period_end = ?`, id, doctorID, end).Exec(ctx); err != nil {
-			return fmt.Errorf("digest: record notification: %w", err)
+		if err := q.DigestSetNotification(ctx, &store.DigestSetNotificationParams{DoctorID: doctorID, PeriodEnd: end, NotificationID: id}); err != nil {
+			return fmt.Errorf("digest: %w", err)
 		}
 		sent = true
 		return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // WeekStart is the Monday 00:00 UTC starting the week of t.
@@ -49,36 +50,35 @@ func (w *Weekly) Run(ctx context.Context, _ time.Time) error {
 // one, to each doctor once; it returns how many it sent.
 func (w *Weekly) Once(ctx context.Context) (int, error) {
 	week := WeekStart(w.now())
-	var ids []string
-	if err := w.db.NewRaw(`SELECT d.id FROM doctors d LEFT JOIN doctor_preferences p ON p.doctor_id = d.id
-WHERE d.active AND COALESCE(p.weekly_summary, TRUE)
-  AND NOT EXISTS (SELECT 1 FROM weekly_summaries s WHERE s.doctor_id = d.id AND s.week_start = ?)
-ORDER BY d.id`, week).Scan(ctx, &ids); err != nil {
-		return 0, fmt.Errorf("weekly summary: doctors: %w", err)
+	ids, err := store.NewQueries(w.db).WeeklySummaryListDue(ctx, week)
+	if err != nil {
+		return 0, fmt.Errorf("weekly summary: %w", err)
 	}
 	sent := 0
 	for _, id := range ids {
 		err := w.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			res, err := tx.NewRaw(`INSERT INTO weekly_summaries (doctor_id, week_start, created_at) VALUES (?, ?, ?) ON CONFLICT (doctor_id, week_start) DO NOTHING`,
-				id, week, w.now().UTC()).Exec(ctx)
+			q := store.NewQueries(tx)
+			recorded, err := q.WeeklySummaryInsert(ctx, &store.WeeklySummaryInsertParams{DoctorID: id, WeekStart: week, At: w.now().UTC()})
 			if err != nil {
-				return fmt.Errorf("weekly summary: record: %w", err)
+				return fmt.Errorf("weekly summary: %w", err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
+			if !recorded {
 				return nil
 			}
 			var doc domain.Doctor
 			if err := tx.NewSelect().Model(&doc).Where("id = ?", id).Scan(ctx); err != nil {
 				return fmt.Errorf("weekly summary: doctor: %w", err)
 			}
-			var results, pending int
-			if err := tx.NewRaw(`SELECT COUNT(*) FROM notifications WHERE doctor_id = ? AND on_behalf_of IS NULL AND category IN (?, ?)
-AND created_at >= ? AND created_at < ?`, id, domain.CategoryResults, domain.CategoryCriticalResults, week.AddDate(0, 0, -7), week).Scan(ctx, &results); err != nil {
-				return fmt.Errorf("weekly summary: results: %w", err)
+			results, err := q.WeeklySummaryCountResults(ctx, &store.WeeklySummaryCountResultsParams{
+				DoctorID: id, Categories: []string{string(domain.CategoryResults), string(domain.CategoryCriticalResults)},
+				From: week.AddDate(0, 0, -7), To: week,
+			})
+			if err != nil {
+				return fmt.Errorf("weekly summary: %w", err)
 			}
-			if err := tx.NewRaw(`SELECT COUNT(*) FROM orders o JOIN order_doctors od ON od.order_id = o.id
-WHERE od.doctor_external_id = ? AND o.status NOT IN ('completed', 'cancelled')`, doc.ExternalUserID).Scan(ctx, &pending); err != nil {
-				return fmt.Errorf("weekly summary: pending orders: %w", err)
+			pending, err := q.WeeklySummaryCountPendingOrders(ctx, doc.ExternalUserID)
+			if err != nil {
+				return fmt.Errorf("weekly summary: %w", err)
 			}
 			nid, _, err := w.notifier.NotifyDoctor(ctx, tx, notify.Intent{
 				Key: "weekly/" + id + "/" + week.Format(time.DateOnly), SourceEventID: "weekly-summary", Type: templates.TypeWeeklySummary,
@@ -88,8 +88,8 @@ WHERE od.doctor_external_id = ? AND o.status NOT IN ('completed', 'cancelled')`,
 			if err != nil {
 				return err
 			}
-			if _, err := tx.NewRaw(`UPDATE weekly_summaries SET notification_id = ? WHERE doctor_id = ? AND week_start = ?`, nid, id, week).Exec(ctx); err != nil {
-				return fmt.Errorf("weekly summary: record notification: %w", err)
+			if err := q.WeeklySummarySetNotification(ctx, &store.WeeklySummarySetNotificationParams{DoctorID: id, WeekStart: week, NotificationID: nid}); err != nil {
+				return fmt.Errorf("weekly summary: %w", err)
 			}
 			sent++
 			return nil

@@ -10,7 +10,6 @@ package escalation
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,11 +115,9 @@ func (l *Ladder) Tick(ctx context.Context) (int, error) {
 	}
 	steps := 0
 	for {
-		var due []string
-		now := l.now().UTC()
-		if err := l.db.NewRaw(`SELECT notification_id FROM escalations WHERE state = ? AND next_at <= ? ORDER BY next_at, notification_id LIMIT ?`,
-			StateActive, now, batch).Scan(ctx, &due); err != nil {
-			return steps, fmt.Errorf("escalation: due ladders: %w", err)
+		due, err := store.NewQueries(l.db).EscalationListDue(ctx, &store.EscalationListDueParams{State: StateActive, Now: l.now().UTC(), Limit: batch})
+		if err != nil {
+			return steps, fmt.Errorf("escalation: %w", err)
 		}
 		for _, id := range due {
 			took, err := l.step(ctx, id)
@@ -142,30 +139,22 @@ func (l *Ladder) Tick(ctx context.Context) (int, error) {
 // (copies made for covering doctors do not escalate by themselves).
 func (l *Ladder) seed(ctx context.Context) error {
 	now := l.now().UTC()
-	var ids []struct {
-		ID        string    `bun:"id"`
-		CreatedAt time.Time `bun:"created_at"`
-	}
-	if err := l.db.NewRaw(`SELECT n.id, n.created_at FROM notifications n
-WHERE n.priority = ? AND n.acknowledged_at IS NULL AND n.state = ? AND n.on_behalf_of IS NULL
-  AND n.created_at <= ? AND n.created_at > ?
-  AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.notification_id = n.id)
-ORDER BY n.created_at LIMIT 1000`, domain.PriorityCritical, domain.StateActive, now.Add(-l.opts.SLA), now.Add(-l.opts.Lookback)).Scan(ctx, &ids); err != nil {
+	q := store.NewQueries(l.db)
+	ids, err := q.EscalationListBreaches(ctx, &store.EscalationListBreachesParams{
+		Priority: string(domain.PriorityCritical), State: string(domain.StateActive),
+		CreatedBefore: now.Add(-l.opts.SLA), CreatedAfter: now.Add(-l.opts.Lookback),
+	})
+	if err != nil {
 		return fmt.Errorf("escalation: find breaches: %w", err)
 	}
 	for _, n := range ids {
-		if _, err := l.db.NewRaw(`INSERT INTO escalations (notification_id, level, state, next_at, created_at, updated_at)
-VALUES (?, 0, ?, ?, ?, ?) ON CONFLICT (notification_id) DO NOTHING`, n.ID, StateActive, n.CreatedAt.UTC().Add(l.opts.SLA), now, now).Exec(ctx); err != nil {
-			return fmt.Errorf("escalation: start ladder: %w", err)
+		if err := q.EscalationStart(ctx, &store.EscalationStartParams{
+			NotificationID: n.ID, State: StateActive, NextAt: n.CreatedAt.UTC().Add(l.opts.SLA), At: now,
+		}); err != nil {
+			return fmt.Errorf("escalation: %w", err)
 		}
 	}
 	return nil
-}
-
-type ladderRow struct {
-	Level  int       `bun:"level"`
-	State  string    `bun:"state"`
-	NextAt time.Time `bun:"next_at"`
 }
 
 // step takes the next step of one ladder, in one transaction with the
@@ -175,13 +164,9 @@ func (l *Ladder) step(ctx context.Context, id string) (bool, error) {
 	level := 0
 	err := l.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		now := l.now().UTC()
-		lock := ""
-		if !store.IsSQLite(l.db) {
-			lock = " FOR UPDATE SKIP LOCKED"
-		}
-		var e ladderRow
-		err := tx.NewRaw(`SELECT level, state, next_at FROM escalations WHERE notification_id = ?`+lock, id).Scan(ctx, &e)
-		if errors.Is(err, sql.ErrNoRows) {
+		q := store.NewQueries(tx)
+		e, err := q.EscalationGetForUpdate(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
 			return nil // another replica holds it
 		}
 		if err != nil {
@@ -194,15 +179,15 @@ func (l *Ladder) step(ctx context.Context, id string) (bool, error) {
 		if err := tx.NewSelect().Model(&n).Where("id = ?", id).Scan(ctx); err != nil {
 			return fmt.Errorf("escalation: load notification: %w", err)
 		}
-		acked, err := Acknowledged(ctx, tx, n)
+		acked, err := Acknowledged(ctx, q, n)
 		if err != nil {
 			return err
 		}
 		if acked || n.State != domain.StateActive {
-			return l.setState(ctx, tx, id, StateStopped, now)
+			return setState(ctx, q, id, StateStopped, now)
 		}
-		var done []string
-		if err := tx.NewRaw(`SELECT kind FROM escalation_steps WHERE notification_id = ?`, id).Scan(ctx, &done); err != nil {
+		done, err := q.EscalationStepListKinds(ctx, id)
+		if err != nil {
 			return fmt.Errorf("escalation: steps taken: %w", err)
 		}
 		level = e.Level + 1
@@ -217,18 +202,19 @@ func (l *Ladder) step(ctx context.Context, id string) (bool, error) {
 			if !ok {
 				continue
 			}
-			if _, err := tx.NewRaw(`INSERT INTO escalation_steps (notification_id, level, kind, channel, doctor_id, escalated_notification_id, at)
-VALUES (?, ?, ?, ?, ?, ?, ?)`, id, level, kind, st.channel, st.doctorID, st.notificationID, now).Exec(ctx); err != nil {
+			if err := q.EscalationStepInsert(ctx, &store.EscalationStep{
+				NotificationID: id, Level: level, Kind: kind, Channel: st.channel, DoctorID: st.doctorID,
+				EscalatedNotificationID: st.notificationID, At: now,
+			}); err != nil {
 				return fmt.Errorf("escalation: record step: %w", err)
 			}
-			if _, err := tx.NewRaw(`UPDATE escalations SET level = ?, next_at = ?, updated_at = ? WHERE notification_id = ?`,
-				level, now.Add(l.opts.SLA), now, id).Exec(ctx); err != nil {
+			if err := q.EscalationAdvance(ctx, &store.EscalationAdvanceParams{NotificationID: id, Level: level, NextAt: now.Add(l.opts.SLA), At: now}); err != nil {
 				return fmt.Errorf("escalation: next step: %w", err)
 			}
 			took = true
 			return nil
 		}
-		return l.setState(ctx, tx, id, StateExhausted, now)
+		return setState(ctx, q, id, StateExhausted, now)
 	})
 	if err != nil {
 		return false, err
@@ -239,23 +225,22 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`, id, level, kind, st.channel, st.doctorID, st.noti
 	return took, nil
 }
 
-func (l *Ladder) setState(ctx context.Context, tx bun.Tx, id, state string, now time.Time) error {
-	if _, err := tx.NewRaw(`UPDATE escalations SET state = ?, updated_at = ? WHERE notification_id = ?`, state, now, id).Exec(ctx); err != nil {
-		return fmt.Errorf("escalation: mark %s: %w", state, err)
+func setState(ctx context.Context, q store.EscalationExecutor, id, state string, now time.Time) error {
+	if err := q.EscalationSetState(ctx, &store.EscalationSetStateParams{NotificationID: id, State: state, At: now}); err != nil {
+		return fmt.Errorf("escalation: %w", err)
 	}
 	return nil
 }
 
 // Acknowledged reports whether n, or a copy the ladder made of it, has been
 // acknowledged.
-func Acknowledged(ctx context.Context, db bun.IDB, n domain.Notification) (bool, error) {
+func Acknowledged(ctx context.Context, q store.EscalationExecutor, n domain.Notification) (bool, error) {
 	if n.AcknowledgedAt != nil {
 		return true, nil
 	}
-	var k int
-	err := db.NewRaw(`SELECT COUNT(*) FROM notifications WHERE dedup_key LIKE ? AND acknowledged_at IS NOT NULL`, copyKey(n.ID)+"|%").Scan(ctx, &k)
+	k, err := q.EscalationCountAcknowledgedCopies(ctx, copyKey(n.ID)+"|")
 	if err != nil {
-		return false, fmt.Errorf("escalation: acknowledged copies: %w", err)
+		return false, fmt.Errorf("escalation: %w", err)
 	}
 	return k > 0, nil
 }
@@ -308,9 +293,9 @@ func nextChannel(ctx context.Context, tx bun.Tx, n domain.Notification) (domain.
 	if err != nil {
 		return "", err
 	}
-	var tried []string
-	if err := tx.NewRaw(`SELECT channel FROM deliveries WHERE notification_id = ?`, n.ID).Scan(ctx, &tried); err != nil {
-		return "", fmt.Errorf("escalation: tried channels: %w", err)
+	tried, err := store.NewQueries(tx).EscalationListTriedChannels(ctx, n.ID)
+	if err != nil {
+		return "", fmt.Errorf("escalation: %w", err)
 	}
 	for _, ch := range prefs.FallbackOrder {
 		if !slices.Contains(tried, string(ch)) {
@@ -352,20 +337,24 @@ func (l *Ladder) copyTo(ctx context.Context, tx bun.Tx, n domain.Notification, d
 
 // Step is one recorded step of a notification's ladder.
 type Step struct {
-	Level                   int       `bun:"level" json:"level"`
-	Kind                    string    `bun:"kind" json:"kind"`
-	Channel                 string    `bun:"channel" json:"channel,omitempty"`
-	DoctorID                string    `bun:"doctor_id" json:"doctor_id"`
-	EscalatedNotificationID string    `bun:"escalated_notification_id" json:"escalated_notification_id,omitempty"`
-	At                      time.Time `bun:"at" json:"at"`
+	Level                   int       `json:"level"`
+	Kind                    string    `json:"kind"`
+	Channel                 string    `json:"channel,omitempty"`
+	DoctorID                string    `json:"doctor_id"`
+	EscalatedNotificationID string    `json:"escalated_notification_id,omitempty"`
+	At                      time.Time `json:"at"`
 }
 
 // Steps lists the steps taken for a notification, in order.
-func Steps(ctx context.Context, db bun.IDB, notificationID string) ([]Step, error) {
+func Steps(ctx context.Context, q store.EscalationExecutor, notificationID string) ([]Step, error) {
+	rows, err := q.EscalationStepList(ctx, notificationID)
+	if err != nil {
+		return nil, fmt.Errorf("escalation: %w", err)
+	}
 	var out []Step
-	if err := db.NewRaw(`SELECT level, kind, channel, doctor_id, escalated_notification_id, at FROM escalation_steps
-WHERE notification_id = ? ORDER BY level`, notificationID).Scan(ctx, &out); err != nil {
-		return nil, fmt.Errorf("escalation: steps: %w", err)
+	for _, r := range rows {
+		out = append(out, Step{Level: r.Level, Kind: r.Kind, Channel: r.Channel, DoctorID: r.DoctorID,
+			EscalatedNotificationID: r.EscalatedNotificationID, At: r.At})
 	}
 	return out, nil
 }

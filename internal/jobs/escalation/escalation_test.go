@@ -13,6 +13,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/core/templates"
 	"github.com/rfd-notify/rfd/internal/jobs/escalation"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
@@ -90,7 +91,7 @@ func (f *fixture) tick(at time.Time) int {
 
 func (f *fixture) steps(id string) []escalation.Step {
 	f.t.Helper()
-	s, err := escalation.Steps(context.Background(), f.env.DB, id)
+	s, err := escalation.Steps(context.Background(), store.NewQueries(f.env.DB), id)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Collector exports the poison table's depth at scrape time:
@@ -14,7 +16,7 @@ import (
 // Reading the table on each scrape keeps every replica's answer the same
 // and right after a CLI replay or discard.
 type Collector struct {
-	db      *bun.DB
+	q       store.PoisonMessageExecutor
 	now     func() time.Time
 	pending *prometheus.Desc
 	oldest  *prometheus.Desc
@@ -27,7 +29,7 @@ func NewCollector(db *bun.DB, now func() time.Time) *Collector {
 		now = time.Now
 	}
 	return &Collector{
-		db: db, now: now,
+		q: store.NewQueries(db), now: now,
 		pending: prometheus.NewDesc("rfd_poison_pending", "Poisoned messages waiting for an operator, by original topic and poison class.",
 			[]string{"topic", "reason"}, nil),
 		oldest: prometheus.NewDesc("rfd_poison_oldest_pending_age_seconds", "Age of the oldest poisoned message waiting for an operator (0 when none).", nil, nil),
@@ -50,25 +52,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	failed := 0.0
-	var rows []struct {
-		Topic string `bun:"topic"`
-		Class string `bun:"class"`
-		N     int    `bun:"n"`
-	}
-	if err := c.db.NewRaw(`SELECT topic, class, COUNT(*) AS n FROM poison_messages WHERE state = ? GROUP BY topic, class`, StatePending).Scan(ctx, &rows); err != nil {
+	rows, err := c.q.PoisonMessageCountByTopicClass(ctx, StatePending)
+	if err != nil {
 		failed = 1
 	}
 	for _, r := range rows {
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(r.N), r.Topic, r.Class)
 	}
 	age := 0.0
-	var oldest []Message
-	if err := c.db.NewSelect().Model(&oldest).Column("id", "first_seen_at").Where("state = ?", StatePending).
-		Order("first_seen_at").Limit(1).Scan(ctx); err != nil {
+	oldest, ok, err := c.q.PoisonMessageGetOldestSeen(ctx, StatePending)
+	if err != nil {
 		failed = 1
 	}
-	if len(oldest) == 1 {
-		age = max(0, c.now().Sub(oldest[0].FirstSeenAt).Seconds())
+	if ok {
+		age = max(0, c.now().Sub(oldest).Seconds())
 	}
 	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
 	ch <- prometheus.MustNewConstMetric(c.errors, prometheus.GaugeValue, failed)

@@ -9,9 +9,7 @@ package poison
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -55,25 +53,32 @@ const maxReason = 2000
 
 // Message is one poisoned message.
 type Message struct {
-	bun.BaseModel `bun:"table:poison_messages"`
+	ID              string            `json:"id"`
+	MessageID       string            `json:"message_id"`
+	Topic           string            `json:"topic"`
+	Handler         string            `json:"handler"`
+	Class           string            `json:"class"`
+	Reason          string            `json:"reason"`
+	Attempts        int               `json:"attempts"`
+	TimesPoisoned   int               `json:"times_poisoned"`
+	Payload         string            `json:"payload"`
+	PayloadEncoding string            `json:"payload_encoding"`
+	Metadata        map[string]string `json:"metadata"`
+	FirstSeenAt     time.Time         `json:"first_seen_at"`
+	LastSeenAt      time.Time         `json:"last_seen_at"`
+	State           string            `json:"state"`
+	StateReason     string            `json:"state_reason,omitempty"`
+	StateChangedBy  string            `json:"state_changed_by,omitempty"`
+	StateChangedAt  *time.Time        `json:"state_changed_at,omitempty"`
+}
 
-	ID              string            `bun:"id,pk" json:"id"`
-	MessageID       string            `bun:"message_id" json:"message_id"`
-	Topic           string            `bun:"topic" json:"topic"`
-	Handler         string            `bun:"handler" json:"handler"`
-	Class           string            `bun:"class" json:"class"`
-	Reason          string            `bun:"reason" json:"reason"`
-	Attempts        int               `bun:"attempts" json:"attempts"`
-	TimesPoisoned   int               `bun:"times_poisoned" json:"times_poisoned"`
-	Payload         string            `bun:"payload" json:"payload"`
-	PayloadEncoding string            `bun:"payload_encoding" json:"payload_encoding"`
-	Metadata        map[string]string `bun:"metadata,type:json" json:"metadata"`
-	FirstSeenAt     time.Time         `bun:"first_seen_at" json:"first_seen_at"`
-	LastSeenAt      time.Time         `bun:"last_seen_at" json:"last_seen_at"`
-	State           string            `bun:"state" json:"state"`
-	StateReason     string            `bun:"state_reason" json:"state_reason,omitempty"`
-	StateChangedBy  string            `bun:"state_changed_by" json:"state_changed_by,omitempty"`
-	StateChangedAt  *time.Time        `bun:"state_changed_at" json:"state_changed_at,omitempty"`
+func fromRow(r *store.PoisonMessage) Message {
+	return Message{
+		ID: r.ID, MessageID: r.MessageID, Topic: r.Topic, Handler: r.Handler, Class: r.Class, Reason: r.Reason,
+		Attempts: r.Attempts, TimesPoisoned: r.TimesPoisoned, Payload: r.Payload, PayloadEncoding: r.PayloadEncoding,
+		Metadata: r.Metadata, FirstSeenAt: r.FirstSeenAt, LastSeenAt: r.LastSeenAt, State: r.State,
+		StateReason: r.StateReason, StateChangedBy: r.StateChangedBy, StateChangedAt: r.StateChangedAt,
+	}
 }
 
 // RawPayload is the payload as it was poisoned.
@@ -103,6 +108,7 @@ var ErrNotFound = errors.New("no such poisoned message")
 // Service drains, lists, replays and discards poisoned messages.
 type Service struct {
 	db     *bun.DB
+	q      *store.Queries
 	outbox *outbox.Publisher
 	inbox  *store.Inbox
 	now    func() time.Time
@@ -113,7 +119,7 @@ func New(db *bun.DB, ob *outbox.Publisher, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, outbox: ob, inbox: store.NewInbox(db), now: now}
+	return &Service{db: db, q: store.NewQueries(db), outbox: ob, inbox: store.NewInbox(db), now: now}
 }
 
 // DB is the database the service works on.
@@ -139,10 +145,6 @@ func (s *Service) Store(ctx context.Context, tx bun.Tx, msg *message.Message) er
 	if md == nil {
 		md = map[string]string{}
 	}
-	meta, err := json.Marshal(md)
-	if err != nil {
-		return fmt.Errorf("poison: encode metadata: %w", err)
-	}
 	payload, enc := string(msg.Payload), "utf8"
 	if !utf8.Valid(msg.Payload) {
 		payload, enc = base64.StdEncoding.EncodeToString(msg.Payload), "base64"
@@ -156,17 +158,11 @@ func (s *Service) Store(ctx context.Context, tx bun.Tx, msg *message.Message) er
 	if len(reason) > maxReason {
 		reason = reason[:maxReason]
 	}
-	now := s.now().UTC()
-	_, err = tx.NewRaw(`INSERT INTO poison_messages (id, message_id, topic, handler, class, reason, attempts, times_poisoned,
-	payload, payload_encoding, metadata, first_seen_at, last_seen_at, state)
-VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (topic, handler, message_id) DO UPDATE SET
-	times_poisoned = poison_messages.times_poisoned + 1, last_seen_at = excluded.last_seen_at,
-	class = excluded.class, reason = excluded.reason, attempts = excluded.attempts,
-	payload = excluded.payload, payload_encoding = excluded.payload_encoding, metadata = excluded.metadata,
-	state = excluded.state`,
-		uuid.NewString(), msg.UUID, md[middleware.PoisonedTopicKey], md[middleware.PoisonedHandlerKey], class, reason, attempts,
-		payload, enc, string(meta), now, now, StatePending).Exec(ctx)
+	err := store.NewQueries(tx).PoisonMessageUpsert(ctx, &store.PoisonMessageUpsertParams{
+		ID: uuid.NewString(), MessageID: msg.UUID, Topic: md[middleware.PoisonedTopicKey], Handler: md[middleware.PoisonedHandlerKey],
+		Class: class, Reason: reason, Attempts: attempts, Payload: payload, PayloadEncoding: enc, Metadata: md,
+		At: s.now().UTC(), State: StatePending,
+	})
 	if err != nil {
 		return fmt.Errorf("poison: store message: %w", err)
 	}
@@ -186,28 +182,18 @@ type Filter struct {
 	Limit int
 }
 
-func (f Filter) apply(q *bun.SelectQuery) *bun.SelectQuery {
-	if f.Topic != "" {
-		q = q.Where("topic = ?", f.Topic)
-	}
+// params is the data layer's selection of f, after the page that ends at
+// after (nil: from the start).
+func (f Filter) params(after *store.PoisonMessagePosition) *store.PoisonMessageListParams {
+	p := &store.PoisonMessageListParams{Topic: f.Topic, State: f.State, Since: f.Since, After: after, Limit: f.Limit}
 	switch f.Reason {
 	case "":
 	case ClassPermanent, ClassExhausted, ClassUnknown:
-		q = q.Where("class = ?", f.Reason)
+		p.Class = f.Reason
 	default:
-		q = q.Where("reason LIKE ?", "%"+escapeLike(f.Reason)+"%")
+		p.ReasonContains = f.Reason
 	}
-	if f.State != "" {
-		q = q.Where("state = ?", f.State)
-	}
-	if !f.Since.IsZero() {
-		q = q.Where("last_seen_at >= ?", f.Since.UTC())
-	}
-	return q
-}
-
-func escapeLike(s string) string {
-	return strings.NewReplacer("%", "", "_", "").Replace(s)
+	return p
 }
 
 // Validate checks a filter's values.
@@ -235,39 +221,38 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Message, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
-	var out []Message
-	q := f.apply(s.db.NewSelect().Model(&out))
+	var after *store.PoisonMessagePosition
 	if f.After != "" {
-		var after Message
-		if err := s.db.NewSelect().Model(&after).Column("first_seen_at", "id").Where("id = ?", f.After).Scan(ctx); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil, fmt.Errorf("after: %w", ErrNotFound)
-			}
+		pos, err := s.q.PoisonMessageGetPosition(ctx, f.After)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("after: %w", ErrNotFound)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("poison: list: %w", err)
 		}
-		q = q.Where("(first_seen_at > ? OR (first_seen_at = ? AND id > ?))", after.FirstSeenAt, after.FirstSeenAt, after.ID)
+		after = pos
 	}
-	q = q.Order("first_seen_at", "id")
-	if f.Limit > 0 {
-		q = q.Limit(int64(f.Limit))
+	rows, err := s.q.PoisonMessageList(ctx, f.params(after))
+	if err != nil {
+		return nil, fmt.Errorf("poison: %w", err)
 	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, fmt.Errorf("poison: list: %w", err)
+	out := make([]Message, 0, len(rows))
+	for i := range rows {
+		out = append(out, fromRow(&rows[i]))
 	}
 	return out, nil
 }
 
 // Get returns one message.
 func (s *Service) Get(ctx context.Context, id string) (Message, error) {
-	var m Message
-	err := s.db.NewSelect().Model(&m).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	m, err := s.q.PoisonMessageGet(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return Message{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return Message{}, fmt.Errorf("poison: get: %w", err)
 	}
-	return m, nil
+	return fromRow(m), nil
 }
 
 // Outcome is what happened to one message of a replay or discard.
@@ -318,9 +303,8 @@ func (s *Service) ReplayAll(ctx context.Context, actor Actor, topic, reason stri
 	if topic == "" {
 		return nil, errors.New("replay all: a topic is required")
 	}
-	var ids []string
-	if err := s.db.NewSelect().Model((*Message)(nil)).Column("id").Where("state = ?", StatePending).Where("topic = ?", topic).
-		Order("first_seen_at", "id").Scan(ctx, &ids); err != nil {
+	ids, err := s.q.PoisonMessageListIDs(ctx, &store.PoisonMessageListIDsParams{State: StatePending, Topic: topic})
+	if err != nil {
 		return nil, fmt.Errorf("poison: replay all: %w", err)
 	}
 	return s.Replay(ctx, actor, ids, reason, dryRun)
@@ -329,7 +313,8 @@ func (s *Service) ReplayAll(ctx context.Context, actor Actor, topic, reason stri
 func (s *Service) replayOne(ctx context.Context, actor Actor, id, reason string, dryRun bool) (Outcome, error) {
 	o := Outcome{ID: id}
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		m, pending, err := loadPending(ctx, tx.NewSelect(), id, &o)
+		q := store.NewQueries(tx)
+		m, pending, err := loadPending(ctx, q.PoisonMessageGet, id, &o)
 		if err != nil || !pending {
 			return err
 		}
@@ -341,7 +326,7 @@ func (s *Service) replayOne(ctx context.Context, actor Actor, id, reason string,
 			o.Result = ResultWouldReplay
 			return nil
 		}
-		moved, err := s.move(ctx, tx, id, StateReplayed, actor, reason)
+		moved, err := s.move(ctx, q, id, StateReplayed, actor, reason)
 		if err != nil {
 			return err
 		}
@@ -363,7 +348,7 @@ func (s *Service) replayOne(ctx context.Context, actor Actor, id, reason string,
 		if err := s.outbox.Publish(ctx, tx, m.Topic, msg); err != nil {
 			return fmt.Errorf("poison: replay %s: %w", id, err)
 		}
-		if err := s.audit(ctx, tx, actor, "poison.replay", id, map[string]any{"topic": m.Topic, "handler": m.Handler, "reason": reason}); err != nil {
+		if err := s.audit(ctx, q, actor, "poison.replay", id, map[string]any{"topic": m.Topic, "handler": m.Handler, "reason": reason}); err != nil {
 			return err
 		}
 		o.Result = ResultReplayed
@@ -382,7 +367,8 @@ func (s *Service) Discard(ctx context.Context, actor Actor, ids []string, reason
 	for _, id := range ids {
 		o := Outcome{ID: id}
 		err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			m, pending, err := loadPending(ctx, tx.NewSelect().Column("id", "topic", "handler", "state"), id, &o)
+			q := store.NewQueries(tx)
+			m, pending, err := loadPending(ctx, q.PoisonMessageGetHead, id, &o)
 			if err != nil || !pending {
 				return err
 			}
@@ -390,7 +376,7 @@ func (s *Service) Discard(ctx context.Context, actor Actor, ids []string, reason
 				o.Result = ResultWouldDiscard
 				return nil
 			}
-			moved, err := s.move(ctx, tx, id, StateDiscarded, actor, reason)
+			moved, err := s.move(ctx, q, id, StateDiscarded, actor, reason)
 			if err != nil {
 				return err
 			}
@@ -398,7 +384,7 @@ func (s *Service) Discard(ctx context.Context, actor Actor, ids []string, reason
 				o.Result, o.Detail = ResultSkipped, "changed concurrently"
 				return nil
 			}
-			if err := s.audit(ctx, tx, actor, "poison.discard", id, map[string]any{"topic": m.Topic, "handler": m.Handler, "reason": reason}); err != nil {
+			if err := s.audit(ctx, q, actor, "poison.discard", id, map[string]any{"topic": m.Topic, "handler": m.Handler, "reason": reason}); err != nil {
 				return err
 			}
 			o.Result = ResultDiscarded
@@ -412,18 +398,19 @@ func (s *Service) Discard(ctx context.Context, actor Actor, ids []string, reason
 	return out, nil
 }
 
-// loadPending loads message id with q (which may limit the columns) and
-// fills o's topic and handler. pending=false means o is already the
+// loadPending loads message id with get (which may leave the payload out)
+// and fills o's topic and handler. pending=false means o is already the
 // outcome: skipped, as the message does not exist or is not pending.
-func loadPending(ctx context.Context, q *bun.SelectQuery, id string, o *Outcome) (m Message, pending bool, err error) {
-	err = q.Model(&m).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+func loadPending(ctx context.Context, get func(context.Context, string) (*store.PoisonMessage, error), id string, o *Outcome) (m Message, pending bool, err error) {
+	row, err := get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		o.Result, o.Detail = ResultSkipped, "no such poisoned message"
 		return m, false, nil
 	}
 	if err != nil {
 		return m, false, fmt.Errorf("poison: load %s: %w", id, err)
 	}
+	m = fromRow(row)
 	o.Topic, o.Handler = m.Topic, m.Handler
 	if m.State != StatePending {
 		o.Result, o.Detail = ResultSkipped, "state is "+m.State
@@ -433,34 +420,31 @@ func loadPending(ctx context.Context, q *bun.SelectQuery, id string, o *Outcome)
 }
 
 // move changes a pending message's state; it reports whether it did.
-func (s *Service) move(ctx context.Context, tx bun.Tx, id, state string, actor Actor, reason string) (bool, error) {
-	res, err := tx.NewRaw(`UPDATE poison_messages SET state = ?, state_reason = ?, state_changed_by = ?, state_changed_at = ?
-WHERE id = ? AND state = ?`, state, reason, actor.Type+":"+actor.ID, s.now().UTC(), id, StatePending).Exec(ctx)
+func (s *Service) move(ctx context.Context, q store.PoisonMessageExecutor, id, state string, actor Actor, reason string) (bool, error) {
+	moved, err := q.PoisonMessageMove(ctx, &store.PoisonMessageMoveParams{
+		ID: id, From: StatePending, To: state, Reason: reason, By: actor.Type + ":" + actor.ID, At: s.now().UTC(),
+	})
 	if err != nil {
-		return false, fmt.Errorf("poison: mark %s %s: %w", id, state, err)
+		return false, fmt.Errorf("poison: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return moved, nil
 }
 
 // AuditReveal records that actor saw the unmasked payload of id (or, with
 // id "", of an export).
 func (s *Service) AuditReveal(ctx context.Context, actor Actor, id string, detail map[string]any) error {
-	return s.audit(ctx, s.db, actor, "poison.reveal", id, detail)
+	return s.audit(ctx, s.q, actor, "poison.reveal", id, detail)
 }
 
-func (s *Service) audit(ctx context.Context, db bun.IDB, actor Actor, action, id string, detail map[string]any) error {
-	return s.auditObject(ctx, db, actor, action, "poison_message", id, detail)
+func (s *Service) audit(ctx context.Context, q store.AuditExecutor, actor Actor, action, id string, detail map[string]any) error {
+	return s.auditObject(ctx, q, actor, action, "poison_message", id, detail)
 }
 
-func (s *Service) auditObject(ctx context.Context, db bun.IDB, actor Actor, action, objectType, id string, detail map[string]any) error {
-	raw, err := json.Marshal(detail)
-	if err != nil {
-		return fmt.Errorf("poison: encode audit detail: %w", err)
-	}
-	_, err = db.NewRaw(`INSERT INTO audit_log (occurred_at, actor_type, actor_id, action, object_type, object_id, outcome, source_ip, user_agent, detail)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.now().UTC(), actor.Type, actor.ID, action, objectType, id, "success",
-		actor.IP, actor.UserAgent, string(raw)).Exec(ctx)
+func (s *Service) auditObject(ctx context.Context, q store.AuditExecutor, actor Actor, action, objectType, id string, detail map[string]any) error {
+	err := q.AuditInsert(ctx, &store.AuditEntry{
+		OccurredAt: s.now().UTC(), ActorType: actor.Type, ActorID: actor.ID, Action: action, ObjectType: objectType, ObjectID: id,
+		Outcome: "success", SourceIP: actor.IP, UserAgent: actor.UserAgent, Detail: detail,
+	})
 	if err != nil {
 		return fmt.Errorf("poison: audit %s: %w", action, err)
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/uptrace/bun"
+
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Publish writes msg, which an operator supplied, to topic through the
@@ -18,6 +20,6 @@ func (s *Service) Publish(ctx context.Context, actor Actor, topic string, msg *m
 		if err := s.outbox.Publish(ctx, tx, topic, msg); err != nil {
 			return fmt.Errorf("publish to %s: %w", topic, err)
 		}
-		return s.auditObject(ctx, tx, actor, "event.publish", topic, msg.UUID, detail)
+		return s.auditObject(ctx, store.NewQueries(tx), actor, "event.publish", topic, msg.UUID, detail)
 	})
 }

@@ -9,7 +9,6 @@ package retention
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/internal/platform/sqlpubsub"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Policy is how long each kind of row is kept; zero keeps it forever.
@@ -33,7 +33,7 @@ type Policy struct {
 
 // Retention applies a policy.
 type Retention struct {
-	db     *bun.DB
+	q      store.RetentionExecutor
 	ps     *sqlpubsub.PubSub
 	topics []string
 	policy Policy
@@ -50,7 +50,7 @@ func New(db *bun.DB, ps *sqlpubsub.PubSub, topics []string, p Policy, now func()
 	if now == nil {
 		now = time.Now
 	}
-	return &Retention{db: db, ps: ps, topics: topics, policy: p, now: now, logger: logger}
+	return &Retention{q: store.NewQueries(db), ps: ps, topics: topics, policy: p, now: now, logger: logger}
 }
 
 // Run is the cron job.
@@ -64,15 +64,10 @@ func (r *Retention) Run(ctx context.Context, _ time.Time) error {
 	return err
 }
 
-// target is one table's rule: rows whose column is before the cutoff (and
-// match extra) are deleted, by key.
+// target is one table's rule: its rows older than keep are deleted.
 type target struct {
-	name   string
-	table  string
-	key    string
-	column string
-	extra  string
-	keep   time.Duration
+	table store.RetentionTable
+	keep  time.Duration
 }
 
 // Once deletes everything past its retention and reports how many rows of
@@ -80,16 +75,16 @@ type target struct {
 func (r *Retention) Once(ctx context.Context) (map[string]int, error) {
 	p := r.policy
 	targets := []target{
-		{name: "notifications", table: "notifications", key: "id", column: "created_at", keep: p.Notifications},
+		{table: store.RetentionNotifications, keep: p.Notifications},
 		// A sent report e-mail (the critical-result timeliness report) is
 		// about notifications and is kept as long as they are; one still
 		// to be sent stays.
-		{name: "report_mails", table: "report_mails", key: "id", column: "sent_at", extra: "status = 'sent'", keep: p.Notifications},
-		{name: "inbox", table: "inbox", key: "consumer, message_id", column: "processed_at", keep: p.Inbox},
-		{name: "cron_runs", table: "cron_runs", key: "job, slot", column: "started_at", keep: p.Inbox},
-		{name: "poison_messages", table: "poison_messages", key: "id", column: "state_changed_at", extra: "state <> 'pending'", keep: p.Poison},
-		{name: "audit_log", table: "audit_log", key: "id", column: "occurred_at", keep: p.Audit},
-		{name: "login_audit", table: "login_audit", key: "id", column: "occurred_at", keep: p.Audit},
+		{table: store.RetentionReportMails, keep: p.Notifications},
+		{table: store.RetentionInbox, keep: p.Inbox},
+		{table: store.RetentionCronRuns, keep: p.Inbox},
+		{table: store.RetentionPoisonMessages, keep: p.Poison},
+		{table: store.RetentionAuditLog, keep: p.Audit},
+		{table: store.RetentionLoginAudit, keep: p.Audit},
 	}
 	out := map[string]int{}
 	now := r.now().UTC()
@@ -97,8 +92,8 @@ func (r *Retention) Once(ctx context.Context) (map[string]int, error) {
 		if t.keep <= 0 {
 			continue
 		}
-		n, err := r.purge(ctx, t, now.Add(-t.keep))
-		out[t.name] = n
+		n, err := r.purge(ctx, t.table, now.Add(-t.keep))
+		out[t.table.Name()] = n
 		if err != nil {
 			return out, err
 		}
@@ -115,24 +110,15 @@ func (r *Retention) Once(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
-func (r *Retention) purge(ctx context.Context, t target, cutoff time.Time) (int, error) {
-	where := t.column + " < ?"
-	if t.extra != "" {
-		where += " AND " + t.extra
-	}
+func (r *Retention) purge(ctx context.Context, table store.RetentionTable, cutoff time.Time) (int, error) {
 	total := 0
 	for {
-		res, err := r.db.NewRaw(`DELETE FROM `+t.table+` WHERE (`+t.key+`) IN (SELECT `+t.key+` FROM `+t.table+` WHERE `+where+` LIMIT ?)`,
-			cutoff, r.policy.Batch).Exec(ctx)
+		n, err := r.q.RetentionDeleteBatch(ctx, &store.RetentionDeleteBatchParams{Table: table, Before: cutoff, Limit: r.policy.Batch})
 		if err != nil {
-			return total, fmt.Errorf("retention: %s: %w", t.name, err)
+			return total, fmt.Errorf("retention: %s: %w", table.Name(), err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("retention: %s: %w", t.name, err)
-		}
-		total += int(n)
-		if int(n) < r.policy.Batch || ctx.Err() != nil {
+		total += n
+		if n < r.policy.Batch || ctx.Err() != nil {
 			return total, ctx.Err()
 		}
 	}
@@ -151,33 +137,30 @@ func (r *Retention) purgeTopic(ctx context.Context, topic string, cutoff time.Ti
 		return 0, nil
 	}
 	messages, offsets := tn.MessagesTable(topic), on.MessagesOffsetsTable(topic)
-	var acked sql.NullInt64
-	if err := r.db.NewRaw(`SELECT MIN(offset_acked) FROM `+offsets).Scan(ctx, &acked); err != nil {
-		if missingTable(err) {
-			return 0, nil
-		}
+	acked, ok, err := r.q.SQLTopicMinAcked(ctx, offsets)
+	if err != nil {
 		return 0, fmt.Errorf("retention: topic %s offsets: %w", topic, err)
 	}
-	if !acked.Valid {
+	if !ok {
 		return 0, nil
 	}
 	total := 0
 	for {
-		res, err := r.db.NewRaw(`DELETE FROM `+messages+` WHERE "offset" IN (SELECT "offset" FROM `+messages+
-			` WHERE "offset" <= ? AND created_at < ? ORDER BY "offset" LIMIT ?)`, acked.Int64, cutoff, r.policy.Batch).Exec(ctx)
+		n, err := r.q.SQLTopicDeleteAckedBatch(ctx, &store.SQLTopicDeleteAckedBatchParams{
+			MessagesTable: messages, Acked: acked, Before: cutoff, Limit: r.policy.Batch,
+		})
 		if err != nil {
 			return total, fmt.Errorf("retention: topic %s: %w", topic, err)
 		}
-		n, _ := res.RowsAffected()
-		total += int(n)
+		total += n
 		if ctx.Err() != nil {
 			return total, ctx.Err()
 		}
-		if int(n) < r.policy.Batch {
+		if n < r.policy.Batch {
 			break
 		}
 	}
-	return total, r.reportHeldBack(ctx, topic, messages, offsets, acked.Int64, cutoff)
+	return total, r.reportHeldBack(ctx, topic, messages, offsets, acked, cutoff)
 }
 
 // reportHeldBack warns when rows past the cutoff stay because a consumer
@@ -187,23 +170,18 @@ func (r *Retention) purgeTopic(ctx context.Context, topic string, cutoff time.Ti
 // group has not read could lose its messages, so retention only says which
 // group it waits for.
 func (r *Retention) reportHeldBack(ctx context.Context, topic, messages, offsets string, acked int64, cutoff time.Time) error {
-	var waiting int
-	if err := r.db.NewRaw(`SELECT COUNT(*) FROM `+messages+` WHERE "offset" > ? AND created_at < ?`, acked, cutoff).Scan(ctx, &waiting); err != nil {
+	waiting, err := r.q.SQLTopicCountHeldBack(ctx, &store.SQLTopicHeldBackParams{MessagesTable: messages, Acked: acked, Before: cutoff})
+	if err != nil {
 		return fmt.Errorf("retention: topic %s: %w", topic, err)
 	}
 	if waiting == 0 {
 		return nil
 	}
-	var groups []string
-	if err := r.db.NewRaw(`SELECT consumer_group FROM `+offsets+` WHERE offset_acked = ? ORDER BY consumer_group`, acked).Scan(ctx, &groups); err != nil {
+	groups, err := r.q.SQLTopicGroupsAt(ctx, &store.SQLTopicGroupsAtParams{OffsetsTable: offsets, Acked: acked})
+	if err != nil {
 		return fmt.Errorf("retention: topic %s: %w", topic, err)
 	}
 	r.logger.WarnContext(ctx, "retention: consumer groups hold back a topic's purge; remove a group no longer in use from the offsets table",
 		"topic", topic, "groups", strings.Join(groups, ","), "acknowledged_offset", acked, "rows_waiting", waiting, "offsets_table", offsets)
 	return nil
-}
-
-func missingTable(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "no such table") || strings.Contains(msg, "does not exist")
 }

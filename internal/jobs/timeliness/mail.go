@@ -3,7 +3,6 @@ package timeliness
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/msgerr"
 	"github.com/rfd-notify/rfd/internal/delivery/channels"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/email"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/outbox"
 )
 
@@ -80,14 +80,15 @@ func (w *WeeklyMail) Once(ctx context.Context) (stored bool, err error) {
 	monday, sunday := LastWeek(now)
 	id := MailID(monday, w.to)
 	err = w.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var exists int
-		if err := tx.NewRaw(`SELECT COUNT(*) FROM report_mails WHERE id = ?`, id).Scan(ctx, &exists); err != nil {
-			return fmt.Errorf("report mail: look up: %w", err)
+		q := store.NewQueries(tx)
+		exists, err := q.ReportMailExists(ctx, id)
+		if err != nil {
+			return fmt.Errorf("report mail: %w", err)
 		}
-		if exists > 0 {
+		if exists {
 			return nil
 		}
-		rep, err := Build(ctx, tx, monday, sunday, w.sla, now)
+		rep, err := Build(ctx, q, monday, sunday, w.sla, now)
 		if err != nil {
 			return err
 		}
@@ -97,13 +98,14 @@ func (w *WeeklyMail) Once(ctx context.Context) (stored bool, err error) {
 		}
 		// Two replicas racing past the look-up: the loser's insert does
 		// nothing and it publishes nothing.
-		res, err := tx.NewRaw(`INSERT INTO report_mails (id, report, period_start, period_end, recipient, body, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, id, ReportName, monday, sunday, w.to, string(body), now).Exec(ctx)
+		inserted, err := q.ReportMailInsert(ctx, &store.ReportMail{
+			ID: id, Report: ReportName, PeriodStart: monday, PeriodEnd: sunday, Recipient: w.to, Body: string(body), CreatedAt: now,
+		})
 		if err != nil {
 			return fmt.Errorf("report mail: store: %w", err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err
+		if !inserted {
+			return nil
 		}
 		payload, err := events.ReportMail{ReportMailID: id}.Encode()
 		if err != nil {
@@ -138,7 +140,7 @@ type EmailSender interface {
 // transaction; a crash between it and the update resends the e-mail with
 // the same Message-ID, which is the best SMTP offers.
 type Mailer struct {
-	db     *bun.DB
+	q      store.ReportExecutor
 	sender EmailSender
 	now    func() time.Time
 	logger *slog.Logger
@@ -149,14 +151,7 @@ func NewMailer(db *bun.DB, sender EmailSender, now func() time.Time, logger *slo
 	if now == nil {
 		now = time.Now
 	}
-	return &Mailer{db: db, sender: sender, now: now, logger: logger}
-}
-
-type reportMail struct {
-	ID        string `bun:"id"`
-	Recipient string `bun:"recipient"`
-	Body      string `bun:"body"`
-	Status    string `bun:"status"`
+	return &Mailer{q: store.NewQueries(db), sender: sender, now: now, logger: logger}
 }
 
 // Handle processes one report-mail command. A report already sent is
@@ -169,9 +164,8 @@ func (m *Mailer) Handle(msg *message.Message) error {
 	if err != nil {
 		return msgerr.Permanent(err)
 	}
-	var rm reportMail
-	err = m.db.NewRaw(`SELECT id, recipient, body, status FROM report_mails WHERE id = ?`, cmd.ReportMailID).Scan(ctx, &rm)
-	if errors.Is(err, sql.ErrNoRows) {
+	rm, err := m.q.ReportMailGet(ctx, cmd.ReportMailID)
+	if errors.Is(err, store.ErrNotFound) {
 		return msgerr.Permanentf("report-mail: /report_mail_id: no such report mail")
 	}
 	if err != nil {
@@ -192,8 +186,7 @@ func (m *Mailer) Handle(msg *message.Message) error {
 	now := m.now().UTC()
 	if sendErr != nil {
 		// The SMTP error names the server's reply, never the report.
-		if _, err := m.db.NewRaw(`UPDATE report_mails SET attempts = attempts + 1, last_error = ? WHERE id = ?`,
-			truncate(sendErr.Error(), 500), rm.ID).Exec(ctx); err != nil {
+		if err := m.q.ReportMailRecordFailure(ctx, &store.ReportMailRecordFailureParams{ID: rm.ID, Error: truncate(sendErr.Error(), 500)}); err != nil {
 			m.logger.WarnContext(ctx, "report mail: record failure", "report_mail_id", rm.ID, "error", err)
 		}
 		if channels.IsPermanent(sendErr) {
@@ -201,8 +194,7 @@ func (m *Mailer) Handle(msg *message.Message) error {
 		}
 		return fmt.Errorf("report mail: %w", sendErr)
 	}
-	if _, err := m.db.NewRaw(`UPDATE report_mails SET status = 'sent', attempts = attempts + 1, last_error = '', message_id = ?, sent_at = ? WHERE id = ?`,
-		out.ProviderMessageID, now, rm.ID).Exec(ctx); err != nil {
+	if err := m.q.ReportMailMarkSent(ctx, &store.ReportMailMarkSentParams{ID: rm.ID, MessageID: out.ProviderMessageID, At: now}); err != nil {
 		return fmt.Errorf("report mail: mark sent: %w", err)
 	}
 	m.logger.InfoContext(ctx, "timeliness report e-mailed", "report_mail_id", rm.ID)

@@ -11,9 +11,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // MaxDays bounds one report.
@@ -57,20 +56,10 @@ type Report struct {
 	Days       []Day   `json:"days"`
 }
 
-type row struct {
-	ID             string     `bun:"id"`
-	DoctorID       string     `bun:"doctor_id"`
-	CreatedAt      time.Time  `bun:"created_at"`
-	AcknowledgedAt *time.Time `bun:"acknowledged_at"`
-	EventAt        *time.Time `bun:"event_at"`
-	DeliveredAt    *time.Time `bun:"delivered_at"`
-	Level          *int       `bun:"level"`
-}
-
 // Build computes the report for the days from..to (inclusive, UTC dates).
 // A notification still unacknowledged is a breach once the SLA has passed
 // at now.
-func Build(ctx context.Context, db bun.IDB, from, to time.Time, sla time.Duration, now time.Time) (Report, error) {
+func Build(ctx context.Context, q store.ReportExecutor, from, to time.Time, sla time.Duration, now time.Time) (Report, error) {
 	from = day(from)
 	to = day(to)
 	if to.Before(from) {
@@ -79,14 +68,9 @@ func Build(ctx context.Context, db bun.IDB, from, to time.Time, sla time.Duratio
 	if days := int(to.Sub(from).Hours()/24) + 1; days > MaxDays {
 		return Report{}, fmt.Errorf("at most %d days per report, asked for %d", MaxDays, days)
 	}
-	var rows []row
-	err := db.NewRaw(`SELECT n.id, n.doctor_id, n.created_at, n.acknowledged_at,
-  (SELECT rv.occurred_at FROM result_versions rv WHERE rv.checkup_id = n.checkup_id AND rv.version = n.result_version) AS event_at,
-  (SELECT MIN(d.updated_at) FROM deliveries d WHERE d.notification_id = n.id AND d.status IN ('sent', 'delivered', 'read', 'acknowledged')) AS delivered_at,
-  (SELECT MAX(s.level) FROM escalation_steps s WHERE s.notification_id = n.id) AS level
-FROM notifications n
-WHERE n.priority = ? AND n.on_behalf_of IS NULL AND n.created_at >= ? AND n.created_at < ?
-ORDER BY n.created_at, n.id`, domain.PriorityCritical, from, to.Add(24*time.Hour)).Scan(ctx, &rows)
+	rows, err := q.ReportListTimeliness(ctx, &store.ReportListTimelinessParams{
+		Priority: string(domain.PriorityCritical), From: from, To: to.Add(24 * time.Hour),
+	})
 	if err != nil {
 		return Report{}, fmt.Errorf("timeliness: %w", err)
 	}

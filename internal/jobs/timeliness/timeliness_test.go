@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rfd-notify/rfd/internal/jobs/timeliness"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
@@ -17,7 +18,7 @@ func TestReport(t *testing.T) {
 			ctx := context.Background()
 			day := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
 			seed(t, env, day)
-			rep, err := timeliness.Build(ctx, env.DB, day, day.Add(24*time.Hour), 30*time.Minute, day.Add(48*time.Hour))
+			rep, err := timeliness.Build(ctx, store.NewQueries(env.DB), day, day.Add(24*time.Hour), 30*time.Minute, day.Add(48*time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -36,7 +37,7 @@ func TestReport(t *testing.T) {
 			if rep.Days[1].Critical != 0 || rep.Days[1].ShareWithinSLA != 1 {
 				t.Fatalf("empty day: %+v", rep.Days[1])
 			}
-			if _, err := timeliness.Build(ctx, env.DB, day, day.Add(-time.Hour*24), time.Minute, day); err == nil {
+			if _, err := timeliness.Build(ctx, store.NewQueries(env.DB), day, day.Add(-time.Hour*24), time.Minute, day); err == nil {
 				t.Fatal("to before from accepted")
 			}
 		})

@@ -18,4 +18,12 @@ type Opener func(t *testing.T) *bun.DB
 // Exercise runs the whole suite on the databases open returns.
 func Exercise(t *testing.T, open Opener) {
 	t.Run("APIKey", func(t *testing.T) { t.Parallel(); exerciseAPIKeys(t, open) })
+	t.Run("CronRun", func(t *testing.T) { t.Parallel(); exerciseCronRuns(t, open) })
+	t.Run("Retention", func(t *testing.T) { t.Parallel(); exerciseRetention(t, open) })
+	t.Run("Digest", func(t *testing.T) { t.Parallel(); exerciseDigests(t, open) })
+	t.Run("Escalation", func(t *testing.T) { t.Parallel(); exerciseEscalations(t, open) })
+	t.Run("Broadcast", func(t *testing.T) { t.Parallel(); exerciseBroadcasts(t, open) })
+	t.Run("Report", func(t *testing.T) { t.Parallel(); exerciseReports(t, open) })
+	t.Run("PoisonMessage", func(t *testing.T) { t.Parallel(); exercisePoisonMessages(t, open) })
+	t.Run("Audit", func(t *testing.T) { t.Parallel(); exerciseAudit(t, open) })
 }
