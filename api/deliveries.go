@@ -12,6 +12,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/delivery"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Delivery is a notification's delivery on one channel, with every attempt.
@@ -80,7 +81,7 @@ func (in *integrations) getDelivery(ctx context.Context, req *getDeliveryInput) 
 	}
 	ctx, cancel := in.dbctx(ctx)
 	defer cancel()
-	var d domain.Delivery
+	var d store.Delivery
 	q := in.db.NewSelect().Model(&d).Where("id = ?", req.ID)
 	if !all {
 		// A sender sees what it sent: notifications made by

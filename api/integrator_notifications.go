@@ -17,6 +17,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // SendNotificationRequest is a notification an integrator sends to one
@@ -261,12 +262,12 @@ func doctorByIDOrExternal(ctx context.Context, db bun.IDB, id, externalID string
 // sentNotifications lists the notifications ids (in that order, those
 // that exist) with their deliveries.
 func sentNotifications(ctx context.Context, db bun.IDB, ids []string) ([]SentNotificationItem, error) {
-	var rows []domain.Notification
+	var rows []store.Notification
 	if err := db.NewSelect().Model(&rows).Column("id", "doctor_id", "on_behalf_of", "send_at").
 		Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load sent notifications: %w", err)
 	}
-	byID := map[string]domain.Notification{}
+	byID := map[string]store.Notification{}
 	for _, n := range rows {
 		byID[n.ID] = n
 	}

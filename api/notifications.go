@@ -181,7 +181,7 @@ func registerNotifications(api huma.API, h *handlers) {
 var summaryColumns = []string{"id", "seq", "type", "category", "priority", "title", "state", "state_reason", "checkup_id",
 	"order_id", "on_behalf_of", "created_at", "read_at", "acknowledged_at"}
 
-func summaryOf(n domain.Notification) NotificationSummary {
+func summaryOf(n store.Notification) NotificationSummary {
 	return NotificationSummary{
 		ID: n.ID, Seq: n.Seq, Type: n.Type, Category: n.Category, Priority: n.Priority, Title: n.Title, State: n.State,
 		StateReason: n.StateReason, CheckupID: n.CheckupID, OrderID: n.OrderID, OnBehalfOf: n.OnBehalfOf,
@@ -207,7 +207,7 @@ func (h *handlers) listNotifications(ctx context.Context, in *listNotificationsI
 	// A constant statement per combination of filters, with bind
 	// parameters: prepared once per connection, planned once.
 	var (
-		rows  []domain.Notification
+		rows  []store.Notification
 		where = []string{"doctor_id = ?"}
 		args  = []any{doc.ID}
 	)
@@ -232,9 +232,9 @@ func (h *handlers) listNotifications(ctx context.Context, in *listNotificationsI
 	}
 	query := "SELECT " + strings.Join(summaryColumns, ", ") + " FROM notifications WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY seq DESC LIMIT ?"
-	rows = make([]domain.Notification, 0, in.Limit+1)
+	rows = make([]store.Notification, 0, in.Limit+1)
 	err = store.Rows(ctx, h.db, query, append(args, in.Limit+1), func(scan store.Scan) error {
-		var n domain.Notification
+		var n store.Notification
 		if err := scan(&n.ID, &n.Seq, &n.Type, &n.Category, &n.Priority, &n.Title, &n.State, &n.StateReason, &n.CheckupID,
 			&n.OrderID, &n.OnBehalfOf, &n.CreatedAt, &n.ReadAt, &n.AcknowledgedAt); err != nil {
 			return err
@@ -267,8 +267,8 @@ func (h *handlers) listNotifications(ctx context.Context, in *listNotificationsI
 
 // ownNotification loads the doctor's notification id; found=false when it
 // does not exist or is another doctor's (the caller answers 404 either way).
-func ownNotification(ctx context.Context, db bun.IDB, doctorID, id string) (domain.Notification, bool, error) {
-	var n domain.Notification
+func ownNotification(ctx context.Context, db bun.IDB, doctorID, id string) (store.Notification, bool, error) {
+	var n store.Notification
 	err := db.NewSelect().Model(&n).Where("id = ?", id).Where("doctor_id = ?", doctorID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return n, false, nil
@@ -308,7 +308,7 @@ func (h *handlers) getNotification(ctx context.Context, in *getNotificationInput
 	return &notificationDetailOutput{Body: detail}, nil
 }
 
-func (h *handlers) detailOf(ctx context.Context, n domain.Notification) (NotificationDetail, error) {
+func (h *handlers) detailOf(ctx context.Context, n store.Notification) (NotificationDetail, error) {
 	d := NotificationDetail{
 		NotificationSummary: summaryOf(n),
 		Body:                n.Body,
@@ -335,7 +335,7 @@ func (h *handlers) detailOf(ctx context.Context, n domain.Notification) (Notific
 	return d, nil
 }
 
-func (h *handlers) acknowledgementOf(ctx context.Context, db bun.IDB, n domain.Notification) (*Acknowledgement, error) {
+func (h *handlers) acknowledgementOf(ctx context.Context, db bun.IDB, n store.Notification) (*Acknowledgement, error) {
 	if n.AcknowledgedAt == nil {
 		return nil, nil
 	}
@@ -389,7 +389,7 @@ func (h *handlers) readNotification(ctx context.Context, in *readNotificationInp
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	var out domain.Notification
+	var out store.Notification
 	err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		now := h.now().UTC()
 		if _, err := tx.NewRaw(`UPDATE notifications SET read_at = ? WHERE id = ? AND doctor_id = ? AND read_at IS NULL`, now, in.ID, doc.ID).Exec(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/delivery/inapp"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // StreamDeps are what the in-app stream needs.
@@ -166,7 +167,7 @@ const pageOfBacklog = 500
 // notificationsAfter lists the doctor's notifications with a sequence
 // number above after (and at most upTo, if upTo > 0), oldest first.
 func notificationsAfter(ctx context.Context, db *bun.DB, doctorID string, after, upTo int64) ([]StreamNotification, error) {
-	var rows []domain.Notification
+	var rows []store.Notification
 	q := db.NewSelect().Model(&rows).Where("doctor_id = ?", doctorID).Where("seq > ?", after).OrderExpr("seq ASC").Limit(pageOfBacklog)
 	if upTo > 0 {
 		q = q.Where("seq <= ?", upTo)

@@ -76,8 +76,8 @@ func NewDispatcher(db *bun.DB, inbox *store.Inbox, ob *outbox.Publisher, senders
 // job is everything one attempt needs, read in the claim transaction.
 type job struct {
 	cmd          events.SendNotification
-	delivery     domain.Delivery
-	notification domain.Notification
+	delivery     store.Delivery
+	notification store.Notification
 	doctor       domain.Doctor
 	prefs        domain.Preferences
 	targets      Targets
@@ -332,7 +332,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider,
 
 // finish moves a delivery to status, monotonically, with the reason code
 // and the provider's code.
-func (d *Dispatcher) finish(ctx context.Context, tx bun.Tx, dl domain.Delivery, status, code, providerCode string) error {
+func (d *Dispatcher) finish(ctx context.Context, tx bun.Tx, dl store.Delivery, status, code, providerCode string) error {
 	moved, err := advance(ctx, tx, dl.ID, status, code, providerCode, d.now().UTC())
 	if err != nil {
 		return err
@@ -407,7 +407,7 @@ func (d *Dispatcher) fallback(ctx context.Context, tx bun.Tx, j job) error {
 // doctor's fallback order that has no delivery yet, after the delivery on
 // failedChannel failed for good. It reports whether it queued one.
 func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notificationID, failedChannel string, now time.Time) (bool, error) {
-	var n domain.Notification
+	var n store.Notification
 	if err := tx.NewSelect().Model(&n).Where("id = ?", notificationID).Scan(ctx); err != nil {
 		return false, fmt.Errorf("fallback: load notification: %w", err)
 	}
@@ -426,7 +426,7 @@ func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notif
 		if slices.Contains(tried, string(ch)) {
 			continue
 		}
-		dl := &domain.Delivery{
+		dl := &store.Delivery{
 			ID: notify.DeliveryID(n.ID, ch), NotificationID: n.ID, Channel: ch,
 			Status: domain.DeliveryQueued, ReasonCode: ReasonFallback, StatusReason: reasonText(ReasonFallback, failedChannel),
 			SendAt: now, CreatedAt: now, UpdatedAt: now,
@@ -442,7 +442,7 @@ func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notif
 // PublishCommand queues one send-notification command. The first attempt's
 // message id is the delivery id; a retry's is the delivery id and attempt,
 // so each attempt is its own message for the inbox.
-func PublishCommand(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic string, n domain.Notification, doctorID string, dl *domain.Delivery, attempt int, now time.Time) error {
+func PublishCommand(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic string, n store.Notification, doctorID string, dl *store.Delivery, attempt int, now time.Time) error {
 	cmd := events.SendNotification{
 		DeliveryID: dl.ID, NotificationID: n.ID, DoctorID: doctorID, Channel: string(dl.Channel),
 		Category: string(n.Category), Priority: string(n.Priority), Type: n.Type, SendAt: dl.SendAt, Attempt: attempt,

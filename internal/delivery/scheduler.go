@@ -65,14 +65,14 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 		if !store.IsSQLite(s.db) {
 			lock = " FOR UPDATE OF d SKIP LOCKED"
 		}
-		var due []domain.Delivery
+		var due []store.Delivery
 		if err := tx.NewRaw(`SELECT d.* FROM deliveries d WHERE d.status = ? AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?
 ORDER BY d.next_attempt_at LIMIT ?`+lock, domain.DeliveryQueued, now, s.batch).Scan(ctx, &due); err != nil {
 			return fmt.Errorf("due deliveries: %w", err)
 		}
 		for i := range due {
 			dl := &due[i]
-			var nt domain.Notification
+			var nt store.Notification
 			if err := tx.NewSelect().Model(&nt).Where("id = ?", dl.NotificationID).Scan(ctx); err != nil {
 				return fmt.Errorf("notification of due delivery: %w", err)
 			}

@@ -446,7 +446,7 @@ func (n *Notifier) add(ctx context.Context, w *Unit, in Intent, doc domain.Docto
 	if err != nil {
 		return "", err
 	}
-	row := &domain.Notification{
+	row := &store.Notification{
 		ID:            id,
 		DoctorID:      doc.ID,
 		DedupKey:      key,
@@ -493,9 +493,9 @@ func (n *Notifier) add(ctx context.Context, w *Unit, in Intent, doc domain.Docto
 	if len(channels) == 0 {
 		return id, nil
 	}
-	deliveries := make([]domain.Delivery, len(channels))
+	deliveries := make([]store.Delivery, len(channels))
 	for i, ch := range channels {
-		deliveries[i] = domain.Delivery{
+		deliveries[i] = store.Delivery{
 			ID:             DeliveryID(id, ch),
 			NotificationID: id,
 			Channel:        ch,
@@ -534,7 +534,7 @@ func channelsOf(in Intent, prefs domain.Preferences) []domain.Channel {
 // marshalled without the contract's schema check, which would cost more
 // than the rest of the encoding: the struct is this module's own, and the
 // tests decode what the notifier publishes with the validating decoder.
-func sendCommand(nt *domain.Notification, doc domain.Doctor, d *domain.Delivery) (*message.Message, error) {
+func sendCommand(nt *store.Notification, doc domain.Doctor, d *store.Delivery) (*message.Message, error) {
 	cmd := events.SendNotification{
 		DeliveryID:     d.ID,
 		NotificationID: nt.ID,
