@@ -402,7 +402,7 @@ func (h *handlers) readNotification(ctx context.Context, in *readNotificationInp
 		if !found {
 			return errNotificationNotFound()
 		}
-		if _, err := delivery.Advance(ctx, tx, notify.DeliveryID(n.ID, domain.ChannelInApp), delivery.StatusRead, "", now); err != nil {
+		if _, err := delivery.Advance(ctx, store.NewQueries(tx), notify.DeliveryID(n.ID, domain.ChannelInApp), delivery.StatusRead, "", now); err != nil {
 			return err
 		}
 		out = n
@@ -484,7 +484,7 @@ WHERE id = ? AND doctor_id = ? AND acknowledged_at IS NULL`, now, doc.ID, note, 
 			return fmt.Errorf("acknowledge: %w", err)
 		}
 		if k, _ := res.RowsAffected(); k == 1 {
-			if _, err := delivery.Advance(ctx, tx, notify.DeliveryID(n.ID, domain.ChannelInApp), delivery.StatusAcknowledged, "", now); err != nil {
+			if _, err := delivery.Advance(ctx, store.NewQueries(tx), notify.DeliveryID(n.ID, domain.ChannelInApp), delivery.StatusAcknowledged, "", now); err != nil {
 				return err
 			}
 			if err := h.audit(ctx, tx, "notification.acknowledge", "notification", n.ID, outcomeSuccess, nil); err != nil {

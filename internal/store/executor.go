@@ -19,6 +19,8 @@ import (
 // shared suite in storetest runs every method on both.
 type Executor interface {
 	APIKeyExecutor
+	DeliveryExecutor
+	TargetExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

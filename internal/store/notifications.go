@@ -1,6 +1,10 @@
 package store
 
 import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -37,4 +41,17 @@ type Notification struct {
 	AcknowledgedAt *time.Time      `bun:"acknowledged_at"`
 	AcknowledgedBy *string         `bun:"acknowledged_by"`
 	AckNote        *string         `bun:"ack_note"`
+}
+
+// NotificationGet is notification id, or ErrNotFound.
+func (q *Queries) NotificationGet(ctx context.Context, id string) (*Notification, error) {
+	var n Notification
+	err := q.db.NewSelect().Model(&n).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load notification: %w", err)
+	}
+	return &n, nil
 }

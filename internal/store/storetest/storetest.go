@@ -18,4 +18,6 @@ type Opener func(t *testing.T) *bun.DB
 // Exercise runs the whole suite on the databases open returns.
 func Exercise(t *testing.T, open Opener) {
 	t.Run("APIKey", func(t *testing.T) { t.Parallel(); exerciseAPIKeys(t, open) })
+	t.Run("Delivery", func(t *testing.T) { t.Parallel(); exerciseDeliveries(t, open) })
+	t.Run("Target", func(t *testing.T) { t.Parallel(); exerciseTargets(t, open) })
 }
