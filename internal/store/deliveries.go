@@ -339,3 +339,12 @@ func (q *Queries) DoctorGet(ctx context.Context, id string) (*domain.Doctor, err
 	}
 	return &d, nil
 }
+
+// DeliveryInsertMany adds the insert of deliveries, in one statement, to
+// the batch.
+func (b *Batch) DeliveryInsertMany(ctx context.Context, deliveries []Delivery) error {
+	if err := b.Add(ctx, b.tx.NewInsert().Model(&deliveries).Returning("NULL")); err != nil {
+		return fmt.Errorf("insert deliveries: %w", err)
+	}
+	return nil
+}

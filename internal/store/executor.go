@@ -21,6 +21,10 @@ type Executor interface {
 	APIKeyExecutor
 	DeliveryExecutor
 	TargetExecutor
+	NotificationExecutor
+	ParkingExecutor
+	CheckupExecutor
+	OrderExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

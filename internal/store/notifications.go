@@ -10,6 +10,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/core/templates"
 )
 
 // Notification is one notification to one doctor.
@@ -54,4 +55,223 @@ func (q *Queries) NotificationGet(ctx context.Context, id string) (*Notification
 		return nil, fmt.Errorf("load notification: %w", err)
 	}
 	return &n, nil
+}
+
+// NotificationExecutor holds the statements on notifications that run on
+// their own; the writes a notifier gathers in a transaction's Batch are the
+// Batch's Notification methods below.
+type NotificationExecutor interface {
+	NotificationGet(ctx context.Context, id string) (*Notification, error)
+	NotificationExistsByDedupKey(ctx context.Context, dedupKey string) (bool, error)
+	NotificationListRecipients(ctx context.Context, params *NotificationListRecipientsParams) ([]NotificationRecipient, error)
+	NotificationListHolders(ctx context.Context, checkupID string) ([]NotificationHolder, error)
+	DoctorListByIDs(ctx context.Context, ids []string) ([]domain.Doctor, error)
+}
+
+// NotificationWant names one recipient a notifier looks for: the doctor's
+// external user id, and the dedup key prefix of the intent (its key with
+// no recipient) whose notification it checks for.
+type NotificationWant struct {
+	ExternalID  string
+	DedupPrefix string
+}
+
+// NotificationListRecipientsParams reads the recipients of Wants as of Now.
+type NotificationListRecipientsParams struct {
+	Wants []NotificationWant
+	Now   time.Time
+}
+
+// NotificationRecipient is a want whose doctor exists: the doctor's
+// profile as notifying needs it, their stored preferences (not Valid
+// when they have none), whether someone covers for them at Now, and
+// whether the intent already notified them.
+type NotificationRecipient struct {
+	ExternalID  string
+	DedupPrefix string
+	Doctor      domain.Doctor // ID, ExternalUserID, Name, Locale, TimeZone, Active
+	Channels    sql.NullString
+	QuietStart  sql.NullString
+	QuietEnd    sql.NullString
+	Digest      sql.NullString
+	Fallback    sql.NullString
+	HasCover    bool
+	Notified    bool
+}
+
+// NotificationHolder is a doctor (and the doctor it is a copy for, if
+// any) holding an active notification.
+type NotificationHolder struct {
+	DoctorID   string         `bun:"doctor_id"`
+	OnBehalfOf sql.NullString `bun:"on_behalf_of"`
+}
+
+// NotificationSupersedeParams supersedes, with Version, the active
+// notifications of CheckupID's earlier result versions.
+type NotificationSupersedeParams struct {
+	CheckupID string
+	Version   int
+	Reason    string
+}
+
+// NotificationRetractParams retracts CheckupID's active notifications
+// for Reason.
+type NotificationRetractParams struct {
+	CheckupID string
+	Reason    string
+}
+
+// NotificationExistsByDedupKey reports whether the notification with
+// dedupKey exists.
+func (q *Queries) NotificationExistsByDedupKey(ctx context.Context, dedupKey string) (bool, error) {
+	var exists int
+	err := q.db.NewSelect().Table("notifications").ColumnExpr("1").Where("dedup_key = ?", dedupKey).Limit(1).Scan(ctx, &exists)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	}
+	return false, fmt.Errorf("look up notification: %w", err)
+}
+
+// recipientQuery reads recipients in one statement, one row per want whose
+// doctor exists; the VALUES list (wantRow, repeated) opens it.
+const (
+	recipientQueryHead = `WITH want(ext, dkey) AS (VALUES `
+	wantRow            = `(CAST(? AS TEXT), CAST(? AS TEXT))`
+	recipientQueryTail = `)
+SELECT want.ext, want.dkey, d.id, d.external_user_id, d.name, d.locale, d.time_zone, d.active,
+	p.channels, p.quiet_start, p.quiet_end, p.digest, p.fallback_order,
+	EXISTS (SELECT 1 FROM delegations g WHERE g.doctor_id = d.id AND g.status = 'accepted' AND g.starts_at <= ? AND g.ends_at > ?) AS has_cover,
+	EXISTS (SELECT 1 FROM notifications n WHERE n.dedup_key = want.dkey || d.id) AS notified
+FROM want JOIN doctors d ON d.external_user_id = want.ext LEFT JOIN doctor_preferences p ON p.doctor_id = d.id`
+)
+
+// NotificationListRecipients reads the recipients of many wants in one
+// statement. It is on the hot path of every notification: on PostgreSQL it
+// is a constant statement per number of wants with bind parameters (see
+// Rows), scanned by hand.
+func (q *Queries) NotificationListRecipients(ctx context.Context, params *NotificationListRecipientsParams) ([]NotificationRecipient, error) {
+	if len(params.Wants) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, 2*len(params.Wants)+2)
+	for _, w := range params.Wants {
+		args = append(args, w.ExternalID, w.DedupPrefix)
+	}
+	args = append(args, params.Now, params.Now)
+	query := recipientQueryHead + Repeat(wantRow, len(params.Wants)) + recipientQueryTail
+	out := make([]NotificationRecipient, 0, len(params.Wants))
+	err := Rows(ctx, q.db, query, args, func(scan Scan) error {
+		var r NotificationRecipient
+		d := &r.Doctor
+		if err := scan(&r.ExternalID, &r.DedupPrefix, &d.ID, &d.ExternalUserID, &d.Name, &d.Locale, &d.TimeZone, &d.Active,
+			&r.Channels, &r.QuietStart, &r.QuietEnd, &r.Digest, &r.Fallback, &r.HasCover, &r.Notified); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read recipients: %w", err)
+	}
+	return out, nil
+}
+
+// NotificationListHolders are the doctors (and copies) holding an active
+// result notification of checkupID, other than a withdrawal notice
+// (templates.TypeResultRetracted), by doctor id.
+func (q *Queries) NotificationListHolders(ctx context.Context, checkupID string) ([]NotificationHolder, error) {
+	var holders []NotificationHolder
+	if err := q.db.NewRaw(`SELECT DISTINCT doctor_id, on_behalf_of FROM notifications
+WHERE checkup_id = ? AND state = ? AND type <> ? AND result_version IS NOT NULL ORDER BY doctor_id`,
+		checkupID, domain.StateActive, templates.TypeResultRetracted).Scan(ctx, &holders); err != nil {
+		return nil, fmt.Errorf("recipients of checkup %s: %w", checkupID, err)
+	}
+	return holders, nil
+}
+
+// DoctorListByIDs loads the doctors with ids, in no particular order.
+func (q *Queries) DoctorListByIDs(ctx context.Context, ids []string) ([]domain.Doctor, error) {
+	var docs []domain.Doctor
+	if err := q.db.NewSelect().Model(&docs).Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load doctors: %w", err)
+	}
+	return docs, nil
+}
+
+// lockSeqs takes the row locks that the sequence updates in a batch would,
+// first and in id order. Transactions that notify several doctors (a batch
+// of checkup events, an order event naming two doctors, copies for
+// covering doctors) then lock them in one order and cannot deadlock, which
+// PostgreSQL would only break after deadlock_timeout (1 s).
+const lockSeqs = "SELECT id FROM doctors WHERE id IN (?) ORDER BY id FOR NO KEY UPDATE"
+
+// NotificationLockDoctors puts, before the statements already in the batch,
+// the row locks of doctorIDs (sorted) that their notifications' sequence
+// updates take. On SQLite, whose transactions run one at a time and where
+// the sequence is taken as each notification is added, there is nothing
+// to order.
+func (b *Batch) NotificationLockDoctors(ctx context.Context, doctorIDs []string) error {
+	if !b.pg {
+		return nil
+	}
+	if err := b.Prepend(ctx, lockSeqs, bun.List(doctorIDs)); err != nil {
+		return fmt.Errorf("lock doctors: %w", err)
+	}
+	return nil
+}
+
+// nextSeq takes the doctor's next notification sequence number. It orders
+// their notifications for the portal's stream; taking it locks the
+// doctor's row until commit, so sequence order is commit order.
+const nextSeq = "UPDATE doctors SET notification_seq = notification_seq + 1 WHERE id = ? RETURNING notification_seq"
+
+// NotificationInsert adds the insert of n, numbered with its doctor's next
+// sequence number, to the batch. On PostgreSQL the number is taken in the
+// insert itself (which locks the doctor's row: see NotificationLockDoctors);
+// on SQLite it is taken now, into n.Seq.
+func (b *Batch) NotificationInsert(ctx context.Context, n *Notification) error {
+	// Returning("NULL"): bun would otherwise read back every nil column.
+	insert := b.tx.NewInsert().Model(n).Returning("NULL")
+	if b.pg {
+		insert = insert.With("seq", b.tx.NewRaw(nextSeq, n.DoctorID)).Value("seq", "(SELECT notification_seq FROM seq)")
+	} else if err := b.tx.NewRaw(nextSeq, n.DoctorID).Scan(ctx, &n.Seq); err != nil {
+		return fmt.Errorf("next sequence of doctor: %w", err)
+	}
+	if err := b.Add(ctx, insert); err != nil {
+		return fmt.Errorf("insert notification: %w", err)
+	}
+	return nil
+}
+
+// NotificationSupersede marks the active notifications of the checkup's
+// result versions older than Version superseded; each points
+// (superseded_by) at the notification of Version for the same recipient
+// and copy, if there is one. Version's notifications must be in the batch
+// before it.
+func (b *Batch) NotificationSupersede(ctx context.Context, params *NotificationSupersedeParams) error {
+	err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ?,
+	superseded_by = (SELECT s.id FROM notifications s
+		WHERE s.checkup_id = notifications.checkup_id AND s.result_version = ? AND s.doctor_id = notifications.doctor_id
+			AND COALESCE(s.on_behalf_of, '') = COALESCE(notifications.on_behalf_of, '')
+		LIMIT 1)
+WHERE checkup_id = ? AND result_version < ? AND state = ?`,
+		domain.StateSuperseded, params.Reason, params.Version,
+		params.CheckupID, params.Version, domain.StateActive)
+	if err != nil {
+		return fmt.Errorf("supersede: %w", err)
+	}
+	return nil
+}
+
+// NotificationRetract marks the checkup's active notifications retracted,
+// except the notices that a result was withdrawn: they stay true.
+func (b *Batch) NotificationRetract(ctx context.Context, params *NotificationRetractParams) error {
+	if err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ? WHERE checkup_id = ? AND state = ? AND type <> ?`,
+		domain.StateRetracted, params.Reason, params.CheckupID, domain.StateActive, templates.TypeResultRetracted); err != nil {
+		return fmt.Errorf("retract: %w", err)
+	}
+	return nil
 }
