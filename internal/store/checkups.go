@@ -14,6 +14,8 @@ import (
 type CheckupExecutor interface {
 	CheckupListResultVersions(ctx context.Context, checkupIDs []string) (map[string][]int, error)
 	CheckupGetLatestResult(ctx context.Context, checkupID string) (*CheckupResultVersion, error)
+	CheckupGetVisible(ctx context.Context, params *CheckupGetVisibleParams) (*Checkup, error)
+	CheckupListResults(ctx context.Context, checkupID string) ([]CheckupResult, error)
 }
 
 // CheckupResultVersion is a stored result version's number and status.
@@ -131,4 +133,66 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		return fmt.Errorf("store result version: %w", err)
 	}
 	return nil
+}
+
+// visibleCheckupIDs selects the checkups a doctor may see (args: the
+// doctor's external user id, then their id): those naming them as a
+// referring doctor, and those they were notified about.
+const visibleCheckupIDs = `SELECT checkup_id FROM checkup_doctors WHERE doctor_external_id = ?
+UNION SELECT checkup_id FROM notifications WHERE doctor_id = ? AND checkup_id IS NOT NULL`
+
+// Checkup is a row of checkups.
+type Checkup struct {
+	ID          string     `bun:"id"`
+	OrderID     string     `bun:"order_id"`
+	PatientRef  string     `bun:"patient_ref"`
+	Status      string     `bun:"status"`
+	ScheduledAt *time.Time `bun:"scheduled_at"`
+	CompletedAt *time.Time `bun:"completed_at"`
+	LastEventAt time.Time  `bun:"last_event_at"`
+	CreatedAt   time.Time  `bun:"created_at"`
+	UpdatedAt   time.Time  `bun:"updated_at"`
+}
+
+// CheckupResult is a stored result version; Result is its JSON.
+type CheckupResult struct {
+	Version    int       `bun:"version"`
+	Status     string    `bun:"status"`
+	Critical   bool      `bun:"critical"`
+	Result     string    `bun:"result"`
+	OccurredAt time.Time `bun:"occurred_at"`
+	ReceivedAt time.Time `bun:"received_at"`
+}
+
+// CheckupGetVisibleParams names checkup ID as seen by a doctor (their
+// external user id and id).
+type CheckupGetVisibleParams struct {
+	ID               string
+	DoctorExternalID string
+	DoctorID         string
+}
+
+// CheckupGetVisible is the checkup if the doctor may see it, else
+// ErrNotFound.
+func (q *Queries) CheckupGetVisible(ctx context.Context, params *CheckupGetVisibleParams) (*Checkup, error) {
+	var row Checkup
+	err := q.db.NewRaw(`SELECT id, order_id, patient_ref, status, scheduled_at, completed_at, last_event_at, created_at, updated_at
+FROM checkups WHERE id = ? AND id IN (`+visibleCheckupIDs+`)`, params.ID, params.DoctorExternalID, params.DoctorID).Scan(ctx, &row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load checkup: %w", err)
+	}
+	return &row, nil
+}
+
+// CheckupListResults lists the checkup's result versions, oldest first.
+func (q *Queries) CheckupListResults(ctx context.Context, checkupID string) ([]CheckupResult, error) {
+	var versions []CheckupResult
+	if err := q.db.NewRaw(`SELECT version, status, critical, CAST(result AS TEXT) AS result, occurred_at, received_at
+FROM result_versions WHERE checkup_id = ? ORDER BY version`, checkupID).Scan(ctx, &versions); err != nil {
+		return nil, fmt.Errorf("result versions of checkup: %w", err)
+	}
+	return versions, nil
 }

@@ -55,6 +55,9 @@ type DeliveryExecutor interface {
 	DeliveryAttemptInsert(ctx context.Context, a *DeliveryAttempt) error
 	DeliveryAttemptList(ctx context.Context, deliveryID string) ([]DeliveryAttempt, error)
 	DoctorGet(ctx context.Context, id string) (*domain.Doctor, error)
+	DeliveryListStatuses(ctx context.Context, notificationID string) ([]DeliveryStatus, error)
+	DeliveryListQueuedRefs(ctx context.Context, notificationID string) ([]DeliveryQueuedRef, error)
+	DeliveryMarkUnreadRead(ctx context.Context, params *NotificationMarkAllReadParams) error
 }
 
 // DeliveryAttempt is a row of delivery_attempts: one call to a provider.
@@ -345,6 +348,53 @@ func (q *Queries) DoctorGet(ctx context.Context, id string) (*domain.Doctor, err
 func (b *Batch) DeliveryInsertMany(ctx context.Context, deliveries []Delivery) error {
 	if err := b.Add(ctx, b.tx.NewInsert().Model(&deliveries).Returning("NULL")); err != nil {
 		return fmt.Errorf("insert deliveries: %w", err)
+	}
+	return nil
+}
+
+// DeliveryStatus is a delivery as a notification's detail shows it.
+type DeliveryStatus struct {
+	Channel    domain.Channel `bun:"channel"`
+	Status     string         `bun:"status"`
+	ReasonCode string         `bun:"reason_code"`
+	UpdatedAt  time.Time      `bun:"updated_at"`
+}
+
+// DeliveryQueuedRef is a delivery as the sender of its notification sees
+// it.
+type DeliveryQueuedRef struct {
+	ID      string         `bun:"id"`
+	Channel domain.Channel `bun:"channel"`
+	Status  string         `bun:"status"`
+}
+
+// DeliveryListStatuses lists the notification's deliveries by channel.
+func (q *Queries) DeliveryListStatuses(ctx context.Context, notificationID string) ([]DeliveryStatus, error) {
+	var out []DeliveryStatus
+	if err := q.db.NewRaw(`SELECT channel, status, reason_code, updated_at FROM deliveries WHERE notification_id = ? ORDER BY channel`, notificationID).
+		Scan(ctx, &out); err != nil {
+		return nil, fmt.Errorf("load deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// DeliveryListQueuedRefs lists the notification's deliveries by channel.
+func (q *Queries) DeliveryListQueuedRefs(ctx context.Context, notificationID string) ([]DeliveryQueuedRef, error) {
+	var out []DeliveryQueuedRef
+	if err := q.db.NewRaw(`SELECT id, channel, status FROM deliveries WHERE notification_id = ? ORDER BY channel`, notificationID).Scan(ctx, &out); err != nil {
+		return nil, fmt.Errorf("load deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// DeliveryMarkUnreadRead moves the in-app deliveries of the notifications
+// NotificationMarkAllRead is about to mark read to params.DeliveryStatus.
+func (q *Queries) DeliveryMarkUnreadRead(ctx context.Context, params *NotificationMarkAllReadParams) error {
+	cond, args := params.cond()
+	if _, err := q.db.NewRaw(`UPDATE deliveries SET status = ?, status_reason = '', reason_code = '', next_attempt_at = NULL, updated_at = ?
+WHERE channel = ? AND status IN (?) AND notification_id IN (SELECT id FROM notifications WHERE `+cond+`)`,
+		append([]any{params.DeliveryStatus, params.At, domain.ChannelInApp, bun.List(params.DeliveryFrom)}, args...)...).Exec(ctx); err != nil {
+		return fmt.Errorf("advance in-app deliveries: %w", err)
 	}
 	return nil
 }

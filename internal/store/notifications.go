@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -66,6 +67,16 @@ type NotificationExecutor interface {
 	NotificationListRecipients(ctx context.Context, params *NotificationListRecipientsParams) ([]NotificationRecipient, error)
 	NotificationListHolders(ctx context.Context, checkupID string) ([]NotificationHolder, error)
 	DoctorListByIDs(ctx context.Context, ids []string) ([]domain.Doctor, error)
+	NotificationCountForDashboard(ctx context.Context, params *NotificationDashboardCountsParams) (NotificationDashboardCounts, error)
+	NotificationListAfter(ctx context.Context, params *NotificationListAfterParams) ([]Notification, error)
+	NotificationListForDoctor(ctx context.Context, params *NotificationListForDoctorParams) ([]Notification, error)
+	NotificationGetForDoctor(ctx context.Context, params *NotificationGetForDoctorParams) (*Notification, error)
+	NotificationListSent(ctx context.Context, ids []string) ([]Notification, error)
+	NotificationMarkRead(ctx context.Context, params *NotificationMarkReadParams) error
+	NotificationMarkAllRead(ctx context.Context, params *NotificationMarkAllReadParams) (int64, error)
+	NotificationAcknowledge(ctx context.Context, params *NotificationAcknowledgeParams) (bool, error)
+	DoctorGetNotificationSeq(ctx context.Context, doctorID string) (int64, error)
+	DoctorGetName(ctx context.Context, doctorID string) (string, error)
 }
 
 // NotificationWant names one recipient a notifier looks for: the doctor's
@@ -274,4 +285,246 @@ func (b *Batch) NotificationRetract(ctx context.Context, params *NotificationRet
 		return fmt.Errorf("retract: %w", err)
 	}
 	return nil
+}
+
+// NotificationDashboardCountsParams counts doctor DoctorID's notifications
+// for the dashboard; results are those of ResultTypes created since
+// ResultsSince.
+type NotificationDashboardCountsParams struct {
+	DoctorID     string
+	ResultTypes  []string
+	ResultsSince time.Time
+}
+
+// NotificationDashboardCounts are a doctor's unread notifications, active
+// unacknowledged critical results, and recent results.
+type NotificationDashboardCounts struct {
+	Unread   int `bun:"unread"`
+	Critical int `bun:"critical"`
+	Results  int `bun:"results"`
+}
+
+// NotificationCountForDashboard counts, in one statement, what the
+// doctor's dashboard shows of their notifications.
+func (q *Queries) NotificationCountForDashboard(ctx context.Context, params *NotificationDashboardCountsParams) (NotificationDashboardCounts, error) {
+	var counts NotificationDashboardCounts
+	err := q.db.NewRaw(`SELECT
+	(SELECT count(*) FROM notifications WHERE doctor_id = ? AND read_at IS NULL) AS unread,
+	(SELECT count(*) FROM notifications WHERE doctor_id = ? AND category = ? AND state = ? AND acknowledged_at IS NULL) AS critical,
+	(SELECT count(*) FROM notifications WHERE doctor_id = ? AND type IN (?) AND created_at >= ?) AS results`,
+		params.DoctorID, params.DoctorID, domain.CategoryCriticalResults, domain.StateActive,
+		params.DoctorID, bun.List(params.ResultTypes), params.ResultsSince,
+	).Scan(ctx, &counts)
+	if err != nil {
+		return NotificationDashboardCounts{}, fmt.Errorf("count notifications: %w", err)
+	}
+	return counts, nil
+}
+
+// NotificationListAfterParams lists at most Limit notifications of
+// DoctorID with a sequence number above After, and at most UpTo if UpTo > 0.
+type NotificationListAfterParams struct {
+	DoctorID string
+	After    int64
+	UpTo     int64
+	Limit    int
+}
+
+// NotificationListAfter lists a doctor's notifications by sequence number,
+// oldest first: the portal stream's backlog.
+func (q *Queries) NotificationListAfter(ctx context.Context, params *NotificationListAfterParams) ([]Notification, error) {
+	var rows []Notification
+	sel := q.db.NewSelect().Model(&rows).Where("doctor_id = ?", params.DoctorID).Where("seq > ?", params.After).OrderExpr("seq ASC").Limit(int64(params.Limit))
+	if params.UpTo > 0 {
+		sel = sel.Where("seq <= ?", params.UpTo)
+	}
+	if err := sel.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("notifications after %d: %w", params.After, err)
+	}
+	return rows, nil
+}
+
+// NotificationListForDoctorParams lists at most Limit of DoctorID's
+// notifications, newest first, below sequence number Before when it is
+// set, filtered by Unread, Category, Priority and Since when set.
+type NotificationListForDoctorParams struct {
+	DoctorID string
+	Before   *int64
+	Unread   bool
+	Category string
+	Priority string
+	Since    time.Time
+	Limit    int
+}
+
+// summaryColumns are the columns NotificationListForDoctor reads.
+var summaryColumns = []string{"id", "seq", "type", "category", "priority", "title", "state", "state_reason", "checkup_id",
+	"order_id", "on_behalf_of", "created_at", "read_at", "acknowledged_at"}
+
+// NotificationListForDoctor lists the doctor's notifications, with the
+// columns of a summary only (id, seq, type, category, priority, title,
+// state, state_reason, checkup_id, order_id, on_behalf_of, created_at,
+// read_at, acknowledged_at). It is a constant statement per combination of
+// filters, with bind parameters: prepared once per connection, planned
+// once (see Rows).
+func (q *Queries) NotificationListForDoctor(ctx context.Context, params *NotificationListForDoctorParams) ([]Notification, error) {
+	where, args := []string{"doctor_id = ?"}, []any{params.DoctorID}
+	if params.Before != nil {
+		where, args = append(where, "seq < ?"), append(args, *params.Before)
+	}
+	if params.Unread {
+		where = append(where, "read_at IS NULL")
+	}
+	if params.Category != "" {
+		where, args = append(where, "category = ?"), append(args, params.Category)
+	}
+	if params.Priority != "" {
+		where, args = append(where, "priority = ?"), append(args, params.Priority)
+	}
+	if !params.Since.IsZero() {
+		where, args = append(where, "created_at >= ?"), append(args, params.Since)
+	}
+	query := "SELECT " + strings.Join(summaryColumns, ", ") + " FROM notifications WHERE " + strings.Join(where, " AND ") +
+		" ORDER BY seq DESC LIMIT ?"
+	rows := make([]Notification, 0, params.Limit)
+	err := Rows(ctx, q.db, query, append(args, params.Limit), func(scan Scan) error {
+		var n Notification
+		if err := scan(&n.ID, &n.Seq, &n.Type, &n.Category, &n.Priority, &n.Title, &n.State, &n.StateReason, &n.CheckupID,
+			&n.OrderID, &n.OnBehalfOf, &n.CreatedAt, &n.ReadAt, &n.AcknowledgedAt); err != nil {
+			return err
+		}
+		rows = append(rows, n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	return rows, nil
+}
+
+// NotificationGetForDoctorParams names notification ID of doctor DoctorID.
+type NotificationGetForDoctorParams struct {
+	ID       string
+	DoctorID string
+}
+
+// NotificationGetForDoctor is the doctor's notification, or ErrNotFound
+// when it does not exist or is another doctor's.
+func (q *Queries) NotificationGetForDoctor(ctx context.Context, params *NotificationGetForDoctorParams) (*Notification, error) {
+	var n Notification
+	err := q.db.NewSelect().Model(&n).Where("id = ?", params.ID).Where("doctor_id = ?", params.DoctorID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load notification: %w", err)
+	}
+	return &n, nil
+}
+
+// NotificationListSent loads, of the notifications ids, the columns their
+// sender sees (id, doctor_id, on_behalf_of, send_at), in no particular
+// order.
+func (q *Queries) NotificationListSent(ctx context.Context, ids []string) ([]Notification, error) {
+	var rows []Notification
+	if err := q.db.NewSelect().Model(&rows).Column("id", "doctor_id", "on_behalf_of", "send_at").
+		Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load sent notifications: %w", err)
+	}
+	return rows, nil
+}
+
+// NotificationMarkReadParams marks the doctor's notification ID read at At.
+type NotificationMarkReadParams struct {
+	ID       string
+	DoctorID string
+	At       time.Time
+}
+
+// NotificationMarkRead keeps the first read time.
+func (q *Queries) NotificationMarkRead(ctx context.Context, params *NotificationMarkReadParams) error {
+	if _, err := q.db.NewRaw(`UPDATE notifications SET read_at = ? WHERE id = ? AND doctor_id = ? AND read_at IS NULL`,
+		params.At, params.ID, params.DoctorID).Exec(ctx); err != nil {
+		return fmt.Errorf("mark read: %w", err)
+	}
+	return nil
+}
+
+// NotificationMarkAllReadParams marks read, at At, the doctor's unread
+// notifications up to sequence number UpTo (of Category, if set); their
+// in-app deliveries move from DeliveryFrom to DeliveryStatus (see
+// DeliveryMarkUnreadRead).
+type NotificationMarkAllReadParams struct {
+	DoctorID       string
+	UpTo           int64
+	Category       string
+	At             time.Time
+	DeliveryStatus string
+	DeliveryFrom   []string
+}
+
+// cond selects the notifications the params mark read.
+func (p *NotificationMarkAllReadParams) cond() (string, []any) {
+	cond, args := "doctor_id = ? AND read_at IS NULL AND seq <= ?", []any{p.DoctorID, p.UpTo}
+	if p.Category != "" {
+		cond, args = cond+" AND category = ?", append(args, p.Category)
+	}
+	return cond, args
+}
+
+// NotificationMarkAllRead returns how many notifications it marked.
+func (q *Queries) NotificationMarkAllRead(ctx context.Context, params *NotificationMarkAllReadParams) (int64, error) {
+	cond, args := params.cond()
+	res, err := q.db.NewRaw(`UPDATE notifications SET read_at = ? WHERE `+cond, append([]any{params.At}, args...)...).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("mark all read: %w", err)
+	}
+	marked, _ := res.RowsAffected()
+	return marked, nil
+}
+
+// NotificationAcknowledgeParams records that doctor DoctorID acknowledged
+// their notification ID at At, with Note (nil for none).
+type NotificationAcknowledgeParams struct {
+	ID       string
+	DoctorID string
+	Note     *string
+	At       time.Time
+}
+
+// NotificationAcknowledge reports whether this was the first
+// acknowledgement; a repeat changes nothing. It marks the notification
+// read too.
+func (q *Queries) NotificationAcknowledge(ctx context.Context, params *NotificationAcknowledgeParams) (bool, error) {
+	res, err := q.db.NewRaw(`UPDATE notifications SET acknowledged_at = ?, acknowledged_by = ?, ack_note = ?, read_at = COALESCE(read_at, ?)
+WHERE id = ? AND doctor_id = ? AND acknowledged_at IS NULL`, params.At, params.DoctorID, params.Note, params.At, params.ID, params.DoctorID).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("acknowledge: %w", err)
+	}
+	k, _ := res.RowsAffected()
+	return k == 1, nil
+}
+
+// DoctorGetNotificationSeq is the doctor's latest notification sequence
+// number.
+func (q *Queries) DoctorGetNotificationSeq(ctx context.Context, doctorID string) (int64, error) {
+	var seq int64
+	if err := q.db.NewRaw(`SELECT notification_seq FROM doctors WHERE id = ?`, doctorID).Scan(ctx, &seq); err != nil {
+		return 0, fmt.Errorf("read sequence: %w", err)
+	}
+	return seq, nil
+}
+
+// DoctorGetName is the doctor's name, or ErrNotFound: who acknowledged a
+// notification.
+func (q *Queries) DoctorGetName(ctx context.Context, doctorID string) (string, error) {
+	var name string
+	err := q.db.NewRaw(`SELECT name FROM doctors WHERE id = ?`, doctorID).Scan(ctx, &name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("load doctor name: %w", err)
+	}
+	return name, nil
 }

@@ -24,4 +24,5 @@ func Exercise(t *testing.T, open Opener) {
 	t.Run("Parking", func(t *testing.T) { t.Parallel(); exerciseParking(t, open) })
 	t.Run("Checkup", func(t *testing.T) { t.Parallel(); exerciseCheckups(t, open) })
 	t.Run("Order", func(t *testing.T) { t.Parallel(); exerciseOrders(t, open) })
+	t.Run("PortalReads", func(t *testing.T) { t.Parallel(); exercisePortalReads(t, open) })
 }
