@@ -255,7 +255,7 @@ func (u *Unit) read(ctx context.Context, wants []Want, now time.Time) error {
 		exts[i] = w.ExternalID
 	}
 	if err := u.q.ParkingLock(ctx, exts); err != nil {
-		return err
+		return fmt.Errorf("notify: %w", err)
 	}
 	// A new statement, so a new snapshot: it sees a doctor whose
 	// user-created transaction committed while this one waited.
