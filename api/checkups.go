@@ -2,20 +2,14 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/rfd-notify/rfd/internal/store"
 )
-
-// visibleCheckupIDs selects the checkups a doctor may see (args: the
-// doctor's external user id, then their id): those naming them as a
-// referring doctor, and those they were notified about.
-const visibleCheckupIDs = `SELECT checkup_id FROM checkup_doctors WHERE doctor_external_id = ?
-UNION SELECT checkup_id FROM notifications WHERE doctor_id = ? AND checkup_id IS NOT NULL`
 
 // Checkup is a checkup of a referred patient with every result version.
 type Checkup struct {
@@ -80,20 +74,9 @@ func (h *handlers) getCheckup(ctx context.Context, in *getCheckupInput) (*checku
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	var row struct {
-		ID          string     `bun:"id"`
-		OrderID     string     `bun:"order_id"`
-		PatientRef  string     `bun:"patient_ref"`
-		Status      string     `bun:"status"`
-		ScheduledAt *time.Time `bun:"scheduled_at"`
-		CompletedAt *time.Time `bun:"completed_at"`
-		LastEventAt time.Time  `bun:"last_event_at"`
-		CreatedAt   time.Time  `bun:"created_at"`
-		UpdatedAt   time.Time  `bun:"updated_at"`
-	}
-	err = h.db.NewRaw(`SELECT id, order_id, patient_ref, status, scheduled_at, completed_at, last_event_at, created_at, updated_at
-FROM checkups WHERE id = ? AND id IN (`+visibleCheckupIDs+`)`, in.ID, doc.ExternalUserID, doc.ID).Scan(ctx, &row)
-	if errors.Is(err, sql.ErrNoRows) {
+	q := store.NewQueries(h.db)
+	row, err := q.CheckupGetVisible(ctx, &store.CheckupGetVisibleParams{ID: in.ID, DoctorExternalID: doc.ExternalUserID, DoctorID: doc.ID})
+	if errors.Is(err, store.ErrNotFound) {
 		if err := h.audit(ctx, h.db, "checkup.view", "checkup", in.ID, outcomeNotFound, nil); err != nil {
 			return nil, h.fail(ctx, "getCheckup", err)
 		}
@@ -102,16 +85,8 @@ FROM checkups WHERE id = ? AND id IN (`+visibleCheckupIDs+`)`, in.ID, doc.Extern
 	if err != nil {
 		return nil, h.fail(ctx, "getCheckup", err)
 	}
-	var versions []struct {
-		Version    int       `bun:"version"`
-		Status     string    `bun:"status"`
-		Critical   bool      `bun:"critical"`
-		Result     string    `bun:"result"`
-		OccurredAt time.Time `bun:"occurred_at"`
-		ReceivedAt time.Time `bun:"received_at"`
-	}
-	if err := h.db.NewRaw(`SELECT version, status, critical, CAST(result AS TEXT) AS result, occurred_at, received_at
-FROM result_versions WHERE checkup_id = ? ORDER BY version`, row.ID).Scan(ctx, &versions); err != nil {
+	versions, err := q.CheckupListResults(ctx, row.ID)
+	if err != nil {
 		return nil, h.fail(ctx, "getCheckup", err)
 	}
 	out := Checkup{

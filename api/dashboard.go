@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/templates"
 	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Dashboard is the portal's summary for the doctor.
@@ -45,27 +44,15 @@ func (h *handlers) getDashboard(ctx context.Context, _ *struct{}) (*dashboardOut
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
 	now := h.now().UTC()
-	var counts struct {
-		Unread   int `bun:"unread"`
-		Critical int `bun:"critical"`
-		Results  int `bun:"results"`
-	}
-	err = h.db.NewRaw(`SELECT
-	(SELECT count(*) FROM notifications WHERE doctor_id = ? AND read_at IS NULL) AS unread,
-	(SELECT count(*) FROM notifications WHERE doctor_id = ? AND category = ? AND state = ? AND acknowledged_at IS NULL) AS critical,
-	(SELECT count(*) FROM notifications WHERE doctor_id = ? AND type IN (?) AND created_at >= ?) AS results`,
-		doc.ID, doc.ID, domain.CategoryCriticalResults, domain.StateActive,
-		doc.ID, bun.List([]string{templates.TypeResultAvailable, templates.TypeResultCorrected, templates.TypeCriticalResult}), now.Add(-7*24*time.Hour),
-	).Scan(ctx, &counts)
+	q := store.NewQueries(h.db)
+	counts, err := q.NotificationCountForDashboard(ctx, &store.NotificationDashboardCountsParams{DoctorID: doc.ID,
+		ResultTypes:  []string{templates.TypeResultAvailable, templates.TypeResultCorrected, templates.TypeCriticalResult},
+		ResultsSince: now.Add(-7 * 24 * time.Hour)})
 	if err != nil {
 		return nil, h.fail(ctx, "getDashboard", err)
 	}
-	var byStatus []struct {
-		Status string `bun:"status"`
-		N      int    `bun:"n"`
-	}
-	if err := h.db.NewRaw(`SELECT status, count(*) AS n FROM orders WHERE id IN (`+visibleOrderIDs+`) GROUP BY status`,
-		doc.ExternalUserID, doc.ID).Scan(ctx, &byStatus); err != nil {
+	byStatus, err := q.OrderCountByStatus(ctx, &store.OrderVisibleTo{DoctorExternalID: doc.ExternalUserID, DoctorID: doc.ID})
+	if err != nil {
 		return nil, h.fail(ctx, "getDashboard", err)
 	}
 	orders := make(map[string]int, len(config.OrderStatuses))

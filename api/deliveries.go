@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"net/http"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/delivery"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Delivery is a notification's delivery on one channel, with every attempt.
@@ -85,15 +85,16 @@ func (in *integrations) getDelivery(ctx context.Context, req *getDeliveryInput) 
 	}
 	ctx, cancel := in.dbctx(ctx)
 	defer cancel()
-	var d domain.Delivery
-	q := in.db.NewSelect().Model(&d).Where("id = ?", req.ID)
-	if !all {
+	q := store.NewQueries(in.db)
+	var d *store.Delivery
+	if all {
+		d, err = q.DeliveryGet(ctx, req.ID)
+	} else {
 		// A sender sees what it sent: notifications made by
 		// sendNotification carry the key as their source.
-		q = q.Where("notification_id IN (SELECT id FROM notifications WHERE source_event_id = ?)", sendSource(key.ID))
+		d, err = q.DeliveryGetForSource(ctx, &store.DeliveryGetForSourceParams{ID: req.ID, SourceEventID: sendSource(key.ID)})
 	}
-	err = q.Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, huma.Error404NotFound("no such delivery")
 	}
 	if err != nil {
@@ -106,14 +107,16 @@ func (in *integrations) getDelivery(ctx context.Context, req *getDeliveryInput) 
 		UpdatedAt: d.UpdatedAt.UTC(), Attempts: []DeliveryAttempt{},
 	}
 	// The stored error column is not read: messages come from the code.
-	if err := in.db.NewRaw(`SELECT attempt, provider, provider_message_id, outcome, reason_code, started_at, finished_at
-FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt, id`, d.ID).Scan(ctx, &out.Attempts); err != nil {
+	attempts, err := q.DeliveryAttemptList(ctx, d.ID)
+	if err != nil {
 		return nil, in.fail(ctx, "getDelivery", err)
 	}
-	for i := range out.Attempts {
-		out.Attempts[i].Error = delivery.ReasonMessage(out.Attempts[i].ReasonCode)
-		out.Attempts[i].StartedAt = out.Attempts[i].StartedAt.UTC()
-		out.Attempts[i].FinishedAt = out.Attempts[i].FinishedAt.UTC()
+	for _, a := range attempts {
+		out.Attempts = append(out.Attempts, DeliveryAttempt{
+			Attempt: a.Attempt, Provider: a.Provider, ProviderMessageID: a.ProviderMessageID, Outcome: a.Outcome,
+			ReasonCode: a.ReasonCode, Error: delivery.ReasonMessage(a.ReasonCode),
+			StartedAt: a.StartedAt.UTC(), FinishedAt: a.FinishedAt.UTC(),
+		})
 	}
 	return &deliveryOutput{Body: out}, nil
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/core/templates"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // SendNotificationRequest is a notification an integrator sends to one
@@ -251,26 +251,25 @@ func doctorByIDOrExternal(ctx context.Context, db bun.IDB, id, externalID string
 	if externalID != "" {
 		return notify.DoctorByExternalID(ctx, db, externalID)
 	}
-	var d domain.Doctor
-	err := db.NewSelect().Model(&d).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return d, false, nil
+	d, err := store.NewQueries(db).DoctorGet(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return domain.Doctor{}, false, nil
 	}
 	if err != nil {
-		return d, false, fmt.Errorf("load doctor: %w", err)
+		return domain.Doctor{}, false, err
 	}
-	return d, true, nil
+	return *d, true, nil
 }
 
 // sentNotifications lists the notifications ids (in that order, those
 // that exist) with their deliveries.
 func sentNotifications(ctx context.Context, db bun.IDB, ids []string) ([]SentNotificationItem, error) {
-	var rows []domain.Notification
-	if err := db.NewSelect().Model(&rows).Column("id", "doctor_id", "on_behalf_of", "send_at").
-		Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
-		return nil, fmt.Errorf("load sent notifications: %w", err)
+	q := store.NewQueries(db)
+	rows, err := q.NotificationListSent(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
-	byID := map[string]domain.Notification{}
+	byID := map[string]store.Notification{}
 	for _, n := range rows {
 		byID[n.ID] = n
 	}
@@ -281,8 +280,12 @@ func sentNotifications(ctx context.Context, db bun.IDB, ids []string) ([]SentNot
 			continue
 		}
 		s := SentNotificationItem{ID: n.ID, DoctorID: n.DoctorID, OnBehalfOf: n.OnBehalfOf, SendAt: n.SendAt.UTC(), Deliveries: []QueuedDelivery{}}
-		if err := db.NewRaw(`SELECT id, channel, status FROM deliveries WHERE notification_id = ? ORDER BY channel`, n.ID).Scan(ctx, &s.Deliveries); err != nil {
-			return nil, fmt.Errorf("load deliveries: %w", err)
+		deliveries, err := q.DeliveryListQueuedRefs(ctx, n.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range deliveries {
+			s.Deliveries = append(s.Deliveries, QueuedDelivery{ID: d.ID, Channel: d.Channel, Status: d.Status})
 		}
 		out = append(out, s)
 	}

@@ -2,11 +2,9 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -197,11 +195,7 @@ func registerNotifications(doctor *huma.Group, h *handlers) {
 	}, h.acknowledge)
 }
 
-// summaryColumns are the columns of a NotificationSummary.
-var summaryColumns = []string{"id", "seq", "type", "category", "priority", "title", "state", "state_reason", "checkup_id",
-	"order_id", "on_behalf_of", "created_at", "read_at", "acknowledged_at"}
-
-func summaryOf(n domain.Notification) NotificationSummary {
+func summaryOf(n store.Notification) NotificationSummary {
 	return NotificationSummary{
 		ID: n.ID, Seq: n.Seq, Type: n.Type, Category: n.Category, Priority: n.Priority, Title: n.Title, State: n.State,
 		StateReason: n.StateReason, CheckupID: n.CheckupID, OrderID: n.OrderID, OnBehalfOf: n.OnBehalfOf,
@@ -224,44 +218,19 @@ func (h *handlers) listNotifications(ctx context.Context, in *listNotificationsI
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	// A constant statement per combination of filters, with bind
-	// parameters: prepared once per connection, planned once.
-	var (
-		rows  []domain.Notification
-		where = []string{"doctor_id = ?"}
-		args  = []any{doc.ID}
-	)
+	params := &store.NotificationListForDoctorParams{DoctorID: doc.ID, Unread: in.Unread, Category: in.Category,
+		Priority: in.Priority, Limit: in.Limit + 1}
 	if in.Cursor != "" {
 		seq, err := parseSeqCursor(in.Cursor)
 		if err != nil {
 			return nil, err
 		}
-		where, args = append(where, "seq < ?"), append(args, seq)
-	}
-	if in.Unread {
-		where = append(where, "read_at IS NULL")
-	}
-	if in.Category != "" {
-		where, args = append(where, "category = ?"), append(args, in.Category)
-	}
-	if in.Priority != "" {
-		where, args = append(where, "priority = ?"), append(args, in.Priority)
+		params.Before = &seq
 	}
 	if !in.Since.IsZero() {
-		where, args = append(where, "created_at >= ?"), append(args, in.Since.UTC())
+		params.Since = in.Since.UTC()
 	}
-	query := "SELECT " + strings.Join(summaryColumns, ", ") + " FROM notifications WHERE " + strings.Join(where, " AND ") +
-		" ORDER BY seq DESC LIMIT ?"
-	rows = make([]domain.Notification, 0, in.Limit+1)
-	err = store.Rows(ctx, h.db, query, append(args, in.Limit+1), func(scan store.Scan) error {
-		var n domain.Notification
-		if err := scan(&n.ID, &n.Seq, &n.Type, &n.Category, &n.Priority, &n.Title, &n.State, &n.StateReason, &n.CheckupID,
-			&n.OrderID, &n.OnBehalfOf, &n.CreatedAt, &n.ReadAt, &n.AcknowledgedAt); err != nil {
-			return err
-		}
-		rows = append(rows, n)
-		return nil
-	})
+	rows, err := store.NewQueries(h.db).NotificationListForDoctor(ctx, params)
 	if err != nil {
 		return nil, h.fail(ctx, "listNotifications", err)
 	}
@@ -287,16 +256,15 @@ func (h *handlers) listNotifications(ctx context.Context, in *listNotificationsI
 
 // ownNotification loads the doctor's notification id; found=false when it
 // does not exist or is another doctor's (the caller answers 404 either way).
-func ownNotification(ctx context.Context, db bun.IDB, doctorID, id string) (domain.Notification, bool, error) {
-	var n domain.Notification
-	err := db.NewSelect().Model(&n).Where("id = ?", id).Where("doctor_id = ?", doctorID).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return n, false, nil
+func ownNotification(ctx context.Context, db bun.IDB, doctorID, id string) (store.Notification, bool, error) {
+	n, err := store.NewQueries(db).NotificationGetForDoctor(ctx, &store.NotificationGetForDoctorParams{ID: id, DoctorID: doctorID})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Notification{}, false, nil
 	}
 	if err != nil {
-		return n, false, fmt.Errorf("load notification: %w", err)
+		return store.Notification{}, false, err
 	}
-	return n, true, nil
+	return *n, true, nil
 }
 
 func errNotificationNotFound() error { return huma.Error404NotFound("no such notification") }
@@ -328,7 +296,7 @@ func (h *handlers) getNotification(ctx context.Context, in *getNotificationInput
 	return &notificationDetailOutput{Body: detail}, nil
 }
 
-func (h *handlers) detailOf(ctx context.Context, n domain.Notification) (NotificationDetail, error) {
+func (h *handlers) detailOf(ctx context.Context, n store.Notification) (NotificationDetail, error) {
 	d := NotificationDetail{
 		NotificationSummary: summaryOf(n),
 		Body:                n.Body,
@@ -339,13 +307,13 @@ func (h *handlers) detailOf(ctx context.Context, n domain.Notification) (Notific
 		Context:             contextOf(n.Data),
 		Deliveries:          []ChannelDelivery{},
 	}
-	if err := h.db.NewRaw(`SELECT channel, status, reason_code, updated_at FROM deliveries WHERE notification_id = ? ORDER BY channel`, n.ID).
-		Scan(ctx, &d.Deliveries); err != nil {
-		return d, fmt.Errorf("load deliveries: %w", err)
+	deliveries, err := store.NewQueries(h.db).DeliveryListStatuses(ctx, n.ID)
+	if err != nil {
+		return d, err
 	}
-	for i := range d.Deliveries {
-		d.Deliveries[i].StatusReason = delivery.ReasonMessage(d.Deliveries[i].ReasonCode)
-		d.Deliveries[i].UpdatedAt = d.Deliveries[i].UpdatedAt.UTC()
+	for _, dl := range deliveries {
+		d.Deliveries = append(d.Deliveries, ChannelDelivery{Channel: dl.Channel, Status: dl.Status, ReasonCode: dl.ReasonCode,
+			StatusReason: delivery.ReasonMessage(dl.ReasonCode), UpdatedAt: dl.UpdatedAt.UTC()})
 	}
 	ack, err := h.acknowledgementOf(ctx, h.db, n)
 	if err != nil {
@@ -355,7 +323,7 @@ func (h *handlers) detailOf(ctx context.Context, n domain.Notification) (Notific
 	return d, nil
 }
 
-func (h *handlers) acknowledgementOf(ctx context.Context, db bun.IDB, n domain.Notification) (*Acknowledgement, error) {
+func (h *handlers) acknowledgementOf(ctx context.Context, db bun.IDB, n store.Notification) (*Acknowledgement, error) {
 	if n.AcknowledgedAt == nil {
 		return nil, nil
 	}
@@ -365,9 +333,8 @@ func (h *handlers) acknowledgementOf(ctx context.Context, db bun.IDB, n domain.N
 	}
 	if n.AcknowledgedBy != nil {
 		ack.AcknowledgedBy.ID = *n.AcknowledgedBy
-		var name string
-		err := db.NewRaw(`SELECT name FROM doctors WHERE id = ?`, *n.AcknowledgedBy).Scan(ctx, &name)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		name, err := store.NewQueries(db).DoctorGetName(ctx, *n.AcknowledgedBy)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("load acknowledging doctor: %w", err)
 		}
 		ack.AcknowledgedBy.Name = name
@@ -409,11 +376,12 @@ func (h *handlers) readNotification(ctx context.Context, in *readNotificationInp
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	var out domain.Notification
+	var out store.Notification
 	err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		now := h.now().UTC()
-		if _, err := tx.NewRaw(`UPDATE notifications SET read_at = ? WHERE id = ? AND doctor_id = ? AND read_at IS NULL`, now, in.ID, doc.ID).Exec(ctx); err != nil {
-			return fmt.Errorf("mark read: %w", err)
+		q := store.NewQueries(tx)
+		if err := q.NotificationMarkRead(ctx, &store.NotificationMarkReadParams{ID: in.ID, DoctorID: doc.ID, At: now}); err != nil {
+			return err
 		}
 		n, found, err := ownNotification(ctx, tx, doc.ID, in.ID)
 		if err != nil {
@@ -422,7 +390,7 @@ func (h *handlers) readNotification(ctx context.Context, in *readNotificationInp
 		if !found {
 			return errNotificationNotFound()
 		}
-		if _, err := delivery.Advance(ctx, tx, notify.DeliveryID(n.ID, domain.ChannelInApp), delivery.StatusRead, "", now); err != nil {
+		if _, err := delivery.Advance(ctx, q, notify.DeliveryID(n.ID, domain.ChannelInApp), delivery.StatusRead, "", now); err != nil {
 			return err
 		}
 		out = n
@@ -446,26 +414,20 @@ func (h *handlers) readAll(ctx context.Context, in *readAllInput) (*readAllOutpu
 		now := h.now().UTC()
 		// Everything up to the doctor's sequence number now: a notification
 		// arriving during the call is not marked unseen.
-		var upTo int64
-		if err := tx.NewRaw(`SELECT notification_seq FROM doctors WHERE id = ?`, doc.ID).Scan(ctx, &upTo); err != nil {
-			return fmt.Errorf("read sequence: %w", err)
-		}
-		// The unread notifications marked by this call.
-		cond, args := "doctor_id = ? AND read_at IS NULL AND seq <= ?", []any{doc.ID, upTo}
-		if in.Category != "" {
-			cond, args = cond+" AND category = ?", append(args, in.Category)
-		}
-		if _, err := tx.NewRaw(`UPDATE deliveries SET status = ?, status_reason = '', reason_code = '', next_attempt_at = NULL, updated_at = ?
-WHERE channel = ? AND status IN (?) AND notification_id IN (SELECT id FROM notifications WHERE `+cond+`)`,
-			append([]any{delivery.StatusRead, now, domain.ChannelInApp, bun.List(movableTo(delivery.StatusRead))}, args...)...).Exec(ctx); err != nil {
-			return fmt.Errorf("advance in-app deliveries: %w", err)
-		}
-		res, err := tx.NewRaw(`UPDATE notifications SET read_at = ? WHERE `+cond, append([]any{now}, args...)...).Exec(ctx)
+		q := store.NewQueries(tx)
+		upTo, err := q.DoctorGetNotificationSeq(ctx, doc.ID)
 		if err != nil {
-			return fmt.Errorf("mark all read: %w", err)
+			return err
 		}
-		marked, _ = res.RowsAffected()
-		return nil
+		// The unread notifications marked by this call, and their in-app
+		// deliveries.
+		params := &store.NotificationMarkAllReadParams{DoctorID: doc.ID, UpTo: upTo, Category: in.Category, At: now,
+			DeliveryStatus: delivery.StatusRead, DeliveryFrom: movableTo(delivery.StatusRead)}
+		if err := q.DeliveryMarkUnreadRead(ctx, params); err != nil {
+			return err
+		}
+		marked, err = q.NotificationMarkAllRead(ctx, params)
+		return err
 	})
 	if err != nil {
 		return nil, h.fail(ctx, "readAllNotifications", err)
@@ -498,13 +460,13 @@ func (h *handlers) acknowledge(ctx context.Context, in *acknowledgeInput) (*ackn
 		}
 		now := h.now().UTC()
 		// The first acknowledgement wins; a repeat changes nothing.
-		res, err := tx.NewRaw(`UPDATE notifications SET acknowledged_at = ?, acknowledged_by = ?, ack_note = ?, read_at = COALESCE(read_at, ?)
-WHERE id = ? AND doctor_id = ? AND acknowledged_at IS NULL`, now, doc.ID, note, now, n.ID, doc.ID).Exec(ctx)
+		q := store.NewQueries(tx)
+		first, err := q.NotificationAcknowledge(ctx, &store.NotificationAcknowledgeParams{ID: n.ID, DoctorID: doc.ID, Note: note, At: now})
 		if err != nil {
-			return fmt.Errorf("acknowledge: %w", err)
+			return err
 		}
-		if k, _ := res.RowsAffected(); k == 1 {
-			if _, err := delivery.Advance(ctx, tx, notify.DeliveryID(n.ID, domain.ChannelInApp), delivery.StatusAcknowledged, "", now); err != nil {
+		if first {
+			if _, err := delivery.Advance(ctx, q, notify.DeliveryID(n.ID, domain.ChannelInApp), delivery.StatusAcknowledged, "", now); err != nil {
 				return err
 			}
 			if err := h.audit(ctx, tx, "notification.acknowledge", "notification", n.ID, outcomeSuccess, nil); err != nil {

@@ -2,19 +2,13 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/rfd-notify/rfd/internal/store"
 )
-
-// visibleOrderIDs selects the orders a doctor may see (args: the doctor's
-// external user id, then their id): those naming them as a referring doctor,
-// and those they were notified about (a covering doctor's copies).
-const visibleOrderIDs = `SELECT order_id FROM order_doctors WHERE doctor_external_id = ?
-UNION SELECT order_id FROM notifications WHERE doctor_id = ? AND order_id IS NOT NULL`
 
 // OrderSummary is an order as the list shows it.
 type OrderSummary struct {
@@ -89,50 +83,32 @@ func registerOrders(doctor *huma.Group, h *handlers) {
 	}, h.getOrder)
 }
 
-type orderRow struct {
-	ID          string    `bun:"id"`
-	PatientRef  string    `bun:"patient_ref"`
-	Status      string    `bun:"status"`
-	LastSeq     int64     `bun:"last_seq"`
-	LastEventAt time.Time `bun:"last_event_at"`
-	CreatedAt   time.Time `bun:"created_at"`
-	UpdatedAt   time.Time `bun:"updated_at"`
-}
-
-func (r orderRow) summary() OrderSummary {
+func orderSummary(r *store.Order) OrderSummary {
 	return OrderSummary{ID: r.ID, PatientRef: r.PatientRef, Status: r.Status, Seq: r.LastSeq, LastEventAt: r.LastEventAt.UTC(),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
-
-const orderColumns = "id, patient_ref, status, last_seq, last_event_at, created_at, updated_at"
 
 func (h *handlers) listOrders(ctx context.Context, in *listOrdersInput) (*orderPageOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cond, args := "id IN ("+visibleOrderIDs+")", []any{doc.ExternalUserID, doc.ID}
+	params := &store.OrderListVisibleParams{OrderVisibleTo: store.OrderVisibleTo{DoctorExternalID: doc.ExternalUserID, DoctorID: doc.ID},
+		Status: in.Status, PatientRef: in.PatientRef, Limit: in.Limit + 1}
 	if in.Cursor != "" {
 		at, id, err := parseTimeIDCursor("o1", in.Cursor)
 		if err != nil {
 			return nil, err
 		}
-		cond, args = cond+" AND (created_at < ? OR (created_at = ? AND id < ?))", append(args, at, at, id)
-	}
-	if in.Status != "" {
-		cond, args = cond+" AND status = ?", append(args, in.Status)
-	}
-	if in.PatientRef != "" {
-		cond, args = cond+" AND patient_ref = ?", append(args, in.PatientRef)
+		params.After = &store.OrderCursor{CreatedAt: at, ID: id}
 	}
 	if !in.Since.IsZero() {
-		cond, args = cond+" AND created_at >= ?", append(args, in.Since.UTC())
+		params.Since = in.Since.UTC()
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	var rows []orderRow
-	if err := h.db.NewRaw(`SELECT `+orderColumns+` FROM orders WHERE `+cond+` ORDER BY created_at DESC, id DESC LIMIT ?`,
-		append(args, in.Limit+1)...).Scan(ctx, &rows); err != nil {
+	rows, err := store.NewQueries(h.db).OrderListVisible(ctx, params)
+	if err != nil {
 		return nil, h.fail(ctx, "listOrders", err)
 	}
 	page := OrderPage{Items: make([]OrderSummary, 0, min(len(rows), in.Limit))}
@@ -142,7 +118,7 @@ func (h *handlers) listOrders(ctx context.Context, in *listOrdersInput) (*orderP
 			page.NextCursor = timeIDCursor("o1", last.CreatedAt, last.ID)
 			break
 		}
-		page.Items = append(page.Items, r.summary())
+		page.Items = append(page.Items, orderSummary(&r))
 	}
 	if len(page.Items) > 0 {
 		ids := make([]string, len(page.Items))
@@ -163,10 +139,10 @@ func (h *handlers) getOrder(ctx context.Context, in *getOrderInput) (*orderOutpu
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	var row orderRow
-	err = h.db.NewRaw(`SELECT `+orderColumns+` FROM orders WHERE id = ? AND id IN (`+visibleOrderIDs+`)`,
-		in.ID, doc.ExternalUserID, doc.ID).Scan(ctx, &row)
-	if errors.Is(err, sql.ErrNoRows) {
+	q := store.NewQueries(h.db)
+	visible := &store.OrderGetVisibleParams{ID: in.ID, OrderVisibleTo: store.OrderVisibleTo{DoctorExternalID: doc.ExternalUserID, DoctorID: doc.ID}}
+	row, err := q.OrderGetVisible(ctx, visible)
+	if errors.Is(err, store.ErrNotFound) {
 		if err := h.audit(ctx, h.db, "order.view", "order", in.ID, outcomeNotFound, nil); err != nil {
 			return nil, h.fail(ctx, "getOrder", err)
 		}
@@ -175,19 +151,21 @@ func (h *handlers) getOrder(ctx context.Context, in *getOrderInput) (*orderOutpu
 	if err != nil {
 		return nil, h.fail(ctx, "getOrder", err)
 	}
-	out := Order{OrderSummary: row.summary(), Timeline: []OrderEvent{}, CheckupIDs: []string{}}
-	if err := h.db.NewRaw(`SELECT seq, status, applied, occurred_at, received_at FROM order_events WHERE order_id = ? ORDER BY seq`, row.ID).
-		Scan(ctx, &out.Timeline); err != nil {
+	out := Order{OrderSummary: orderSummary(row), Timeline: []OrderEvent{}, CheckupIDs: []string{}}
+	events, err := q.OrderEventList(ctx, row.ID)
+	if err != nil {
 		return nil, h.fail(ctx, "getOrder", err)
 	}
-	for i := range out.Timeline {
-		out.Timeline[i].OccurredAt = out.Timeline[i].OccurredAt.UTC()
-		out.Timeline[i].ReceivedAt = out.Timeline[i].ReceivedAt.UTC()
+	for _, e := range events {
+		out.Timeline = append(out.Timeline, OrderEvent{Seq: e.Seq, Status: e.Status, Applied: e.Applied,
+			OccurredAt: e.OccurredAt.UTC(), ReceivedAt: e.ReceivedAt.UTC()})
 	}
-	if err := h.db.NewRaw(`SELECT id FROM checkups WHERE order_id = ? AND id IN (`+visibleCheckupIDs+`) ORDER BY id`,
-		row.ID, doc.ExternalUserID, doc.ID).Scan(ctx, &out.CheckupIDs); err != nil {
+	visible.ID = row.ID
+	checkups, err := q.OrderListVisibleCheckupIDs(ctx, visible)
+	if err != nil {
 		return nil, h.fail(ctx, "getOrder", err)
 	}
+	out.CheckupIDs = append(out.CheckupIDs, checkups...)
 	if err := h.audit(ctx, h.db, "order.view", "order", row.ID, outcomeSuccess, nil); err != nil {
 		return nil, h.fail(ctx, "getOrder", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/delivery/inapp"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // StreamDeps are what the in-app stream needs.
@@ -166,12 +167,9 @@ const pageOfBacklog = 500
 // notificationsAfter lists the doctor's notifications with a sequence
 // number above after (and at most upTo, if upTo > 0), oldest first.
 func notificationsAfter(ctx context.Context, db *bun.DB, doctorID string, after, upTo int64) ([]StreamNotification, error) {
-	var rows []domain.Notification
-	q := db.NewSelect().Model(&rows).Where("doctor_id = ?", doctorID).Where("seq > ?", after).OrderExpr("seq ASC").Limit(pageOfBacklog)
-	if upTo > 0 {
-		q = q.Where("seq <= ?", upTo)
-	}
-	if err := q.Scan(ctx); err != nil {
+	rows, err := store.NewQueries(db).NotificationListAfter(ctx, &store.NotificationListAfterParams{DoctorID: doctorID,
+		After: after, UpTo: upTo, Limit: pageOfBacklog})
+	if err != nil {
 		return nil, err
 	}
 	out := make([]StreamNotification, 0, len(rows))

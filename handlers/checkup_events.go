@@ -122,7 +122,7 @@ func (h *CheckupEvents) round(ctx context.Context, tx bun.Tx, u *notify.Unit, it
 			}
 		}
 	}
-	versions, err := resultVersions(ctx, tx, checkups)
+	versions, err := store.NewQueries(tx).CheckupListResultVersions(ctx, checkups)
 	if err != nil {
 		return err
 	}
@@ -192,23 +192,15 @@ func (h *CheckupEvents) apply(ctx context.Context, u *notify.Unit, eventID strin
 	b := u.Batch()
 	// The checkup's status follows the newest event by occurrence time: a
 	// late "scheduled" never takes back a "completed".
-	err := b.Exec(ctx, `INSERT INTO checkups (id, order_id, patient_ref, status, scheduled_at, completed_at, last_event_at, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-	status = CASE WHEN excluded.last_event_at >= checkups.last_event_at THEN excluded.status ELSE checkups.status END,
-	scheduled_at = COALESCE(excluded.scheduled_at, checkups.scheduled_at),
-	completed_at = COALESCE(checkups.completed_at, excluded.completed_at),
-	last_event_at = CASE WHEN excluded.last_event_at >= checkups.last_event_at THEN excluded.last_event_at ELSE checkups.last_event_at END,
-	updated_at = excluded.updated_at`,
-		ev.CheckupID, ev.OrderID, ev.Patient.Ref, status, scheduledAt, completedAt, ev.OccurredAt.UTC(), now, now)
-	if err != nil {
-		return fmt.Errorf("upsert checkup: %w", err)
+	if err := b.CheckupUpsert(ctx, &store.CheckupUpsertParams{ID: ev.CheckupID, OrderID: ev.OrderID, PatientRef: ev.Patient.Ref,
+		Status: status, ScheduledAt: scheduledAt, CompletedAt: completedAt, LastEventAt: ev.OccurredAt.UTC(), Now: now}); err != nil {
+		return err
 	}
 	doctors := make([]string, 0, len(ev.ReferringDoctors))
 	for _, d := range ev.ReferringDoctors {
 		doctors = append(doctors, d.ExternalUserID)
-		if err := b.Exec(ctx, `INSERT INTO checkup_doctors (checkup_id, doctor_external_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, ev.CheckupID, d.ExternalUserID); err != nil {
-			return fmt.Errorf("record referring doctor: %w", err)
+		if err := b.CheckupAddDoctor(ctx, &store.CheckupAddDoctorParams{CheckupID: ev.CheckupID, ExternalID: d.ExternalUserID}); err != nil {
+			return err
 		}
 	}
 
@@ -259,11 +251,10 @@ func (h *CheckupEvents) applyResult(ctx context.Context, u *notify.Unit, eventID
 	b := u.Batch()
 	// A plain insert: should another transaction store the same version
 	// meanwhile, this one fails on the key and is retried, then finds it.
-	err := b.Exec(ctx, `INSERT INTO result_versions (checkup_id, version, status, critical, result, event_id, occurred_at, received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		ev.CheckupID, r.Version, r.Status, critical, resultJSON(r), eventID, ev.OccurredAt.UTC(), h.now().UTC())
-	if err != nil {
-		return fmt.Errorf("store result version: %w", err)
+	if err := b.CheckupResultVersionInsert(ctx, &store.CheckupResultVersionInsertParams{CheckupID: ev.CheckupID, Version: r.Version,
+		Status: r.Status, Critical: critical, Result: resultJSON(r), EventID: eventID, OccurredAt: ev.OccurredAt.UTC(),
+		ReceivedAt: h.now().UTC()}); err != nil {
+		return err
 	}
 	if r.Version < latest {
 		return nil // a late, older version: kept in the history, notifies no one
@@ -307,31 +298,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		return notify.Supersede(ctx, b, ev.CheckupID, r.Version)
 	}
 	return nil
-}
-
-// resultVersions reads the result versions stored for checkups, by checkup.
-func resultVersions(ctx context.Context, tx bun.Tx, checkups []string) (map[string][]int, error) {
-	args := make([]any, len(checkups))
-	for i, c := range checkups {
-		args[i] = c
-	}
-	query := "SELECT checkup_id, version FROM result_versions WHERE checkup_id IN (" + store.Repeat("?", len(checkups)) + ")"
-	versions := make(map[string][]int, len(checkups))
-	err := store.Rows(ctx, tx, query, args, func(scan store.Scan) error {
-		var (
-			checkup string
-			v       int
-		)
-		if err := scan(&checkup, &v); err != nil {
-			return err
-		}
-		versions[checkup] = append(versions[checkup], v)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("result versions: %w", err)
-	}
-	return versions, nil
 }
 
 func checkupStatus(eventType string) string {

@@ -75,42 +75,40 @@ func (h *OrderHistoryEvents) Handle(msg *message.Message) error {
 // apply reports whether the event was late (absorbed without moving the state).
 func (h *OrderHistoryEvents) apply(ctx context.Context, tx bun.Tx, eventID string, ev events.OrderHistoryEvent) (bool, error) {
 	now := h.now().UTC()
+	q := store.NewQueries(tx)
 	// Create the order on its first event, whatever its sequence.
-	if _, err := tx.NewRaw(`INSERT INTO orders (id, patient_ref, status, last_seq, last_event_at, created_at, updated_at)
-VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		ev.OrderID, ev.Patient.Ref, ev.Status, ev.OccurredAt.UTC(), now, now).Exec(ctx); err != nil {
-		return false, fmt.Errorf("create order: %w", err)
+	if err := q.OrderCreate(ctx, &store.OrderCreateParams{ID: ev.OrderID, PatientRef: ev.Patient.Ref, Status: ev.Status,
+		LastEventAt: ev.OccurredAt.UTC(), Now: now}); err != nil {
+		return false, err
 	}
-
-	var lastSeq int64
-	if err := tx.NewRaw(`SELECT last_seq FROM orders WHERE id = ?`, ev.OrderID).Scan(ctx, &lastSeq); err != nil {
-		return false, fmt.Errorf("read order: %w", err)
+	lastSeq, err := q.OrderGetLastSeq(ctx, ev.OrderID)
+	if err != nil {
+		return false, err
 	}
 	applies := int64(ev.Sequence) > lastSeq
 
-	res, err := tx.NewRaw(`INSERT INTO order_events (order_id, seq, status, applied, event_id, occurred_at, received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, seq) DO NOTHING`,
-		ev.OrderID, ev.Sequence, ev.Status, applies, eventID, ev.OccurredAt.UTC(), now).Exec(ctx)
+	inserted, err := q.OrderEventInsert(ctx, &store.OrderEventInsertParams{OrderID: ev.OrderID, Seq: ev.Sequence, Status: ev.Status,
+		Applied: applies, EventID: eventID, OccurredAt: ev.OccurredAt.UTC(), ReceivedAt: now})
 	if err != nil {
-		return false, fmt.Errorf("record order event: %w", err)
+		return false, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !inserted {
 		return false, nil // this sequence number is already in the timeline
 	}
 
 	doctors := make([]string, 0, len(ev.ReferringDoctors))
 	for _, d := range ev.ReferringDoctors {
 		doctors = append(doctors, d.ExternalUserID)
-		if _, err := tx.NewRaw(`INSERT INTO order_doctors (order_id, doctor_external_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, ev.OrderID, d.ExternalUserID).Exec(ctx); err != nil {
-			return false, fmt.Errorf("record referring doctor: %w", err)
+		if err := q.OrderAddDoctor(ctx, &store.OrderAddDoctorParams{OrderID: ev.OrderID, ExternalID: d.ExternalUserID}); err != nil {
+			return false, err
 		}
 	}
 	if !applies {
 		return true, nil // late: in the timeline, not in the state
 	}
-	if _, err := tx.NewRaw(`UPDATE orders SET status = ?, last_seq = ?, last_event_at = ?, updated_at = ? WHERE id = ?`,
-		ev.Status, ev.Sequence, ev.OccurredAt.UTC(), now, ev.OrderID).Exec(ctx); err != nil {
-		return false, fmt.Errorf("update order state: %w", err)
+	if err := q.OrderUpdateState(ctx, &store.OrderUpdateStateParams{ID: ev.OrderID, Status: ev.Status, Seq: ev.Sequence,
+		LastEventAt: ev.OccurredAt.UTC(), Now: now}); err != nil {
+		return false, err
 	}
 	if !slices.Contains(h.notifyOn, ev.Status) {
 		return false, nil

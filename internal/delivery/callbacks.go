@@ -11,6 +11,7 @@ import (
 
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/sms"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/outbox"
 )
 
@@ -80,12 +81,13 @@ func (h *SMSCallbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			now := h.now().UTC()
-			moved, err = advance(ctx, tx, deliveryID, status, reason, providerCode, now)
+			q := store.NewQueries(tx)
+			moved, err = advance(ctx, q, deliveryID, status, reason, providerCode, now)
 			if err != nil || !moved || (status != domain.DeliveryFailed && status != domain.DeliveryUndelivered) {
 				return err
 			}
-			var notificationID string
-			if err := tx.NewRaw(`SELECT notification_id FROM deliveries WHERE id = ?`, deliveryID).Scan(ctx, &notificationID); err != nil {
+			notificationID, err := q.DeliveryGetNotificationID(ctx, deliveryID)
+			if err != nil {
 				return err
 			}
 			_, err = Fallback(ctx, tx, h.outbox, h.sendTopic, notificationID, string(domain.ChannelSMS), now)

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,8 +75,8 @@ func NewDispatcher(db *bun.DB, inbox *store.Inbox, ob *outbox.Publisher, senders
 // job is everything one attempt needs, read in the claim transaction.
 type job struct {
 	cmd          events.SendNotification
-	delivery     domain.Delivery
-	notification domain.Notification
+	delivery     store.Delivery
+	notification store.Notification
 	doctor       domain.Doctor
 	prefs        domain.Preferences
 	targets      Targets
@@ -148,12 +147,15 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 	var j job
 	proceed := false
 	err := d.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&j.delivery).Where("id = ?", cmd.DeliveryID).Scan(ctx); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return msgerr.Permanentf("send-notification: /delivery_id: no such delivery")
-			}
-			return fmt.Errorf("load delivery: %w", err)
+		q := store.NewQueries(tx)
+		dl, err := q.DeliveryGet(ctx, cmd.DeliveryID)
+		if errors.Is(err, store.ErrNotFound) {
+			return msgerr.Permanentf("send-notification: /delivery_id: no such delivery")
 		}
+		if err != nil {
+			return err
+		}
+		j.delivery = *dl
 		st := j.delivery.Status
 		// A command older than the delivery's current attempt, or for an
 		// attempt that already ended, changes nothing. A command for the
@@ -164,12 +166,16 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 			(cmd.Attempt == j.delivery.Attempt && st != domain.DeliverySending) {
 			return nil
 		}
-		if err := tx.NewSelect().Model(&j.notification).Where("id = ?", j.delivery.NotificationID).Scan(ctx); err != nil {
-			return fmt.Errorf("load notification: %w", err)
+		nt, err := q.NotificationGet(ctx, j.delivery.NotificationID)
+		if err != nil {
+			return err
 		}
-		if err := tx.NewSelect().Model(&j.doctor).Where("id = ?", j.notification.DoctorID).Scan(ctx); err != nil {
-			return fmt.Errorf("load doctor: %w", err)
+		j.notification = *nt
+		doc, err := q.DoctorGet(ctx, j.notification.DoctorID)
+		if err != nil {
+			return err
 		}
+		j.doctor = *doc
 		prefs, err := notify.PreferencesOf(ctx, tx, j.doctor.ID)
 		if err != nil {
 			return err
@@ -178,7 +184,7 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 		// Only push and webhook deliveries go to devices or endpoints; the
 		// other channels need not read them on every claim.
 		if ch := j.delivery.Channel; ch == domain.ChannelPush || ch == domain.ChannelWebhook {
-			if j.targets, err = LoadTargets(ctx, tx, j.doctor.ID); err != nil {
+			if j.targets, err = LoadTargets(ctx, q, j.doctor.ID); err != nil {
 				return err
 			}
 		}
@@ -186,7 +192,7 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 		now := d.now().UTC()
 
 		if code := d.suppression(j, now); code != "" {
-			return d.finish(ctx, tx, j.delivery, domain.DeliverySuppressed, code, "")
+			return d.finish(ctx, q, j.delivery, domain.DeliverySuppressed, code, "")
 		}
 		due := j.delivery.SendAt
 		if cmd.SendAt.After(due) {
@@ -195,27 +201,17 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 		if due.After(now) {
 			// Not yet (quiet hours, or an early retry): the scheduler
 			// publishes this attempt again when it is due.
-			_, err := tx.NewRaw(`UPDATE deliveries SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = ?`,
-				due, now, j.delivery.ID, domain.DeliveryQueued).Exec(ctx)
-			return err
+			return q.DeliveryDefer(ctx, &store.DeliveryDeferParams{ID: j.delivery.ID, Due: due, Now: now})
 		}
 		// The per-doctor SMS cap protects doctors from floods: an SMS over
 		// it waits for the next slot without using up an attempt. A
 		// critical result is exactly what must not wait behind it.
 		if wait, capped := d.smsCapped(j); capped {
-			_, err := tx.NewRaw(`UPDATE deliveries SET next_attempt_at = ?, reason_code = ?, status_reason = ?, updated_at = ? WHERE id = ? AND status = ?`,
-				now.Add(wait), ReasonSMSCap, ReasonMessage(ReasonSMSCap), now, j.delivery.ID, domain.DeliveryQueued).Exec(ctx)
-			return err
+			return q.DeliveryWait(ctx, &store.DeliveryWaitParams{ID: j.delivery.ID, Next: now.Add(wait),
+				ReasonCode: ReasonSMSCap, StatusReason: ReasonMessage(ReasonSMSCap), Now: now})
 		}
-		res, err := tx.NewRaw(`UPDATE deliveries SET status = ?, attempt = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN (?, ?)`,
-			domain.DeliverySending, cmd.Attempt, now, j.delivery.ID, domain.DeliveryQueued, domain.DeliverySending).Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("claim delivery: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			proceed = true
-		}
-		return nil
+		proceed, err = q.DeliveryClaim(ctx, &store.DeliveryClaimParams{ID: j.delivery.ID, Attempt: cmd.Attempt, Now: now})
+		return err
 	})
 	return j, proceed, err
 }
@@ -262,7 +258,8 @@ func (d *Dispatcher) record(ctx context.Context, msgID string, j job, started ti
 	finished := d.now().UTC()
 	out, sendErr := res.out, res.err
 	_, err := d.inbox.Process(ctx, d.opts.ConsumerName, msgID, func(ctx context.Context, tx bun.Tx) error {
-		if err := d.disableTargets(ctx, tx, res); err != nil {
+		q := store.NewQueries(tx)
+		if err := d.disableTargets(ctx, q, res); err != nil {
 			return err
 		}
 		outcome := "success"
@@ -277,10 +274,10 @@ func (d *Dispatcher) record(ctx context.Context, msgID string, j job, started ti
 				providerCode = f.Code
 			}
 		}
-		if _, err := tx.NewRaw(`INSERT INTO delivery_attempts (delivery_id, attempt, provider, provider_message_id, outcome, reason_code, error, started_at, finished_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider, out.ProviderMessageID, outcome, code,
-			reasonText(code, providerCode), started, finished).Exec(ctx); err != nil {
-			return fmt.Errorf("record attempt: %w", err)
+		if err := q.DeliveryAttemptInsert(ctx, &store.DeliveryAttempt{DeliveryID: j.delivery.ID, Attempt: j.cmd.Attempt,
+			Provider: out.Provider, ProviderMessageID: out.ProviderMessageID, Outcome: outcome, ReasonCode: code,
+			Error: reasonText(code, providerCode), StartedAt: started, FinishedAt: finished}); err != nil {
+			return err
 		}
 
 		switch {
@@ -296,14 +293,14 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider,
 					return err
 				}
 			}
-			if _, err := tx.NewRaw(`UPDATE deliveries SET provider = ?, provider_message_id = ? WHERE id = ?`,
-				out.Provider, out.ProviderMessageID, j.delivery.ID).Exec(ctx); err != nil {
-				return fmt.Errorf("record provider id: %w", err)
+			if err := q.DeliverySetProvider(ctx, &store.DeliverySetProviderParams{ID: j.delivery.ID,
+				Provider: out.Provider, ProviderMessageID: out.ProviderMessageID}); err != nil {
+				return err
 			}
-			return d.finish(ctx, tx, j.delivery, status, "", "")
+			return d.finish(ctx, q, j.delivery, status, "", "")
 
 		case channels.IsPermanent(sendErr):
-			if err := d.finish(ctx, tx, j.delivery, domain.DeliveryFailed, code, providerCode); err != nil {
+			if err := d.finish(ctx, q, j.delivery, domain.DeliveryFailed, code, providerCode); err != nil {
 				return err
 			}
 			return d.fallback(ctx, tx, j)
@@ -311,17 +308,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider,
 		case j.cmd.Attempt >= d.opts.MaxAttempts:
 			// Undelivered says the retries ran out; the code says why
 			// the last one failed.
-			if err := d.finish(ctx, tx, j.delivery, domain.DeliveryUndelivered, code, providerCode); err != nil {
+			if err := d.finish(ctx, q, j.delivery, domain.DeliveryUndelivered, code, providerCode); err != nil {
 				return err
 			}
 			return d.fallback(ctx, tx, j)
 
 		default:
 			next := finished.Add(d.backoff(j.cmd.Attempt, sendErr))
-			_, err := tx.NewRaw(`UPDATE deliveries SET status = ?, reason_code = ?, status_reason = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = ?`,
-				domain.DeliveryQueued, code, reasonText(code, providerCode), next, finished, j.delivery.ID, domain.DeliverySending).Exec(ctx)
-			if err != nil {
-				return fmt.Errorf("schedule retry: %w", err)
+			if err := q.DeliveryScheduleRetry(ctx, &store.DeliveryScheduleRetryParams{ID: j.delivery.ID, ReasonCode: code,
+				StatusReason: reasonText(code, providerCode), Next: next, Now: finished}); err != nil {
+				return err
 			}
 			d.outcomes.WithLabelValues(string(j.delivery.Channel), "retry").Inc()
 			return nil
@@ -332,8 +328,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.delivery.ID, j.cmd.Attempt, out.Provider,
 
 // finish moves a delivery to status, monotonically, with the reason code
 // and the provider's code.
-func (d *Dispatcher) finish(ctx context.Context, tx bun.Tx, dl domain.Delivery, status, code, providerCode string) error {
-	moved, err := advance(ctx, tx, dl.ID, status, code, providerCode, d.now().UTC())
+func (d *Dispatcher) finish(ctx context.Context, q *store.Queries, dl store.Delivery, status, code, providerCode string) error {
+	moved, err := advance(ctx, q, dl.ID, status, code, providerCode, d.now().UTC())
 	if err != nil {
 		return err
 	}
@@ -345,22 +341,17 @@ func (d *Dispatcher) finish(ctx context.Context, tx bun.Tx, dl domain.Delivery, 
 
 // Advance moves delivery id to status if that is forward (see CanMove),
 // with reason code code ("" for none); it reports whether it moved.
-func Advance(ctx context.Context, db bun.IDB, id, status, code string, now time.Time) (bool, error) {
-	return advance(ctx, db, id, status, code, "", now)
+func Advance(ctx context.Context, q *store.Queries, id, status, code string, now time.Time) (bool, error) {
+	return advance(ctx, q, id, status, code, "", now)
 }
 
-func advance(ctx context.Context, db bun.IDB, id, status, code, providerCode string, now time.Time) (bool, error) {
+func advance(ctx context.Context, q *store.Queries, id, status, code, providerCode string, now time.Time) (bool, error) {
 	from := predecessors(status)
 	if len(from) == 0 {
 		return false, nil
 	}
-	res, err := db.NewRaw(`UPDATE deliveries SET status = ?, reason_code = ?, status_reason = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN (?)`,
-		status, code, reasonText(code, providerCode), now, id, bun.List(from)).Exec(ctx)
-	if err != nil {
-		return false, fmt.Errorf("advance delivery to %s: %w", status, err)
-	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return q.DeliveryAdvance(ctx, &store.DeliveryAdvanceParams{ID: id, Status: status, From: from,
+		ReasonCode: code, StatusReason: reasonText(code, providerCode), Now: now})
 }
 
 // backoff is the delay before the next attempt: exponential with jitter,
@@ -379,18 +370,16 @@ func (d *Dispatcher) backoff(attempt int, err error) time.Duration {
 
 // disableTargets stops using what the providers said is gone: push
 // tokens FCM no longer knows, webhook endpoints that answered 410.
-func (d *Dispatcher) disableTargets(ctx context.Context, tx bun.Tx, res sendResult) error {
+func (d *Dispatcher) disableTargets(ctx context.Context, q *store.Queries, res sendResult) error {
 	now := d.now().UTC()
 	for _, tok := range res.deadTokens {
-		if _, err := tx.NewRaw(`UPDATE devices SET disabled_at = ?, disabled_reason = ?, updated_at = ? WHERE token = ? AND disabled_at IS NULL`,
-			now, "unregistered by FCM", now, tok).Exec(ctx); err != nil {
-			return fmt.Errorf("disable device: %w", err)
+		if err := q.TargetDisableDevice(ctx, &store.TargetDisableDeviceParams{Token: tok, Reason: "unregistered by FCM", At: now}); err != nil {
+			return err
 		}
 	}
 	for _, id := range res.deadEndpoints {
-		if _, err := tx.NewRaw(`UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, updated_at = ? WHERE id = ? AND disabled_at IS NULL`,
-			now, "410 Gone", now, id).Exec(ctx); err != nil {
-			return fmt.Errorf("disable webhook endpoint: %w", err)
+		if err := q.TargetDisableWebhookEndpoint(ctx, &store.TargetDisableWebhookEndpointParams{ID: id, Reason: "410 Gone", At: now}); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -407,10 +396,12 @@ func (d *Dispatcher) fallback(ctx context.Context, tx bun.Tx, j job) error {
 // doctor's fallback order that has no delivery yet, after the delivery on
 // failedChannel failed for good. It reports whether it queued one.
 func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notificationID, failedChannel string, now time.Time) (bool, error) {
-	var n domain.Notification
-	if err := tx.NewSelect().Model(&n).Where("id = ?", notificationID).Scan(ctx); err != nil {
-		return false, fmt.Errorf("fallback: load notification: %w", err)
+	q := store.NewQueries(tx)
+	nt, err := q.NotificationGet(ctx, notificationID)
+	if err != nil {
+		return false, fmt.Errorf("fallback: %w", err)
 	}
+	n := *nt
 	if n.Priority != domain.PriorityCritical || n.State != domain.StateActive {
 		return false, nil
 	}
@@ -418,21 +409,21 @@ func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notif
 	if err != nil {
 		return false, err
 	}
-	var tried []string
-	if err := tx.NewRaw(`SELECT channel FROM deliveries WHERE notification_id = ?`, n.ID).Scan(ctx, &tried); err != nil {
-		return false, fmt.Errorf("fallback: tried channels: %w", err)
+	tried, err := q.DeliveryListChannels(ctx, n.ID)
+	if err != nil {
+		return false, fmt.Errorf("fallback: %w", err)
 	}
 	for _, ch := range prefs.FallbackOrder {
 		if slices.Contains(tried, string(ch)) {
 			continue
 		}
-		dl := &domain.Delivery{
+		dl := &store.Delivery{
 			ID: notify.DeliveryID(n.ID, ch), NotificationID: n.ID, Channel: ch,
 			Status: domain.DeliveryQueued, ReasonCode: ReasonFallback, StatusReason: reasonText(ReasonFallback, failedChannel),
 			SendAt: now, CreatedAt: now, UpdatedAt: now,
 		}
-		if _, err := tx.NewInsert().Model(dl).Returning("NULL").Exec(ctx); err != nil {
-			return false, fmt.Errorf("fallback delivery: %w", err)
+		if err := q.DeliveryInsert(ctx, dl); err != nil {
+			return false, fmt.Errorf("fallback: %w", err)
 		}
 		return true, PublishCommand(ctx, tx, ob, topic, n, n.DoctorID, dl, 1, now)
 	}
@@ -442,7 +433,7 @@ func Fallback(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic, notif
 // PublishCommand queues one send-notification command. The first attempt's
 // message id is the delivery id; a retry's is the delivery id and attempt,
 // so each attempt is its own message for the inbox.
-func PublishCommand(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic string, n domain.Notification, doctorID string, dl *domain.Delivery, attempt int, now time.Time) error {
+func PublishCommand(ctx context.Context, tx bun.Tx, ob *outbox.Publisher, topic string, n store.Notification, doctorID string, dl *store.Delivery, attempt int, now time.Time) error {
 	cmd := events.SendNotification{
 		DeliveryID: dl.ID, NotificationID: n.ID, DoctorID: doctorID, Channel: string(dl.Channel),
 		Category: string(n.Category), Priority: string(n.Priority), Type: n.Type, SendAt: dl.SendAt, Attempt: attempt,

@@ -57,6 +57,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/delivery/channels/sms"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
 	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/providertest"
 	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
@@ -671,9 +672,9 @@ func (h *harness) notify(ext string, in notify.Intent, also ...func(ctx context.
 
 // --- reading the outcome ---------------------------------------------------------------
 
-func (h *harness) delivery(id string) domain.Delivery {
+func (h *harness) delivery(id string) store.Delivery {
 	h.t.Helper()
-	var d domain.Delivery
+	var d store.Delivery
 	if err := h.env.DB.NewSelect().Model(&d).Where("id = ?", id).Scan(context.Background()); err != nil {
 		h.t.Fatalf("load delivery %s: %v", id, err)
 	}
@@ -681,11 +682,11 @@ func (h *harness) delivery(id string) domain.Delivery {
 }
 
 // waitStatus waits until delivery id has status and returns it.
-func (h *harness) waitStatus(id, status string) domain.Delivery {
+func (h *harness) waitStatus(id, status string) store.Delivery {
 	h.t.Helper()
-	var d domain.Delivery
+	var d store.Delivery
 	testenv.Eventually(h.t, waitLong, "delivery "+id+" "+status, func() (bool, string) {
-		d = domain.Delivery{} // bun leaves a set pointer field set when the column is NULL
+		d = store.Delivery{} // bun leaves a set pointer field set when the column is NULL
 		err := h.env.DB.NewSelect().Model(&d).Where("id = ?", id).Scan(context.Background())
 		if err != nil {
 			return false, err.Error()
@@ -731,13 +732,13 @@ func (h *harness) scalar(query string, args ...any) int {
 }
 
 // deliveriesOf lists a notification's deliveries by channel.
-func (h *harness) deliveriesOf(notificationID string) map[domain.Channel]domain.Delivery {
+func (h *harness) deliveriesOf(notificationID string) map[domain.Channel]store.Delivery {
 	h.t.Helper()
-	var ds []domain.Delivery
+	var ds []store.Delivery
 	if err := h.env.DB.NewSelect().Model(&ds).Where("notification_id = ?", notificationID).Scan(context.Background()); err != nil {
 		h.t.Fatalf("load deliveries: %v", err)
 	}
-	out := map[domain.Channel]domain.Delivery{}
+	out := map[domain.Channel]store.Delivery{}
 	for _, d := range ds {
 		out[d.Channel] = d
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/delivery"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/email"
 	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 
 	smtp "github.com/emersion/go-smtp"
@@ -676,7 +677,7 @@ func TestE2ERedeliveredCommand(t *testing.T) {
 
 		// Publish every command of the notification again, with the same
 		// message ids and payloads, as a redelivering broker would.
-		var nt domain.Notification
+		var nt store.Notification
 		ctx := context.Background()
 		if err := h.env.DB.NewSelect().Model(&nt).Where("id = ?", nid).Scan(ctx); err != nil {
 			t.Fatal(err)
@@ -756,12 +757,12 @@ func TestE2ERedeliveredAfterCrash(t *testing.T) {
 					return err
 				}
 			}
-			var nt domain.Notification
+			var nt store.Notification
 			if err := tx.NewSelect().Model(&nt).Where("id = ?", nid).Scan(ctx); err != nil {
 				return err
 			}
 			for _, did := range []string{smsID, emailID} {
-				var dl domain.Delivery
+				var dl store.Delivery
 				if err := tx.NewSelect().Model(&dl).Where("id = ?", did).Scan(ctx); err != nil {
 					return err
 				}

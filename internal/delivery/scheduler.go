@@ -8,7 +8,6 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/outbox"
 )
@@ -61,26 +60,22 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 	n := 0
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		now := s.now().UTC()
-		lock := ""
-		if !store.IsSQLite(s.db) {
-			lock = " FOR UPDATE OF d SKIP LOCKED"
-		}
-		var due []domain.Delivery
-		if err := tx.NewRaw(`SELECT d.* FROM deliveries d WHERE d.status = ? AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?
-ORDER BY d.next_attempt_at LIMIT ?`+lock, domain.DeliveryQueued, now, s.batch).Scan(ctx, &due); err != nil {
-			return fmt.Errorf("due deliveries: %w", err)
+		q := store.NewQueries(tx)
+		due, err := q.DeliveryListDue(ctx, &store.DeliveryListDueParams{Now: now, Limit: s.batch})
+		if err != nil {
+			return err
 		}
 		for i := range due {
 			dl := &due[i]
-			var nt domain.Notification
-			if err := tx.NewSelect().Model(&nt).Where("id = ?", dl.NotificationID).Scan(ctx); err != nil {
+			nt, err := q.NotificationGet(ctx, dl.NotificationID)
+			if err != nil {
 				return fmt.Errorf("notification of due delivery: %w", err)
 			}
-			if err := PublishCommand(ctx, tx, s.outbox, s.topic, nt, nt.DoctorID, dl, dl.Attempt+1, now); err != nil {
+			if err := PublishCommand(ctx, tx, s.outbox, s.topic, *nt, nt.DoctorID, dl, dl.Attempt+1, now); err != nil {
 				return err
 			}
-			if _, err := tx.NewRaw(`UPDATE deliveries SET next_attempt_at = NULL, updated_at = ? WHERE id = ?`, now, dl.ID).Exec(ctx); err != nil {
-				return fmt.Errorf("clear due time: %w", err)
+			if err := q.DeliveryClearDue(ctx, &store.DeliveryClearDueParams{ID: dl.ID, Now: now}); err != nil {
+				return err
 			}
 			n++
 		}

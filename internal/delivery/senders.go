@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/templates"
 	"github.com/rfd-notify/rfd/internal/delivery/channels"
@@ -18,6 +16,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/delivery/channels/sms"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
 	"github.com/rfd-notify/rfd/internal/platform/ratelimit"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Senders are the channels' provider clients. A nil client means the
@@ -238,26 +237,20 @@ func (s Senders) webhook(ctx context.Context, j job) sendResult {
 
 // LoadTargets reads a doctor's active push devices and webhook endpoints
 // (their own and their clinic's).
-func LoadTargets(ctx context.Context, db bun.IDB, doctorID string) (Targets, error) {
+func LoadTargets(ctx context.Context, q store.TargetExecutor, doctorID string) (Targets, error) {
 	var t Targets
-	if err := db.NewRaw(`SELECT token FROM devices WHERE doctor_id = ? AND disabled_at IS NULL ORDER BY created_at, token`, doctorID).Scan(ctx, &t.DeviceTokens); err != nil {
-		return t, fmt.Errorf("load devices: %w", err)
+	var err error
+	if t.DeviceTokens, err = q.TargetListDeviceTokens(ctx, doctorID); err != nil {
+		return t, err
 	}
-	var eps []struct {
-		ID       string `bun:"id"`
-		URL      string `bun:"url"`
-		Secret   string `bun:"secret"`
-		Previous string `bun:"previous_secret"`
-	}
-	if err := db.NewRaw(`SELECT id, url, secret, previous_secret FROM webhook_endpoints
-WHERE disabled_at IS NULL AND (doctor_id = ? OR clinic = (SELECT clinic FROM doctors WHERE id = ? AND clinic <> ''))
-ORDER BY created_at, id`, doctorID, doctorID).Scan(ctx, &eps); err != nil {
-		return t, fmt.Errorf("load webhook endpoints: %w", err)
+	eps, err := q.TargetListWebhookEndpoints(ctx, doctorID)
+	if err != nil {
+		return t, err
 	}
 	for _, e := range eps {
 		secrets := []string{e.Secret}
-		if e.Previous != "" {
-			secrets = append(secrets, e.Previous)
+		if e.PreviousSecret != "" {
+			secrets = append(secrets, e.PreviousSecret)
 		}
 		t.Endpoints = append(t.Endpoints, EndpointTarget{ID: e.ID, URL: e.URL, Secrets: secrets})
 	}

@@ -27,6 +27,12 @@ type Executor interface {
 	ReportExecutor
 	PoisonMessageExecutor
 	AuditExecutor
+	DeliveryExecutor
+	TargetExecutor
+	NotificationExecutor
+	ParkingExecutor
+	CheckupExecutor
+	OrderExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

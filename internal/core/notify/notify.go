@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
 
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/events"
@@ -94,6 +92,7 @@ func (n *Notifier) Notify(ctx context.Context, tx bun.Tx, in Intent, doctorExter
 // Flush. It also holds the recipients Prefetch read.
 type Unit struct {
 	tx    bun.Tx
+	q     *store.Queries
 	batch *store.Batch
 	msgs  []*message.Message
 	known map[string]*recipient // by Want.key; nil: no such doctor
@@ -104,7 +103,7 @@ type Unit struct {
 
 // NewUnit starts a unit of work on tx whose writes go to b.
 func NewUnit(tx bun.Tx, b *store.Batch) *Unit {
-	return &Unit{tx: tx, batch: b}
+	return &Unit{tx: tx, q: store.NewQueries(tx), batch: b}
 }
 
 // Add makes the intent's notifications for the doctors named by their
@@ -149,20 +148,17 @@ func (n *Notifier) Add(ctx context.Context, u *Unit, in Intent, doctorExternalID
 	return out, nil
 }
 
-// lockSeqs takes the row locks that the sequence updates in the batch
-// would, first and in id order. Transactions that notify several doctors
-// (a batch of checkup events, an order event naming two doctors, copies
-// for covering doctors) then lock them in one order and cannot deadlock,
-// which PostgreSQL would only break after deadlock_timeout (1 s).
-const lockSeqs = "SELECT id FROM doctors WHERE id IN (?) ORDER BY id FOR NO KEY UPDATE"
-
 // FlushWrites sends u's batch, its commands staying for Flush: a caller
 // whose next reads must see the writes so far calls it.
 func (u *Unit) FlushWrites(ctx context.Context) error {
+	// The row locks the sequence updates in the batch would take are
+	// taken first, in id order: transactions that notify several doctors
+	// (a batch of checkup events, an order event naming two doctors,
+	// copies for covering doctors) then lock them in one order and cannot
+	// deadlock, which PostgreSQL would only break after deadlock_timeout.
 	if len(u.seqs) > 1 {
-		ids := slices.Sorted(maps.Keys(u.seqs))
-		if err := u.batch.Prepend(ctx, lockSeqs, bun.List(ids)); err != nil {
-			return fmt.Errorf("notify: lock doctors: %w", err)
+		if err := u.batch.NotificationLockDoctors(ctx, slices.Sorted(maps.Keys(u.seqs))); err != nil {
+			return fmt.Errorf("notify: %w", err)
 		}
 	}
 	clear(u.seqs)
@@ -203,19 +199,6 @@ type Want struct {
 }
 
 func (w Want) key() string { return w.IntentKey + "\x00" + w.ExternalID }
-
-// recipientQuery reads recipients in one statement, one row per want whose
-// doctor exists; the VALUES list (wantRow, repeated) opens it.
-const (
-	recipientQueryHead = `WITH want(ext, dkey) AS (VALUES `
-	wantRow            = `(CAST(? AS TEXT), CAST(? AS TEXT))`
-	recipientQueryTail = `)
-SELECT want.ext, want.dkey, d.id, d.external_user_id, d.name, d.locale, d.time_zone, d.active,
-	p.channels, p.quiet_start, p.quiet_end, p.digest, p.fallback_order,
-	EXISTS (SELECT 1 FROM delegations g WHERE g.doctor_id = d.id AND g.status = 'accepted' AND g.starts_at <= ? AND g.ends_at > ?) AS has_cover,
-	EXISTS (SELECT 1 FROM notifications n WHERE n.dedup_key = want.dkey || d.id) AS notified
-FROM want JOIN doctors d ON d.external_user_id = want.ext LEFT JOIN doctor_preferences p ON p.doctor_id = d.id`
-)
 
 // Prefetch reads, in one query, the recipients that Add will be asked for,
 // so that a batch of intents costs one read instead of one per recipient.
@@ -271,8 +254,8 @@ func (u *Unit) read(ctx context.Context, wants []Want, now time.Time) error {
 	for i, w := range missing {
 		exts[i] = w.ExternalID
 	}
-	if err := LockDoctors(ctx, u.tx, exts); err != nil {
-		return err
+	if err := u.q.ParkingLock(ctx, exts); err != nil {
+		return fmt.Errorf("notify: %w", err)
 	}
 	// A new statement, so a new snapshot: it sees a doctor whose
 	// user-created transaction committed while this one waited.
@@ -284,63 +267,46 @@ func (u *Unit) readOnce(ctx context.Context, wants []Want, now time.Time) error 
 	if u.known == nil {
 		u.known = make(map[string]*recipient, len(wants))
 	}
-	args := make([]any, 0, 2*len(wants)+2)
+	params := &store.NotificationListRecipientsParams{Wants: make([]store.NotificationWant, len(wants)), Now: now}
 	intentOf := make(map[string]string, len(wants)) // dedup key prefix → intent key
-	for _, w := range wants {
+	for i, w := range wants {
 		prefix := DedupKey(Intent{Key: w.IntentKey}, "", "")
 		intentOf[prefix] = w.IntentKey
-		args = append(args, w.ExternalID, prefix)
+		params.Wants[i] = store.NotificationWant{ExternalID: w.ExternalID, DedupPrefix: prefix}
 		u.known[w.key()] = nil // unless a row says otherwise
 	}
-	args = append(args, now, now)
-	query := recipientQueryHead + store.Repeat(wantRow, len(wants)) + recipientQueryTail
-	rows, err := store.QueryContext(ctx, u.tx, query, args...)
+	rows, err := u.q.NotificationListRecipients(ctx, params)
 	if err != nil {
-		return fmt.Errorf("notify: read recipients: %w", err)
+		return fmt.Errorf("notify: %w", err)
 	}
-	defer func() { _ = rows.Close() }()
-	for rows.Next() {
-		var ext, prefix string
-		r, err := scanRecipient(rows, &ext, &prefix)
+	for i := range rows {
+		r, err := recipientOf(&rows[i])
 		if err != nil {
 			return err
 		}
-		u.known[Want{IntentKey: intentOf[prefix], ExternalID: ext}.key()] = r
+		u.known[Want{IntentKey: intentOf[rows[i].DedupPrefix], ExternalID: rows[i].ExternalID}.key()] = r
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("notify: read recipients: %w", err)
-	}
-	return rows.Close()
+	return nil
 }
 
-// scanRecipient scans a row of the recipient query: the want's columns into
-// ext and prefix, the rest into the recipient.
-func scanRecipient(rows *sql.Rows, ext, prefix *string) (*recipient, error) {
-	var (
-		r                              recipient
-		channels, quietStart, quietEnd sql.NullString
-		digest, fallback               sql.NullString
-	)
+// recipientOf is the recipient a row of the recipient read describes.
+func recipientOf(row *store.NotificationRecipient) (*recipient, error) {
+	r := &recipient{doc: row.Doctor, hasCover: row.HasCover, notified: row.Notified, prefs: domain.DefaultPreferences()}
+	if !row.Channels.Valid {
+		return r, nil
+	}
 	d := &r.doc
-	if err := rows.Scan(ext, prefix, &d.ID, &d.ExternalUserID, &d.Name, &d.Locale, &d.TimeZone, &d.Active,
-		&channels, &quietStart, &quietEnd, &digest, &fallback, &r.hasCover, &r.notified); err != nil {
-		return nil, fmt.Errorf("notify: read recipients: %w", err)
-	}
-	r.prefs = domain.DefaultPreferences()
-	if !channels.Valid {
-		return &r, nil
-	}
-	row := domain.PreferencesRow{DoctorID: d.ID, QuietStart: quietStart.String, QuietEnd: quietEnd.String, Digest: digest.String}
-	if err := json.Unmarshal([]byte(channels.String), &row.Channels); err != nil {
+	prefs := domain.PreferencesRow{DoctorID: d.ID, QuietStart: row.QuietStart.String, QuietEnd: row.QuietEnd.String, Digest: row.Digest.String}
+	if err := json.Unmarshal([]byte(row.Channels.String), &prefs.Channels); err != nil {
 		return nil, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
 	}
-	if fallback.Valid && fallback.String != "" {
-		if err := json.Unmarshal([]byte(fallback.String), &row.FallbackOrder); err != nil {
+	if row.Fallback.Valid && row.Fallback.String != "" {
+		if err := json.Unmarshal([]byte(row.Fallback.String), &prefs.FallbackOrder); err != nil {
 			return nil, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
 		}
 	}
-	r.prefs = row.Preferences()
-	return &r, nil
+	r.prefs = prefs.Preferences()
+	return r, nil
 }
 
 // notifyCovering makes the copies for the doctors covering for doc at now.
@@ -405,13 +371,12 @@ func (n *Notifier) NotifyDoctor(ctx context.Context, tx bun.Tx, in Intent, doc d
 func (n *Notifier) notifyDoctor(ctx context.Context, w *Unit, in Intent, doc domain.Doctor, onBehalfOf string) (string, bool, error) {
 	key := DedupKey(in, doc.ID, onBehalfOf)
 	id := NotificationID(key)
-	var exists int
-	err := w.tx.NewSelect().Table("notifications").ColumnExpr("1").Where("dedup_key = ?", key).Limit(1).Scan(ctx, &exists)
-	switch {
-	case err == nil:
-		return id, false, nil
-	case !errors.Is(err, sql.ErrNoRows):
+	exists, err := w.q.NotificationExistsByDedupKey(ctx, key)
+	if err != nil {
 		return "", false, fmt.Errorf("notify: look up %s: %w", id, err)
+	}
+	if exists {
+		return id, false, nil
 	}
 	prefs, err := PreferencesOf(ctx, w.tx, doc.ID)
 	if err != nil {
@@ -446,7 +411,7 @@ func (n *Notifier) add(ctx context.Context, w *Unit, in Intent, doc domain.Docto
 	if err != nil {
 		return "", err
 	}
-	row := &domain.Notification{
+	row := &store.Notification{
 		ID:            id,
 		DoctorID:      doc.ID,
 		DedupKey:      key,
@@ -472,30 +437,25 @@ func (n *Notifier) add(ctx context.Context, w *Unit, in Intent, doc domain.Docto
 
 	// The doctor's sequence number orders their notifications for the
 	// portal's stream; taking it locks the doctor's row until commit, so
-	// sequence order is commit order. Returning("NULL"): bun would
-	// otherwise read back every nil column.
-	const nextSeq = "UPDATE doctors SET notification_seq = notification_seq + 1 WHERE id = ? RETURNING notification_seq"
-	insert := w.tx.NewInsert().Model(row).Returning("NULL")
+	// sequence order is commit order. On PostgreSQL the insert takes it,
+	// at Flush: FlushWrites locks the rows first (see there).
 	if w.batch.Postgres() {
-		insert = insert.With("seq", w.tx.NewRaw(nextSeq, doc.ID)).Value("seq", "(SELECT notification_seq FROM seq)")
 		if w.seqs == nil {
 			w.seqs = map[string]bool{}
 		}
 		w.seqs[doc.ID] = true
-	} else if err := w.tx.NewRaw(nextSeq, doc.ID).Scan(ctx, &row.Seq); err != nil {
-		return "", fmt.Errorf("notify: next sequence of doctor: %w", err)
 	}
-	if err := w.batch.Add(ctx, insert); err != nil {
-		return "", fmt.Errorf("notify: insert notification: %w", err)
+	if err := w.batch.NotificationInsert(ctx, row); err != nil {
+		return "", fmt.Errorf("notify: %w", err)
 	}
 
 	channels := channelsOf(in, prefs)
 	if len(channels) == 0 {
 		return id, nil
 	}
-	deliveries := make([]domain.Delivery, len(channels))
+	deliveries := make([]store.Delivery, len(channels))
 	for i, ch := range channels {
-		deliveries[i] = domain.Delivery{
+		deliveries[i] = store.Delivery{
 			ID:             DeliveryID(id, ch),
 			NotificationID: id,
 			Channel:        ch,
@@ -510,8 +470,8 @@ func (n *Notifier) add(ctx context.Context, w *Unit, in Intent, doc domain.Docto
 		}
 		w.msgs = append(w.msgs, msg)
 	}
-	if err := w.batch.Add(ctx, w.tx.NewInsert().Model(&deliveries).Returning("NULL")); err != nil {
-		return "", fmt.Errorf("notify: insert deliveries: %w", err)
+	if err := w.batch.DeliveryInsertMany(ctx, deliveries); err != nil {
+		return "", fmt.Errorf("notify: %w", err)
 	}
 	return id, nil
 }
@@ -534,7 +494,7 @@ func channelsOf(in Intent, prefs domain.Preferences) []domain.Channel {
 // marshalled without the contract's schema check, which would cost more
 // than the rest of the encoding: the struct is this module's own, and the
 // tests decode what the notifier publishes with the validating decoder.
-func sendCommand(nt *domain.Notification, doc domain.Doctor, d *domain.Delivery) (*message.Message, error) {
+func sendCommand(nt *store.Notification, doc domain.Doctor, d *store.Delivery) (*message.Message, error) {
 	cmd := events.SendNotification{
 		DeliveryID:     d.ID,
 		NotificationID: nt.ID,
@@ -563,11 +523,9 @@ func (n *Notifier) keepPending(ctx context.Context, b *store.Batch, in Intent, e
 	if err != nil {
 		return fmt.Errorf("notify: encode pending intent: %w", err)
 	}
-	err = b.Exec(ctx, `INSERT INTO pending_notifications (dedup_key, doctor_external_id, intent, source_event_id, received_at)
-VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING`,
-		in.Key+"|ext:"+externalID, externalID, string(raw), in.SourceEventID, n.now().UTC())
-	if err != nil {
-		return fmt.Errorf("notify: keep pending intent: %w", err)
+	if err := b.ParkingInsert(ctx, &store.ParkingInsertParams{DedupKey: in.Key + "|ext:" + externalID, ExternalID: externalID,
+		Intent: string(raw), SourceEventID: in.SourceEventID, ReceivedAt: n.now().UTC()}); err != nil {
+		return fmt.Errorf("notify: %w", err)
 	}
 	return nil
 }
@@ -587,21 +545,18 @@ func (n *Notifier) ReleasePending(ctx context.Context, tx bun.Tx, externalID str
 	if err != nil || !found {
 		return 0, err
 	}
-	var rows []struct {
-		DedupKey string `bun:"dedup_key"`
-		Intent   string `bun:"intent"`
-	}
-	if err := tx.NewRaw("SELECT dedup_key, CAST(intent AS TEXT) AS intent FROM pending_notifications WHERE doctor_external_id = ? ORDER BY received_at, dedup_key", externalID).Scan(ctx, &rows); err != nil {
-		return 0, fmt.Errorf("notify: read pending intents: %w", err)
-	}
 	w := NewUnit(tx, store.NewBatch(tx))
+	rows, err := w.q.ParkingListForDoctor(ctx, externalID)
+	if err != nil {
+		return 0, fmt.Errorf("notify: %w", err)
+	}
 	released := 0
 	for _, r := range rows {
 		var in Intent
 		if err := json.Unmarshal([]byte(r.Intent), &in); err != nil {
 			return released, fmt.Errorf("notify: decode pending intent: %w", err)
 		}
-		current, err := stillCurrent(ctx, tx, in)
+		current, err := stillCurrent(ctx, w.q, in)
 		if err != nil {
 			return released, err
 		}
@@ -619,70 +574,39 @@ func (n *Notifier) ReleasePending(ctx context.Context, tx bun.Tx, externalID str
 			}
 			released += len(created)
 		}
-		if err := w.batch.Exec(ctx, "DELETE FROM pending_notifications WHERE dedup_key = ?", r.DedupKey); err != nil {
-			return released, fmt.Errorf("notify: delete pending intent: %w", err)
+		if err := w.batch.ParkingDelete(ctx, r.DedupKey); err != nil {
+			return released, fmt.Errorf("notify: %w", err)
 		}
 	}
 	return released, n.Flush(ctx, w)
 }
-
-// parkingLockClass is the first key of the advisory locks LockDoctors
-// takes ("RFDp"), keeping them apart from any other advisory lock taken
-// on the same database (watermill-sql's take the one-key form).
-const parkingLockClass = 0x52464470
 
 // LockDoctors takes, on PostgreSQL, the transaction-scoped parking lock of
 // each doctor named by external user id: the lock that orders parking an
 // intent for an unknown doctor against releasing that doctor's intents.
 // Both read, after taking it, what the other wrote: under READ COMMITTED
 // each statement sees what committed before it started, and the lock is
-// released only after its holder's commit. The locks are taken in one
-// statement, in key order, so two transactions locking several doctors
-// cannot deadlock on them; the key is a 32-bit hash of the id, and two ids
-// sharing one only wait for each other a little more. On SQLite, where
-// transactions run one at a time, it does nothing.
+// released only after its holder's commit. See store's ParkingLock. On
+// SQLite, where transactions run one at a time, it does nothing.
 func LockDoctors(ctx context.Context, tx bun.Tx, externalIDs []string) error {
-	if tx.Dialect().Name() != dialect.PG || len(externalIDs) == 0 {
-		return nil
-	}
-	keys := make([]int32, len(externalIDs))
-	for i, ext := range externalIDs {
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(ext))
-		keys[i] = int32(h.Sum32())
-	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	args := make([]any, 0, len(keys)+1)
-	args = append(args, parkingLockClass)
-	for _, k := range keys {
-		args = append(args, k)
-	}
-	// A VALUES list is scanned in its order: the locks are taken in it.
-	query := "SELECT pg_advisory_xact_lock(CAST(? AS INTEGER), v.k) FROM (VALUES " +
-		store.Repeat("(CAST(? AS INTEGER))", len(keys)) + ") AS v(k)"
-	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-		return fmt.Errorf("notify: lock doctors' pending intents: %w", err)
+	if err := store.NewQueries(tx).ParkingLock(ctx, externalIDs); err != nil {
+		return fmt.Errorf("notify: %w", err)
 	}
 	return nil
 }
 
 // stillCurrent reports whether a result intent still describes the latest,
 // valid version of its checkup.
-func stillCurrent(ctx context.Context, tx bun.Tx, in Intent) (bool, error) {
+func stillCurrent(ctx context.Context, q *store.Queries, in Intent) (bool, error) {
 	if in.CheckupID == "" || in.ResultVersion == 0 {
 		return true, nil
 	}
-	var latest struct {
-		Version int    `bun:"version"`
-		Status  string `bun:"status"`
-	}
-	err := tx.NewRaw("SELECT version, status FROM result_versions WHERE checkup_id = ? ORDER BY version DESC LIMIT 1", in.CheckupID).Scan(ctx, &latest)
-	if errors.Is(err, sql.ErrNoRows) {
+	latest, err := q.CheckupGetLatestResult(ctx, in.CheckupID)
+	if errors.Is(err, store.ErrNotFound) {
 		return true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("notify: latest result version: %w", err)
+		return false, fmt.Errorf("notify: %w", err)
 	}
 	withdrawn := latest.Status == events.ResultCancelled || latest.Status == events.ResultEnteredInError
 	return latest.Version <= in.ResultVersion && !withdrawn, nil
@@ -695,16 +619,9 @@ func stillCurrent(ctx context.Context, tx bun.Tx, in Intent) (bool, error) {
 // were added to b, so that they exist; a recipient version does not notify
 // keeps superseded_by empty.
 func Supersede(ctx context.Context, b *store.Batch, checkupID string, version int) error {
-	err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ?,
-	superseded_by = (SELECT s.id FROM notifications s
-		WHERE s.checkup_id = notifications.checkup_id AND s.result_version = ? AND s.doctor_id = notifications.doctor_id
-			AND COALESCE(s.on_behalf_of, '') = COALESCE(notifications.on_behalf_of, '')
-		LIMIT 1)
-WHERE checkup_id = ? AND result_version < ? AND state = ?`,
-		domain.StateSuperseded, fmt.Sprintf("superseded by result version %d", version), version,
-		checkupID, version, domain.StateActive)
-	if err != nil {
-		return fmt.Errorf("notify: supersede: %w", err)
+	if err := b.NotificationSupersede(ctx, &store.NotificationSupersedeParams{CheckupID: checkupID, Version: version,
+		Reason: fmt.Sprintf("superseded by result version %d", version)}); err != nil {
+		return fmt.Errorf("notify: %w", err)
 	}
 	return nil
 }
@@ -713,12 +630,11 @@ WHERE checkup_id = ? AND result_version < ? AND state = ?`,
 // with reason, and drops the intents still waiting for their doctor. A
 // notice that a result was withdrawn stays active: it stays true.
 func Retract(ctx context.Context, b *store.Batch, checkupID, reason string) error {
-	if err := b.Exec(ctx, `UPDATE notifications SET state = ?, state_reason = ? WHERE checkup_id = ? AND state = ? AND type <> ?`,
-		domain.StateRetracted, reason, checkupID, domain.StateActive, templates.TypeResultRetracted); err != nil {
-		return fmt.Errorf("notify: retract: %w", err)
+	if err := b.NotificationRetract(ctx, &store.NotificationRetractParams{CheckupID: checkupID, Reason: reason}); err != nil {
+		return fmt.Errorf("notify: %w", err)
 	}
-	if err := b.Exec(ctx, `DELETE FROM pending_notifications WHERE dedup_key LIKE ?`, "checkup/"+checkupID+"/%"); err != nil {
-		return fmt.Errorf("notify: drop pending intents of retracted checkup: %w", err)
+	if err := b.ParkingDeleteForCheckup(ctx, checkupID); err != nil {
+		return fmt.Errorf("notify: %w", err)
 	}
 	return nil
 }
@@ -729,18 +645,13 @@ func Retract(ctx context.Context, b *store.Batch, checkupID, reason string) erro
 // the recipient is the notice's dedup key. Doctors who were never told
 // anything are not told it was withdrawn. It returns the notices made.
 func (n *Notifier) RetractAndTell(ctx context.Context, u *Unit, checkupID, reason string, in Intent) ([]string, error) {
-	var holders []struct {
-		DoctorID   string         `bun:"doctor_id"`
-		OnBehalfOf sql.NullString `bun:"on_behalf_of"`
-	}
 	// Read before the retraction, which on SQLite runs at once.
 	// Only holders of a result notification: a withdrawal notice says a
 	// result was withdrawn, which is wrong to tell of a checkup that never
 	// reported one.
-	if err := u.tx.NewRaw(`SELECT DISTINCT doctor_id, on_behalf_of FROM notifications
-WHERE checkup_id = ? AND state = ? AND type <> ? AND result_version IS NOT NULL ORDER BY doctor_id`,
-		checkupID, domain.StateActive, templates.TypeResultRetracted).Scan(ctx, &holders); err != nil {
-		return nil, fmt.Errorf("notify: recipients of checkup %s: %w", checkupID, err)
+	holders, err := u.q.NotificationListHolders(ctx, checkupID)
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
 	}
 	if err := Retract(ctx, u.batch, checkupID, reason); err != nil {
 		return nil, err
@@ -752,9 +663,9 @@ WHERE checkup_id = ? AND state = ? AND type <> ? AND result_version IS NOT NULL 
 	for _, h := range holders {
 		ids = append(ids, h.DoctorID)
 	}
-	var docs []domain.Doctor
-	if err := u.tx.NewSelect().Model(&docs).Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
-		return nil, fmt.Errorf("notify: load doctors of checkup %s: %w", checkupID, err)
+	docs, err := u.q.DoctorListByIDs(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("notify: doctors of checkup %s: %w", checkupID, err)
 	}
 	byID := make(map[string]domain.Doctor, len(docs))
 	for _, d := range docs {

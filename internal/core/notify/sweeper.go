@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/uptrace/bun"
 )
 
@@ -73,11 +74,11 @@ func (s *Sweeper) Collect(ch chan<- prometheus.Metric) {
 // reportAfter, reported or not.
 func (s *Sweeper) count(ctx context.Context) (waiting, late int, err error) {
 	cutoff := s.notifier.now().UTC().Add(-s.reportAfter)
-	if err := s.db.NewRaw(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN received_at < ? THEN 1 ELSE 0 END), 0) FROM pending_notifications`, cutoff).
-		Scan(ctx, &waiting, &late); err != nil {
-		return 0, 0, fmt.Errorf("count pending notifications: %w", err)
+	c, err := store.NewQueries(s.db).ParkingCount(ctx, cutoff)
+	if err != nil {
+		return 0, 0, err
 	}
-	return waiting, late, nil
+	return c.Waiting, c.Overdue, nil
 }
 
 // Interval is how often Run should sweep: twice per reportAfter, so that
@@ -105,10 +106,10 @@ func (s *Sweeper) Run(ctx context.Context, every time.Duration) error {
 
 // SweepOnce releases what can be released and reports what is overdue.
 func (s *Sweeper) SweepOnce(ctx context.Context) (released, reported int, err error) {
-	var ready []string
-	if err := s.db.NewRaw(`SELECT DISTINCT p.doctor_external_id FROM pending_notifications p
-JOIN doctors d ON d.external_user_id = p.doctor_external_id ORDER BY 1`).Scan(ctx, &ready); err != nil {
-		return 0, 0, fmt.Errorf("sweep: find releasable: %w", err)
+	q := store.NewQueries(s.db)
+	ready, err := q.ParkingListReleasable(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sweep: %w", err)
 	}
 	for _, ext := range ready {
 		err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -127,24 +128,19 @@ JOIN doctors d ON d.external_user_id = p.doctor_external_id ORDER BY 1`).Scan(ct
 	}
 
 	cutoff := s.notifier.now().UTC().Add(-s.reportAfter)
-	var overdue []struct {
-		Doctor string `bun:"doctor_external_id"`
-		N      int    `bun:"n"`
-	}
-	if err := s.db.NewRaw(`SELECT doctor_external_id, COUNT(*) AS n FROM pending_notifications
-WHERE reported_at IS NULL AND received_at < ? GROUP BY doctor_external_id ORDER BY doctor_external_id`, cutoff).Scan(ctx, &overdue); err != nil {
-		return released, 0, fmt.Errorf("sweep: find overdue: %w", err)
+	overdue, err := q.ParkingListOverdue(ctx, cutoff)
+	if err != nil {
+		return released, 0, fmt.Errorf("sweep: %w", err)
 	}
 	for _, o := range overdue {
 		// External user ids identify doctors, not patients: safe to log.
 		s.logger.WarnContext(ctx, "notifications are waiting for a doctor user management never registered",
-			"doctor_external_id", o.Doctor, "notifications", o.N, "older_than", s.reportAfter.String())
+			"doctor_external_id", o.ExternalID, "notifications", o.N, "older_than", s.reportAfter.String())
 		reported += o.N
 	}
 	if len(overdue) > 0 {
-		if _, err := s.db.NewRaw(`UPDATE pending_notifications SET reported_at = ? WHERE reported_at IS NULL AND received_at < ?`,
-			s.notifier.now().UTC(), cutoff).Exec(ctx); err != nil {
-			return released, reported, fmt.Errorf("sweep: mark reported: %w", err)
+		if err := q.ParkingMarkReported(ctx, &store.ParkingMarkReportedParams{Before: cutoff, At: s.notifier.now().UTC()}); err != nil {
+			return released, reported, fmt.Errorf("sweep: %w", err)
 		}
 	}
 

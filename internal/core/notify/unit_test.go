@@ -57,7 +57,7 @@ func TestUnitSequencesInAddOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		var rows []domain.Notification
+		var rows []store.Notification
 		if err := env.DB.NewSelect().Model(&rows).Order("doctor_id", "seq").Scan(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/core/templates"
 	"github.com/rfd-notify/rfd/internal/jobs/digest"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 )
 
@@ -109,7 +110,7 @@ func TestHourlyDigest(t *testing.T) {
 			if n, err := job.Once(ctx); err != nil || n != 0 {
 				t.Fatalf("again: %d %v", n, err)
 			}
-			var d domain.Notification
+			var d store.Notification
 			if err := env.DB.NewSelect().Model(&d).Where("type = ?", templates.TypeDigest).Scan(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -193,7 +194,7 @@ func TestWeeklySummary(t *testing.T) {
 			if n, err := job.Once(ctx); err != nil || n != 0 {
 				t.Fatalf("weekly again: %d %v", n, err)
 			}
-			var s domain.Notification
+			var s store.Notification
 			if err := env.DB.NewSelect().Model(&s).Where("type = ?", templates.TypeWeeklySummary).Scan(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -175,7 +175,7 @@ func (l *Ladder) step(ctx context.Context, id string) (bool, error) {
 		if e.State != StateActive || e.NextAt.After(now) {
 			return nil
 		}
-		var n domain.Notification
+		var n store.Notification
 		if err := tx.NewSelect().Model(&n).Where("id = ?", id).Scan(ctx); err != nil {
 			return fmt.Errorf("escalation: load notification: %w", err)
 		}
@@ -234,7 +234,7 @@ func setState(ctx context.Context, q store.EscalationExecutor, id, state string,
 
 // Acknowledged reports whether n, or a copy the ladder made of it, has been
 // acknowledged.
-func Acknowledged(ctx context.Context, q store.EscalationExecutor, n domain.Notification) (bool, error) {
+func Acknowledged(ctx context.Context, q store.EscalationExecutor, n store.Notification) (bool, error) {
 	if n.AcknowledgedAt != nil {
 		return true, nil
 	}
@@ -256,7 +256,7 @@ type stepTaken struct {
 
 // take tries one kind of step; ok=false means it has nothing to do (no
 // untried channel, nobody covering, no on-call configured).
-func (l *Ladder) take(ctx context.Context, tx bun.Tx, kind string, n domain.Notification, now time.Time) (stepTaken, bool, error) {
+func (l *Ladder) take(ctx context.Context, tx bun.Tx, kind string, n store.Notification, now time.Time) (stepTaken, bool, error) {
 	switch kind {
 	case KindChannel:
 		ch, err := nextChannel(ctx, tx, n)
@@ -288,7 +288,7 @@ func (l *Ladder) take(ctx context.Context, tx bun.Tx, kind string, n domain.Noti
 }
 
 // nextChannel is the channel delivery.Fallback would queue next, or "".
-func nextChannel(ctx context.Context, tx bun.Tx, n domain.Notification) (domain.Channel, error) {
+func nextChannel(ctx context.Context, tx bun.Tx, n store.Notification) (domain.Channel, error) {
 	prefs, err := notify.PreferencesOf(ctx, tx, n.DoctorID)
 	if err != nil {
 		return "", err
@@ -306,7 +306,7 @@ func nextChannel(ctx context.Context, tx bun.Tx, n domain.Notification) (domain.
 }
 
 // copyTo makes the escalated copy of n for doc, on behalf of n's doctor.
-func (l *Ladder) copyTo(ctx context.Context, tx bun.Tx, n domain.Notification, doc domain.Doctor) (stepTaken, bool, error) {
+func (l *Ladder) copyTo(ctx context.Context, tx bun.Tx, n store.Notification, doc domain.Doctor) (stepTaken, bool, error) {
 	var detail templates.Data
 	raw, err := json.Marshal(n.Data)
 	if err != nil {

@@ -26,4 +26,11 @@ func Exercise(t *testing.T, open Opener) {
 	t.Run("Report", func(t *testing.T) { t.Parallel(); exerciseReports(t, open) })
 	t.Run("PoisonMessage", func(t *testing.T) { t.Parallel(); exercisePoisonMessages(t, open) })
 	t.Run("Audit", func(t *testing.T) { t.Parallel(); exerciseAudit(t, open) })
+	t.Run("Delivery", func(t *testing.T) { t.Parallel(); exerciseDeliveries(t, open) })
+	t.Run("Target", func(t *testing.T) { t.Parallel(); exerciseTargets(t, open) })
+	t.Run("Notification", func(t *testing.T) { t.Parallel(); exerciseNotifications(t, open) })
+	t.Run("Parking", func(t *testing.T) { t.Parallel(); exerciseParking(t, open) })
+	t.Run("Checkup", func(t *testing.T) { t.Parallel(); exerciseCheckups(t, open) })
+	t.Run("Order", func(t *testing.T) { t.Parallel(); exerciseOrders(t, open) })
+	t.Run("PortalReads", func(t *testing.T) { t.Parallel(); exercisePortalReads(t, open) })
 }
