@@ -19,6 +19,10 @@ import (
 // shared suite in storetest runs every method on both.
 type Executor interface {
 	APIKeyExecutor
+	DoctorExecutor
+	PreferencesExecutor
+	DelegationExecutor
+	DeviceExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

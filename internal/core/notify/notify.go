@@ -795,58 +795,32 @@ WHERE checkup_id = ? AND state = ? AND type <> ? AND result_version IS NOT NULL 
 	return created, nil
 }
 
-// DoctorByExternalIDQuery is the doctor lookup of DoctorByExternalID, with
-// its columns in the order it scans them.
-const DoctorByExternalIDQuery = `SELECT id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale,
-	time_zone, active, notification_seq, profile_version, created_at, updated_at
-FROM doctors WHERE external_user_id = ?`
-
 // DoctorByExternalID loads a doctor by user-management id.
 func DoctorByExternalID(ctx context.Context, db bun.IDB, externalID string) (domain.Doctor, bool, error) {
-	var (
-		d     domain.Doctor
-		found bool
-	)
-	// Every doctor API request starts here: scanned by hand, not by bun.
-	err := store.Rows(ctx, db, DoctorByExternalIDQuery, []any{externalID}, func(scan store.Scan) error {
-		found = true
-		return scan(&d.ID, &d.ExternalUserID, &d.Name, &d.LicenceNumber, &d.Specialty, &d.Clinic, &d.Email, &d.Phone, &d.Locale,
-			&d.TimeZone, &d.Active, &d.NotificationSeq, &d.ProfileVersion, &d.CreatedAt, &d.UpdatedAt)
-	})
-	if err != nil {
-		return domain.Doctor{}, false, fmt.Errorf("load doctor: %w", err)
+	d, err := store.NewQueries(db).DoctorGetByExternalID(ctx, externalID)
+	if errors.Is(err, store.ErrNotFound) {
+		return domain.Doctor{}, false, nil
 	}
-	return d, found, nil
+	if err != nil {
+		return domain.Doctor{}, false, err
+	}
+	return d, true, nil
 }
 
 // PreferencesOf loads a doctor's preferences, the defaults if none are stored.
 func PreferencesOf(ctx context.Context, db bun.IDB, doctorID string) (domain.Preferences, error) {
-	var row domain.PreferencesRow
-	err := db.NewSelect().Model(&row).Where("doctor_id = ?", doctorID).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	prefs, err := store.NewQueries(db).PreferencesGet(ctx, doctorID)
+	if errors.Is(err, store.ErrNotFound) {
 		return domain.DefaultPreferences(), nil
 	}
-	if err != nil {
-		return domain.Preferences{}, fmt.Errorf("load preferences: %w", err)
-	}
-	return row.Preferences(), nil
+	return prefs, err
 }
 
 // CoveringDoctors are the doctors covering for doctorID at t: active
 // doctors who accepted (or for whom an operator approved) the cover. A
 // requested cover sends nobody anything until then.
 func CoveringDoctors(ctx context.Context, db bun.IDB, doctorID string, t time.Time) ([]domain.Doctor, error) {
-	var docs []domain.Doctor
-	err := db.NewSelect().Model(&docs).
-		Where("id IN (SELECT covering_doctor_id FROM delegations WHERE doctor_id = ? AND status = ? AND starts_at <= ? AND ends_at > ?)",
-			doctorID, domain.CoverAccepted, t.UTC(), t.UTC()).
-		Where("active").
-		Order("id").
-		Scan(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load covering doctors: %w", err)
-	}
-	return docs, nil
+	return store.NewQueries(db).DoctorListCovering(ctx, &store.DoctorListCoveringParams{DoctorID: doctorID, At: t})
 }
 
 func nonEmpty(s string) *string {

@@ -18,4 +18,8 @@ type Opener func(t *testing.T) *bun.DB
 // Exercise runs the whole suite on the databases open returns.
 func Exercise(t *testing.T, open Opener) {
 	t.Run("APIKey", func(t *testing.T) { t.Parallel(); exerciseAPIKeys(t, open) })
+	t.Run("Doctor", func(t *testing.T) { t.Parallel(); exerciseDoctors(t, open) })
+	t.Run("Preferences", func(t *testing.T) { t.Parallel(); exercisePreferences(t, open) })
+	t.Run("Delegation", func(t *testing.T) { t.Parallel(); exerciseDelegations(t, open) })
+	t.Run("Device", func(t *testing.T) { t.Parallel(); exerciseDevices(t, open) })
 }
