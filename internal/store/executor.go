@@ -23,6 +23,7 @@ type Executor interface {
 	PreferencesExecutor
 	DelegationExecutor
 	DeviceExecutor
+	AuditExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

@@ -22,4 +22,5 @@ func Exercise(t *testing.T, open Opener) {
 	t.Run("Preferences", func(t *testing.T) { t.Parallel(); exercisePreferences(t, open) })
 	t.Run("Delegation", func(t *testing.T) { t.Parallel(); exerciseDelegations(t, open) })
 	t.Run("Device", func(t *testing.T) { t.Parallel(); exerciseDevices(t, open) })
+	t.Run("Audit", func(t *testing.T) { t.Parallel(); exerciseAudit(t, open) })
 }
