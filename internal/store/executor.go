@@ -24,6 +24,7 @@ type Executor interface {
 	DelegationExecutor
 	DeviceExecutor
 	AuditExecutor
+	WebhookEndpointExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.
