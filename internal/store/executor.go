@@ -25,6 +25,7 @@ type Executor interface {
 	DeviceExecutor
 	AuditExecutor
 	WebhookEndpointExecutor
+	IdempotencyKeyExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

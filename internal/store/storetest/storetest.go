@@ -24,4 +24,5 @@ func Exercise(t *testing.T, open Opener) {
 	t.Run("Device", func(t *testing.T) { t.Parallel(); exerciseDevices(t, open) })
 	t.Run("Audit", func(t *testing.T) { t.Parallel(); exerciseAudit(t, open) })
 	t.Run("WebhookEndpoint", func(t *testing.T) { t.Parallel(); exerciseWebhookEndpoints(t, open) })
+	t.Run("IdempotencyKey", func(t *testing.T) { t.Parallel(); exerciseIdempotencyKeys(t, open) })
 }
