@@ -26,6 +26,7 @@ type Executor interface {
 	AuditExecutor
 	WebhookEndpointExecutor
 	IdempotencyKeyExecutor
+	LoginAuditExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

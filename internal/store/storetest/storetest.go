@@ -25,4 +25,5 @@ func Exercise(t *testing.T, open Opener) {
 	t.Run("Audit", func(t *testing.T) { t.Parallel(); exerciseAudit(t, open) })
 	t.Run("WebhookEndpoint", func(t *testing.T) { t.Parallel(); exerciseWebhookEndpoints(t, open) })
 	t.Run("IdempotencyKey", func(t *testing.T) { t.Parallel(); exerciseIdempotencyKeys(t, open) })
+	t.Run("LoginAudit", func(t *testing.T) { t.Parallel(); exerciseLoginAudit(t, open) })
 }
