@@ -330,7 +330,7 @@ func scanRecipient(rows *sql.Rows, ext, prefix *string) (*recipient, error) {
 	if !channels.Valid {
 		return &r, nil
 	}
-	row := domain.PreferencesRow{DoctorID: d.ID, QuietStart: quietStart.String, QuietEnd: quietEnd.String, Digest: digest.String}
+	row := store.PreferencesRow{DoctorID: d.ID, QuietStart: quietStart.String, QuietEnd: quietEnd.String, Digest: digest.String}
 	if err := json.Unmarshal([]byte(channels.String), &row.Channels); err != nil {
 		return nil, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
 	}
