@@ -8,6 +8,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/internal/platform/groupcommit"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Audit outcomes.
@@ -16,30 +17,16 @@ const (
 	outcomeNotFound = "not_found"
 )
 
-// auditRow is one API read of patient data: who (the doctor or API key),
-// what (action and object), when, from where, and how it ended. A doctor
-// asking for another doctor's object is recorded as not_found.
-type auditRow struct {
-	bun.BaseModel `bun:"table:audit_log"`
-
-	ID         int64          `bun:"id,pk,autoincrement"`
-	OccurredAt time.Time      `bun:"occurred_at"`
-	ActorType  string         `bun:"actor_type"`
-	ActorID    string         `bun:"actor_id"`
-	Action     string         `bun:"action"`
-	ObjectType string         `bun:"object_type"`
-	ObjectID   string         `bun:"object_id"`
-	Outcome    string         `bun:"outcome"`
-	SourceIP   string         `bun:"source_ip"`
-	UserAgent  string         `bun:"user_agent"`
-	Detail     map[string]any `bun:"detail,type:json,nullzero"`
-}
+// An audit row (store.AuditEntry) is one API read of patient data: who
+// (the doctor or API key), what (action and object), when, from where,
+// and how it ended. A doctor asking for another doctor's object is
+// recorded as not_found.
 
 // audit records an access. Patient data is never returned unaudited: when
 // the row cannot be written the request fails.
 func (h *handlers) audit(ctx context.Context, db bun.IDB, action, objectType, objectID, outcome string, detail map[string]any) error {
 	c := callerOf(ctx)
-	row := &auditRow{
+	row := &store.AuditEntry{
 		OccurredAt: h.now().UTC(),
 		ActorType:  c.actorType,
 		ActorID:    c.actorID,
@@ -58,7 +45,7 @@ func (h *handlers) audit(ctx context.Context, db bun.IDB, action, objectType, ob
 		}
 		return nil
 	}
-	if _, err := db.NewInsert().Model(row).Returning("NULL").Exec(ctx); err != nil {
+	if err := store.NewQueries(db).AuditInsert(ctx, row); err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)
 	}
 	return nil
@@ -70,29 +57,28 @@ func (h *handlers) audit(ctx context.Context, db bun.IDB, action, objectType, ob
 // and one WAL flush, not one each. Every request still waits for its own
 // row to be committed before it answers, so no read goes unaudited.
 type auditLog struct {
-	db      *bun.DB
+	q       store.AuditExecutor
 	timeout time.Duration
-	group   *groupcommit.Group[*auditRow]
+	group   *groupcommit.Group[*store.AuditEntry]
 }
 
 // auditBatchMax bounds one INSERT.
 const auditBatchMax = 500
 
 func newAuditLog(db *bun.DB, timeout time.Duration) *auditLog {
-	l := &auditLog{db: db, timeout: timeout}
+	l := &auditLog{q: store.NewQueries(db), timeout: timeout}
 	l.group = groupcommit.New(l.insert, auditBatchMax, 1)
 	return l
 }
 
 // write waits until row is committed (or failed). Were the request's
 // context to end first, the row is still written.
-func (l *auditLog) write(ctx context.Context, row *auditRow) error {
+func (l *auditLog) write(ctx context.Context, row *store.AuditEntry) error {
 	return l.group.Do(context.WithoutCancel(ctx), row)
 }
 
-func (l *auditLog) insert(ctx context.Context, rows []*auditRow) error {
+func (l *auditLog) insert(ctx context.Context, rows []*store.AuditEntry) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	_, err := l.db.NewInsert().Model(&rows).Returning("NULL").Exec(ctx)
-	return err
+	return l.q.AuditInsertMany(ctx, rows)
 }

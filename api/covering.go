@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,8 +16,8 @@ import (
 
 	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/core/domain"
-	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Covering is the doctor covering for the authenticated doctor: once that
@@ -83,25 +82,6 @@ func (CoveringChange) Schema(r huma.Registry) *huma.Schema {
 	return r.Schema(reflect.TypeFor[CoveringRequest](), true, "")
 }
 
-// delegationRow is a stored cover: covering_doctor_id covers for doctor_id
-// from starts_at (inclusive) to ends_at (exclusive).
-type delegationRow struct {
-	bun.BaseModel `bun:"table:delegations"`
-
-	ID               string    `bun:"id,pk"`
-	DoctorID         string    `bun:"doctor_id"`
-	CoveringDoctorID string    `bun:"covering_doctor_id"`
-	StartsAt         time.Time `bun:"starts_at"`
-	EndsAt           time.Time `bun:"ends_at"`
-	CreatedAt        time.Time `bun:"created_at"`
-	// Status is domain.CoverPending until the covering doctor (or an
-	// operator) decides.
-	Status    string     `bun:"status"`
-	DecidedAt *time.Time `bun:"decided_at"`
-	// DecidedBy is who decided: "doctor:<id>" or "api_key:<id>".
-	DecidedBy string `bun:"decided_by"`
-}
-
 // changeCovering applies a covering change for doc at now within tx: the
 // doctor's current cover ends now and future ones are removed; then the
 // new one, if any, is stored, pending the covering doctor's acceptance.
@@ -111,32 +91,29 @@ func (h *handlers) changeCovering(ctx context.Context, tx bun.Tx, doc domain.Doc
 	if !c.Set {
 		return nil
 	}
-	var row *delegationRow
+	q := store.NewQueries(tx)
+	var row *store.Delegation
 	if c.Value != nil {
 		var err error
-		if row, err = newDelegation(ctx, tx, doc, *c.Value, now, h.coveringMax); err != nil {
+		if row, err = newDelegation(ctx, q, doc, *c.Value, now, h.coveringMax); err != nil {
 			return err
 		}
-		same, err := sameCover(ctx, tx, row, now)
+		same, err := sameCover(ctx, q, row, now)
 		if err != nil || same {
 			return err // the cover asked for stands as it is, accepted or not
 		}
 	}
-	if _, err := tx.NewUpdate().Model((*delegationRow)(nil)).Set("ends_at = ?", now).
-		Where("doctor_id = ?", doc.ID).Where("starts_at <= ?", now).Where("ends_at > ?", now).
-		Exec(ctx); err != nil {
-		return fmt.Errorf("end current cover: %w", err)
+	if err := q.DelegationEndCurrent(ctx, &store.DelegationEndCurrentParams{DoctorID: doc.ID, At: now}); err != nil {
+		return err
 	}
-	if _, err := tx.NewDelete().Model((*delegationRow)(nil)).
-		Where("doctor_id = ?", doc.ID).Where("starts_at > ?", now).
-		Exec(ctx); err != nil {
-		return fmt.Errorf("remove future cover: %w", err)
+	if err := q.DelegationDeleteFuture(ctx, &store.DelegationDeleteFutureParams{DoctorID: doc.ID, At: now}); err != nil {
+		return err
 	}
 	if row == nil {
 		return h.audit(ctx, tx, "covering.end", "doctor", doc.ID, outcomeSuccess, nil)
 	}
-	if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
-		return fmt.Errorf("store cover: %w", err)
+	if err := q.DelegationInsert(ctx, row); err != nil {
+		return err
 	}
 	return h.audit(ctx, tx, "covering.request", "delegation", row.ID, outcomeSuccess, map[string]any{
 		"doctor_id": doc.ID, "covering_doctor_id": row.CoveringDoctorID,
@@ -147,13 +124,11 @@ func (h *handlers) changeCovering(ctx context.Context, tx bun.Tx, doc domain.Doc
 // sameCover reports whether row asks for the cover doc already has, pending
 // or accepted: a client re-sending its preferences unchanged must not end
 // an accepted cover and ask the colleague again.
-func sameCover(ctx context.Context, tx bun.Tx, row *delegationRow, now time.Time) (bool, error) {
-	var current []delegationRow
-	if err := tx.NewSelect().Model(&current).
-		Where("doctor_id = ?", row.DoctorID).Where("covering_doctor_id = ?", row.CoveringDoctorID).
-		Where("ends_at > ?", now).Where("status IN (?)", bun.List([]string{domain.CoverPending, domain.CoverAccepted})).
-		Scan(ctx); err != nil {
-		return false, fmt.Errorf("read current cover: %w", err)
+func sameCover(ctx context.Context, q *store.Queries, row *store.Delegation, now time.Time) (bool, error) {
+	current, err := q.DelegationListLive(ctx, &store.DelegationListLiveParams{
+		DoctorID: row.DoctorID, CoveringDoctorID: row.CoveringDoctorID, At: now})
+	if err != nil {
+		return false, err
 	}
 	for _, d := range current {
 		started := !d.StartsAt.After(now) && !row.StartsAt.After(now)
@@ -168,13 +143,12 @@ func sameCover(ctx context.Context, tx bun.Tx, row *delegationRow, now time.Time
 // doctor_external_id, an active doctor other than doc, ends_at after
 // starts_at and after now, and no longer than maxPeriod from the later of
 // starts_at and now. Refusals are 422 at the failing field.
-func newDelegation(ctx context.Context, tx bun.Tx, doc domain.Doctor, req CoveringRequest, now time.Time, maxPeriod time.Duration) (*delegationRow, error) {
+func newDelegation(ctx context.Context, q *store.Queries, doc domain.Doctor, req CoveringRequest, now time.Time, maxPeriod time.Duration) (*store.Delegation, error) {
 	invalid := func(loc, msg string) error {
 		return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Message: msg, Location: "body.covering." + loc})
 	}
 	var (
 		cov   domain.Doctor
-		found bool
 		field string
 		err   error
 	)
@@ -183,16 +157,16 @@ func newDelegation(ctx context.Context, tx bun.Tx, doc domain.Doctor, req Coveri
 		return nil, invalid("doctor_id", "give doctor_id or doctor_external_id, not both")
 	case req.DoctorID != "":
 		field = "doctor_id"
-		err = tx.NewSelect().Model(&cov).Where("id = ?", req.DoctorID).Scan(ctx)
-		found = err == nil
-		if errors.Is(err, sql.ErrNoRows) {
-			err = nil
-		}
+		cov, err = q.DoctorGetByID(ctx, req.DoctorID)
 	case req.DoctorExternalID != "":
 		field = "doctor_external_id"
-		cov, found, err = notify.DoctorByExternalID(ctx, tx, req.DoctorExternalID)
+		cov, err = q.DoctorGetByExternalID(ctx, req.DoctorExternalID)
 	default:
 		return nil, invalid("doctor_id", "the covering doctor is required: give doctor_id or doctor_external_id")
+	}
+	found := err == nil
+	if errors.Is(err, store.ErrNotFound) {
+		err = nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load covering doctor: %w", err)
@@ -215,7 +189,7 @@ func newDelegation(ctx context.Context, tx bun.Tx, doc domain.Doctor, req Coveri
 	if tooLong(start, end, now, maxPeriod) {
 		return nil, invalid("ends_at", fmt.Sprintf("a cover lasts at most %d days", int(maxPeriod/(24*time.Hour))))
 	}
-	return &delegationRow{ID: uuid.NewString(), DoctorID: doc.ID, CoveringDoctorID: cov.ID,
+	return &store.Delegation{ID: uuid.NewString(), DoctorID: doc.ID, CoveringDoctorID: cov.ID,
 		StartsAt: start, EndsAt: end, CreatedAt: now, Status: domain.CoverPending}, nil
 }
 
@@ -234,18 +208,16 @@ func later(a, b time.Time) time.Time {
 
 // coveringOf is doctorID's current cover, or else the next one; nil when
 // there is none.
-func coveringOf(ctx context.Context, db bun.IDB, doctorID string, now time.Time) (*Covering, error) {
-	var row delegationRow
-	err := db.NewSelect().Model(&row).Where("doctor_id = ?", doctorID).Where("ends_at > ?", now).
-		Order("starts_at", "id").Limit(1).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+func coveringOf(ctx context.Context, q *store.Queries, doctorID string, now time.Time) (*Covering, error) {
+	row, err := q.DelegationGetNext(ctx, &store.DelegationGetNextParams{DoctorID: doctorID, At: now})
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load cover: %w", err)
+		return nil, err
 	}
-	var cov domain.Doctor
-	if err := db.NewSelect().Model(&cov).Where("id = ?", row.CoveringDoctorID).Scan(ctx); err != nil {
+	cov, err := q.DoctorGetByID(ctx, row.CoveringDoctorID)
+	if err != nil {
 		return nil, fmt.Errorf("load covering doctor: %w", err)
 	}
 	return &Covering{
@@ -355,15 +327,16 @@ func (h *handlers) listCoverRequests(ctx context.Context, _ *struct{}) (*coverRe
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
 	now := h.now().UTC()
-	var rows []delegationRow
-	if err := h.db.NewSelect().Model(&rows).Where("covering_doctor_id = ?", doc.ID).Where("ends_at > ?", now).
-		Order("starts_at", "id").Limit(MaxPageSize).Scan(ctx); err != nil {
+	q := store.NewQueries(h.db)
+	rows, err := q.DelegationListForCovering(ctx, &store.DelegationListForCoveringParams{
+		CoveringDoctorID: doc.ID, At: now, Limit: MaxPageSize})
+	if err != nil {
 		return nil, h.fail(ctx, "listCoveringRequests", err)
 	}
 	out := &coverRequestsOutput{}
 	out.Body.Items = make([]CoverRequest, 0, len(rows))
 	for _, r := range rows {
-		v, err := coverRequestOf(ctx, h.db, r, now)
+		v, err := coverRequestOf(ctx, q, r, now)
 		if err != nil {
 			return nil, h.fail(ctx, "listCoveringRequests", err)
 		}
@@ -379,15 +352,15 @@ func (h *handlers) getCoverRequest(ctx context.Context, in *coverRequestInput) (
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	var row delegationRow
-	err = h.db.NewSelect().Model(&row).Where("id = ?", in.ID).Where("covering_doctor_id = ?", doc.ID).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	q := store.NewQueries(h.db)
+	row, err := q.DelegationGet(ctx, &store.DelegationGetParams{ID: in.ID, CoveringDoctorID: doc.ID})
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errNoCover()
 	}
 	if err != nil {
 		return nil, h.fail(ctx, "getCoveringRequest", err)
 	}
-	v, err := coverRequestOf(ctx, h.db, row, h.now().UTC())
+	v, err := coverRequestOf(ctx, q, *row, h.now().UTC())
 	if err != nil {
 		return nil, h.fail(ctx, "getCoveringRequest", err)
 	}
@@ -430,24 +403,21 @@ func (h *handlers) decideCover(ctx context.Context, op, id, coveringDoctorID, st
 	c := callerOf(ctx)
 	var out CoverRequest
 	err := h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var row delegationRow
-		q := tx.NewSelect().Model(&row).Where("id = ?", id)
-		if coveringDoctorID != "" {
-			q = q.Where("covering_doctor_id = ?", coveringDoctorID)
-		}
-		err := q.Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
+		q := store.NewQueries(tx)
+		stored, err := q.DelegationGet(ctx, &store.DelegationGetParams{ID: id, CoveringDoctorID: coveringDoctorID})
+		if errors.Is(err, store.ErrNotFound) {
 			return errNoCover()
 		}
 		if err != nil {
-			return fmt.Errorf("load cover: %w", err)
+			return err
 		}
+		row := *stored
 		switch {
 		case !row.EndsAt.After(now):
 			return huma.Error409Conflict("the cover has ended")
 		case row.Status == status:
 			// Deciding the same again changes nothing.
-			out, err = coverRequestOf(ctx, tx, row, now)
+			out, err = coverRequestOf(ctx, q, row, now)
 			return err
 		case status == domain.CoverAccepted && row.Status == domain.CoverDeclined:
 			return huma.Error409Conflict("the cover was declined; the doctor must ask again")
@@ -455,12 +425,12 @@ func (h *handlers) decideCover(ctx context.Context, op, id, coveringDoctorID, st
 			return huma.Error409Conflict(fmt.Sprintf("the cover lasts longer than the %d days allowed; the doctor must ask for a shorter one",
 				int(h.coveringMax/(24*time.Hour))))
 		}
-		res, err := tx.NewUpdate().Model((*delegationRow)(nil)).Set("status = ?", status).Set("decided_at = ?", now).
-			Set("decided_by = ?", c.actorType+":"+c.actorID).Where("id = ?", row.ID).Where("status = ?", row.Status).Exec(ctx)
+		decided, err := q.DelegationDecide(ctx, &store.DelegationDecideParams{
+			ID: row.ID, From: row.Status, Status: status, DecidedAt: now, DecidedBy: c.actorType + ":" + c.actorID})
 		if err != nil {
-			return fmt.Errorf("decide cover: %w", err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if !decided {
 			return huma.Error409Conflict("the cover changed meanwhile; retry")
 		}
 		if err := h.audit(ctx, tx, action, "delegation", row.ID, outcomeSuccess, map[string]any{
@@ -469,7 +439,7 @@ func (h *handlers) decideCover(ctx context.Context, op, id, coveringDoctorID, st
 			return err
 		}
 		row.Status, row.DecidedAt, row.DecidedBy = status, &now, c.actorType+":"+c.actorID
-		out, err = coverRequestOf(ctx, tx, row, now)
+		out, err = coverRequestOf(ctx, q, row, now)
 		return err
 	})
 	if err != nil {
@@ -479,9 +449,9 @@ func (h *handlers) decideCover(ctx context.Context, op, id, coveringDoctorID, st
 }
 
 // coverRequestOf is row as the covering doctor sees it.
-func coverRequestOf(ctx context.Context, db bun.IDB, row delegationRow, now time.Time) (CoverRequest, error) {
-	var doc domain.Doctor
-	if err := db.NewSelect().Model(&doc).Where("id = ?", row.DoctorID).Scan(ctx); err != nil {
+func coverRequestOf(ctx context.Context, q *store.Queries, row store.Delegation, now time.Time) (CoverRequest, error) {
+	doc, err := q.DoctorGetByID(ctx, row.DoctorID)
+	if err != nil {
 		return CoverRequest{}, fmt.Errorf("load covered doctor: %w", err)
 	}
 	return CoverRequest{

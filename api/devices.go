@@ -2,11 +2,12 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Device is a push device of the doctor.
@@ -20,16 +21,7 @@ type Device struct {
 	DisabledAt     *time.Time `json:"disabled_at,omitempty" example:"2026-11-26T02:00:00Z"`
 }
 
-type deviceRow struct {
-	Token          string     `bun:"token"`
-	Platform       string     `bun:"platform"`
-	DisabledAt     *time.Time `bun:"disabled_at"`
-	DisabledReason string     `bun:"disabled_reason"`
-	CreatedAt      time.Time  `bun:"created_at"`
-	UpdatedAt      time.Time  `bun:"updated_at"`
-}
-
-func (r deviceRow) view() Device {
+func deviceView(r store.Device) Device {
 	d := Device{Token: r.Token, Platform: r.Platform, Disabled: r.DisabledAt != nil, DisabledReason: r.DisabledReason,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 	if r.DisabledAt != nil {
@@ -92,14 +84,13 @@ func registerDevices(doctor *huma.Group, h *handlers) {
 }
 
 func (h *handlers) devicesOf(ctx context.Context, doctorID string) ([]Device, error) {
-	var rows []deviceRow
-	if err := h.db.NewRaw(`SELECT token, platform, disabled_at, disabled_reason, created_at, updated_at FROM devices WHERE doctor_id = ? ORDER BY created_at, token`,
-		doctorID).Scan(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("load devices: %w", err)
+	rows, err := store.NewQueries(h.db).DeviceListForDoctor(ctx, doctorID)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]Device, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, r.view())
+		out = append(out, deviceView(r))
 	}
 	return out, nil
 }
@@ -115,29 +106,27 @@ func (h *handlers) putDevice(ctx context.Context, in *putDeviceInput) (*putDevic
 	status := http.StatusOK
 	// Insert, or update the doctor's own row; a token of another doctor is
 	// neither (no row changes) and is refused.
-	res, err := h.db.NewRaw(`INSERT INTO devices (token, doctor_id, platform, disabled_reason, created_at, updated_at)
-VALUES (?, ?, ?, '', ?, ?) ON CONFLICT (token) DO NOTHING`, in.Token, doc.ID, in.Body.Platform, now, now).Exec(ctx)
+	q := store.NewQueries(h.db)
+	created, err := q.DeviceInsert(ctx, &store.DeviceInsertParams{Token: in.Token, DoctorID: doc.ID, Platform: in.Body.Platform, Now: now})
 	if err != nil {
 		return nil, h.fail(ctx, "putDevice", err)
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	if created {
 		status = http.StatusCreated
 	} else {
-		res, err := h.db.NewRaw(`UPDATE devices SET platform = ?, disabled_at = NULL, disabled_reason = '', updated_at = ? WHERE token = ? AND doctor_id = ?`,
-			in.Body.Platform, now, in.Token, doc.ID).Exec(ctx)
+		theirs, err := q.DeviceReregister(ctx, &store.DeviceReregisterParams{Token: in.Token, DoctorID: doc.ID, Platform: in.Body.Platform, Now: now})
 		if err != nil {
 			return nil, h.fail(ctx, "putDevice", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if !theirs {
 			return nil, huma.Error409Conflict("this push token is registered to another account; it must be removed there first")
 		}
 	}
-	var row deviceRow
-	if err := h.db.NewRaw(`SELECT token, platform, disabled_at, disabled_reason, created_at, updated_at FROM devices WHERE token = ? AND doctor_id = ?`,
-		in.Token, doc.ID).Scan(ctx, &row); err != nil {
+	row, err := q.DeviceGet(ctx, &store.DeviceGetParams{Token: in.Token, DoctorID: doc.ID})
+	if err != nil {
 		return nil, h.fail(ctx, "putDevice", err)
 	}
-	return &putDeviceOutput{Status: status, Body: row.view()}, nil
+	return &putDeviceOutput{Status: status, Body: deviceView(*row)}, nil
 }
 
 func (h *handlers) deleteDevice(ctx context.Context, in *deleteDeviceInput) (*struct{}, error) {
@@ -147,11 +136,11 @@ func (h *handlers) deleteDevice(ctx context.Context, in *deleteDeviceInput) (*st
 	}
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	res, err := h.db.NewRaw(`DELETE FROM devices WHERE token = ? AND doctor_id = ?`, in.Token, doc.ID).Exec(ctx)
+	removed, err := store.NewQueries(h.db).DeviceDelete(ctx, &store.DeviceDeleteParams{Token: in.Token, DoctorID: doc.ID})
 	if err != nil {
 		return nil, h.fail(ctx, "deleteDevice", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !removed {
 		return nil, huma.Error404NotFound("no such device")
 	}
 	return nil, nil

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"net/http"
 	"time"
@@ -10,7 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/rfd-notify/rfd/internal/auth"
-	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Doctor is a referring doctor as integrators see them: who they are, not
@@ -54,9 +53,8 @@ func registerDoctors(integrator *huma.Group, h *handlers) {
 func (h *handlers) getDoctor(ctx context.Context, in *getDoctorInput) (*doctorOutput, error) {
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
-	var d domain.Doctor
-	err := h.db.NewSelect().Model(&d).Where("id = ? OR external_user_id = ?", in.ID, in.ID).Limit(1).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	d, err := store.NewQueries(h.db).DoctorGetByIDOrExternalID(ctx, in.ID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, huma.Error404NotFound("no such doctor")
 	}
 	if err != nil {

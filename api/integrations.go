@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
 	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/outbox"
 )
 
@@ -104,20 +104,6 @@ func apiKeyOf(ctx context.Context) (auth.APIKey, error) {
 
 // Idempotency.
 
-// idempotencyRow is one remembered Idempotency-Key.
-type idempotencyRow struct {
-	bun.BaseModel `bun:"table:idempotency_keys"`
-
-	APIKeyID       string    `bun:"api_key_id,pk"`
-	KeyHash        string    `bun:"key_hash,pk"`
-	Operation      string    `bun:"operation"`
-	RequestHash    string    `bun:"request_hash"`
-	ResponseStatus int       `bun:"response_status"`
-	ResponseBody   string    `bun:"response_body"`
-	CreatedAt      time.Time `bun:"created_at"`
-	ExpiresAt      time.Time `bun:"expires_at"`
-}
-
 // idempotency is the Idempotency-Key of one request, hashed.
 type idempotency struct {
 	apiKeyID    string
@@ -181,26 +167,25 @@ func (in *integrations) claim(ctx context.Context, tx bun.Tx, id idempotency) (*
 		return nil, nil
 	}
 	now := in.now().UTC()
-	if _, err := tx.NewDelete().Model((*idempotencyRow)(nil)).Where("api_key_id = ?", id.apiKeyID).
-		Where("key_hash = ?", id.keyHash).Where("expires_at <= ?", now).Exec(ctx); err != nil {
-		return nil, fmt.Errorf("idempotency: drop expired key: %w", err)
+	q := store.NewQueries(tx)
+	if err := q.IdempotencyKeyDeleteExpired(ctx, &store.IdempotencyKeyDeleteExpiredParams{
+		APIKeyID: id.apiKeyID, KeyHash: id.keyHash, At: now}); err != nil {
+		return nil, fmt.Errorf("idempotency: %w", err)
 	}
-	row := &idempotencyRow{APIKeyID: id.apiKeyID, KeyHash: id.keyHash, Operation: id.operation, RequestHash: id.requestHash,
-		CreatedAt: now, ExpiresAt: now.Add(IdempotencyTTL)}
-	res, err := tx.NewInsert().Model(row).On("CONFLICT (api_key_id, key_hash) DO NOTHING").Exec(ctx)
+	recorded, err := q.IdempotencyKeyInsert(ctx, &store.IdempotencyKey{APIKeyID: id.apiKeyID, KeyHash: id.keyHash,
+		Operation: id.operation, RequestHash: id.requestHash, CreatedAt: now, ExpiresAt: now.Add(IdempotencyTTL)})
 	if err != nil {
-		return nil, fmt.Errorf("idempotency: record key: %w", err)
+		return nil, fmt.Errorf("idempotency: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	if recorded {
 		return nil, nil
 	}
-	var prev idempotencyRow
-	err = tx.NewSelect().Model(&prev).Where("api_key_id = ?", id.apiKeyID).Where("key_hash = ?", id.keyHash).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	prev, err := q.IdempotencyKeyGet(ctx, &store.IdempotencyKeyGetParams{APIKeyID: id.apiKeyID, KeyHash: id.keyHash})
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, huma.Error409Conflict("a request with this Idempotency-Key is in progress; retry shortly")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("idempotency: load key: %w", err)
+		return nil, fmt.Errorf("idempotency: %w", err)
 	}
 	if prev.RequestHash != id.requestHash {
 		return nil, errKeyReused
@@ -220,9 +205,9 @@ func (in *integrations) remember(ctx context.Context, tx bun.Tx, id idempotency,
 	if err != nil {
 		return fmt.Errorf("idempotency: encode response: %w", err)
 	}
-	if _, err := tx.NewUpdate().Model((*idempotencyRow)(nil)).Set("response_status = ?", status).Set("response_body = ?", string(raw)).
-		Where("api_key_id = ?", id.apiKeyID).Where("key_hash = ?", id.keyHash).Exec(ctx); err != nil {
-		return fmt.Errorf("idempotency: store response: %w", err)
+	if err := store.NewQueries(tx).IdempotencyKeySetResponse(ctx, &store.IdempotencyKeySetResponseParams{
+		APIKeyID: id.apiKeyID, KeyHash: id.keyHash, Status: status, Body: string(raw)}); err != nil {
+		return fmt.Errorf("idempotency: %w", err)
 	}
 	return nil
 }
@@ -238,7 +223,7 @@ func (in *integrations) sweepIdempotency(ctx context.Context) {
 	if now.UnixNano()-last < int64(idempotencySweepEvery) || !in.lastSweep.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	if _, err := in.db.NewDelete().Model((*idempotencyRow)(nil)).Where("expires_at <= ?", now.UTC()).Exec(ctx); err != nil {
+	if err := store.NewQueries(in.db).IdempotencyKeyDeleteAllExpired(ctx, now.UTC()); err != nil {
 		in.logger.WarnContext(ctx, "api: sweep expired idempotency keys", "error", err.Error())
 	}
 }

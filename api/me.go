@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -173,7 +172,7 @@ func (h *handlers) preferencesOf(ctx context.Context, doctorID string) (Preferen
 	if err != nil {
 		return Preferences{}, err
 	}
-	covering, err := coveringOf(ctx, h.db, doctorID, h.now().UTC())
+	covering, err := coveringOf(ctx, store.NewQueries(h.db), doctorID, h.now().UTC())
 	if err != nil {
 		return Preferences{}, err
 	}
@@ -219,12 +218,10 @@ func (h *handlers) patchPreferences(ctx context.Context, in *patchPreferencesInp
 		covering *Covering
 	)
 	err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if !store.IsSQLite(h.db) {
-			// Serialise concurrent changes of one doctor's preferences
-			// (SQLite transactions take the write lock up front).
-			if _, err := tx.NewRaw("SELECT id FROM doctors WHERE id = ? FOR UPDATE", doc.ID).Exec(ctx); err != nil {
-				return err
-			}
+		q := store.NewQueries(tx)
+		// Serialise concurrent changes of one doctor's preferences.
+		if err := q.DoctorLockForUpdate(ctx, doc.ID); err != nil {
+			return err
 		}
 		prefs, err := notify.PreferencesOf(ctx, tx, doc.ID)
 		if err != nil {
@@ -234,18 +231,14 @@ func (h *handlers) patchPreferences(ctx context.Context, in *patchPreferencesInp
 		if err := prefs.Validate(); err != nil {
 			return validationError(err)
 		}
-		row := prefs.Row(doc.ID, now)
-		if _, err := tx.NewInsert().Model(&row).On("CONFLICT (doctor_id) DO UPDATE").
-			Set("channels = EXCLUDED.channels").Set("quiet_start = EXCLUDED.quiet_start").Set("quiet_end = EXCLUDED.quiet_end").
-			Set("digest = EXCLUDED.digest").Set("fallback_order = EXCLUDED.fallback_order").Set("weekly_summary = EXCLUDED.weekly_summary").
-			Set("updated_at = EXCLUDED.updated_at").
-			Exec(ctx); err != nil {
-			return fmt.Errorf("store preferences: %w", err)
+		row := store.NewPreferencesRow(doc.ID, prefs, now)
+		if err := q.PreferencesUpsert(ctx, &row); err != nil {
+			return err
 		}
 		if err := h.changeCovering(ctx, tx, doc, in.Body.Covering, now); err != nil {
 			return err
 		}
-		if covering, err = coveringOf(ctx, tx, doc.ID, now); err != nil {
+		if covering, err = coveringOf(ctx, q, doc.ID, now); err != nil {
 			return err
 		}
 		out = prefs

@@ -27,6 +27,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/delivery"
 	"github.com/rfd-notify/rfd/internal/delivery/inapp"
 	"github.com/rfd-notify/rfd/internal/platform/config"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 	"github.com/rfd-notify/rfd/router"
 )
@@ -189,7 +190,7 @@ func TestStreamAcrossReplicas(t *testing.T) {
 			}
 			prefs := domain.DefaultPreferences()
 			prefs.Channels[domain.CategoryResults] = []domain.Channel{domain.ChannelInApp}
-			row := prefs.Row(doc.ID, now)
+			row := store.NewPreferencesRow(doc.ID, prefs, now)
 			if _, err := env.DB.NewInsert().Model(&row).Exec(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rfd-notify/rfd/internal/auth"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/webhook"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // Webhook is a webhook endpoint, without its secrets.
@@ -69,24 +70,7 @@ type webhookIDInput struct {
 	ID string `path:"id" maxLength:"100" doc:"The endpoint's id." example:"9a7b6c5d-4e3f-5a2b-8c1d-0e9f8a7b6c5d"`
 }
 
-// webhookRow is a row of webhook_endpoints.
-type webhookRow struct {
-	bun.BaseModel `bun:"table:webhook_endpoints"`
-
-	ID             string     `bun:"id,pk"`
-	DoctorID       *string    `bun:"doctor_id"`
-	Clinic         *string    `bun:"clinic"`
-	URL            string     `bun:"url"`
-	Secret         string     `bun:"secret"`
-	PreviousSecret string     `bun:"previous_secret"`
-	DisabledAt     *time.Time `bun:"disabled_at"`
-	DisabledReason string     `bun:"disabled_reason"`
-	CreatedAt      time.Time  `bun:"created_at"`
-	UpdatedAt      time.Time  `bun:"updated_at"`
-	APIKeyID       *string    `bun:"api_key_id"`
-}
-
-func (r webhookRow) api() Webhook {
+func webhookView(r *store.WebhookEndpoint) Webhook {
 	return Webhook{ID: r.ID, DoctorID: r.DoctorID, Clinic: r.Clinic, URL: r.URL, Rotating: r.PreviousSecret != "",
 		DisabledAt: utcPtr(r.DisabledAt), DisabledReason: r.DisabledReason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
@@ -170,7 +154,7 @@ func (in *integrations) createWebhook(ctx context.Context, req *createWebhookInp
 	defer cancel()
 	now := in.now().UTC()
 	keyID := key.ID
-	row := webhookRow{ID: uuid.NewString(), URL: u.String(), Secret: webhook.GenerateSecret(), CreatedAt: now, UpdatedAt: now, APIKeyID: &keyID}
+	row := store.WebhookEndpoint{ID: uuid.NewString(), URL: u.String(), Secret: webhook.GenerateSecret(), CreatedAt: now, UpdatedAt: now, APIKeyID: &keyID}
 	if b.Clinic != "" {
 		clinic := b.Clinic
 		row.Clinic = &clinic
@@ -184,10 +168,10 @@ func (in *integrations) createWebhook(ctx context.Context, req *createWebhookInp
 		}
 		row.DoctorID = &doc.ID
 	}
-	if _, err := in.db.NewInsert().Model(&row).Exec(ctx); err != nil {
+	if err := store.NewQueries(in.db).WebhookEndpointInsert(ctx, &row); err != nil {
 		return nil, in.fail(ctx, "createWebhook", err)
 	}
-	return &webhookSecretOutput{Body: WebhookWithSecret{Webhook: row.api(), Secret: row.Secret}}, nil
+	return &webhookSecretOutput{Body: WebhookWithSecret{Webhook: webhookView(&row), Secret: row.Secret}}, nil
 }
 
 // webhookURLProblem is the 422 of a URL the delivery policy refuses. It
@@ -216,12 +200,9 @@ func (in *integrations) listWebhooks(ctx context.Context, req *listWebhooksInput
 	}
 	ctx, cancel := in.dbctx(ctx)
 	defer cancel()
-	var rows []webhookRow
-	q := in.db.NewSelect().Model(&rows).Where("api_key_id = ?", key.ID)
-	if req.Cursor != "" {
-		q = q.Where("id > ?", req.Cursor)
-	}
-	if err := q.Order("id").Limit(int64(req.Limit) + 1).Scan(ctx); err != nil {
+	rows, err := store.NewQueries(in.db).WebhookEndpointListForAPIKey(ctx, &store.WebhookEndpointListForAPIKeyParams{
+		APIKeyID: key.ID, After: req.Cursor, Limit: req.Limit + 1})
+	if err != nil {
 		return nil, in.fail(ctx, "listWebhooks", err)
 	}
 	page := WebhookPage{Items: make([]Webhook, 0, min(len(rows), req.Limit))}
@@ -230,7 +211,7 @@ func (in *integrations) listWebhooks(ctx context.Context, req *listWebhooksInput
 			page.NextCursor = rows[i-1].ID
 			break
 		}
-		page.Items = append(page.Items, r.api())
+		page.Items = append(page.Items, webhookView(&r))
 	}
 	return &webhookPageOutput{Body: page}, nil
 }
@@ -242,11 +223,11 @@ func (in *integrations) deleteWebhook(ctx context.Context, req *webhookIDInput) 
 	}
 	ctx, cancel := in.dbctx(ctx)
 	defer cancel()
-	res, err := in.db.NewDelete().Model((*webhookRow)(nil)).Where("id = ?", req.ID).Where("api_key_id = ?", key.ID).Exec(ctx)
+	deleted, err := store.NewQueries(in.db).WebhookEndpointDelete(ctx, &store.WebhookEndpointDeleteParams{ID: req.ID, APIKeyID: key.ID})
 	if err != nil {
 		return nil, in.fail(ctx, "deleteWebhook", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !deleted {
 		return nil, huma.Error404NotFound("no such webhook endpoint")
 	}
 	return nil, nil
@@ -259,22 +240,22 @@ func (in *integrations) rotateWebhook(ctx context.Context, req *webhookIDInput) 
 	}
 	ctx, cancel := in.dbctx(ctx)
 	defer cancel()
-	var row webhookRow
+	var row *store.WebhookEndpoint
 	err = in.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		secret := webhook.GenerateSecret()
-		res, err := tx.NewUpdate().Model((*webhookRow)(nil)).
-			Set("previous_secret = secret").Set("secret = ?", secret).Set("updated_at = ?", in.now().UTC()).
-			Where("id = ?", req.ID).Where("api_key_id = ?", key.ID).Exec(ctx)
+		q := store.NewQueries(tx)
+		rotated, err := q.WebhookEndpointRotateSecret(ctx, &store.WebhookEndpointRotateSecretParams{
+			ID: req.ID, APIKeyID: key.ID, Secret: webhook.GenerateSecret(), Now: in.now().UTC()})
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if !rotated {
 			return huma.Error404NotFound("no such webhook endpoint")
 		}
-		return tx.NewSelect().Model(&row).Where("id = ?", req.ID).Scan(ctx)
+		row, err = q.WebhookEndpointGet(ctx, req.ID)
+		return err
 	})
 	if err != nil {
 		return nil, in.fail(ctx, "rotateWebhookSecret", err)
 	}
-	return &webhookSecretOutput{Body: WebhookWithSecret{Webhook: row.api(), Secret: row.Secret}}, nil
+	return &webhookSecretOutput{Body: WebhookWithSecret{Webhook: webhookView(row), Secret: row.Secret}}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/core/events"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 func channelsOf(cmds []events.SendNotification) []string {
@@ -236,7 +237,7 @@ func setQuietHours(t *testing.T, p *pipeline, ext, start, end string) {
 
 func storePreferences(t *testing.T, p *pipeline, ext string, prefs domain.Preferences) {
 	t.Helper()
-	row := prefs.Row(handlers.DoctorID(ext), p.clock())
+	row := store.NewPreferencesRow(handlers.DoctorID(ext), prefs, p.clock())
 	if _, err := p.env.DB.NewInsert().Model(&row).On("CONFLICT (doctor_id) DO UPDATE").
 		Set("channels = EXCLUDED.channels, quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end").
 		Exec(context.Background()); err != nil {

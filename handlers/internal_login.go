@@ -54,35 +54,32 @@ func (h *InternalLogin) Handle(msg *message.Message) error {
 func (h *InternalLogin) apply(ctx context.Context, tx bun.Tx, eventID string, ev events.InternalLogin) error {
 	at := ev.OccurredAt.UTC()
 	success := ev.Outcome == events.LoginSuccess
-	res, err := tx.NewRaw(`INSERT INTO login_audit (event_id, doctor_external_id, success, occurred_at, source_ip, user_agent, method, recorded_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-		eventID, ev.ExternalUserID, success, at, ev.SourceIP, ev.UserAgent, ev.Method, h.now().UTC()).Exec(ctx)
+	q := store.NewQueries(tx)
+	recorded, err := q.LoginAuditInsert(ctx, &store.LoginAuditInsertParams{
+		EventID: eventID, DoctorExternalID: ev.ExternalUserID, Success: success, OccurredAt: at,
+		SourceIP: ev.SourceIP, UserAgent: ev.UserAgent, Method: ev.Method, RecordedAt: h.now().UTC(),
+	})
 	if err != nil {
-		return fmt.Errorf("audit login: %w", err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !recorded {
 		return nil
 	}
 
 	if success {
-		return h.checkNewDevice(ctx, tx, eventID, ev, at)
+		return h.checkNewDevice(ctx, tx, q, eventID, ev, at)
 	}
-	return h.checkFailures(ctx, tx, eventID, ev, at)
+	return h.checkFailures(ctx, tx, q, eventID, ev, at)
 }
 
-func (h *InternalLogin) checkNewDevice(ctx context.Context, tx bun.Tx, eventID string, ev events.InternalLogin, at time.Time) error {
-	var history, sameIP int
-	err := tx.NewRaw(`SELECT
-	COUNT(*),
-	COALESCE(SUM(CASE WHEN source_ip = ? THEN 1 ELSE 0 END), 0)
-FROM login_audit
-WHERE doctor_external_id = ? AND success AND event_id <> ? AND occurred_at >= ? AND occurred_at < ?`,
-		ev.SourceIP, ev.ExternalUserID, eventID, at.Add(-h.newDevice), at).Scan(ctx, &history, &sameIP)
+func (h *InternalLogin) checkNewDevice(ctx context.Context, tx bun.Tx, q *store.Queries, eventID string, ev events.InternalLogin, at time.Time) error {
+	history, err := q.LoginAuditCountSuccesses(ctx, &store.LoginAuditCountSuccessesParams{
+		DoctorExternalID: ev.ExternalUserID, SourceIP: ev.SourceIP, ExceptEventID: eventID, From: at.Add(-h.newDevice), To: at})
 	if err != nil {
-		return fmt.Errorf("login history: %w", err)
+		return err
 	}
 	// The very first login has nothing to compare with: no alert.
-	if history == 0 || sameIP > 0 {
+	if history.All == 0 || history.SameIP > 0 {
 		return nil
 	}
 	_, err = h.notifier.Notify(ctx, tx, notify.Intent{
@@ -96,12 +93,11 @@ WHERE doctor_external_id = ? AND success AND event_id <> ? AND occurred_at >= ? 
 	return err
 }
 
-func (h *InternalLogin) checkFailures(ctx context.Context, tx bun.Tx, eventID string, ev events.InternalLogin, at time.Time) error {
-	var failures int
-	err := tx.NewRaw(`SELECT COUNT(*) FROM login_audit WHERE doctor_external_id = ? AND NOT success AND occurred_at > ? AND occurred_at <= ?`,
-		ev.ExternalUserID, at.Add(-h.window), at).Scan(ctx, &failures)
+func (h *InternalLogin) checkFailures(ctx context.Context, tx bun.Tx, q *store.Queries, eventID string, ev events.InternalLogin, at time.Time) error {
+	failures, err := q.LoginAuditCountFailures(ctx, &store.LoginAuditCountFailuresParams{
+		DoctorExternalID: ev.ExternalUserID, After: at.Add(-h.window), Until: at})
 	if err != nil {
-		return fmt.Errorf("count failed logins: %w", err)
+		return err
 	}
 	if failures < h.threshold {
 		return nil

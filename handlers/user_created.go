@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -89,24 +88,17 @@ func (h *UserCreated) apply(ctx context.Context, tx bun.Tx, eventID string, ev e
 		return err
 	}
 	// Insert, or update when this event is not older than the profile.
-	res, err := tx.NewRaw(`INSERT INTO doctors (id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale, time_zone, active, notification_seq, profile_version, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
-ON CONFLICT (external_user_id) DO UPDATE SET
-	name = excluded.name, licence_number = excluded.licence_number, specialty = excluded.specialty,
-	clinic = excluded.clinic, email = excluded.email, phone = excluded.phone, locale = excluded.locale,
-	time_zone = excluded.time_zone, active = excluded.active, profile_version = excluded.profile_version,
-	updated_at = excluded.updated_at
-WHERE excluded.profile_version >= doctors.profile_version`,
-		id, ev.ExternalUserID, ev.Name, ev.LicenceNumber, ev.Specialty, clinic, ev.Email, ev.Phone, locale, tz, active,
-		ev.UpdatedAt.UTC(), now, now).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("upsert doctor: %w", err)
+	q := store.NewQueries(tx)
+	if err := q.DoctorUpsertProfile(ctx, &store.DoctorUpsertProfileParams{
+		ID: id, ExternalUserID: ev.ExternalUserID, Name: ev.Name, LicenceNumber: ev.LicenceNumber, Specialty: ev.Specialty,
+		Clinic: clinic, Email: ev.Email, Phone: ev.Phone, Locale: locale, TimeZone: tz, Active: active,
+		ProfileVersion: ev.UpdatedAt.UTC(), Now: now,
+	}); err != nil {
+		return err
 	}
-	_ = res
-
-	prefs := domain.DefaultPreferences().Row(id, now)
-	if _, err := tx.NewInsert().Model(&prefs).On("CONFLICT (doctor_id) DO NOTHING").Exec(ctx); err != nil {
-		return fmt.Errorf("default preferences: %w", err)
+	prefs := store.NewPreferencesRow(id, domain.DefaultPreferences(), now)
+	if err := q.PreferencesInsertIfAbsent(ctx, &prefs); err != nil {
+		return err
 	}
 
 	// The welcome notification's dedup key is per doctor: a repeat or an

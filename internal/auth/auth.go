@@ -30,7 +30,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rfd-notify/rfd/internal/core/domain"
-	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/platform/config"
 	"github.com/rfd-notify/rfd/internal/store"
 )
@@ -40,11 +39,13 @@ const Realm = "rfd-notify"
 
 // Authenticator authenticates doctors (JWT) and API keys.
 type Authenticator struct {
-	db     *bun.DB
-	jwt    *Verifier // nil: no key configured, every doctor token is refused
-	keys   *APIKeys
-	now    func() time.Time
-	logger *slog.Logger
+	db   *bun.DB
+	jwt  *Verifier // nil: no key configured, every doctor token is refused
+	keys *APIKeys
+	// doctors looks up the doctor of a token.
+	doctors store.DoctorExecutor
+	now     func() time.Time
+	logger  *slog.Logger
 }
 
 // Option tunes an Authenticator.
@@ -80,7 +81,8 @@ func New(cfg config.Config, db *bun.DB, opts ...Option) (*Authenticator, error) 
 	for _, fn := range opts {
 		fn(&o)
 	}
-	a := &Authenticator{db: db, now: o.now, logger: o.logger, keys: NewAPIKeys(store.NewQueries(db), o.now)}
+	q := store.NewQueries(db)
+	a := &Authenticator{db: db, now: o.now, logger: o.logger, keys: NewAPIKeys(q, o.now), doctors: q}
 	if cfg.JWTConfigured() {
 		v, err := NewVerifier(VerifierConfig{
 			PublicKeyFile: cfg.JWTPublicKeyFile,
@@ -145,12 +147,12 @@ func (a *Authenticator) DoctorTokenFromHeader(ctx context.Context, authorization
 	if a.db == nil {
 		return domain.Doctor{}, time.Time{}, &Error{Status: http.StatusServiceUnavailable, Detail: "the service has no database"}
 	}
-	doc, found, err := notify.DoctorByExternalID(ctx, a.db, claims.Subject)
+	doc, err := a.doctors.DoctorGetByExternalID(ctx, claims.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return domain.Doctor{}, time.Time{}, unauthorized("the token's subject has no doctor account here", "invalid_token")
+	}
 	if err != nil {
 		return domain.Doctor{}, time.Time{}, storeError(ctx, a.db, err)
-	}
-	if !found {
-		return domain.Doctor{}, time.Time{}, unauthorized("the token's subject has no doctor account here", "invalid_token")
 	}
 	if !doc.Active {
 		return domain.Doctor{}, time.Time{}, &Error{Status: http.StatusForbidden, Detail: "the doctor's account is inactive"}

@@ -73,6 +73,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/platform/config"
 	"github.com/rfd-notify/rfd/internal/platform/logging"
 	"github.com/rfd-notify/rfd/internal/roles"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/providertest"
 	"github.com/rfd-notify/rfd/internal/testkit/testenv"
 	"github.com/rfd-notify/rfd/outbox"
@@ -436,7 +437,7 @@ func (e *benchEnv) seedDoctors(ch domain.Channel, n int) map[string]string {
 			if _, err := tx.NewInsert().Model(&doc).Exec(ctx); err != nil {
 				return fmt.Errorf("insert doctor: %w", err)
 			}
-			row := p.Row(doc.ID, now)
+			row := store.NewPreferencesRow(doc.ID, p, now)
 			if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
 				return fmt.Errorf("insert preferences: %w", err)
 			}

@@ -593,7 +593,7 @@ func (h *harness) addDoctor(ext string, p domain.Preferences, mods ...func(*doma
 	if _, err := h.env.DB.NewInsert().Model(&doc).Exec(ctx); err != nil {
 		h.t.Fatalf("insert doctor: %v", err)
 	}
-	row := p.Row(doc.ID, now)
+	row := store.NewPreferencesRow(doc.ID, p, now)
 	if _, err := h.env.DB.NewInsert().Model(&row).Exec(ctx); err != nil {
 		h.t.Fatalf("insert preferences: %v", err)
 	}

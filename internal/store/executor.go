@@ -33,6 +33,13 @@ type Executor interface {
 	ParkingExecutor
 	CheckupExecutor
 	OrderExecutor
+	DoctorExecutor
+	PreferencesExecutor
+	DelegationExecutor
+	DeviceExecutor
+	WebhookEndpointExecutor
+	IdempotencyKeyExecutor
+	LoginAuditExecutor
 }
 
 // ErrNotFound is returned by a Get method that finds no row.

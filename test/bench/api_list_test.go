@@ -33,7 +33,6 @@ import (
 
 	"github.com/rfd-notify/rfd/api"
 	"github.com/rfd-notify/rfd/internal/core/domain"
-	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/platform/config"
 	"github.com/rfd-notify/rfd/internal/platform/health"
 	"github.com/rfd-notify/rfd/internal/platform/logging"
@@ -407,7 +406,7 @@ FROM notifications WHERE doctor_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
 // baselineListHandler is GET /?doctor=ID[&before=SEQ]: the same keyset
 // query with pgx, encoded as the API's page.
 // doctorSQL is the service's doctor lookup of every doctor request.
-var doctorSQL = strings.Replace(notify.DoctorByExternalIDQuery, "?", "$1", 1)
+var doctorSQL = strings.Replace(store.DoctorGetByExternalIDQuery, "?", "$1", 1)
 
 // auditSQL is the audit row the service writes for a list read.
 const auditSQL = `INSERT INTO audit_log (occurred_at, actor_type, actor_id, action, object_type, object_id, outcome, source_ip, user_agent, detail)

@@ -37,6 +37,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/delivery/channels/email"
 	"github.com/rfd-notify/rfd/internal/platform/kafkapubsub"
+	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/providertest"
 	"github.com/rfd-notify/rfd/test/chaos/ledger"
 )
@@ -398,7 +399,7 @@ func (c *cluster) seedDoctors(n int) {
 	p := domain.DefaultPreferences()
 	p.Channels[domain.CategoryResults] = wanted
 	p.Channels[domain.CategoryOrders] = wanted
-	row := p.Row("", now)
+	row := store.NewPreferencesRow("", p, now)
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		c.t.Fatal(err)

@@ -8,7 +8,6 @@ package notify
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -296,7 +295,7 @@ func recipientOf(row *store.NotificationRecipient) (*recipient, error) {
 		return r, nil
 	}
 	d := &r.doc
-	prefs := domain.PreferencesRow{DoctorID: d.ID, QuietStart: row.QuietStart.String, QuietEnd: row.QuietEnd.String, Digest: row.Digest.String}
+	prefs := store.PreferencesRow{DoctorID: d.ID, QuietStart: row.QuietStart.String, QuietEnd: row.QuietEnd.String, Digest: row.Digest.String}
 	if err := json.Unmarshal([]byte(row.Channels.String), &prefs.Channels); err != nil {
 		return nil, fmt.Errorf("notify: preferences of doctor %s: %w", d.ID, err)
 	}
@@ -706,58 +705,32 @@ func (n *Notifier) RetractAndTell(ctx context.Context, u *Unit, checkupID, reaso
 	return created, nil
 }
 
-// DoctorByExternalIDQuery is the doctor lookup of DoctorByExternalID, with
-// its columns in the order it scans them.
-const DoctorByExternalIDQuery = `SELECT id, external_user_id, name, licence_number, specialty, clinic, email, phone, locale,
-	time_zone, active, notification_seq, profile_version, created_at, updated_at
-FROM doctors WHERE external_user_id = ?`
-
 // DoctorByExternalID loads a doctor by user-management id.
 func DoctorByExternalID(ctx context.Context, db bun.IDB, externalID string) (domain.Doctor, bool, error) {
-	var (
-		d     domain.Doctor
-		found bool
-	)
-	// Every doctor API request starts here: scanned by hand, not by bun.
-	err := store.Rows(ctx, db, DoctorByExternalIDQuery, []any{externalID}, func(scan store.Scan) error {
-		found = true
-		return scan(&d.ID, &d.ExternalUserID, &d.Name, &d.LicenceNumber, &d.Specialty, &d.Clinic, &d.Email, &d.Phone, &d.Locale,
-			&d.TimeZone, &d.Active, &d.NotificationSeq, &d.ProfileVersion, &d.CreatedAt, &d.UpdatedAt)
-	})
-	if err != nil {
-		return domain.Doctor{}, false, fmt.Errorf("load doctor: %w", err)
+	d, err := store.NewQueries(db).DoctorGetByExternalID(ctx, externalID)
+	if errors.Is(err, store.ErrNotFound) {
+		return domain.Doctor{}, false, nil
 	}
-	return d, found, nil
+	if err != nil {
+		return domain.Doctor{}, false, err
+	}
+	return d, true, nil
 }
 
 // PreferencesOf loads a doctor's preferences, the defaults if none are stored.
 func PreferencesOf(ctx context.Context, db bun.IDB, doctorID string) (domain.Preferences, error) {
-	var row domain.PreferencesRow
-	err := db.NewSelect().Model(&row).Where("doctor_id = ?", doctorID).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	prefs, err := store.NewQueries(db).PreferencesGet(ctx, doctorID)
+	if errors.Is(err, store.ErrNotFound) {
 		return domain.DefaultPreferences(), nil
 	}
-	if err != nil {
-		return domain.Preferences{}, fmt.Errorf("load preferences: %w", err)
-	}
-	return row.Preferences(), nil
+	return prefs, err
 }
 
 // CoveringDoctors are the doctors covering for doctorID at t: active
 // doctors who accepted (or for whom an operator approved) the cover. A
 // requested cover sends nobody anything until then.
 func CoveringDoctors(ctx context.Context, db bun.IDB, doctorID string, t time.Time) ([]domain.Doctor, error) {
-	var docs []domain.Doctor
-	err := db.NewSelect().Model(&docs).
-		Where("id IN (SELECT covering_doctor_id FROM delegations WHERE doctor_id = ? AND status = ? AND starts_at <= ? AND ends_at > ?)",
-			doctorID, domain.CoverAccepted, t.UTC(), t.UTC()).
-		Where("active").
-		Order("id").
-		Scan(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load covering doctors: %w", err)
-	}
-	return docs, nil
+	return store.NewQueries(db).DoctorListCovering(ctx, &store.DoctorListCoveringParams{DoctorID: doctorID, At: t})
 }
 
 func nonEmpty(s string) *string {

@@ -68,7 +68,7 @@ func TestHourlyDigest(t *testing.T) {
 			}
 			prefs := domain.DefaultPreferences()
 			prefs.Digest = "hourly"
-			row := prefs.Row("d1", t0)
+			row := store.NewPreferencesRow("d1", prefs, t0)
 			if _, err := env.DB.NewInsert().Model(&row).Exec(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func TestWeeklySummary(t *testing.T) {
 			}
 			optOut := domain.DefaultPreferences()
 			optOut.NoWeeklySummary = true
-			row := optOut.Row("d2", monday)
+			row := store.NewPreferencesRow("d2", optOut, monday)
 			if _, err := env.DB.NewInsert().Model(&row).Exec(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -44,7 +44,7 @@ func (f *fixture) doctor(id, ext string, prefs *domain.Preferences) domain.Docto
 		f.t.Fatal(err)
 	}
 	if prefs != nil {
-		row := prefs.Row(id, t0)
+		row := store.NewPreferencesRow(id, *prefs, t0)
 		if _, err := f.env.DB.NewInsert().Model(&row).Exec(ctx); err != nil {
 			f.t.Fatal(err)
 		}

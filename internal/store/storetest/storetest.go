@@ -33,4 +33,11 @@ func Exercise(t *testing.T, open Opener) {
 	t.Run("Checkup", func(t *testing.T) { t.Parallel(); exerciseCheckups(t, open) })
 	t.Run("Order", func(t *testing.T) { t.Parallel(); exerciseOrders(t, open) })
 	t.Run("PortalReads", func(t *testing.T) { t.Parallel(); exercisePortalReads(t, open) })
+	t.Run("Doctor", func(t *testing.T) { t.Parallel(); exerciseDoctors(t, open) })
+	t.Run("Preferences", func(t *testing.T) { t.Parallel(); exercisePreferences(t, open) })
+	t.Run("Delegation", func(t *testing.T) { t.Parallel(); exerciseDelegations(t, open) })
+	t.Run("Device", func(t *testing.T) { t.Parallel(); exerciseDevices(t, open) })
+	t.Run("WebhookEndpoint", func(t *testing.T) { t.Parallel(); exerciseWebhookEndpoints(t, open) })
+	t.Run("IdempotencyKey", func(t *testing.T) { t.Parallel(); exerciseIdempotencyKeys(t, open) })
+	t.Run("LoginAudit", func(t *testing.T) { t.Parallel(); exerciseLoginAudit(t, open) })
 }

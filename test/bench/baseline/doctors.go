@@ -9,6 +9,7 @@ import (
 
 	"github.com/rfd-notify/rfd/handlers"
 	"github.com/rfd-notify/rfd/internal/core/domain"
+	"github.com/rfd-notify/rfd/internal/store"
 )
 
 // SeedDoctors inserts doctors 0..n-1 of the events with default preferences
@@ -16,7 +17,7 @@ import (
 func SeedDoctors(ctx context.Context, db *bun.DB, n int) error {
 	now := time.Now().UTC()
 	docs := make([]domain.Doctor, n)
-	prefs := make([]domain.PreferencesRow, n)
+	prefs := make([]store.PreferencesRow, n)
 	for i := range docs {
 		ext := DoctorExternalID(i)
 		id := handlers.DoctorID(ext)
@@ -25,7 +26,7 @@ func SeedDoctors(ctx context.Context, db *bun.DB, n int) error {
 			Clinic: "Sukhumvit Heart Clinic", Email: ext + "@clinic.example", Phone: "+66812345678",
 			Locale: "en", TimeZone: "Asia/Bangkok", Active: true, ProfileVersion: now, CreatedAt: now, UpdatedAt: now,
 		}
-		prefs[i] = domain.DefaultPreferences().Row(id, now)
+		prefs[i] = store.NewPreferencesRow(id, domain.DefaultPreferences(), now)
 	}
 	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		for lo := 0; lo < n; lo += 500 {
