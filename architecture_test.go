@@ -33,7 +33,7 @@ var sqlHomes = []string{
 var sqlMethods = []string{
 	"NewSelect", "NewInsert", "NewUpdate", "NewDelete", "NewMerge", "NewValues", "NewRaw",
 	"NewCreateTable", "NewDropTable", "NewCreateIndex", "NewDropIndex", "NewAddColumn", "NewDropColumn",
-	"NewTruncateTable", "ExecContext", "QueryContext", "QueryRowContext", "PrepareContext",
+	"NewTruncateTable", "ExecContext", "QueryContext", "QueryRowContext", "PrepareContext", "Exec", "QueryRow", "Prepare",
 }
 
 // transports are the packages that move messages; the API publishes through

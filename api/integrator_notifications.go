@@ -251,14 +251,14 @@ func doctorByIDOrExternal(ctx context.Context, db bun.IDB, id, externalID string
 	if externalID != "" {
 		return notify.DoctorByExternalID(ctx, db, externalID)
 	}
-	d, err := store.NewQueries(db).DoctorGet(ctx, id)
+	d, err := store.NewQueries(db).DoctorGetByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return domain.Doctor{}, false, nil
 	}
 	if err != nil {
 		return domain.Doctor{}, false, err
 	}
-	return *d, true, nil
+	return d, true, nil
 }
 
 // sentNotifications lists the notifications ids (in that order, those

@@ -171,11 +171,11 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 			return err
 		}
 		j.notification = *nt
-		doc, err := q.DoctorGet(ctx, j.notification.DoctorID)
+		doc, err := q.DoctorGetByID(ctx, j.notification.DoctorID)
 		if err != nil {
 			return err
 		}
-		j.doctor = *doc
+		j.doctor = doc
 		prefs, err := notify.PreferencesOf(ctx, tx, j.doctor.ID)
 		if err != nil {
 			return err

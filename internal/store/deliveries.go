@@ -54,7 +54,6 @@ type DeliveryExecutor interface {
 	DeliverySweepStuck(ctx context.Context, params *DeliverySweepStuckParams) (int, error)
 	DeliveryAttemptInsert(ctx context.Context, a *DeliveryAttempt) error
 	DeliveryAttemptList(ctx context.Context, deliveryID string) ([]DeliveryAttempt, error)
-	DoctorGet(ctx context.Context, id string) (*domain.Doctor, error)
 	DeliveryListStatuses(ctx context.Context, notificationID string) ([]DeliveryStatus, error)
 	DeliveryListQueuedRefs(ctx context.Context, notificationID string) ([]DeliveryQueuedRef, error)
 	DeliveryMarkUnreadRead(ctx context.Context, params *NotificationMarkAllReadParams) error
@@ -327,20 +326,6 @@ FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt, id`, deliveryID).
 		return nil, fmt.Errorf("delivery attempts: %w", err)
 	}
 	return attempts, nil
-}
-
-// DoctorGet is doctor id, or ErrNotFound: the recipient a delivery claim
-// checks.
-func (q *Queries) DoctorGet(ctx context.Context, id string) (*domain.Doctor, error) {
-	var d domain.Doctor
-	err := q.db.NewSelect().Model(&d).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load doctor: %w", err)
-	}
-	return &d, nil
 }
 
 // DeliveryInsertMany adds the insert of deliveries, in one statement, to

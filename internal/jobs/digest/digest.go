@@ -88,8 +88,8 @@ func (j *Job) one(ctx context.Context, doctorID, setting string, enabledAt time.
 	sent := false
 	err := j.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		q := store.NewQueries(tx)
-		var doc domain.Doctor
-		if err := tx.NewSelect().Model(&doc).Where("id = ?", doctorID).Scan(ctx); err != nil {
+		doc, err := q.DoctorGetByID(ctx, doctorID)
+		if err != nil {
 			return fmt.Errorf("digest: doctor: %w", err)
 		}
 		now := j.now().UTC()

@@ -65,8 +65,8 @@ func (w *Weekly) Once(ctx context.Context) (int, error) {
 			if !recorded {
 				return nil
 			}
-			var doc domain.Doctor
-			if err := tx.NewSelect().Model(&doc).Where("id = ?", id).Scan(ctx); err != nil {
+			doc, err := q.DoctorGetByID(ctx, id)
+			if err != nil {
 				return fmt.Errorf("weekly summary: doctor: %w", err)
 			}
 			results, err := q.WeeklySummaryCountResults(ctx, &store.WeeklySummaryCountResultsParams{

@@ -175,10 +175,11 @@ func (l *Ladder) step(ctx context.Context, id string) (bool, error) {
 		if e.State != StateActive || e.NextAt.After(now) {
 			return nil
 		}
-		var n store.Notification
-		if err := tx.NewSelect().Model(&n).Where("id = ?", id).Scan(ctx); err != nil {
+		nt, err := q.NotificationGet(ctx, id)
+		if err != nil {
 			return fmt.Errorf("escalation: load notification: %w", err)
 		}
+		n := *nt
 		acked, err := Acknowledged(ctx, q, n)
 		if err != nil {
 			return err

@@ -157,10 +157,10 @@ func exerciseDeliveries(t *testing.T, open Opener) {
 		t.Fatalf("stored error %q", got)
 	}
 
-	if doc, err := q.DoctorGet(ctx, "d1"); err != nil || doc.ExternalUserID != "x1" || !doc.Active {
+	if doc, err := q.DoctorGetByID(ctx, "d1"); err != nil || doc.ExternalUserID != "x1" || !doc.Active {
 		t.Fatalf("doctor: %+v %v", doc, err)
 	}
-	if _, err := q.DoctorGet(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := q.DoctorGetByID(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown doctor: %v, want ErrNotFound", err)
 	}
 	if nt, err := q.NotificationGet(ctx, "n2"); err != nil || nt.DoctorID != "d1" || nt.SourceEventID != "event-2" || nt.State != domain.StateActive {
