@@ -66,7 +66,7 @@ type Server struct {
 	handler http.Handler
 	api     huma.API
 	auth    *auth.Authenticator
-	h       *handlers
+	h       *service
 	limits  rateLimits
 	streams *StreamGate
 }
@@ -246,7 +246,7 @@ func build(d Deps, authn *auth.Authenticator, publicURL string, checks *health.C
 	}
 	cfg.CreateHooks = append(cfg.CreateHooks, trustedSchemaLinks(d.Config.PublicBaseURL()))
 	a := humago.New(mux, cfg)
-	h := &handlers{db: d.DB, now: d.Now, logger: d.Logger, coveringMax: coveringMax(d.Config)}
+	h := &service{db: d.DB, now: d.Now, logger: d.Logger, coveringMax: coveringMax(d.Config)}
 	if d.DB != nil {
 		h.auditLog = newAuditLog(d.DB, dbTimeout)
 	}

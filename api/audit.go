@@ -24,7 +24,7 @@ const (
 
 // audit records an access. Patient data is never returned unaudited: when
 // the row cannot be written the request fails.
-func (h *handlers) audit(ctx context.Context, db bun.IDB, action, objectType, objectID, outcome string, detail map[string]any) error {
+func (h *service) audit(ctx context.Context, db bun.IDB, action, objectType, objectID, outcome string, detail map[string]any) error {
 	c := callerOf(ctx)
 	row := &store.AuditEntry{
 		OccurredAt: h.now().UTC(),

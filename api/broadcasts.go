@@ -61,7 +61,7 @@ type getBroadcastInput struct {
 	ID string `path:"id" maxLength:"100"`
 }
 
-func registerBroadcasts(operator *huma.Group, h *handlers) {
+func registerBroadcasts(operator *huma.Group, h *service) {
 	oapi := operator.OpenAPI()
 	if !hasTag(oapi, tagBroadcasts) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagBroadcasts, Description: "Announcements to an audience of doctors, fanned out by the worker in resumable chunks: one notification per doctor."})

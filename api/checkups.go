@@ -54,7 +54,7 @@ type checkupOutput struct {
 	Body Checkup
 }
 
-func registerCheckups(doctor *huma.Group, h *handlers) {
+func registerCheckups(doctor *huma.Group, h *service) {
 	huma.Register(doctor, huma.Operation{
 		OperationID: "getCheckup",
 		Method:      http.MethodGet,
@@ -67,7 +67,7 @@ func registerCheckups(doctor *huma.Group, h *handlers) {
 	}, h.getCheckup)
 }
 
-func (h *handlers) getCheckup(ctx context.Context, in *getCheckupInput) (*checkupOutput, error) {
+func (h *service) getCheckup(ctx context.Context, in *getCheckupInput) (*checkupOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err

@@ -87,7 +87,7 @@ func (CoveringChange) Schema(r huma.Registry) *huma.Schema {
 // new one, if any, is stored, pending the covering doctor's acceptance.
 // Past covers are kept as history. Both the request and its end are
 // audited.
-func (h *handlers) changeCovering(ctx context.Context, tx bun.Tx, doc domain.Doctor, c CoveringChange, now time.Time) error {
+func (h *service) changeCovering(ctx context.Context, tx bun.Tx, doc domain.Doctor, c CoveringChange, now time.Time) error {
 	if !c.Set {
 		return nil
 	}
@@ -261,7 +261,7 @@ type coverRequestOutput struct {
 	Body CoverRequest
 }
 
-func registerCovering(doctor, operator *huma.Group, h *handlers) {
+func registerCovering(doctor, operator *huma.Group, h *service) {
 	oapi := doctor.OpenAPI()
 	if !hasTag(oapi, tagCovering) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagCovering, Description: "Covers between doctors need the covering doctor's consent: " +
@@ -319,7 +319,7 @@ func registerCovering(doctor, operator *huma.Group, h *handlers) {
 	}, h.approveCover)
 }
 
-func (h *handlers) listCoverRequests(ctx context.Context, _ *struct{}) (*coverRequestsOutput, error) {
+func (h *service) listCoverRequests(ctx context.Context, _ *struct{}) (*coverRequestsOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -345,7 +345,7 @@ func (h *handlers) listCoverRequests(ctx context.Context, _ *struct{}) (*coverRe
 	return out, nil
 }
 
-func (h *handlers) getCoverRequest(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
+func (h *service) getCoverRequest(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -367,7 +367,7 @@ func (h *handlers) getCoverRequest(ctx context.Context, in *coverRequestInput) (
 	return &coverRequestOutput{Body: v}, nil
 }
 
-func (h *handlers) acceptCoverRequest(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
+func (h *service) acceptCoverRequest(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -375,7 +375,7 @@ func (h *handlers) acceptCoverRequest(ctx context.Context, in *coverRequestInput
 	return h.decideCover(ctx, "acceptCoveringRequest", in.ID, doc.ID, domain.CoverAccepted, "covering.accept")
 }
 
-func (h *handlers) declineCoverRequest(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
+func (h *service) declineCoverRequest(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -383,7 +383,7 @@ func (h *handlers) declineCoverRequest(ctx context.Context, in *coverRequestInpu
 	return h.decideCover(ctx, "declineCoveringRequest", in.ID, doc.ID, domain.CoverDeclined, "covering.decline")
 }
 
-func (h *handlers) approveCover(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
+func (h *service) approveCover(ctx context.Context, in *coverRequestInput) (*coverRequestOutput, error) {
 	if _, err := apiKeyOf(ctx); err != nil {
 		return nil, err
 	}
@@ -396,7 +396,7 @@ func errNoCover() error { return huma.Error404NotFound("no such cover") }
 // action. coveringDoctorID, when set, is the doctor deciding: a cover
 // asked of anyone else is 404. An acceptance is checked again against the
 // cap, which may have been lowered, or the cover made before it existed.
-func (h *handlers) decideCover(ctx context.Context, op, id, coveringDoctorID, status, action string) (*coverRequestOutput, error) {
+func (h *service) decideCover(ctx context.Context, op, id, coveringDoctorID, status, action string) (*coverRequestOutput, error) {
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
 	now := h.now().UTC().Truncate(time.Microsecond)

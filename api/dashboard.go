@@ -25,7 +25,7 @@ type dashboardOutput struct {
 	Body Dashboard
 }
 
-func registerDashboard(doctor *huma.Group, h *handlers) {
+func registerDashboard(doctor *huma.Group, h *service) {
 	huma.Register(doctor, huma.Operation{
 		OperationID: "getDashboard",
 		Method:      http.MethodGet,
@@ -36,7 +36,7 @@ func registerDashboard(doctor *huma.Group, h *handlers) {
 	}, h.getDashboard)
 }
 
-func (h *handlers) getDashboard(ctx context.Context, _ *struct{}) (*dashboardOutput, error) {
+func (h *service) getDashboard(ctx context.Context, _ *struct{}) (*dashboardOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err

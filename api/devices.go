@@ -50,7 +50,7 @@ type deleteDeviceInput struct {
 	Token string `path:"token" minLength:"16" maxLength:"512" pattern:"^[A-Za-z0-9_:.\\-]+$" patternDescription:"letters, digits and _ : . -" doc:"The push token." example:"fcm-token-eXaMpLe0123:APA91bH"`
 }
 
-func registerDevices(doctor *huma.Group, h *handlers) {
+func registerDevices(doctor *huma.Group, h *service) {
 	put := huma.Operation{
 		OperationID: "putDevice",
 		Method:      http.MethodPut,
@@ -83,7 +83,7 @@ func registerDevices(doctor *huma.Group, h *handlers) {
 	}, h.deleteDevice)
 }
 
-func (h *handlers) devicesOf(ctx context.Context, doctorID string) ([]Device, error) {
+func (h *service) devicesOf(ctx context.Context, doctorID string) ([]Device, error) {
 	rows, err := store.NewQueries(h.db).DeviceListForDoctor(ctx, doctorID)
 	if err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ func (h *handlers) devicesOf(ctx context.Context, doctorID string) ([]Device, er
 	return out, nil
 }
 
-func (h *handlers) putDevice(ctx context.Context, in *putDeviceInput) (*putDeviceOutput, error) {
+func (h *service) putDevice(ctx context.Context, in *putDeviceInput) (*putDeviceOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -129,7 +129,7 @@ func (h *handlers) putDevice(ctx context.Context, in *putDeviceInput) (*putDevic
 	return &putDeviceOutput{Status: status, Body: deviceView(*row)}, nil
 }
 
-func (h *handlers) deleteDevice(ctx context.Context, in *deleteDeviceInput) (*struct{}, error) {
+func (h *service) deleteDevice(ctx context.Context, in *deleteDeviceInput) (*struct{}, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err

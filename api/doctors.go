@@ -36,7 +36,7 @@ type doctorOutput struct {
 	Body Doctor
 }
 
-func registerDoctors(integrator *huma.Group, h *handlers) {
+func registerDoctors(integrator *huma.Group, h *service) {
 	huma.Register(integrator, huma.Operation{
 		OperationID: "getDoctor",
 		Method:      http.MethodGet,
@@ -50,7 +50,7 @@ func registerDoctors(integrator *huma.Group, h *handlers) {
 	}, h.getDoctor)
 }
 
-func (h *handlers) getDoctor(ctx context.Context, in *getDoctorInput) (*doctorOutput, error) {
+func (h *service) getDoctor(ctx context.Context, in *getDoctorInput) (*doctorOutput, error) {
 	ctx, cancel := h.dbctx(ctx)
 	defer cancel()
 	d, err := store.NewQueries(h.db).DoctorGetByIDOrExternalID(ctx, in.ID)

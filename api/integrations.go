@@ -39,7 +39,7 @@ const IdempotencyTTL = 24 * time.Hour
 // sending notifications, ingesting events, delivery status and webhook
 // endpoints. They publish through the outbox, in the request's transaction.
 type integrations struct {
-	*handlers
+	*service
 	cfg      config.Config
 	outbox   *outbox.Publisher // nil: no database; the security middleware answers 503 first
 	notifier *notify.Notifier
@@ -52,8 +52,8 @@ type integrations struct {
 // registerIntegrations registers the integrators' operations, publishing
 // through d's outbox and notifier; without them (New: no database) the
 // operations are described and answer 503.
-func registerIntegrations(integrator *huma.Group, h *handlers, d Deps) {
-	in := &integrations{handlers: h, cfg: d.Config, resolver: d.Resolver, outbox: d.Outbox, notifier: d.Notifier}
+func registerIntegrations(integrator *huma.Group, h *service, d Deps) {
+	in := &integrations{service: h, cfg: d.Config, resolver: d.Resolver, outbox: d.Outbox, notifier: d.Notifier}
 	if in.resolver == nil {
 		in.resolver = net.DefaultResolver
 	}

@@ -95,7 +95,7 @@ type preferencesOutput struct {
 	Body Preferences
 }
 
-func registerMe(doctor *huma.Group, h *handlers) {
+func registerMe(doctor *huma.Group, h *service) {
 	huma.Register(doctor, huma.Operation{
 		OperationID: "getMe",
 		Method:      http.MethodGet,
@@ -128,7 +128,7 @@ func registerMe(doctor *huma.Group, h *handlers) {
 	}, h.patchPreferences)
 }
 
-func (h *handlers) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
+func (h *service) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -151,7 +151,7 @@ func (h *handlers) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
 	}}, nil
 }
 
-func (h *handlers) getPreferences(ctx context.Context, _ *struct{}) (*preferencesOutput, error) {
+func (h *service) getPreferences(ctx context.Context, _ *struct{}) (*preferencesOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -167,7 +167,7 @@ func (h *handlers) getPreferences(ctx context.Context, _ *struct{}) (*preference
 
 // preferencesOf is the doctor's preferences as they apply now, with their
 // cover: what getMe and getPreferences answer.
-func (h *handlers) preferencesOf(ctx context.Context, doctorID string) (Preferences, error) {
+func (h *service) preferencesOf(ctx context.Context, doctorID string) (Preferences, error) {
 	prefs, err := notify.PreferencesOf(ctx, h.db, doctorID)
 	if err != nil {
 		return Preferences{}, err
@@ -205,7 +205,7 @@ func preferencesView(p domain.Preferences) Preferences {
 	}
 }
 
-func (h *handlers) patchPreferences(ctx context.Context, in *patchPreferencesInput) (*preferencesOutput, error) {
+func (h *service) patchPreferences(ctx context.Context, in *patchPreferencesInput) (*preferencesOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err

@@ -15,8 +15,8 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/domain"
 )
 
-// handlers holds what the operations share.
-type handlers struct {
+// service holds what the operations share; its methods are the operations.
+type service struct {
 	db       *bun.DB
 	now      func() time.Time
 	logger   *slog.Logger
@@ -153,14 +153,14 @@ func doctorOf(ctx context.Context) (domain.Doctor, error) {
 }
 
 // dbctx bounds the database work of a request.
-func (h *handlers) dbctx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (h *service) dbctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, dbTimeout)
 }
 
 // fail turns an error met while serving into the client's answer: huma
 // errors as they are, an unavailable database as 503 with Retry-After, and
 // anything else as a 500 whose cause is logged, never shown.
-func (h *handlers) fail(ctx context.Context, op string, err error) error {
+func (h *service) fail(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
 	}

@@ -146,7 +146,7 @@ type acknowledgeOutput struct {
 	Body Acknowledgement
 }
 
-func registerNotifications(doctor *huma.Group, h *handlers) {
+func registerNotifications(doctor *huma.Group, h *service) {
 	huma.Register(doctor, huma.Operation{
 		OperationID: "listNotifications",
 		Method:      http.MethodGet,
@@ -211,7 +211,7 @@ func utcPtr(t *time.Time) *time.Time {
 	return &u
 }
 
-func (h *handlers) listNotifications(ctx context.Context, in *listNotificationsInput) (*notificationPageOutput, error) {
+func (h *service) listNotifications(ctx context.Context, in *listNotificationsInput) (*notificationPageOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -269,7 +269,7 @@ func ownNotification(ctx context.Context, db bun.IDB, doctorID, id string) (stor
 
 func errNotificationNotFound() error { return huma.Error404NotFound("no such notification") }
 
-func (h *handlers) getNotification(ctx context.Context, in *getNotificationInput) (*notificationDetailOutput, error) {
+func (h *service) getNotification(ctx context.Context, in *getNotificationInput) (*notificationDetailOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -296,7 +296,7 @@ func (h *handlers) getNotification(ctx context.Context, in *getNotificationInput
 	return &notificationDetailOutput{Body: detail}, nil
 }
 
-func (h *handlers) detailOf(ctx context.Context, n store.Notification) (NotificationDetail, error) {
+func (h *service) detailOf(ctx context.Context, n store.Notification) (NotificationDetail, error) {
 	d := NotificationDetail{
 		NotificationSummary: summaryOf(n),
 		Body:                n.Body,
@@ -323,7 +323,7 @@ func (h *handlers) detailOf(ctx context.Context, n store.Notification) (Notifica
 	return d, nil
 }
 
-func (h *handlers) acknowledgementOf(ctx context.Context, db bun.IDB, n store.Notification) (*Acknowledgement, error) {
+func (h *service) acknowledgementOf(ctx context.Context, db bun.IDB, n store.Notification) (*Acknowledgement, error) {
 	if n.AcknowledgedAt == nil {
 		return nil, nil
 	}
@@ -369,7 +369,7 @@ func movableTo(status string) []string {
 	return out
 }
 
-func (h *handlers) readNotification(ctx context.Context, in *readNotificationInput) (*notificationSummaryOutput, error) {
+func (h *service) readNotification(ctx context.Context, in *readNotificationInput) (*notificationSummaryOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -402,7 +402,7 @@ func (h *handlers) readNotification(ctx context.Context, in *readNotificationInp
 	return &notificationSummaryOutput{Body: summaryOf(out)}, nil
 }
 
-func (h *handlers) readAll(ctx context.Context, in *readAllInput) (*readAllOutput, error) {
+func (h *service) readAll(ctx context.Context, in *readAllInput) (*readAllOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -435,7 +435,7 @@ func (h *handlers) readAll(ctx context.Context, in *readAllInput) (*readAllOutpu
 	return &readAllOutput{Body: ReadAllResult{Marked: marked}}, nil
 }
 
-func (h *handlers) acknowledge(ctx context.Context, in *acknowledgeInput) (*acknowledgeOutput, error) {
+func (h *service) acknowledge(ctx context.Context, in *acknowledgeInput) (*acknowledgeOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err

@@ -63,7 +63,7 @@ type orderOutput struct {
 	Body Order
 }
 
-func registerOrders(doctor *huma.Group, h *handlers) {
+func registerOrders(doctor *huma.Group, h *service) {
 	huma.Register(doctor, huma.Operation{
 		OperationID: "listOrders",
 		Method:      http.MethodGet,
@@ -88,7 +88,7 @@ func orderSummary(r *store.Order) OrderSummary {
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 
-func (h *handlers) listOrders(ctx context.Context, in *listOrdersInput) (*orderPageOutput, error) {
+func (h *service) listOrders(ctx context.Context, in *listOrdersInput) (*orderPageOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func (h *handlers) listOrders(ctx context.Context, in *listOrdersInput) (*orderP
 	return &orderPageOutput{Body: page}, nil
 }
 
-func (h *handlers) getOrder(ctx context.Context, in *getOrderInput) (*orderOutput, error) {
+func (h *service) getOrder(ctx context.Context, in *getOrderInput) (*orderOutput, error) {
 	doc, err := doctorOf(ctx)
 	if err != nil {
 		return nil, err

@@ -102,15 +102,15 @@ type poisonOutcomesOutput struct {
 }
 
 type poisonOps struct {
-	*handlers
+	*service
 	svc *poison.Service
 }
 
 // registerPoison registers the operators' poison operations under
 // /v1/admin/poison, over d's poison service. Without one (New: no
 // database) they are described but answer 503.
-func registerPoison(operator *huma.Group, h *handlers, d Deps) {
-	ops := &poisonOps{handlers: h, svc: d.Poison}
+func registerPoison(operator *huma.Group, h *service, d Deps) {
+	ops := &poisonOps{service: h, svc: d.Poison}
 	oapi := operator.OpenAPI()
 	if !hasTag(oapi, tagPoison) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagPoison, Description: "Operators: messages that failed permanently or exhausted their retries, " +

@@ -23,7 +23,7 @@ type timelinessOutput struct {
 	Body timeliness.Report
 }
 
-func registerReports(operator *huma.Group, h *handlers, sla time.Duration) {
+func registerReports(operator *huma.Group, h *service, sla time.Duration) {
 	oapi := operator.OpenAPI()
 	if !hasTag(oapi, tagReports) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: tagReports, Description: "Operators' reports. They carry ids and times, never patient data."})
