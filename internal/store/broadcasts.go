@@ -65,36 +65,6 @@ type BroadcastAudience struct {
 	Doctors   []string
 }
 
-// BroadcastRecipient is a doctor of a broadcast's audience: the doctors
-// row, every column. BroadcastListAudience returns it as a domain.Doctor.
-type BroadcastRecipient struct {
-	bun.BaseModel `bun:"table:doctors,alias:doctor"`
-
-	ID              string    `bun:"id,pk"`
-	ExternalUserID  string    `bun:"external_user_id"`
-	Name            string    `bun:"name"`
-	LicenceNumber   string    `bun:"licence_number"`
-	Specialty       string    `bun:"specialty"`
-	Clinic          string    `bun:"clinic"`
-	Email           string    `bun:"email"`
-	Phone           string    `bun:"phone"`
-	Locale          string    `bun:"locale"`
-	TimeZone        string    `bun:"time_zone"`
-	Active          bool      `bun:"active"`
-	NotificationSeq int64     `bun:"notification_seq"`
-	ProfileVersion  time.Time `bun:"profile_version"`
-	CreatedAt       time.Time `bun:"created_at"`
-	UpdatedAt       time.Time `bun:"updated_at"`
-}
-
-func (r *BroadcastRecipient) domain() domain.Doctor {
-	return domain.Doctor{
-		ID: r.ID, ExternalUserID: r.ExternalUserID, Name: r.Name, LicenceNumber: r.LicenceNumber, Specialty: r.Specialty,
-		Clinic: r.Clinic, Email: r.Email, Phone: r.Phone, Locale: r.Locale, TimeZone: r.TimeZone, Active: r.Active,
-		NotificationSeq: r.NotificationSeq, ProfileVersion: r.ProfileVersion, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-	}
-}
-
 // BroadcastStartParams moves broadcast ID to State with Targeted doctors,
 // started At.
 type BroadcastStartParams struct {
@@ -175,7 +145,7 @@ func (q *Queries) BroadcastGetNextForUpdate(ctx context.Context, states []string
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var b Broadcast
-	err := q.db.NewRaw(`SELECT * FROM broadcasts WHERE state IN (?) ORDER BY created_at, id LIMIT 1`+lock, bun.In(states)).Scan(ctx, &b)
+	err := q.db.NewRaw(`SELECT * FROM broadcasts WHERE state IN (?) ORDER BY created_at, id LIMIT 1`+lock, bun.List(states)).Scan(ctx, &b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -218,20 +188,20 @@ func (q *Queries) BroadcastCountAudience(ctx context.Context, audience *Broadcas
 }
 
 func (q *Queries) BroadcastListAudience(ctx context.Context, params *BroadcastListAudienceParams) ([]domain.Doctor, error) {
-	var rows []BroadcastRecipient
+	var rows []Doctor
 	if err := q.audience(&params.Audience).Model(&rows).Where("id > ?", params.After).Order("id").Limit(int64(params.Limit)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list broadcast audience: %w", err)
 	}
 	docs := make([]domain.Doctor, len(rows))
 	for i := range rows {
-		docs[i] = rows[i].domain()
+		docs[i] = rows[i].Domain()
 	}
 	return docs, nil
 }
 
 // audience selects the audience's active doctors.
 func (q *Queries) audience(a *BroadcastAudience) *bun.SelectQuery {
-	s := q.db.NewSelect().Model((*BroadcastRecipient)(nil)).Where("active")
+	s := q.db.NewSelect().Model((*Doctor)(nil)).Where("active")
 	switch {
 	case a.Clinic != nil:
 		s = s.Where("clinic = ?", *a.Clinic)

@@ -112,7 +112,7 @@ func (q *Queries) DigestGetLastPeriodEnd(ctx context.Context, doctorID string) (
 func (q *Queries) DigestCountItems(ctx context.Context, params *DigestCountItemsParams) (int, error) {
 	var items int
 	if err := q.db.NewRaw(`SELECT COUNT(*) FROM notifications WHERE doctor_id = ? AND created_at > ? AND created_at <= ?
-AND category NOT IN (?) AND type <> ?`, params.DoctorID, params.After, params.Until, bun.In(params.ExcludeCategories), params.ExcludeType).Scan(ctx, &items); err != nil {
+AND category NOT IN (?) AND type <> ?`, params.DoctorID, params.After, params.Until, bun.List(params.ExcludeCategories), params.ExcludeType).Scan(ctx, &items); err != nil {
 		return 0, fmt.Errorf("count digest items: %w", err)
 	}
 	return items, nil
@@ -168,7 +168,7 @@ func (q *Queries) WeeklySummaryInsert(ctx context.Context, params *WeeklySummary
 func (q *Queries) WeeklySummaryCountResults(ctx context.Context, params *WeeklySummaryCountResultsParams) (int, error) {
 	var results int
 	if err := q.db.NewRaw(`SELECT COUNT(*) FROM notifications WHERE doctor_id = ? AND on_behalf_of IS NULL AND category IN (?)
-AND created_at >= ? AND created_at < ?`, params.DoctorID, bun.In(params.Categories), params.From, params.To).Scan(ctx, &results); err != nil {
+AND created_at >= ? AND created_at < ?`, params.DoctorID, bun.List(params.Categories), params.From, params.To).Scan(ctx, &results); err != nil {
 		return 0, fmt.Errorf("count weekly results: %w", err)
 	}
 	return results, nil

@@ -205,9 +205,13 @@ WHERE checkup_id = ? AND state = ? AND type <> ? AND result_version IS NOT NULL 
 
 // DoctorListByIDs loads the doctors with ids, in no particular order.
 func (q *Queries) DoctorListByIDs(ctx context.Context, ids []string) ([]domain.Doctor, error) {
-	var docs []domain.Doctor
-	if err := q.db.NewSelect().Model(&docs).Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+	var rows []Doctor
+	if err := q.db.NewSelect().Model(&rows).Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load doctors: %w", err)
+	}
+	docs := make([]domain.Doctor, len(rows))
+	for i := range rows {
+		docs[i] = rows[i].Domain()
 	}
 	return docs, nil
 }
