@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
 	"net/http"
 	"os"
 	"os/exec"
@@ -197,24 +196,7 @@ func processEnv(vars map[string]string) []string {
 // listener's /readyz to answer 200, sends SIGTERM and wants exit 0.
 func startReadyStop(t *testing.T, bin, dir string, env map[string]string, args []string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Env = dir, processEnv(env)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	done := make(chan struct{})
-	go func() { exited <- cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	cmd, exited, out := rfdbin.Start(t, bin, dir, processEnv(env), args...)
 	readyz := "http://" + env["RFD_ADMIN_ADDR"] + "/readyz"
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		if resp, err := http.Get(readyz); err == nil {

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +38,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/platform/kafkapubsub"
 	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/internal/testkit/providertest"
+	"github.com/rfd-notify/rfd/internal/testkit/rfdbin"
 	"github.com/rfd-notify/rfd/test/chaos/ledger"
 )
 
@@ -47,37 +47,14 @@ const partitions = 12
 
 // --- the binary ---------------------------------------------------------------
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds the rfd binary once per test run (go build -o tmp/rfd .).
+// binary is the rfd binary as the Dockerfile builds it, built once per test
+// run.
 func binary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: crash and fault runs are not in the fast tier; scripts/test runs them")
 	}
-	buildOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "rfd-chaos-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "rfd")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return rfdbin.Build(t)
 }
 
 // --- kfake ----------------------------------------------------------------------
@@ -832,4 +809,10 @@ func (c *cluster) poisonDetail(ctx context.Context, limit int) string {
 		out += fmt.Sprintf("  poisoned %s/%s (%s): %s\n", topic, id, class, reason)
 	}
 	return out
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	rfdbin.Cleanup()
+	os.Exit(code)
 }

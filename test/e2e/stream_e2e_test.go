@@ -18,6 +18,7 @@ import (
 
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/store"
+	"github.com/rfd-notify/rfd/internal/testkit/rfdbin"
 )
 
 // e2eSecret makes HS256 doctor tokens acceptable to the subprocess.
@@ -70,25 +71,7 @@ func hs256Token(t *testing.T, sub string) string {
 // exit error; the process is killed at the end of the test if still running.
 func startRole(t *testing.T, dir string, env []string, args ...string) (*exec.Cmd, <-chan error, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(rfdBinary(t), args...)
-	cmd.Dir, cmd.Env = dir, env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	done := make(chan struct{})
-	go func() { exited <- cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	return cmd, exited, &out
+	return rfdbin.Start(t, rfdBinary(t), dir, env, args...)
 }
 
 // TestServeSIGTERMEndsStreams: SIGTERM to `rfd serve` with a doctor's

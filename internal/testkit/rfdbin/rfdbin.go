@@ -170,3 +170,29 @@ func WaitHTTP(t testing.TB, u string, timeout time.Duration) {
 	}
 	t.Fatalf("%s not ready within %s", u, timeout)
 }
+
+// Start starts bin with args in dir with exactly env, and returns the
+// process, a channel that receives its exit error, and its combined
+// output. The process is killed at the end of the test if still running.
+func Start(t testing.TB, bin, dir string, env []string, args ...string) (*exec.Cmd, <-chan error, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir, cmd.Env = dir, env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return cmd, exited, &out
+}
