@@ -106,14 +106,21 @@ func measure(env []string, rfd, base string, events int) error {
 		"updated_at":"2026-12-01T09:00:00Z"}`); err != nil {
 		return err
 	}
-	token, err := tokenOnceKnown(env, rfd, "dr-ann")
+	tok, err := token(env, rfd, "dr-ann")
 	if err != nil {
 		return err
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	notes, err := stream(ctx, base, token)
+	// The stream refuses her (401) until her user-created event is consumed.
+	var notes <-chan notification
+	for try := 0; ; try++ {
+		if notes, err = stream(ctx, base, tok); err == nil || try == 50 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil {
 		return err
 	}
@@ -179,18 +186,13 @@ func command(env []string, name string, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// tokenOnceKnown returns a development token for doctor, once the
-// user-created event has made her known (it is consumed asynchronously).
-func tokenOnceKnown(env []string, rfd, doctor string) (string, error) {
-	var err error
-	for range 50 {
-		var out string
-		if out, err = command(env, rfd, "token", "--doctor", doctor, "--ttl", "30m"); err == nil {
-			return strings.TrimSpace(out), nil
-		}
-		time.Sleep(200 * time.Millisecond)
+// token returns a development token for doctor.
+func token(env []string, rfd, doctor string) (string, error) {
+	out, err := command(env, rfd, "token", "--doctor", doctor, "--ttl", "30m")
+	if err != nil {
+		return "", err
 	}
-	return "", err
+	return strings.TrimSpace(out), nil
 }
 
 func post(base, key, path, body string) error {
