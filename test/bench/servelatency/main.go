@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -74,7 +75,7 @@ func run(rfd, addr string, events int) error {
 		_ = serve.Process.Signal(os.Interrupt)
 		_ = serve.Wait()
 	}()
-	err = measure(env, rfd, base, events)
+	err = measure(env, rfd, base, events, serve.Process.Pid)
 	if err != nil {
 		if b, readErr := os.ReadFile(logFile.Name()); readErr == nil {
 			err = fmt.Errorf("%w\nrfd serve's log:\n%s", err, b)
@@ -83,7 +84,7 @@ func run(rfd, addr string, events int) error {
 	return err
 }
 
-func measure(env []string, rfd, base string, events int) error {
+func measure(env []string, rfd, base string, events, pid int) error {
 	if err := waitReady(base, time.Minute); err != nil {
 		return err
 	}
@@ -134,6 +135,11 @@ func measure(env []string, rfd, base string, events int) error {
 	}
 
 	var toCreated, toStream []time.Duration
+	cpuBefore, err := cpuTime(pid)
+	if err != nil {
+		return err
+	}
+	wallBefore := time.Now()
 	for i := range events {
 		time.Sleep(time.Duration(20+rand.IntN(30)) * time.Millisecond)
 		body := fmt.Sprintf(`{"event_type":"result_available","checkup_id":"CHK-LAT-%d",
@@ -156,6 +162,13 @@ func measure(env []string, rfd, base string, events int) error {
 	}
 	report("event -> created_at", toCreated)
 	report("event -> stream", toStream)
+	cpuAfter, err := cpuTime(pid)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rfd serve CPU: %.2f ms per event, %.0f%% of one core over the %.1f s of the run\n",
+		float64((cpuAfter-cpuBefore).Microseconds())/1000/float64(events),
+		100*(cpuAfter-cpuBefore).Seconds()/time.Since(wallBefore).Seconds(), time.Since(wallBefore).Seconds())
 	return nil
 }
 
@@ -258,6 +271,31 @@ func stream(ctx context.Context, base, token string) (<-chan notification, error
 		}
 	}()
 	return notes, nil
+}
+
+// cpuTime is the user + system CPU time process pid has used (Linux).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time: %w", err)
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th of them.
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("cpu time: short /proc/%d/stat", pid)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cpu time: %w", err)
+		}
+		ticks += n
+	}
+	// USER_HZ is 100 on every Linux the service runs on.
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 func report(what string, ds []time.Duration) {
