@@ -173,8 +173,8 @@ func newGroupSubscriber(ps *PubSub, consumerGroup string) *groupSubscriber {
 
 // beginner and backoff return the beginner and the backoff manager of one
 // Subscribe: on SQLite they share watch (nil on PostgreSQL), the beginner
-// taking the waker's snapshot as each poll begins and the backoff waiting on
-// it after a poll that found nothing (see waker.go).
+// taking the snapshot of the topic's broadcast as each poll begins and the
+// backoff waiting on it after a poll that found nothing (see waker.go).
 func (s *groupSubscriber) beginner(topic string, watch *pollWatch) sql.Beginner {
 	db := s.ps.db.DB
 	if s.ps.sqlite {
@@ -219,7 +219,7 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 	config := s.ps.subscriberConfig(s.consumerGroup)
 	var watch *pollWatch
 	if s.ps.waker != nil {
-		watch = &pollWatch{waker: s.ps.waker}
+		watch = &pollWatch{waker: s.ps.waker, topic: topic}
 	}
 	config.BackoffManager = s.backoff(ctx, config, watch)
 	sub, err := sql.NewSubscriber(s.beginner(topic, watch), config, s.ps.logger)

@@ -144,7 +144,7 @@ func (p *PubSub) SchemaAdapter() sql.SchemaAdapter { return p.schema }
 func (p *PubSub) OffsetsAdapter() sql.OffsetsAdapter { return p.offsets }
 
 // Publisher returns a publisher writing in autocommit: each Publish is its
-// own transaction. On SQLite, each Publish wakes the subscribers.
+// own transaction. On SQLite, each Publish wakes the topic's subscribers.
 func (p *PubSub) Publisher() (message.Publisher, error) {
 	pub, err := sql.NewPublisher(sql.BeginnerFromStdSQL(p.db.DB), sql.PublisherConfig{
 		SchemaAdapter:        p.schema,
@@ -164,8 +164,9 @@ func (p *PubSub) Publisher() (message.Publisher, error) {
 // tables, since DDL inside the caller's transaction would take locks (on
 // PostgreSQL) or the write lock early (on SQLite) for the rest of it; create
 // the topic with InitializeTopic beforehand, or Publish fails. On SQLite,
-// committing tx through bun (bun.Tx.Commit, RunInTx) wakes the subscribers;
-// committing the *sql.Tx directly leaves them to their next poll.
+// committing tx through bun (bun.Tx.Commit, RunInTx) wakes the topics'
+// subscribers; committing the *sql.Tx directly leaves them to the next bun
+// commit or their next poll.
 func (p *PubSub) TxPublisher(tx *stdsql.Tx) (message.Publisher, error) {
 	if tx == nil {
 		return nil, errors.New("sqlpubsub: tx publisher needs a transaction")
@@ -176,6 +177,9 @@ func (p *PubSub) TxPublisher(tx *stdsql.Tx) (message.Publisher, error) {
 	}, p.logger)
 	if err != nil {
 		return nil, fmt.Errorf("sqlpubsub: new tx publisher: %w", err)
+	}
+	if p.waker != nil {
+		return markingPublisher{Publisher: pub, waker: p.waker}, nil
 	}
 	return pub, nil
 }

@@ -5,7 +5,7 @@ import "testing"
 // A wake between the start of a poll and the wait after it is not lost: the
 // wait is on the snapshot taken when the poll began, which that wake closed.
 func TestPollWatchKeepsWakeBeforeWait(t *testing.T) {
-	watch := &pollWatch{waker: newWaker()}
+	watch := &pollWatch{waker: newWaker(), topic: "t"}
 	if watch.woken() != nil {
 		t.Fatal("woken before any poll began")
 	}
@@ -15,7 +15,13 @@ func TestPollWatchKeepsWakeBeforeWait(t *testing.T) {
 		t.Fatal("woken without a wake")
 	default:
 	}
-	watch.waker.wake() // a commit while the poll reads
+	watch.waker.wake("other") // another topic's commit
+	select {
+	case <-watch.woken():
+		t.Fatal("woken by another topic")
+	default:
+	}
+	watch.waker.wake("t") // a commit while the poll reads
 	select {
 	case <-watch.woken():
 	default:
