@@ -171,15 +171,38 @@ func newGroupSubscriber(ps *PubSub, consumerGroup string) *groupSubscriber {
 	return &groupSubscriber{ps: ps, consumerGroup: consumerGroup, stop: make(chan struct{})}
 }
 
-func (s *groupSubscriber) beginner(topic string) sql.Beginner {
+// beginner and backoff return the beginner and the backoff manager of one
+// Subscribe: on SQLite they share watch (nil on PostgreSQL), the beginner
+// taking the snapshot of the topic's broadcast as each poll begins and the
+// backoff waiting on it after a poll that found nothing (see waker.go).
+func (s *groupSubscriber) beginner(topic string, watch *pollWatch) sql.Beginner {
 	db := s.ps.db.DB
 	if s.ps.sqlite {
-		return NewSQLiteSubscriberBeginner(db, topic, s.consumerGroup, s.stop)
+		b := NewSQLiteSubscriberBeginner(db, topic, s.consumerGroup, s.stop)
+		b.watch = watch
+		return b
 	}
 	return postgresSubscriberBeginner{
 		Beginner: sql.BeginnerFromStdSQL(db),
 		lock:     lockOf(db, topic, s.consumerGroup),
 		stop:     s.stop,
+	}
+}
+
+func (s *groupSubscriber) backoff(ctx context.Context, config sql.SubscriberConfig, watch *pollWatch) sql.BackoffManager {
+	quiet := stopQuietBackoff{
+		BackoffManager: sql.NewDefaultBackoffManager(config.PollInterval, config.RetryInterval),
+		wait:           config.PollInterval,
+	}
+	if watch == nil {
+		return quiet
+	}
+	return wakingBackoff{
+		stopQuietBackoff: quiet,
+		watch:            watch,
+		poll:             config.PollInterval,
+		stop:             s.stop,
+		done:             ctx.Done(),
 	}
 }
 
@@ -194,11 +217,12 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		return nil, sql.ErrSubscriberClosed
 	}
 	config := s.ps.subscriberConfig(s.consumerGroup)
-	config.BackoffManager = stopQuietBackoff{
-		BackoffManager: sql.NewDefaultBackoffManager(config.PollInterval, config.RetryInterval),
-		wait:           config.PollInterval,
+	var watch *pollWatch
+	if s.ps.waker != nil {
+		watch = &pollWatch{waker: s.ps.waker, topic: topic}
 	}
-	sub, err := sql.NewSubscriber(s.beginner(topic), config, s.ps.logger)
+	config.BackoffManager = s.backoff(ctx, config, watch)
+	sub, err := sql.NewSubscriber(s.beginner(topic, watch), config, s.ps.logger)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("sqlpubsub: new subscriber for topic %s: %w", topic, err)

@@ -8,7 +8,9 @@
 // in place of a real transaction for subscribers (see sqlite_beginner.go for
 // why); the SQLite mode is single-process by design. On both, subscribers of
 // a group within the process also queue on an in-process lock (see
-// group_lock.go).
+// group_lock.go). On SQLite, a commit that may carry messages also wakes the
+// process's waiting subscribers instead of leaving them to their next poll
+// (see waker.go).
 package sqlpubsub
 
 import (
@@ -94,10 +96,14 @@ type PubSub struct {
 	offsets sql.OffsetsAdapter
 	opts    Options
 	logger  watermill.LoggerAdapter
+	// waker is the database's on SQLite, nil on PostgreSQL.
+	waker *waker
 }
 
 // New returns the PubSub of db, picking the adapters by db's dialect
-// (PostgreSQL or SQLite). A nil logger logs nothing.
+// (PostgreSQL or SQLite). A nil logger logs nothing. On SQLite, the first New
+// for a db adds a query hook to it, so call it before other goroutines use db
+// (as the process's wiring does).
 func New(db *bun.DB, logger watermill.LoggerAdapter, opts Options) (*PubSub, error) {
 	if db == nil {
 		return nil, errors.New("sqlpubsub: db is nil")
@@ -124,6 +130,7 @@ func New(db *bun.DB, logger watermill.LoggerAdapter, opts Options) (*PubSub, err
 		p.sqlite = true
 		p.schema = SQLiteSchema{SubscribeBatchSize: opts.BatchSize}
 		p.offsets = SQLiteOffsetsAdapter{}
+		p.waker = wakerOf(db)
 	default:
 		return nil, fmt.Errorf("sqlpubsub: unsupported database dialect %s (want pg or sqlite)", name)
 	}
@@ -137,7 +144,7 @@ func (p *PubSub) SchemaAdapter() sql.SchemaAdapter { return p.schema }
 func (p *PubSub) OffsetsAdapter() sql.OffsetsAdapter { return p.offsets }
 
 // Publisher returns a publisher writing in autocommit: each Publish is its
-// own transaction.
+// own transaction. On SQLite, each Publish wakes the topic's subscribers.
 func (p *PubSub) Publisher() (message.Publisher, error) {
 	pub, err := sql.NewPublisher(sql.BeginnerFromStdSQL(p.db.DB), sql.PublisherConfig{
 		SchemaAdapter:        p.schema,
@@ -146,6 +153,9 @@ func (p *PubSub) Publisher() (message.Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlpubsub: new publisher: %w", err)
 	}
+	if p.waker != nil {
+		return wakingPublisher{Publisher: pub, waker: p.waker}, nil
+	}
 	return pub, nil
 }
 
@@ -153,7 +163,10 @@ func (p *PubSub) Publisher() (message.Publisher, error) {
 // bunTx.Tx): the messages exist if and only if tx commits. It never creates
 // tables, since DDL inside the caller's transaction would take locks (on
 // PostgreSQL) or the write lock early (on SQLite) for the rest of it; create
-// the topic with InitializeTopic beforehand, or Publish fails.
+// the topic with InitializeTopic beforehand, or Publish fails. On SQLite,
+// committing tx through bun (bun.Tx.Commit, RunInTx) wakes the topics'
+// subscribers; committing the *sql.Tx directly leaves them to the next bun
+// commit or their next poll.
 func (p *PubSub) TxPublisher(tx *stdsql.Tx) (message.Publisher, error) {
 	if tx == nil {
 		return nil, errors.New("sqlpubsub: tx publisher needs a transaction")
@@ -164,6 +177,9 @@ func (p *PubSub) TxPublisher(tx *stdsql.Tx) (message.Publisher, error) {
 	}, p.logger)
 	if err != nil {
 		return nil, fmt.Errorf("sqlpubsub: new tx publisher: %w", err)
+	}
+	if p.waker != nil {
+		return markingPublisher{Publisher: pub, waker: p.waker}, nil
 	}
 	return pub, nil
 }

@@ -49,6 +49,9 @@ type SQLiteSubscriberBeginner struct {
 	db   *stdsql.DB
 	lock groupLock
 	stop <-chan struct{}
+	// watch, when set (by the PubSub's subscribers), takes the waker's
+	// snapshot as each poll begins (see waker.go).
+	watch *pollWatch
 }
 
 var _ sql.Beginner = (*SQLiteSubscriberBeginner)(nil)
@@ -72,6 +75,11 @@ func NewSQLiteSubscriberBeginner(db *stdsql.DB, topic, consumerGroup string, sto
 func (b *SQLiteSubscriberBeginner) BeginTx(ctx context.Context, _ *stdsql.TxOptions) (sql.Tx, error) {
 	if err := b.lock.acquire(ctx, b.stop); err != nil {
 		return nil, err
+	}
+	// After the lock, which may take a while, but before the poll's SELECT:
+	// whatever commits after this wakes the wait that follows an empty poll.
+	if b.watch != nil {
+		b.watch.begin()
 	}
 	return &sqliteSubscriberTx{db: b.db, lock: b.lock}, nil
 }
