@@ -93,7 +93,7 @@ type Config struct {
 
 	CheckupEventsBatch int `env:"RFD_CHECKUP_EVENTS_BATCH" envDefault:"32" desc:"most checkup events one transaction of the checkup-events consumer takes: the events in hand at once (one per Kafka partition) share it; 1 = one transaction per event" roles:"checkup-events"`
 
-	SQLPollInterval time.Duration `env:"RFD_SQL_POLL_INTERVAL" envDefault:"100ms" desc:"how often an idle SQL-transport subscriber polls its topic table" roles:"all"`
+	SQLPollInterval time.Duration `env:"RFD_SQL_POLL_INTERVAL" envDefault:"100ms" desc:"how often an idle SQL-transport subscriber polls its topic table; on SQLite a commit in the same process wakes it at once" roles:"all"`
 
 	PortalURL            string        `env:"RFD_PORTAL_URL" envDefault:"http://localhost:8080" desc:"base URL of the doctor portal, for links in notifications" roles:"all"`
 	OrderNotifyStatuses  []string      `env:"RFD_ORDER_NOTIFY_STATUSES" envDefault:"completed,cancelled" envSeparator:"," desc:"order statuses that notify the referring doctors" roles:"order-history-events"`
