@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -80,12 +78,8 @@ func (q *Queries) APIKeyList(ctx context.Context) ([]APIKey, error) {
 // APIKeyGetByHash is the key whose secret hashes to hash, or ErrNotFound.
 func (q *Queries) APIKeyGetByHash(ctx context.Context, hash string) (*APIKey, error) {
 	var k APIKey
-	err := q.db.NewSelect().Model(&k).Where("hash = ?", hash).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get api key: %w", err)
+	if err := one(q.db.NewSelect().Model(&k).Where("hash = ?", hash).Scan(ctx), "get api key"); err != nil {
+		return nil, err
 	}
 	return &k, nil
 }

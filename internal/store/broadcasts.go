@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -109,12 +107,8 @@ func (q *Queries) BroadcastInsert(ctx context.Context, b *Broadcast) error {
 // BroadcastGet is broadcast id, or ErrNotFound.
 func (q *Queries) BroadcastGet(ctx context.Context, id string) (*Broadcast, error) {
 	var b Broadcast
-	err := q.db.NewSelect().Model(&b).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get broadcast: %w", err)
+	if err := one(q.db.NewSelect().Model(&b).Where("id = ?", id).Scan(ctx), "get broadcast"); err != nil {
+		return nil, err
 	}
 	return &b, nil
 }
@@ -145,12 +139,8 @@ func (q *Queries) BroadcastGetNextForUpdate(ctx context.Context, states []string
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var b Broadcast
-	err := q.db.NewRaw(`SELECT * FROM broadcasts WHERE state IN (?) ORDER BY created_at, id LIMIT 1`+lock, bun.List(states)).Scan(ctx, &b)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get next broadcast: %w", err)
+	if err := one(q.db.NewRaw(`SELECT * FROM broadcasts WHERE state IN (?) ORDER BY created_at, id LIMIT 1`+lock, bun.List(states)).Scan(ctx, &b), "get next broadcast"); err != nil {
+		return nil, err
 	}
 	return &b, nil
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -110,12 +108,8 @@ func (q *Queries) DelegationGet(ctx context.Context, params *DelegationGetParams
 	if params.CoveringDoctorID != "" {
 		sel = sel.Where("covering_doctor_id = ?", params.CoveringDoctorID)
 	}
-	err := sel.Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load cover: %w", err)
+	if err := one(sel.Scan(ctx), "load cover"); err != nil {
+		return nil, err
 	}
 	return &row, nil
 }
@@ -124,13 +118,9 @@ func (q *Queries) DelegationGet(ctx context.Context, params *DelegationGetParams
 // ended at At, whatever its status, or ErrNotFound.
 func (q *Queries) DelegationGetNext(ctx context.Context, params *DelegationGetNextParams) (*Delegation, error) {
 	var row Delegation
-	err := q.db.NewSelect().Model(&row).Where("doctor_id = ?", params.DoctorID).Where("ends_at > ?", params.At).
-		Order("starts_at", "id").Limit(1).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load cover: %w", err)
+	if err := one(q.db.NewSelect().Model(&row).Where("doctor_id = ?", params.DoctorID).Where("ends_at > ?", params.At).
+		Order("starts_at", "id").Limit(1).Scan(ctx), "load cover"); err != nil {
+		return nil, err
 	}
 	return &row, nil
 }

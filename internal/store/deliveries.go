@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -159,12 +157,8 @@ type DeliverySweepStuckParams struct {
 // DeliveryGet is delivery id, or ErrNotFound.
 func (q *Queries) DeliveryGet(ctx context.Context, id string) (*Delivery, error) {
 	var d Delivery
-	err := q.db.NewSelect().Model(&d).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load delivery: %w", err)
+	if err := one(q.db.NewSelect().Model(&d).Where("id = ?", id).Scan(ctx), "load delivery"); err != nil {
+		return nil, err
 	}
 	return &d, nil
 }
@@ -173,13 +167,9 @@ func (q *Queries) DeliveryGet(ctx context.Context, id string) (*Delivery, error)
 // SourceEventID, else ErrNotFound.
 func (q *Queries) DeliveryGetForSource(ctx context.Context, params *DeliveryGetForSourceParams) (*Delivery, error) {
 	var d Delivery
-	err := q.db.NewSelect().Model(&d).Where("id = ?", params.ID).
-		Where("notification_id IN (SELECT id FROM notifications WHERE source_event_id = ?)", params.SourceEventID).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load delivery: %w", err)
+	if err := one(q.db.NewSelect().Model(&d).Where("id = ?", params.ID).
+		Where("notification_id IN (SELECT id FROM notifications WHERE source_event_id = ?)", params.SourceEventID).Scan(ctx), "load delivery"); err != nil {
+		return nil, err
 	}
 	return &d, nil
 }
@@ -188,12 +178,8 @@ func (q *Queries) DeliveryGetForSource(ctx context.Context, params *DeliveryGetF
 // ErrNotFound.
 func (q *Queries) DeliveryGetNotificationID(ctx context.Context, id string) (string, error) {
 	var notificationID string
-	err := q.db.NewRaw(`SELECT notification_id FROM deliveries WHERE id = ?`, id).Scan(ctx, &notificationID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
-	}
-	if err != nil {
-		return "", fmt.Errorf("notification of delivery: %w", err)
+	if err := one(q.db.NewRaw(`SELECT notification_id FROM deliveries WHERE id = ?`, id).Scan(ctx, &notificationID), "notification of delivery"); err != nil {
+		return "", err
 	}
 	return notificationID, nil
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -71,13 +69,9 @@ func (q *Queries) DeviceListForDoctor(ctx context.Context, doctorID string) ([]D
 // DeviceGet is the doctor's device, or ErrNotFound.
 func (q *Queries) DeviceGet(ctx context.Context, params *DeviceGetParams) (*Device, error) {
 	var row Device
-	err := q.db.NewRaw(`SELECT `+deviceColumns+` FROM devices WHERE token = ? AND doctor_id = ?`,
-		params.Token, params.DoctorID).Scan(ctx, &row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load device: %w", err)
+	if err := one(q.db.NewRaw(`SELECT `+deviceColumns+` FROM devices WHERE token = ? AND doctor_id = ?`,
+		params.Token, params.DoctorID).Scan(ctx, &row), "load device"); err != nil {
+		return nil, err
 	}
 	return &row, nil
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -120,12 +118,8 @@ func (q *Queries) DoctorGetByIDOrExternalID(ctx context.Context, id string) (dom
 }
 
 func (q *Queries) doctorScan(ctx context.Context, sel *bun.SelectQuery, d *Doctor) (domain.Doctor, error) {
-	err := sel.Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Doctor{}, ErrNotFound
-	}
-	if err != nil {
-		return domain.Doctor{}, fmt.Errorf("load doctor: %w", err)
+	if err := one(sel.Scan(ctx), "load doctor"); err != nil {
+		return domain.Doctor{}, err
 	}
 	return d.Domain(), nil
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -136,12 +134,8 @@ func (q *Queries) EscalationGetForUpdate(ctx context.Context, notificationID str
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var e Escalation
-	err := q.db.NewRaw(`SELECT level, state, next_at FROM escalations WHERE notification_id = ?`+lock, notificationID).Scan(ctx, &e)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get escalation: %w", err)
+	if err := one(q.db.NewRaw(`SELECT level, state, next_at FROM escalations WHERE notification_id = ?`+lock, notificationID).Scan(ctx, &e), "get escalation"); err != nil {
+		return nil, err
 	}
 	return &e, nil
 }

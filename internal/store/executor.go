@@ -1,7 +1,9 @@
 package store
 
 import (
+	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -62,3 +64,15 @@ func NewQueries(db bun.IDB) *Queries {
 
 // InTx is q inside tx.
 func (q *Queries) InTx(tx bun.Tx) *Queries { return &Queries{db: tx, pg: q.pg} }
+
+// one is the error of a read of one row: ErrNotFound when there was none,
+// else err wrapped with what.
+func one(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}

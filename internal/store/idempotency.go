@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -78,12 +76,8 @@ func (q *Queries) IdempotencyKeyInsert(ctx context.Context, row *IdempotencyKey)
 // IdempotencyKeyGet is the recorded key, or ErrNotFound.
 func (q *Queries) IdempotencyKeyGet(ctx context.Context, params *IdempotencyKeyGetParams) (*IdempotencyKey, error) {
 	var row IdempotencyKey
-	err := q.db.NewSelect().Model(&row).Where("api_key_id = ?", params.APIKeyID).Where("key_hash = ?", params.KeyHash).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load idempotency key: %w", err)
+	if err := one(q.db.NewSelect().Model(&row).Where("api_key_id = ?", params.APIKeyID).Where("key_hash = ?", params.KeyHash).Scan(ctx), "load idempotency key"); err != nil {
+		return nil, err
 	}
 	return &row, nil
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -197,13 +195,9 @@ func (q *Queries) OrderListVisible(ctx context.Context, params *OrderListVisible
 // OrderGetVisible is the order if the doctor may see it, else ErrNotFound.
 func (q *Queries) OrderGetVisible(ctx context.Context, params *OrderGetVisibleParams) (*Order, error) {
 	var row Order
-	err := q.db.NewRaw(`SELECT `+orderColumns+` FROM orders WHERE id = ? AND id IN (`+visibleOrderIDs+`)`,
-		params.ID, params.DoctorExternalID, params.DoctorID).Scan(ctx, &row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load order: %w", err)
+	if err := one(q.db.NewRaw(`SELECT `+orderColumns+` FROM orders WHERE id = ? AND id IN (`+visibleOrderIDs+`)`,
+		params.ID, params.DoctorExternalID, params.DoctorID).Scan(ctx, &row), "load order"); err != nil {
+		return nil, err
 	}
 	return &row, nil
 }

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -137,12 +135,8 @@ ON CONFLICT (topic, handler, message_id) DO UPDATE SET
 // PoisonMessageGetPosition is message id's position, or ErrNotFound.
 func (q *Queries) PoisonMessageGetPosition(ctx context.Context, id string) (*PoisonMessagePosition, error) {
 	var m PoisonMessage
-	err := q.db.NewSelect().Model(&m).Column("first_seen_at", "id").Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get poison message position: %w", err)
+	if err := one(q.db.NewSelect().Model(&m).Column("first_seen_at", "id").Where("id = ?", id).Scan(ctx), "get poison message position"); err != nil {
+		return nil, err
 	}
 	return &PoisonMessagePosition{FirstSeenAt: m.FirstSeenAt, ID: m.ID}, nil
 }
@@ -186,12 +180,8 @@ func escapeLike(s string) string {
 // PoisonMessageGet is message id, or ErrNotFound.
 func (q *Queries) PoisonMessageGet(ctx context.Context, id string) (*PoisonMessage, error) {
 	var m PoisonMessage
-	err := q.db.NewSelect().Model(&m).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get poison message: %w", err)
+	if err := one(q.db.NewSelect().Model(&m).Where("id = ?", id).Scan(ctx), "get poison message"); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }
@@ -200,12 +190,8 @@ func (q *Queries) PoisonMessageGet(ctx context.Context, id string) (*PoisonMessa
 // payload), or ErrNotFound.
 func (q *Queries) PoisonMessageGetHead(ctx context.Context, id string) (*PoisonMessage, error) {
 	var m PoisonMessage
-	err := q.db.NewSelect().Column("id", "topic", "handler", "state").Model(&m).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get poison message: %w", err)
+	if err := one(q.db.NewSelect().Column("id", "topic", "handler", "state").Model(&m).Where("id = ?", id).Scan(ctx), "get poison message"); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }

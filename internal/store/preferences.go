@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -63,12 +61,8 @@ func (r PreferencesRow) Preferences() domain.Preferences {
 // none are stored (the doctor has the defaults).
 func (q *Queries) PreferencesGet(ctx context.Context, doctorID string) (domain.Preferences, error) {
 	var row PreferencesRow
-	err := q.db.NewSelect().Model(&row).Where("doctor_id = ?", doctorID).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Preferences{}, ErrNotFound
-	}
-	if err != nil {
-		return domain.Preferences{}, fmt.Errorf("load preferences: %w", err)
+	if err := one(q.db.NewSelect().Model(&row).Where("doctor_id = ?", doctorID).Scan(ctx), "load preferences"); err != nil {
+		return domain.Preferences{}, err
 	}
 	return row.Preferences(), nil
 }

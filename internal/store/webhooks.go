@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -72,12 +70,8 @@ func (q *Queries) WebhookEndpointInsert(ctx context.Context, row *WebhookEndpoin
 // WebhookEndpointGet is the endpoint, or ErrNotFound.
 func (q *Queries) WebhookEndpointGet(ctx context.Context, id string) (*WebhookEndpoint, error) {
 	var row WebhookEndpoint
-	err := q.db.NewSelect().Model(&row).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load webhook endpoint: %w", err)
+	if err := one(q.db.NewSelect().Model(&row).Where("id = ?", id).Scan(ctx), "load webhook endpoint"); err != nil {
+		return nil, err
 	}
 	return &row, nil
 }
