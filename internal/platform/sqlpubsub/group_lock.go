@@ -222,7 +222,7 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		watch = &pollWatch{waker: s.ps.waker, topic: topic}
 	}
 	config.BackoffManager = s.backoff(ctx, config, watch)
-	sub, err := sql.NewSubscriber(s.beginner(topic, watch), config, s.ps.logger)
+	sub, err := sql.NewSubscriber(s.beginner(topic, watch), config, stopQuietLogger{s.ps.logger})
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("sqlpubsub: new subscriber for topic %s: %w", topic, err)
@@ -306,4 +306,26 @@ func (b stopQuietBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool
 		return b.wait
 	}
 	return b.BackoffManager.HandleError(logger, noMsg, err)
+}
+
+// stopQuietLogger keeps the other trace of a subscription's end out of the
+// error log. When the subscriber's context is canceled mid-query, pgx closes
+// the connection, and watermill-sql logs the failed rollback of that query's
+// transaction ("could not rollback tx for querying message: ... conn closed")
+// as an error. Nothing is lost: the transaction never committed, and the row
+// stays for the next subscriber. Any other error is logged as it came.
+type stopQuietLogger struct {
+	watermill.LoggerAdapter
+}
+
+func (l stopQuietLogger) Error(msg string, err error, fields watermill.LogFields) {
+	if cause, ok := fields["query_err"].(error); ok && errors.Is(cause, context.Canceled) {
+		l.LoggerAdapter.Debug(msg+" (subscription ending)", fields.Add(watermill.LogFields{"err": fmt.Sprint(err)}))
+		return
+	}
+	l.LoggerAdapter.Error(msg, err, fields)
+}
+
+func (l stopQuietLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return stopQuietLogger{l.LoggerAdapter.With(fields)}
 }
