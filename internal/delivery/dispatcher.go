@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -22,6 +24,7 @@ import (
 	"github.com/rfd-notify/rfd/internal/core/msgerr"
 	"github.com/rfd-notify/rfd/internal/core/notify"
 	"github.com/rfd-notify/rfd/internal/delivery/channels"
+	"github.com/rfd-notify/rfd/internal/platform/groupcommit"
 	"github.com/rfd-notify/rfd/internal/platform/tracing"
 	"github.com/rfd-notify/rfd/internal/store"
 	"github.com/rfd-notify/rfd/outbox"
@@ -38,6 +41,9 @@ type Options struct {
 	InAppTopic string
 	// ConsumerName names the inbox rows of finished attempts.
 	ConsumerName string
+	// Batch is the most commands one claim transaction, and one record
+	// transaction, takes (see groupcommit); 1 gives each its own.
+	Batch int
 }
 
 // Dispatcher is the send-notification consumer's work.
@@ -50,7 +56,16 @@ type Dispatcher struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	outcomes *prometheus.CounterVec
+	batches  *prometheus.HistogramVec
+	claims   *groupcommit.Group[*claimItem]
+	records  *groupcommit.Group[*recordItem]
 }
+
+// batchesRunning is how many claim (and how many record) transactions of
+// one process run at once. One, as in the checkup consumer: the commands
+// arriving meanwhile make the next batch larger, and two batches of one
+// process never wait on each other's row locks.
+const batchesRunning = 1
 
 // NewDispatcher returns the dispatcher; its metrics are registered in reg.
 func NewDispatcher(db *bun.DB, inbox *store.Inbox, ob *outbox.Publisher, senders Senders, opts Options,
@@ -69,7 +84,38 @@ func NewDispatcher(db *bun.DB, inbox *store.Inbox, ob *outbox.Publisher, senders
 		}
 		outcomes = are.ExistingCollector.(*prometheus.CounterVec)
 	}
-	return &Dispatcher{db: db, inbox: inbox, outbox: ob, senders: senders, opts: opts, now: now, logger: logger, outcomes: outcomes}, nil
+	batches := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "rfd", Name: "delivery_batch_size",
+		Help:    "Send-notification commands per transaction of the dispatcher, by step (claim, record).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+	}, []string{"step"})
+	if err := reg.Register(batches); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, fmt.Errorf("delivery metrics: %w", err)
+		}
+		batches = are.ExistingCollector.(*prometheus.HistogramVec)
+	}
+	d := &Dispatcher{db: db, inbox: inbox, outbox: ob, senders: senders, opts: opts, now: now, logger: logger,
+		outcomes: outcomes, batches: batches}
+	d.claims = groupcommit.New(d.claimBatch, opts.Batch, batchesRunning)
+	d.records = groupcommit.New(d.recordBatch, opts.Batch, batchesRunning)
+	return d, nil
+}
+
+// outcome is one count of rfd_deliveries_total, made in a transaction and
+// counted once that transaction has committed.
+type outcome struct{ channel, status string }
+
+// tally collects a transaction's outcomes.
+type tally []outcome
+
+func (t *tally) add(ch domain.Channel, status string) { *t = append(*t, outcome{string(ch), status}) }
+
+func (d *Dispatcher) count(t tally) {
+	for _, o := range t {
+		d.outcomes.WithLabelValues(o.channel, o.status).Inc()
+	}
 }
 
 // job is everything one attempt needs, read in the claim transaction.
@@ -140,80 +186,185 @@ func (d *Dispatcher) recordAfterSend(ctx context.Context, msgID string, j job, s
 	}
 }
 
-// claim re-checks the delivery in a short transaction and marks it sending.
-// proceed=false means there is nothing to send now (already done, stale
-// command, suppressed, or not due yet).
-func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (job, bool, error) {
-	var j job
-	proceed := false
-	err := d.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		q := store.NewQueries(tx)
-		dl, err := q.DeliveryGet(ctx, cmd.DeliveryID)
-		if errors.Is(err, store.ErrNotFound) {
-			return msgerr.Permanentf("send-notification: /delivery_id: no such delivery")
-		}
-		if err != nil {
-			return err
-		}
-		j.delivery = *dl
-		st := j.delivery.Status
-		// A command older than the delivery's current attempt, or for an
-		// attempt that already ended, changes nothing. A command for the
-		// attempt in flight (status sending) is a redelivery after a crash
-		// between the provider call and the commit: send again, with the
-		// same idempotency key, so the provider does not bill it twice.
-		if Final(st) || cmd.Attempt < j.delivery.Attempt ||
-			(cmd.Attempt == j.delivery.Attempt && st != domain.DeliverySending) {
-			return nil
-		}
-		nt, err := q.NotificationGet(ctx, j.delivery.NotificationID)
-		if err != nil {
-			return err
-		}
-		j.notification = *nt
-		doc, err := q.DoctorGetByID(ctx, j.notification.DoctorID)
-		if err != nil {
-			return err
-		}
-		j.doctor = doc
-		prefs, err := notify.PreferencesOf(ctx, tx, j.doctor.ID)
-		if err != nil {
-			return err
-		}
-		j.prefs = prefs
-		// Only push and webhook deliveries go to devices or endpoints; the
-		// other channels need not read them on every claim.
-		if ch := j.delivery.Channel; ch == domain.ChannelPush || ch == domain.ChannelWebhook {
-			if j.targets, err = LoadTargets(ctx, q, j.doctor.ID); err != nil {
-				return err
-			}
-		}
-		j.cmd = cmd
-		now := d.now().UTC()
+// claimItem is one command's claim: its input, and what its transaction
+// found.
+type claimItem struct {
+	cmd     events.SendNotification
+	j       job
+	proceed bool
+	tally   tally
+}
 
-		if code := d.suppression(j, now); code != "" {
-			return d.finish(ctx, q, j.delivery, domain.DeliverySuppressed, code, "")
-		}
-		due := j.delivery.SendAt
-		if cmd.SendAt.After(due) {
-			due = cmd.SendAt
-		}
-		if due.After(now) {
-			// Not yet (quiet hours, or an early retry): the scheduler
-			// publishes this attempt again when it is due.
-			return q.DeliveryDefer(ctx, &store.DeliveryDeferParams{ID: j.delivery.ID, Due: due, Now: now})
-		}
-		// The per-doctor SMS cap protects doctors from floods: an SMS over
-		// it waits for the next slot without using up an attempt. A
-		// critical result is exactly what must not wait behind it.
-		if wait, capped := d.smsCapped(j); capped {
-			return q.DeliveryWait(ctx, &store.DeliveryWaitParams{ID: j.delivery.ID, Next: now.Add(wait),
-				ReasonCode: ReasonSMSCap, StatusReason: ReasonMessage(ReasonSMSCap), Now: now})
-		}
-		proceed, err = q.DeliveryClaim(ctx, &store.DeliveryClaimParams{ID: j.delivery.ID, Attempt: cmd.Attempt, Now: now})
-		return err
+// claim re-checks the delivery and marks it sending, in a short
+// transaction shared with the other commands in hand. proceed=false means
+// there is nothing to send now (already done, stale command, suppressed,
+// or not due yet).
+func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (job, bool, error) {
+	it := &claimItem{cmd: cmd}
+	if err := d.claims.Do(ctx, it); err != nil {
+		return job{}, false, err
+	}
+	d.count(it.tally)
+	return it.j, it.proceed, nil
+}
+
+// claimBatch claims items in one transaction: it reads what they need in
+// four statements, decides each, and claims those to send in one more.
+// Items go in delivery id order (the newest attempt first), so that two
+// replicas' batches take their row locks in the same order.
+func (d *Dispatcher) claimBatch(ctx context.Context, items []*claimItem) error {
+	slices.SortStableFunc(items, func(a, b *claimItem) int {
+		return cmp.Or(strings.Compare(a.cmd.DeliveryID, b.cmd.DeliveryID), cmp.Compare(b.cmd.Attempt, a.cmd.Attempt))
 	})
-	return j, proceed, err
+	d.batches.WithLabelValues("claim").Observe(float64(len(items)))
+	return d.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		q := store.NewQueries(tx)
+		known, err := d.prefetch(ctx, q, items)
+		if err != nil {
+			return err
+		}
+		now := d.now().UTC()
+		toClaim := make(map[string]int, len(items))
+		decided := make(map[string]bool, len(items))
+		for _, it := range items {
+			// A batch that failed is run again one item at a time: each
+			// run starts from nothing.
+			it.j, it.proceed, it.tally = job{}, false, nil
+			id := it.cmd.DeliveryID
+			if decided[id] {
+				// Another command of this delivery, a copy or an older
+				// attempt, came in the same batch: the first one decides.
+				continue
+			}
+			claim, err := d.claimIn(ctx, q, known, it, now)
+			if err != nil {
+				return fmt.Errorf("claim delivery %s: %w", id, err)
+			}
+			if claim {
+				toClaim[id] = it.cmd.Attempt
+			}
+			decided[id] = claim || it.j.cmd.DeliveryID != "" // past the staleness check
+		}
+		claimed, err := q.DeliveryClaimMany(ctx, &store.DeliveryClaimManyParams{Attempts: toClaim, Now: now})
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			_, want := toClaim[it.cmd.DeliveryID]
+			it.proceed = want && slices.Contains(claimed, it.cmd.DeliveryID) && it.j.cmd.DeliveryID != ""
+		}
+		return nil
+	})
+}
+
+// claimReads is what a claim batch read: its deliveries, their
+// notifications, doctors and preferences, by id.
+type claimReads struct {
+	deliveries    map[string]store.Delivery
+	notifications map[string]store.Notification
+	doctors       map[string]domain.Doctor
+	prefs         map[string]domain.Preferences
+}
+
+func (d *Dispatcher) prefetch(ctx context.Context, q *store.Queries, items []*claimItem) (claimReads, error) {
+	r := claimReads{}
+	ids := make([]string, 0, len(items))
+	for _, it := range items {
+		ids = append(ids, it.cmd.DeliveryID)
+	}
+	dls, err := q.DeliveryListByIDs(ctx, ids)
+	if err != nil {
+		return r, err
+	}
+	r.deliveries = make(map[string]store.Delivery, len(dls))
+	var nids []string
+	for _, dl := range dls {
+		r.deliveries[dl.ID] = dl
+		nids = append(nids, dl.NotificationID)
+	}
+	nts, err := q.NotificationListByIDs(ctx, nids)
+	if err != nil {
+		return r, err
+	}
+	r.notifications = make(map[string]store.Notification, len(nts))
+	var dids []string
+	for _, nt := range nts {
+		r.notifications[nt.ID] = nt
+		dids = append(dids, nt.DoctorID)
+	}
+	docs, err := q.DoctorListByIDs(ctx, dids)
+	if err != nil {
+		return r, err
+	}
+	r.doctors = make(map[string]domain.Doctor, len(docs))
+	for _, doc := range docs {
+		r.doctors[doc.ID] = doc
+	}
+	if r.prefs, err = q.PreferencesListByDoctors(ctx, dids); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// claimIn decides one command with what its batch read: whether its
+// delivery is to be claimed (claim), or it is stale, suppressed, deferred
+// or waits, which claimIn records in q itself.
+func (d *Dispatcher) claimIn(ctx context.Context, q *store.Queries, known claimReads, it *claimItem, now time.Time) (claim bool, err error) {
+	cmd := it.cmd
+	dl, ok := known.deliveries[cmd.DeliveryID]
+	if !ok {
+		return false, msgerr.Permanentf("send-notification: /delivery_id: no such delivery")
+	}
+	j := job{delivery: dl}
+	st := dl.Status
+	// A command older than the delivery's current attempt, or for an
+	// attempt that already ended, changes nothing. A command for the
+	// attempt in flight (status sending) is a redelivery after a crash
+	// between the provider call and the commit: send again, with the
+	// same idempotency key, so the provider does not bill it twice.
+	if Final(st) || cmd.Attempt < dl.Attempt ||
+		(cmd.Attempt == dl.Attempt && st != domain.DeliverySending) {
+		return false, nil
+	}
+	if j.notification, ok = known.notifications[dl.NotificationID]; !ok {
+		return false, fmt.Errorf("notification %s: %w", dl.NotificationID, store.ErrNotFound)
+	}
+	if j.doctor, ok = known.doctors[j.notification.DoctorID]; !ok {
+		return false, fmt.Errorf("doctor %s: %w", j.notification.DoctorID, store.ErrNotFound)
+	}
+	if j.prefs, ok = known.prefs[j.doctor.ID]; !ok {
+		j.prefs = domain.DefaultPreferences()
+	}
+	// Only push and webhook deliveries go to devices or endpoints; the
+	// other channels need not read them on every claim.
+	if ch := dl.Channel; ch == domain.ChannelPush || ch == domain.ChannelWebhook {
+		if j.targets, err = LoadTargets(ctx, q, j.doctor.ID); err != nil {
+			return false, err
+		}
+	}
+	j.cmd = cmd
+	it.j = j
+
+	if code := d.suppression(j, now); code != "" {
+		return false, d.finish(ctx, q, &it.tally, dl, domain.DeliverySuppressed, code, "")
+	}
+	due := dl.SendAt
+	if cmd.SendAt.After(due) {
+		due = cmd.SendAt
+	}
+	if due.After(now) {
+		// Not yet (quiet hours, or an early retry): the scheduler
+		// publishes this attempt again when it is due.
+		return false, q.DeliveryDefer(ctx, &store.DeliveryDeferParams{ID: dl.ID, Due: due, Now: now})
+	}
+	// The per-doctor SMS cap protects doctors from floods: an SMS over
+	// it waits for the next slot without using up an attempt. A
+	// critical result is exactly what must not wait behind it.
+	if wait, capped := d.smsCapped(j); capped {
+		return false, q.DeliveryWait(ctx, &store.DeliveryWaitParams{ID: dl.ID, Next: now.Add(wait),
+			ReasonCode: ReasonSMSCap, StatusReason: ReasonMessage(ReasonSMSCap), Now: now})
+	}
+	return true, nil
 }
 
 // smsCapped takes an SMS slot of the doctor, or says how long to wait.
@@ -252,89 +403,148 @@ func (j job) isFallback() bool {
 	return j.notification.Priority == domain.PriorityCritical && slices.Contains(j.prefs.FallbackOrder, j.delivery.Channel)
 }
 
+// recordItem is one attempt's outcome to store.
+type recordItem struct {
+	msgID   string
+	j       job
+	started time.Time
+	res     sendResult
+	tally   tally
+}
+
 // record stores the attempt's outcome, and the inbox row of this command,
-// in one transaction.
+// in one transaction shared with the other attempts in hand.
 func (d *Dispatcher) record(ctx context.Context, msgID string, j job, started time.Time, res sendResult) error {
-	finished := d.now().UTC()
-	out, sendErr := res.out, res.err
-	_, err := d.inbox.Process(ctx, d.opts.ConsumerName, msgID, func(ctx context.Context, tx bun.Tx) error {
+	it := &recordItem{msgID: msgID, j: j, started: started, res: res}
+	if err := d.records.Do(ctx, it); err != nil {
+		return err
+	}
+	d.count(it.tally)
+	return nil
+}
+
+// recordBatch records items and their inbox rows in one transaction; a
+// command already in the inbox changes nothing. Items go in delivery id
+// order, so that two replicas take their row locks in the same order.
+func (d *Dispatcher) recordBatch(ctx context.Context, items []*recordItem) error {
+	slices.SortFunc(items, func(a, b *recordItem) int {
+		return cmp.Or(strings.Compare(a.j.delivery.ID, b.j.delivery.ID), strings.Compare(a.msgID, b.msgID))
+	})
+	d.batches.WithLabelValues("record").Observe(float64(len(items)))
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.msgID
+		it.tally = nil
+	}
+	_, err := d.inbox.ProcessBatch(ctx, d.opts.ConsumerName, ids, func(ctx context.Context, tx bun.Tx, fresh []bool) error {
 		q := store.NewQueries(tx)
-		if err := d.disableTargets(ctx, q, res); err != nil {
-			return err
+		attempts := make([]store.DeliveryAttempt, 0, len(items))
+		for i, it := range items {
+			if !fresh[i] {
+				continue
+			}
+			a, err := d.recordIn(ctx, tx, q, it)
+			if err != nil {
+				return fmt.Errorf("record delivery %s: %w", it.j.delivery.ID, err)
+			}
+			attempts = append(attempts, a)
 		}
-		outcome := "success"
-		code, providerCode := "", ""
-		if sendErr != nil {
-			outcome = "transient"
-			if channels.IsPermanent(sendErr) {
-				outcome = "permanent"
-			}
-			code = Classify(sendErr)
-			if f, ok := channels.AsFailure(sendErr); ok {
-				providerCode = f.Code
-			}
-		}
-		if err := q.DeliveryAttemptInsert(ctx, &store.DeliveryAttempt{DeliveryID: j.delivery.ID, Attempt: j.cmd.Attempt,
-			Provider: out.Provider, ProviderMessageID: out.ProviderMessageID, Outcome: outcome, ReasonCode: code,
-			Error: reasonText(code, providerCode), StartedAt: started, FinishedAt: finished}); err != nil {
-			return err
-		}
-
-		switch {
-		case sendErr == nil:
-			status := domain.DeliverySent
-			if j.delivery.Channel == domain.ChannelInApp || j.delivery.Channel == domain.ChannelWebhook {
-				// In-app is delivered once it is committed and broadcast; a
-				// webhook 2xx is the receiver's confirmation.
-				status = domain.DeliveryDelivered
-			}
-			if j.delivery.Channel == domain.ChannelInApp {
-				if err := d.broadcast(ctx, tx, j); err != nil {
-					return err
-				}
-			}
-			if err := q.DeliverySetProvider(ctx, &store.DeliverySetProviderParams{ID: j.delivery.ID,
-				Provider: out.Provider, ProviderMessageID: out.ProviderMessageID}); err != nil {
-				return err
-			}
-			return d.finish(ctx, q, j.delivery, status, "", "")
-
-		case channels.IsPermanent(sendErr):
-			if err := d.finish(ctx, q, j.delivery, domain.DeliveryFailed, code, providerCode); err != nil {
-				return err
-			}
-			return d.fallback(ctx, tx, j)
-
-		case j.cmd.Attempt >= d.opts.MaxAttempts:
-			// Undelivered says the retries ran out; the code says why
-			// the last one failed.
-			if err := d.finish(ctx, q, j.delivery, domain.DeliveryUndelivered, code, providerCode); err != nil {
-				return err
-			}
-			return d.fallback(ctx, tx, j)
-
-		default:
-			next := finished.Add(d.backoff(j.cmd.Attempt, sendErr))
-			if err := q.DeliveryScheduleRetry(ctx, &store.DeliveryScheduleRetryParams{ID: j.delivery.ID, ReasonCode: code,
-				StatusReason: reasonText(code, providerCode), Next: next, Now: finished}); err != nil {
-				return err
-			}
-			d.outcomes.WithLabelValues(string(j.delivery.Channel), "retry").Inc()
-			return nil
-		}
+		return q.DeliveryAttemptInsertMany(ctx, attempts)
 	})
 	return err
 }
 
+// recordIn stores one attempt's outcome in tx, and returns its attempt
+// row, which its batch inserts with the others'.
+func (d *Dispatcher) recordIn(ctx context.Context, tx bun.Tx, q *store.Queries, it *recordItem) (store.DeliveryAttempt, error) {
+	j, started, res := it.j, it.started, it.res
+	finished := d.now().UTC()
+	out, sendErr := res.out, res.err
+	if err := d.disableTargets(ctx, q, res); err != nil {
+		return store.DeliveryAttempt{}, err
+	}
+	outcome := "success"
+	code, providerCode := "", ""
+	if sendErr != nil {
+		outcome = "transient"
+		if channels.IsPermanent(sendErr) {
+			outcome = "permanent"
+		}
+		code = Classify(sendErr)
+		if f, ok := channels.AsFailure(sendErr); ok {
+			providerCode = f.Code
+		}
+	}
+	attempt := store.DeliveryAttempt{DeliveryID: j.delivery.ID, Attempt: j.cmd.Attempt,
+		Provider: out.Provider, ProviderMessageID: out.ProviderMessageID, Outcome: outcome, ReasonCode: code,
+		Error: reasonText(code, providerCode), StartedAt: started, FinishedAt: finished}
+	return attempt, d.recordStatus(ctx, tx, q, it, finished, code, providerCode)
+}
+
+// recordStatus moves the delivery on after its attempt: done, failed
+// (with the fallback of a critical notification), or queued for a retry.
+func (d *Dispatcher) recordStatus(ctx context.Context, tx bun.Tx, q *store.Queries, it *recordItem, finished time.Time, code, providerCode string) error {
+	j, out, sendErr := it.j, it.res.out, it.res.err
+	switch {
+	case sendErr == nil:
+		status := domain.DeliverySent
+		if j.delivery.Channel == domain.ChannelInApp || j.delivery.Channel == domain.ChannelWebhook {
+			// In-app is delivered once it is committed and broadcast; a
+			// webhook 2xx is the receiver's confirmation.
+			status = domain.DeliveryDelivered
+		}
+		if j.delivery.Channel == domain.ChannelInApp {
+			if err := d.broadcast(ctx, tx, j); err != nil {
+				return err
+			}
+		}
+		moved, err := q.DeliveryFinishSent(ctx, &store.DeliveryFinishSentParams{ID: j.delivery.ID, Status: status,
+			From: predecessors(status), Provider: out.Provider, ProviderMessageID: out.ProviderMessageID, Now: d.now().UTC()})
+		if err != nil || moved {
+			if moved {
+				it.tally.add(j.delivery.Channel, status)
+			}
+			return err
+		}
+		// Already past status (a provider's callback came first): the
+		// provider's message id is still worth keeping.
+		return q.DeliverySetProvider(ctx, &store.DeliverySetProviderParams{ID: j.delivery.ID,
+			Provider: out.Provider, ProviderMessageID: out.ProviderMessageID})
+
+	case channels.IsPermanent(sendErr):
+		if err := d.finish(ctx, q, &it.tally, j.delivery, domain.DeliveryFailed, code, providerCode); err != nil {
+			return err
+		}
+		return d.fallback(ctx, tx, j)
+
+	case j.cmd.Attempt >= d.opts.MaxAttempts:
+		// Undelivered says the retries ran out; the code says why
+		// the last one failed.
+		if err := d.finish(ctx, q, &it.tally, j.delivery, domain.DeliveryUndelivered, code, providerCode); err != nil {
+			return err
+		}
+		return d.fallback(ctx, tx, j)
+
+	default:
+		next := finished.Add(d.backoff(j.cmd.Attempt, sendErr))
+		if err := q.DeliveryScheduleRetry(ctx, &store.DeliveryScheduleRetryParams{ID: j.delivery.ID, ReasonCode: code,
+			StatusReason: reasonText(code, providerCode), Next: next, Now: finished}); err != nil {
+			return err
+		}
+		it.tally.add(j.delivery.Channel, "retry")
+		return nil
+	}
+}
+
 // finish moves a delivery to status, monotonically, with the reason code
-// and the provider's code.
-func (d *Dispatcher) finish(ctx context.Context, q *store.Queries, dl store.Delivery, status, code, providerCode string) error {
+// and the provider's code, and tallies the move.
+func (d *Dispatcher) finish(ctx context.Context, q *store.Queries, t *tally, dl store.Delivery, status, code, providerCode string) error {
 	moved, err := advance(ctx, q, dl.ID, status, code, providerCode, d.now().UTC())
 	if err != nil {
 		return err
 	}
 	if moved {
-		d.outcomes.WithLabelValues(string(dl.Channel), status).Inc()
+		t.add(dl.Channel, status)
 	}
 	return nil
 }

@@ -494,6 +494,7 @@ func newHarness(t *testing.T, combination string, opts ...func(*config.Config)) 
 	h.notifier = notify.New(h.env.Outbox, cfg.TopicSendNotification, cfg.PortalURL, h.clock.Now)
 	dopts := testOptions
 	dopts.SendTopic, dopts.InAppTopic, dopts.ConsumerName = cfg.TopicSendNotification, cfg.TopicInApp, config.ConsumerSendNotification
+	dopts.Batch = cfg.DeliveriesBatch // the production default: concurrent commands share transactions
 	h.dispatcher, err = delivery.NewDispatcher(h.env.DB, h.env.Inbox, h.env.Outbox, senders, dopts, h.clock.Now, h.env.Registry, h.env.Logger)
 	if err != nil {
 		t.Fatal(err)

@@ -974,3 +974,101 @@ END $$ LANGUAGE plpgsql`,
 		})
 	}
 }
+
+// 16. Commands in hand at once share the dispatcher's claim and record
+// transactions (RFD_DELIVERIES_BATCH). Sharing changes nothing a doctor or
+// a provider sees: every delivery is sent once, with one attempt recorded,
+// and counted once.
+func TestE2EBatchedDeliveriesEachOnce(t *testing.T) {
+	eachCombination(t, func(t *testing.T, h *harness) {
+		const doctors = 30
+		channels := []domain.Channel{domain.ChannelInApp, domain.ChannelEmail, domain.ChannelWebhook}
+		exts := make([]string, doctors)
+		for i := range exts {
+			doc := h.addDoctor(fmt.Sprintf("batch-%02d", i), prefs(map[domain.Category][]domain.Channel{domain.CategoryResults: channels}))
+			h.addEndpoint(doc, fmt.Sprintf("/hooks/batch-%02d", i))
+			exts[i] = doc.ExternalUserID
+		}
+		// One transaction makes every notification: the commands reach the
+		// consumer together, as a burst of results does.
+		var created []string
+		err := h.env.DB.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
+			out, err := h.notifier.Notify(ctx, tx, resultIntent("CHK-BATCH"), exts)
+			created = out.Created
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(created) != doctors {
+			t.Fatalf("%d notifications, want %d", len(created), doctors)
+		}
+		for _, nid := range created {
+			h.waitStatus(notify.DeliveryID(nid, domain.ChannelInApp), domain.DeliveryDelivered)
+			h.waitStatus(notify.DeliveryID(nid, domain.ChannelEmail), domain.DeliverySent)
+			h.waitStatus(notify.DeliveryID(nid, domain.ChannelWebhook), domain.DeliveryDelivered)
+		}
+		time.Sleep(settle)
+
+		ids := map[string]int{}
+		for _, m := range h.smtp.Messages() {
+			ids[m.MessageID()]++
+		}
+		for _, nid := range created {
+			did := notify.DeliveryID(nid, domain.ChannelEmail)
+			if ids[email.MessageIDFor(did)] != 1 {
+				t.Errorf("e-mail of %s sent %d times, want 1", did, ids[email.MessageIDFor(did)])
+			}
+			if n := len(h.inAppEventsOf(nid)); n != 1 {
+				t.Errorf("%d in-app broadcasts of %s, want 1", n, nid)
+			}
+			for _, c := range channels {
+				if got := h.outcomes(notify.DeliveryID(nid, c)); !slices.Equal(got, []string{"1:success"}) {
+					t.Errorf("%s of %s: attempts %v, want one success", c, nid, got)
+				}
+			}
+		}
+		for i := range doctors {
+			if n := len(h.hooks.Requests(fmt.Sprintf("/hooks/batch-%02d", i))); n != 1 {
+				t.Errorf("webhook batch-%02d got %d requests, want 1", i, n)
+			}
+		}
+
+		// Counted once per delivery, after its transaction committed.
+		counted := map[string]float64{}
+		largest := 0.0
+		families, err := h.env.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				switch f.GetName() {
+				case "rfd_deliveries_total":
+					counted[labels["channel"]+"/"+labels["status"]] += m.GetCounter().GetValue()
+				case "rfd_delivery_batch_size":
+					// The smallest bucket every observation fits in bounds the largest batch.
+					for _, b := range m.GetHistogram().GetBucket() {
+						if b.GetCumulativeCount() == m.GetHistogram().GetSampleCount() {
+							largest = max(largest, b.GetUpperBound())
+							break
+						}
+					}
+				}
+			}
+		}
+		for key, want := range map[string]float64{"in_app/delivered": doctors, "email/sent": doctors, "webhook/delivered": doctors} {
+			if counted[key] != want {
+				t.Errorf("rfd_deliveries_total{%s} = %v, want %v", key, counted[key], want)
+			}
+		}
+		t.Logf("largest dispatcher batch: at most %v commands", largest)
+		if h.env.Name == testenv.PostgresKafka && largest < 2 {
+			t.Errorf("on Kafka, %d commands over %d partitions never shared a transaction", 3*doctors, testenv.KafkaPartitions)
+		}
+	})
+}

@@ -217,6 +217,7 @@ func NewDispatcher(cfg config.Config, db *bun.DB, inbox *store.Inbox, ob *outbox
 	return delivery.NewDispatcher(db, inbox, ob, s, delivery.Options{
 		MaxAttempts: cfg.DeliveryMaxAttempts, InitialBackoff: cfg.DeliveryInitialBackoff, MaxBackoff: cfg.DeliveryMaxBackoff,
 		SendTopic: cfg.TopicSendNotification, InAppTopic: cfg.TopicInApp, ConsumerName: config.ConsumerSendNotification,
+		Batch: cfg.DeliveriesBatch,
 	}, time.Now, reg, logger)
 }
 

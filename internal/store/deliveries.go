@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -37,6 +39,7 @@ type Delivery struct {
 // DeliveryExecutor holds the statements on deliveries and their attempts.
 type DeliveryExecutor interface {
 	DeliveryGet(ctx context.Context, id string) (*Delivery, error)
+	DeliveryListByIDs(ctx context.Context, ids []string) ([]Delivery, error)
 	DeliveryGetForSource(ctx context.Context, params *DeliveryGetForSourceParams) (*Delivery, error)
 	DeliveryGetNotificationID(ctx context.Context, id string) (string, error)
 	DeliveryListChannels(ctx context.Context, notificationID string) ([]string, error)
@@ -45,12 +48,15 @@ type DeliveryExecutor interface {
 	DeliveryDefer(ctx context.Context, params *DeliveryDeferParams) error
 	DeliveryWait(ctx context.Context, params *DeliveryWaitParams) error
 	DeliveryClaim(ctx context.Context, params *DeliveryClaimParams) (bool, error)
+	DeliveryClaimMany(ctx context.Context, params *DeliveryClaimManyParams) ([]string, error)
+	DeliveryFinishSent(ctx context.Context, params *DeliveryFinishSentParams) (bool, error)
 	DeliverySetProvider(ctx context.Context, params *DeliverySetProviderParams) error
 	DeliveryScheduleRetry(ctx context.Context, params *DeliveryScheduleRetryParams) error
 	DeliveryAdvance(ctx context.Context, params *DeliveryAdvanceParams) (bool, error)
 	DeliveryClearDue(ctx context.Context, params *DeliveryClearDueParams) error
 	DeliverySweepStuck(ctx context.Context, params *DeliverySweepStuckParams) (int, error)
 	DeliveryAttemptInsert(ctx context.Context, a *DeliveryAttempt) error
+	DeliveryAttemptInsertMany(ctx context.Context, attempts []DeliveryAttempt) error
 	DeliveryAttemptList(ctx context.Context, deliveryID string) ([]DeliveryAttempt, error)
 	DeliveryListStatuses(ctx context.Context, notificationID string) ([]DeliveryStatus, error)
 	DeliveryListQueuedRefs(ctx context.Context, notificationID string) ([]DeliveryQueuedRef, error)
@@ -59,6 +65,8 @@ type DeliveryExecutor interface {
 
 // DeliveryAttempt is a row of delivery_attempts: one call to a provider.
 type DeliveryAttempt struct {
+	bun.BaseModel `bun:"table:delivery_attempts"`
+
 	DeliveryID        string    `bun:"delivery_id"`
 	Attempt           int       `bun:"attempt"`
 	Provider          string    `bun:"provider"`
@@ -107,6 +115,25 @@ type DeliveryClaimParams struct {
 	ID      string
 	Attempt int
 	Now     time.Time
+}
+
+// DeliveryClaimManyParams marks each delivery of Attempts (id to attempt),
+// queued or sending, as sending that attempt.
+type DeliveryClaimManyParams struct {
+	Attempts map[string]int
+	Now      time.Time
+}
+
+// DeliveryFinishSentParams records which provider took delivery ID, and its
+// message id, and moves it to Status (sent or delivered) if its status is
+// one of From.
+type DeliveryFinishSentParams struct {
+	ID                string
+	Status            string
+	From              []string
+	Provider          string
+	ProviderMessageID string
+	Now               time.Time
 }
 
 // DeliverySetProviderParams records which provider took delivery ID, and
@@ -161,6 +188,19 @@ func (q *Queries) DeliveryGet(ctx context.Context, id string) (*Delivery, error)
 		return nil, err
 	}
 	return &d, nil
+}
+
+// DeliveryListByIDs loads the deliveries with ids, in no particular order;
+// an id with no delivery is left out.
+func (q *Queries) DeliveryListByIDs(ctx context.Context, ids []string) ([]Delivery, error) {
+	var ds []Delivery
+	if len(ids) == 0 {
+		return ds, nil
+	}
+	if err := q.db.NewSelect().Model(&ds).Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load deliveries: %w", err)
+	}
+	return ds, nil
 }
 
 // DeliveryGetForSource is delivery ID if its notification was made from
@@ -244,6 +284,49 @@ func (q *Queries) DeliveryClaim(ctx context.Context, params *DeliveryClaimParams
 	return n == 1, nil
 }
 
+// DeliveryClaimMany is DeliveryClaim for several deliveries in one
+// statement; it returns the ids it claimed, in no particular order.
+func (q *Queries) DeliveryClaimMany(ctx context.Context, params *DeliveryClaimManyParams) ([]string, error) {
+	if len(params.Attempts) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, 0, len(params.Attempts))
+	for id := range params.Attempts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // one text for one set of deliveries
+	var attempt strings.Builder
+	args := make([]any, 0, 2*len(ids)+5)
+	args = append(args, domain.DeliverySending)
+	attempt.WriteString("CASE id")
+	for _, id := range ids {
+		attempt.WriteString(" WHEN ? THEN ?")
+		args = append(args, id, params.Attempts[id])
+	}
+	attempt.WriteString(" END")
+	args = append(args, params.Now, bun.List(ids), domain.DeliveryQueued, domain.DeliverySending)
+	var claimed []string
+	if err := q.db.NewRaw(`UPDATE deliveries SET status = ?, attempt = `+attempt.String()+`, next_attempt_at = NULL, updated_at = ?
+WHERE id IN (?) AND status IN (?, ?) RETURNING id`, args...).Scan(ctx, &claimed); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return claimed, nil
+}
+
+// DeliveryFinishSent is DeliverySetProvider and DeliveryAdvance in one
+// statement; it reports whether the delivery moved. The provider is
+// recorded only with the move.
+func (q *Queries) DeliveryFinishSent(ctx context.Context, params *DeliveryFinishSentParams) (bool, error) {
+	res, err := q.db.NewRaw(`UPDATE deliveries SET status = ?, reason_code = '', status_reason = '', next_attempt_at = NULL, updated_at = ?,
+provider = ?, provider_message_id = ? WHERE id = ? AND status IN (?)`,
+		params.Status, params.Now, params.Provider, params.ProviderMessageID, params.ID, bun.List(params.From)).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("finish delivery as %s: %w", params.Status, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
 func (q *Queries) DeliverySetProvider(ctx context.Context, params *DeliverySetProviderParams) error {
 	if _, err := q.db.NewRaw(`UPDATE deliveries SET provider = ?, provider_message_id = ? WHERE id = ?`,
 		params.Provider, params.ProviderMessageID, params.ID).Exec(ctx); err != nil {
@@ -299,6 +382,17 @@ func (q *Queries) DeliveryAttemptInsert(ctx context.Context, a *DeliveryAttempt)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.DeliveryID, a.Attempt, a.Provider, a.ProviderMessageID, a.Outcome, a.ReasonCode,
 		a.Error, a.StartedAt, a.FinishedAt).Exec(ctx); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
+	}
+	return nil
+}
+
+// DeliveryAttemptInsertMany records several attempts in one statement.
+func (q *Queries) DeliveryAttemptInsertMany(ctx context.Context, attempts []DeliveryAttempt) error {
+	if len(attempts) == 0 {
+		return nil
+	}
+	if _, err := q.db.NewInsert().Model(&attempts).Returning("NULL").Exec(ctx); err != nil {
+		return fmt.Errorf("record attempts: %w", err)
 	}
 	return nil
 }

@@ -63,6 +63,7 @@ func (q *Queries) NotificationGet(ctx context.Context, id string) (*Notification
 // Batch's Notification methods below.
 type NotificationExecutor interface {
 	NotificationGet(ctx context.Context, id string) (*Notification, error)
+	NotificationListByIDs(ctx context.Context, ids []string) ([]Notification, error)
 	NotificationExistsByDedupKey(ctx context.Context, dedupKey string) (bool, error)
 	NotificationListRecipients(ctx context.Context, params *NotificationListRecipientsParams) ([]NotificationRecipient, error)
 	NotificationListHolders(ctx context.Context, checkupID string) ([]NotificationHolder, error)
@@ -424,6 +425,19 @@ func (q *Queries) NotificationGetForDoctor(ctx context.Context, params *Notifica
 		return nil, fmt.Errorf("load notification: %w", err)
 	}
 	return &n, nil
+}
+
+// NotificationListByIDs loads the notifications with ids, in no particular
+// order; an id with no notification is left out.
+func (q *Queries) NotificationListByIDs(ctx context.Context, ids []string) ([]Notification, error) {
+	var rows []Notification
+	if len(ids) == 0 {
+		return rows, nil
+	}
+	if err := q.db.NewSelect().Model(&rows).Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load notifications: %w", err)
+	}
+	return rows, nil
 }
 
 // NotificationListSent loads, of the notifications ids, the columns their

@@ -13,6 +13,7 @@ import (
 // PreferencesExecutor holds the statements on doctor_preferences.
 type PreferencesExecutor interface {
 	PreferencesGet(ctx context.Context, doctorID string) (domain.Preferences, error)
+	PreferencesListByDoctors(ctx context.Context, doctorIDs []string) (map[string]domain.Preferences, error)
 	PreferencesUpsert(ctx context.Context, row *PreferencesRow) error
 	PreferencesInsertIfAbsent(ctx context.Context, row *PreferencesRow) error
 }
@@ -65,6 +66,23 @@ func (q *Queries) PreferencesGet(ctx context.Context, doctorID string) (domain.P
 		return domain.Preferences{}, err
 	}
 	return row.Preferences(), nil
+}
+
+// PreferencesListByDoctors is the stored preferences of the doctors with
+// ids, by doctor id; a doctor with none stored (the defaults) is left out.
+func (q *Queries) PreferencesListByDoctors(ctx context.Context, doctorIDs []string) (map[string]domain.Preferences, error) {
+	out := make(map[string]domain.Preferences, len(doctorIDs))
+	if len(doctorIDs) == 0 {
+		return out, nil
+	}
+	var rows []PreferencesRow
+	if err := q.db.NewSelect().Model(&rows).Where("doctor_id IN (?)", bun.List(doctorIDs)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load preferences: %w", err)
+	}
+	for _, r := range rows {
+		out[r.DoctorID] = r.Preferences()
+	}
+	return out, nil
 }
 
 // PreferencesUpsert stores the doctor's preferences, replacing any.

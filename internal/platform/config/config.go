@@ -92,6 +92,7 @@ type Config struct {
 	ShutdownTimeout time.Duration  `env:"RFD_SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"on SIGTERM, how long in-flight work may take before the process exits" roles:"all"`
 
 	CheckupEventsBatch int `env:"RFD_CHECKUP_EVENTS_BATCH" envDefault:"32" desc:"most checkup events one transaction of the checkup-events consumer takes: the events in hand at once (one per Kafka partition) share it; 1 = one transaction per event" roles:"checkup-events"`
+	DeliveriesBatch    int `env:"RFD_DELIVERIES_BATCH" envDefault:"32" desc:"most send-notification commands one transaction of the send-notification consumer takes, for its claims and for its records of the attempts: the commands in hand at once (one per Kafka partition) share them; 1 = two transactions per delivery" roles:"send-notification"`
 
 	SQLPollInterval time.Duration `env:"RFD_SQL_POLL_INTERVAL" envDefault:"100ms" desc:"how often an idle SQL-transport subscriber polls its topic table; on SQLite a commit in the same process wakes it at once" roles:"all"`
 
@@ -625,6 +626,9 @@ func (c Config) validateCron(bad func(envName, format string, args ...any) error
 	}
 	if c.CheckupEventsBatch < 1 {
 		return bad("RFD_CHECKUP_EVENTS_BATCH", "must be at least 1, got %d", c.CheckupEventsBatch)
+	}
+	if c.DeliveriesBatch < 1 {
+		return bad("RFD_DELIVERIES_BATCH", "must be at least 1, got %d", c.DeliveriesBatch)
 	}
 	if c.RetentionBatch < 1 {
 		return bad("RFD_RETENTION_BATCH", "must be at least 1, got %d", c.RetentionBatch)

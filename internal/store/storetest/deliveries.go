@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/rfd-notify/rfd/internal/core/domain"
 	"github.com/rfd-notify/rfd/internal/store"
 )
@@ -168,6 +170,104 @@ func exerciseDeliveries(t *testing.T, open Opener) {
 	}
 	if _, err := q.NotificationGet(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown notification: %v, want ErrNotFound", err)
+	}
+	exerciseDeliveryBatches(t, db, at)
+}
+
+// exerciseDeliveryBatches is the dispatcher's batched statements: the reads
+// of a claim batch, the claim of several deliveries in one statement, and
+// the record of several attempts.
+func exerciseDeliveryBatches(t *testing.T, db bun.IDB, at time.Time) {
+	ctx := context.Background()
+	q := store.NewQueries(db)
+	seedDoctor(t, db, "d2", "x2", "", at)
+	seedNotification(t, db, "n3", "d2", "event-3", at)
+	for _, d := range []*store.Delivery{
+		{ID: "b1", NotificationID: "n3", Channel: domain.ChannelInApp, Status: domain.DeliveryQueued, SendAt: at, CreatedAt: at, UpdatedAt: at},
+		{ID: "b2", NotificationID: "n3", Channel: domain.ChannelEmail, Status: domain.DeliverySending, Attempt: 1, SendAt: at, CreatedAt: at, UpdatedAt: at},
+		{ID: "b3", NotificationID: "n3", Channel: domain.ChannelWebhook, Status: domain.DeliveryDelivered, Attempt: 1, SendAt: at, CreatedAt: at, UpdatedAt: at},
+	} {
+		if err := q.DeliveryInsert(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ds, err := q.DeliveryListByIDs(ctx, []string{"b1", "b3", "nope"})
+	ids := make([]string, 0, len(ds))
+	for _, d := range ds {
+		ids = append(ids, d.ID)
+	}
+	slices.Sort(ids)
+	if err != nil || !slices.Equal(ids, []string{"b1", "b3"}) {
+		t.Fatalf("deliveries by id: %v %v", ids, err)
+	}
+	if ds, err := q.DeliveryListByIDs(ctx, nil); err != nil || len(ds) != 0 {
+		t.Fatalf("no ids: %+v %v", ds, err)
+	}
+	ns, err := q.NotificationListByIDs(ctx, []string{"n3", "n1", "nope"})
+	if err != nil || len(ns) != 2 {
+		t.Fatalf("notifications by id: %+v %v", ns, err)
+	}
+	for _, n := range ns {
+		if (n.ID == "n3" && n.DoctorID != "d2") || (n.ID == "n1" && n.SourceEventID != "key:k1") {
+			t.Fatalf("notification by id: %+v", n)
+		}
+	}
+
+	// Queued and sending deliveries are claimed, each for its own attempt;
+	// a final one is not, and an unknown id changes nothing.
+	later := at.Add(time.Hour)
+	claimed, err := q.DeliveryClaimMany(ctx, &store.DeliveryClaimManyParams{
+		Attempts: map[string]int{"b1": 1, "b2": 2, "b3": 2, "nope": 1}, Now: later})
+	slices.Sort(claimed)
+	if err != nil || !slices.Equal(claimed, []string{"b1", "b2"}) {
+		t.Fatalf("claim many: %v %v, want b1 and b2", claimed, err)
+	}
+	for id, attempt := range map[string]int{"b1": 1, "b2": 2} {
+		if got, _ := q.DeliveryGet(ctx, id); got.Status != domain.DeliverySending || got.Attempt != attempt || !got.UpdatedAt.Equal(later) {
+			t.Fatalf("claimed %s: %+v, want sending attempt %d", id, got, attempt)
+		}
+	}
+	if got, _ := q.DeliveryGet(ctx, "b3"); got.Status != domain.DeliveryDelivered || got.Attempt != 1 {
+		t.Fatalf("a delivered delivery was claimed: %+v", got)
+	}
+	if claimed, err := q.DeliveryClaimMany(ctx, &store.DeliveryClaimManyParams{Now: later}); err != nil || len(claimed) != 0 {
+		t.Fatalf("claim none: %v %v", claimed, err)
+	}
+
+	// Finished as sent with the provider's id, once.
+	from := []string{domain.DeliveryQueued, domain.DeliverySending}
+	moved, err := q.DeliveryFinishSent(ctx, &store.DeliveryFinishSentParams{ID: "b2", Status: domain.DeliverySent, From: from,
+		Provider: "smtp", ProviderMessageID: "m-b2", Now: later})
+	if err != nil || !moved {
+		t.Fatalf("finish sent: %v %v", moved, err)
+	}
+	if got, _ := q.DeliveryGet(ctx, "b2"); got.Status != domain.DeliverySent || got.Provider != "smtp" || got.ProviderMessageID != "m-b2" ||
+		got.ReasonCode != "" || got.NextAttemptAt != nil {
+		t.Fatalf("finished: %+v", got)
+	}
+	if moved, err := q.DeliveryFinishSent(ctx, &store.DeliveryFinishSentParams{ID: "b2", Status: domain.DeliverySent, From: from,
+		Provider: "other", ProviderMessageID: "m-other", Now: later}); err != nil || moved {
+		t.Fatalf("finish again: %v %v", moved, err)
+	}
+	if got, _ := q.DeliveryGet(ctx, "b2"); got.Provider != "smtp" || got.ProviderMessageID != "m-b2" {
+		t.Fatalf("a second finish rewrote the provider: %+v", got)
+	}
+
+	if err := q.DeliveryAttemptInsertMany(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.DeliveryAttemptInsertMany(ctx, []store.DeliveryAttempt{
+		{DeliveryID: "b1", Attempt: 1, Provider: "in_app", ProviderMessageID: "n3", Outcome: "success", StartedAt: later, FinishedAt: later},
+		{DeliveryID: "b2", Attempt: 2, Provider: "smtp", ProviderMessageID: "m-b2", Outcome: "success", StartedAt: later, FinishedAt: later},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"b1": "in_app", "b2": "smtp"} {
+		list, err := q.DeliveryAttemptList(ctx, id)
+		if err != nil || len(list) != 1 || list[0].Provider != want || list[0].Outcome != "success" || !list[0].StartedAt.Equal(later) {
+			t.Fatalf("attempts of %s: %+v %v", id, list, err)
+		}
 	}
 }
 

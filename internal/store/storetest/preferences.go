@@ -60,4 +60,17 @@ func exercisePreferences(t *testing.T, open Opener) {
 	if got, err := q.PreferencesGet(ctx, id); err != nil || !reflect.DeepEqual(got, changed) {
 		t.Fatalf("after upsert: %+v %v, want %+v", got, err, changed)
 	}
+
+	// By doctor, for a batch: a doctor with no row is left out (the caller
+	// gives it the defaults).
+	if err := q.DoctorUpsertProfile(ctx, doctorProfile("ext-b", at)); err != nil {
+		t.Fatal(err)
+	}
+	byDoctor, err := q.PreferencesListByDoctors(ctx, []string{id, "id-ext-b", "nope"})
+	if err != nil || len(byDoctor) != 1 || !reflect.DeepEqual(byDoctor[id], changed) {
+		t.Fatalf("by doctor: %+v %v, want only %s's", byDoctor, err, id)
+	}
+	if none, err := q.PreferencesListByDoctors(ctx, nil); err != nil || len(none) != 0 {
+		t.Fatalf("no doctors: %+v %v", none, err)
+	}
 }
