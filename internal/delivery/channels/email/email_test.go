@@ -204,7 +204,7 @@ type serverOpts struct {
 	implicit *tls.Config // whole connection is TLS
 }
 
-func startServer(t *testing.T, be *backend, o serverOpts) (host string, port int) {
+func startServer(t testing.TB, be *backend, o serverOpts) (host string, port int) {
 	t.Helper()
 	srv := smtp.NewServer(be)
 	srv.Domain = "localhost"
@@ -228,7 +228,7 @@ func startServer(t *testing.T, be *backend, o serverOpts) (host string, port int
 
 // selfSigned returns a server certificate for 127.0.0.1/localhost and a
 // client TLS config that trusts exactly that certificate.
-func selfSigned(t *testing.T) (server, client *tls.Config) {
+func selfSigned(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -724,4 +724,46 @@ func TestNewValidatesConfig(t *testing.T) {
 	assert.Error(t, err, "unknown TLS mode")
 	_, err = email.New(email.Config{Host: "smtp.example", From: "a@b.example", TLS: email.TLSNone, Username: "u"}, nil)
 	assert.Error(t, err, "credentials in clear text")
+}
+
+// BenchmarkSendSessionReuse sends e-mails one after the other over
+// STARTTLS with AUTH PLAIN to the local go-smtp server, first on a closed
+// client, which opens and quits a session per message as the client did
+// before it kept them, then on an open one reusing its session. It prints
+// both times per message and their ratio.
+func BenchmarkSendSessionReuse(b *testing.B) {
+	const perMode = 200
+	srvTLS, cliTLS := selfSigned(b)
+	be := &backend{user: "rfd", pass: "s3cret"}
+	host, port := startServer(b, be, serverOpts{starttls: srvTLS})
+	cfg := email.Config{Host: host, Port: port, TLS: email.TLSStartTLS, Username: "rfd", Password: "s3cret",
+		From: "noreply@rfd.example", Timeout: 5 * time.Second, TLSConfig: cliTLS}
+	perMessage := func(c *email.Client, prefix string) time.Duration {
+		start := time.Now()
+		for i := range perMode {
+			if _, err := c.Send(context.Background(), testMessage(prefix+strconv.Itoa(i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start) / perMode
+	}
+	var fresh, reused time.Duration
+	for n := 0; b.Loop(); n++ {
+		perSend, err := email.New(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = perSend.Close()
+		pooled, err := email.New(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fresh += perMessage(perSend, "d-bench-new-"+strconv.Itoa(n)+"-")
+		reused += perMessage(pooled, "d-bench-reused-"+strconv.Itoa(n)+"-")
+		_ = pooled.Close()
+	}
+	b.ReportMetric(float64(fresh.Microseconds())/float64(b.N), "µs/msg-new-session")
+	b.ReportMetric(float64(reused.Microseconds())/float64(b.N), "µs/msg-reused-session")
+	b.ReportMetric(float64(fresh)/float64(reused), "x-faster")
+	b.Logf("per message: new session %s, reused session %s: %.1fx", fresh/time.Duration(b.N), reused/time.Duration(b.N), float64(fresh)/float64(reused))
 }
