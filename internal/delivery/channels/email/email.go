@@ -177,7 +177,7 @@ func (c *Client) Send(ctx context.Context, msg Message) (channels.Outcome, error
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
-		return channels.Outcome{}, classify(ctx, fmt.Errorf("email: wait for a connection: %w", ctx.Err()))
+		return channels.Outcome{}, channels.FromTransportError(fmt.Errorf("email: wait for a connection: %w", ctx.Err()))
 	}
 	defer func() { <-c.slots }()
 

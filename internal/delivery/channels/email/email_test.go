@@ -622,6 +622,32 @@ func TestSendRejectedMessageKeepsTheSession(t *testing.T) {
 	assert.Equal(t, 1, opened)
 }
 
+// A send that finds every connection busy waits for one, as long as its
+// context allows, and then fails as transient without opening another.
+func TestSendWaitsForAFreeConnection(t *testing.T) {
+	be := &backend{dataHold: make(chan struct{})}
+	host, port := startServer(t, be, serverOpts{})
+	c := newPlainClient(t, host, port, email.Config{MaxConnections: 1})
+
+	first := make(chan error, 1)
+	go func() { _, err := c.Send(context.Background(), testMessage("d-busy-1")); first <- err }()
+	require.Eventually(t, func() bool { be.mu.Lock(); defer be.mu.Unlock(); return be.inData == 1 }, 5*time.Second, 10*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Send(ctx, testMessage("d-busy-2"))
+	f, ok := channels.AsFailure(err)
+	require.True(t, ok, "error %v must be a *channels.Failure", err)
+	assert.False(t, f.Permanent)
+	assert.Equal(t, "timeout", f.Code)
+
+	close(be.dataHold)
+	require.NoError(t, <-first)
+	assertMessageIDs(t, be, "d-busy-1")
+	opened, _ := be.counts()
+	assert.Equal(t, 1, opened)
+}
+
 // A session the server closed with 421 at MAIL (its idle timeout) is
 // replaced, and the message goes out once, on the new session.
 func TestSendReplacesASessionClosedWith421(t *testing.T) {
