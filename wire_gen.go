@@ -52,7 +52,7 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 	publicMetrics := roles.ServeMetrics(registry)
 	apiServer := roles.NewAPIServer(cfg, db, logger, registry, checks, publisher, notifier, service, hub, publicMetrics)
 	inbox := roles.NewInbox(db)
-	senders, err := roles.NewSenders(ctx, cfg)
+	senders, cleanup3, err := roles.NewSenders(ctx, cfg)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -60,13 +60,15 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 	}
 	dispatcher, err := roles.NewDispatcher(cfg, db, inbox, publisher, senders, registerer, logger)
 	if err != nil {
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	set := roles.NewHandlers(cfg, inbox, publisher, notifier, dispatcher, registerer)
-	mailer, err := roles.NewReportMailer(cfg, db, logger)
+	mailer, cleanup4, err := roles.NewReportMailer(cfg, db, logger)
 	if err != nil {
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
@@ -76,6 +78,8 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
 	ladder, err := roles.NewLadder(cfg, db, notifier, publisher, registerer)
 	if err != nil {
+		cleanup4()
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
@@ -84,12 +88,16 @@ func initServe(ctx context.Context, cfg config.Config) (*roles.Serve, func(), er
 	cronJobs := roles.NewCronJobs(cfg, db, scheduler, ladder, retention, notifier, publisher, logger)
 	runner, err := roles.NewCronRunner(cfg, db, cronJobs, registerer, logger)
 	if err != nil {
+		cleanup4()
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	serve := roles.NewServe(routed, apiServer, hub, set, service, mailer, sweeper, scheduler, fanOut, runner)
 	return serve, func() {
+		cleanup4()
+		cleanup3()
 		cleanup2()
 		cleanup()
 	}, nil
@@ -173,7 +181,7 @@ func initConsume(ctx context.Context, cfg config.Config, name roles.ConsumerName
 	routed := roles.NewRouted(base, router)
 	inbox := roles.NewInbox(db)
 	notifier := roles.NewNotifier(cfg, publisher)
-	sendDispatch, err := roles.NewConsumerSendDispatch(ctx, name, cfg, db, inbox, publisher, registerer, logger)
+	sendDispatch, cleanup3, err := roles.NewConsumerSendDispatch(ctx, name, cfg, db, inbox, publisher, registerer, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -182,11 +190,13 @@ func initConsume(ctx context.Context, cfg config.Config, name roles.ConsumerName
 	set := roles.NewConsumerHandlers(cfg, inbox, publisher, notifier, sendDispatch, registerer)
 	consumer, err := roles.NewConsumer(routed, name, set, sendDispatch)
 	if err != nil {
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	return consumer, func() {
+		cleanup3()
 		cleanup2()
 		cleanup()
 	}, nil
@@ -225,7 +235,7 @@ func initWorker(ctx context.Context, cfg config.Config) (*roles.Worker, func(), 
 	}
 	routed := roles.NewRouted(base, router)
 	service := roles.NewPoison(db, publisher)
-	mailer, err := roles.NewReportMailer(cfg, db, logger)
+	mailer, cleanup3, err := roles.NewReportMailer(cfg, db, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -236,6 +246,7 @@ func initWorker(ctx context.Context, cfg config.Config) (*roles.Worker, func(), 
 	fanOut := roles.NewFanOut(cfg, db, notifier, logger)
 	worker := roles.NewWorker(routed, service, mailer, sweeper, fanOut)
 	return worker, func() {
+		cleanup3()
 		cleanup2()
 		cleanup()
 	}, nil

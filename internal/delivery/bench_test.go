@@ -297,10 +297,11 @@ func newBenchEnv(b *testing.B, combination string) *benchEnv {
 	e.env.EnsureTopics(b, cfg.TopicSendNotification, cfg.TopicInApp, cfg.TopicPoison)
 
 	ctx := context.Background()
-	senders, err := roles.NewSenders(ctx, cfg)
+	senders, closeSenders, err := roles.NewSenders(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(closeSenders) // after the router has stopped: cleanups run last first
 	if senders.Email == nil || senders.SMS == nil || senders.Push == nil || senders.Webhook == nil {
 		b.Fatalf("a channel is not configured: %+v", senders)
 	}

@@ -75,7 +75,8 @@ func SendersFromConfig(ctx context.Context, cfg config.Config) (Senders, error) 
 }
 
 // EmailFromConfig builds the email channel's client from RFD_SMTP_*, or
-// returns nil when no SMTP server is configured. The worker, which only
+// returns nil when no SMTP server is configured. The caller closes it: it
+// keeps SMTP sessions open between sends. The worker, which only
 // e-mails the cron's reports, builds this one client and no other channel.
 func EmailFromConfig(cfg config.Config) (*email.Client, error) {
 	if cfg.SMTPHost == "" {
@@ -83,7 +84,7 @@ func EmailFromConfig(cfg config.Config) (*email.Client, error) {
 	}
 	c, err := email.New(email.Config{
 		Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
-		TLS: cfg.SMTPTLS, From: cfg.SMTPFrom, Timeout: 15 * time.Second,
+		TLS: cfg.SMTPTLS, From: cfg.SMTPFrom, Timeout: 15 * time.Second, MaxConnections: cfg.SMTPMaxConnections,
 	}, &net.Dialer{Timeout: 10 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("RFD_SMTP_*: %w", err)

@@ -487,6 +487,7 @@ func newHarness(t *testing.T, combination string, opts ...func(*config.Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(senders.Close) // after the router has stopped: cleanups run last first
 	if senders.Email == nil || senders.SMS == nil || senders.Push == nil || senders.Webhook == nil {
 		t.Fatalf("a channel is not configured: %+v", senders)
 	}

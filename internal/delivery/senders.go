@@ -32,6 +32,14 @@ type Senders struct {
 	PortalURL    string
 }
 
+// Close ends what the clients keep open between sends: the e-mail
+// channel's idle SMTP sessions. Call it once nothing sends any more.
+func (s Senders) Close() {
+	if s.Email != nil {
+		_ = s.Email.Close() // always nil
+	}
+}
+
 // Targets are where a doctor's push and webhook deliveries go.
 type Targets struct {
 	DeviceTokens []string

@@ -197,18 +197,25 @@ func NewHandlers(cfg config.Config, inbox *store.Inbox, ob *outbox.Publisher, n 
 // NewReportMailer returns the consumer e-mailing the cron's reports, or nil
 // when no SMTP server is configured (config refuses a report recipient
 // without one). It has its own email client, from RFD_SMTP_* alone: the
-// worker that runs it reads no other channel's settings.
-func NewReportMailer(cfg config.Config, db *bun.DB, logger *slog.Logger) (*timeliness.Mailer, error) {
+// worker that runs it reads no other channel's settings. The cleanup
+// closes the client's idle SMTP sessions.
+func NewReportMailer(cfg config.Config, db *bun.DB, logger *slog.Logger) (*timeliness.Mailer, func(), error) {
 	c, err := delivery.EmailFromConfig(cfg)
 	if err != nil || c == nil {
-		return nil, err
+		return nil, func() {}, err
 	}
-	return timeliness.NewMailer(db, c, time.Now, logger), nil
+	return timeliness.NewMailer(db, c, time.Now, logger), func() { _ = c.Close() }, nil
 }
 
-// NewSenders builds the provider clients of the configured channels.
-func NewSenders(ctx context.Context, cfg config.Config) (delivery.Senders, error) {
-	return delivery.SendersFromConfig(ctx, cfg)
+// NewSenders builds the provider clients of the configured channels. The
+// cleanup closes what they keep open between sends (idle SMTP sessions);
+// it runs when the role has stopped, after the last send.
+func NewSenders(ctx context.Context, cfg config.Config) (delivery.Senders, func(), error) {
+	s, err := delivery.SendersFromConfig(ctx, cfg)
+	if err != nil {
+		return s, nil, err
+	}
+	return s, s.Close, nil
 }
 
 // NewDispatcher returns the send-notification consumer's dispatcher.
@@ -232,21 +239,23 @@ type SendDispatch struct {
 
 // NewConsumerSendDispatch builds the provider clients, the dispatcher and
 // the scheduler when the process consumes send-notification, and nothing
-// otherwise: only that consumer reads the channels' settings.
+// otherwise: only that consumer reads the channels' settings. The cleanup
+// closes the provider clients.
 func NewConsumerSendDispatch(ctx context.Context, name ConsumerName, cfg config.Config, db *bun.DB, inbox *store.Inbox,
-	ob *outbox.Publisher, reg prometheus.Registerer, logger *slog.Logger) (SendDispatch, error) {
+	ob *outbox.Publisher, reg prometheus.Registerer, logger *slog.Logger) (SendDispatch, func(), error) {
 	if name != config.ConsumerSendNotification {
-		return SendDispatch{}, nil
+		return SendDispatch{}, func() {}, nil
 	}
-	s, err := NewSenders(ctx, cfg)
+	s, closeSenders, err := NewSenders(ctx, cfg)
 	if err != nil {
-		return SendDispatch{}, err
+		return SendDispatch{}, nil, err
 	}
 	d, err := NewDispatcher(cfg, db, inbox, ob, s, reg, logger)
 	if err != nil {
-		return SendDispatch{}, err
+		closeSenders()
+		return SendDispatch{}, nil, err
 	}
-	return SendDispatch{Dispatcher: d, Scheduler: NewScheduler(cfg, db, ob, logger)}, nil
+	return SendDispatch{Dispatcher: d, Scheduler: NewScheduler(cfg, db, ob, logger)}, closeSenders, nil
 }
 
 // NewConsumerHandlers builds the consumers of a `rfd consume` process:

@@ -118,6 +118,9 @@ type Config struct {
 	SMTPPassword string `env:"RFD_SMTP_PASSWORD" desc:"SMTP password" roles:"send-notification,worker"`
 	SMTPTLS      string `env:"RFD_SMTP_TLS" envDefault:"starttls" desc:"SMTP transport security: none, starttls or tls" roles:"send-notification,worker"`
 	SMTPFrom     string `env:"RFD_SMTP_FROM" envDefault:"RFD Notify <no-reply@rfd-notify.invalid>" desc:"From address of notification emails" roles:"send-notification,worker"`
+	// Relays limit the connections one client may hold open, and the
+	// e-mail channel keeps its sessions open to reuse them.
+	SMTPMaxConnections int `env:"RFD_SMTP_MAX_CONNECTIONS" envDefault:"10" desc:"SMTP connections a process keeps open at most; an idle one carries the next e-mail and is closed after 30s unused; a send waits for a free one" roles:"send-notification,worker"`
 
 	TwilioBaseURL    string `env:"RFD_TWILIO_BASE_URL" envDefault:"https://api.twilio.com" desc:"base URL of the Twilio-compatible SMS API" roles:"send-notification"`
 	TwilioAccountSID string `env:"RFD_TWILIO_ACCOUNT_SID" desc:"SMS account SID (unset = SMS deliveries fail as not configured)" roles:"send-notification"`
@@ -494,6 +497,9 @@ func (c Config) Validate() error {
 	case "none", "starttls", "tls":
 	default:
 		return bad("RFD_SMTP_TLS", "invalid value %q (want none, starttls or tls)", c.SMTPTLS)
+	}
+	if c.SMTPMaxConnections < 1 {
+		return bad("RFD_SMTP_MAX_CONNECTIONS", "must be at least 1, got %d", c.SMTPMaxConnections)
 	}
 	for name, v := range map[string]float64{"RFD_RATE_EMAIL": c.RateEmail, "RFD_RATE_SMS": c.RateSMS, "RFD_RATE_PUSH": c.RatePush, "RFD_RATE_WEBHOOK": c.RateWebhook} {
 		if v <= 0 {
