@@ -58,6 +58,7 @@ type Dispatcher struct {
 	outcomes *prometheus.CounterVec
 	batches  *prometheus.HistogramVec
 	claims   *groupcommit.Group[*claimItem]
+	inApps   *groupcommit.Group[*claimItem]
 	records  *groupcommit.Group[*recordItem]
 }
 
@@ -99,6 +100,7 @@ func NewDispatcher(db *bun.DB, inbox *store.Inbox, ob *outbox.Publisher, senders
 	d := &Dispatcher{db: db, inbox: inbox, outbox: ob, senders: senders, opts: opts, now: now, logger: logger,
 		outcomes: outcomes, batches: batches}
 	d.claims = groupcommit.New(d.claimBatch, opts.Batch, batchesRunning)
+	d.inApps = groupcommit.New(d.inAppBatch, opts.Batch, batchesRunning)
 	d.records = groupcommit.New(d.recordBatch, opts.Batch, batchesRunning)
 	return d, nil
 }
@@ -135,6 +137,9 @@ func (d *Dispatcher) Handle(msg *message.Message) error {
 		return msgerr.Permanent(err)
 	}
 	ctx := msg.Context()
+	if cmd.Channel == string(domain.ChannelInApp) {
+		return d.deliverInApp(ctx, msg.UUID, cmd)
+	}
 
 	j, proceed, err := d.claim(ctx, cmd)
 	if err != nil || !proceed {
@@ -190,6 +195,7 @@ func (d *Dispatcher) recordAfterSend(ctx context.Context, msgID string, j job, s
 // found.
 type claimItem struct {
 	cmd     events.SendNotification
+	msgID   string // the message's id, for the inbox (in-app only)
 	j       job
 	proceed bool
 	tally   tally
@@ -213,47 +219,111 @@ func (d *Dispatcher) claim(ctx context.Context, cmd events.SendNotification) (jo
 // Items go in delivery id order (the newest attempt first), so that two
 // replicas' batches take their row locks in the same order.
 func (d *Dispatcher) claimBatch(ctx context.Context, items []*claimItem) error {
+	d.batches.WithLabelValues("claim").Observe(float64(len(items)))
+	return d.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return d.claimTx(ctx, store.NewQueries(tx), items)
+	})
+}
+
+// claimTx is claimBatch's work in its transaction.
+func (d *Dispatcher) claimTx(ctx context.Context, q *store.Queries, items []*claimItem) error {
 	slices.SortStableFunc(items, func(a, b *claimItem) int {
 		return cmp.Or(strings.Compare(a.cmd.DeliveryID, b.cmd.DeliveryID), cmp.Compare(b.cmd.Attempt, a.cmd.Attempt))
 	})
-	d.batches.WithLabelValues("claim").Observe(float64(len(items)))
+	known, err := d.prefetch(ctx, q, items)
+	if err != nil {
+		return err
+	}
+	now := d.now().UTC()
+	toClaim := make(map[string]int, len(items))
+	decided := make(map[string]bool, len(items))
+	for _, it := range items {
+		// A batch that failed is run again one item at a time: each
+		// run starts from nothing.
+		it.j, it.proceed, it.tally = job{}, false, nil
+		id := it.cmd.DeliveryID
+		if decided[id] {
+			// Another command of this delivery, a copy or an older
+			// attempt, came in the same batch: the first one decides.
+			continue
+		}
+		claim, err := d.claimIn(ctx, q, known, it, now)
+		if err != nil {
+			return fmt.Errorf("claim delivery %s: %w", id, err)
+		}
+		if claim {
+			toClaim[id] = it.cmd.Attempt
+		}
+		decided[id] = claim || it.j.cmd.DeliveryID != "" // past the staleness check
+	}
+	claimed, err := q.DeliveryClaimMany(ctx, &store.DeliveryClaimManyParams{Attempts: toClaim, Now: now})
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		_, want := toClaim[it.cmd.DeliveryID]
+		it.proceed = want && slices.Contains(claimed, it.cmd.DeliveryID) && it.j.cmd.DeliveryID != ""
+	}
+	return nil
+}
+
+// deliverInApp delivers an in-app command in one transaction, shared with
+// the other in-app commands in hand: there is no provider to call between
+// the claim and the record, so one commit does both.
+func (d *Dispatcher) deliverInApp(ctx context.Context, msgID string, cmd events.SendNotification) error {
+	it := &claimItem{cmd: cmd, msgID: msgID}
+	if err := d.inApps.Do(ctx, it); err != nil {
+		return err
+	}
+	d.count(it.tally)
+	return nil
+}
+
+// inAppBatch claims items, then records as delivered, with their inbox
+// rows, those it claimed. A command that was not claimed (stale,
+// suppressed, deferred) gets no inbox row, as in claimBatch: the
+// scheduler's command of a deferred delivery has the same message id.
+func (d *Dispatcher) inAppBatch(ctx context.Context, items []*claimItem) error {
+	d.batches.WithLabelValues("in_app").Observe(float64(len(items)))
 	return d.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		q := store.NewQueries(tx)
-		known, err := d.prefetch(ctx, q, items)
+		if err := d.claimTx(ctx, q, items); err != nil {
+			return err
+		}
+		var sending []*claimItem
+		var ids []string
+		for _, it := range items {
+			if it.proceed {
+				sending = append(sending, it)
+				ids = append(ids, it.msgID)
+			}
+		}
+		fresh, err := d.inbox.Record(ctx, tx, d.opts.ConsumerName, ids)
 		if err != nil {
 			return err
 		}
+		attempts := make([]store.DeliveryAttempt, 0, len(sending))
 		now := d.now().UTC()
-		toClaim := make(map[string]int, len(items))
-		decided := make(map[string]bool, len(items))
-		for _, it := range items {
-			// A batch that failed is run again one item at a time: each
-			// run starts from nothing.
-			it.j, it.proceed, it.tally = job{}, false, nil
-			id := it.cmd.DeliveryID
-			if decided[id] {
-				// Another command of this delivery, a copy or an older
-				// attempt, came in the same batch: the first one decides.
+		for i, it := range sending {
+			if !fresh[i] {
+				// Recorded already: its claim found it final, so this
+				// cannot happen unless by hand; change nothing more.
+				it.proceed = false
 				continue
 			}
-			claim, err := d.claimIn(ctx, q, known, it, now)
+			if it.j.delivery.Channel != domain.ChannelInApp {
+				// Never a provider call inside a transaction.
+				return msgerr.Permanentf("send-notification: /channel: in_app, but delivery %s is on %s", it.cmd.DeliveryID, it.j.delivery.Channel)
+			}
+			rec := &recordItem{msgID: it.msgID, j: it.j, started: now, res: d.senders.send(ctx, it.j)}
+			a, err := d.recordIn(ctx, tx, q, rec)
 			if err != nil {
-				return fmt.Errorf("claim delivery %s: %w", id, err)
+				return fmt.Errorf("record delivery %s: %w", it.cmd.DeliveryID, err)
 			}
-			if claim {
-				toClaim[id] = it.cmd.Attempt
-			}
-			decided[id] = claim || it.j.cmd.DeliveryID != "" // past the staleness check
+			it.tally = append(it.tally, rec.tally...)
+			attempts = append(attempts, a)
 		}
-		claimed, err := q.DeliveryClaimMany(ctx, &store.DeliveryClaimManyParams{Attempts: toClaim, Now: now})
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			_, want := toClaim[it.cmd.DeliveryID]
-			it.proceed = want && slices.Contains(claimed, it.cmd.DeliveryID) && it.j.cmd.DeliveryID != ""
-		}
-		return nil
+		return q.DeliveryAttemptInsertMany(ctx, attempts)
 	})
 }
 

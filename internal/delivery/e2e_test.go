@@ -1008,6 +1008,16 @@ func TestE2EBatchedDeliveriesEachOnce(t *testing.T) {
 			h.waitStatus(notify.DeliveryID(nid, domain.ChannelEmail), domain.DeliverySent)
 			h.waitStatus(notify.DeliveryID(nid, domain.ChannelWebhook), domain.DeliveryDelivered)
 		}
+		// The broadcasts reach the portal through the outbox relay, after
+		// the commit: wait for each, then for any copy.
+		testenv.Eventually(t, waitLong, "an in-app broadcast of every notification", func() (bool, string) {
+			for _, nid := range created {
+				if len(h.inAppEventsOf(nid)) == 0 {
+					return false, "none yet of " + nid
+				}
+			}
+			return true, ""
+		})
 		time.Sleep(settle)
 
 		ids := map[string]int{}

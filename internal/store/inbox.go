@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -61,28 +62,54 @@ func (i *Inbox) ProcessBatch(ctx context.Context, consumer string, messageIDs []
 		}
 	}
 	err = i.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		fresh = make([]bool, len(messageIDs))
-		query, args := inboxInsert(consumer, messageIDs, time.Now().UTC())
-		anyFresh := false
-		err := Rows(ctx, tx, query, args, func(scan Scan) error {
-			var id string
-			if err := scan(&id); err != nil {
-				return err
-			}
-			fresh[index[id]] = true
-			anyFresh = true
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("inbox insert: %w", err)
-		}
-		if !anyFresh {
-			return nil
+		fresh, err = i.record(ctx, tx, consumer, messageIDs, index)
+		if err != nil || !slices.Contains(fresh, true) {
+			return err
 		}
 		return work(ctx, tx, fresh)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: %w", consumer, err)
+	}
+	return fresh, nil
+}
+
+// Record records messageIDs as processed by consumer in tx, a transaction
+// of the caller's that does their work, and reports which were fresh; of
+// two copies of one message, only the first can be.
+func (i *Inbox) Record(ctx context.Context, tx bun.Tx, consumer string, messageIDs []string) (fresh []bool, err error) {
+	if len(messageIDs) == 0 {
+		return nil, nil
+	}
+	index := make(map[string]int, len(messageIDs))
+	for n, id := range messageIDs {
+		if id == "" {
+			return nil, fmt.Errorf("inbox %s: message has no id", consumer)
+		}
+		if _, dup := index[id]; !dup {
+			index[id] = n
+		}
+	}
+	fresh, err = i.record(ctx, tx, consumer, messageIDs, index)
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: %w", consumer, err)
+	}
+	return fresh, nil
+}
+
+func (i *Inbox) record(ctx context.Context, tx bun.Tx, consumer string, messageIDs []string, index map[string]int) ([]bool, error) {
+	fresh := make([]bool, len(messageIDs))
+	query, args := inboxInsert(consumer, messageIDs, time.Now().UTC())
+	err := Rows(ctx, tx, query, args, func(scan Scan) error {
+		var id string
+		if err := scan(&id); err != nil {
+			return err
+		}
+		fresh[index[id]] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbox insert: %w", err)
 	}
 	return fresh, nil
 }
