@@ -1,15 +1,19 @@
 // Command harness is the performance harness of the checkup-events consumer:
 // in one run it pushes checkup events through the real consumer, run as a
 // subprocess (`rfd consume checkup-events`, with `rfd worker` relaying its
-// outbox), and through the hand-written baseline of bench/baseline in this
+// outbox), and through the hand-written baseline of test/bench/baseline in this
 // process, on the same PostgreSQL server and the same Kafka broker (kfake,
 // 12 partitions, in this process on loopback TCP), then does the same on the
 // embedded default (SQLite + SQL transport). On PostgreSQL + Kafka it also
-// measures bench/baseline's same-work pipeline, the consumer's own reads and
+// measures test/bench/baseline's same-work pipeline, the consumer's own reads and
 // writes by hand, for a like-for-like ratio. It prints a one-line summary
 // and writes the figures as JSON.
 //
-//	go run ./bench/harness -events 20000 -out bench-results.json
+//	go run ./test/bench/harness -events 20000 -out bench-results.json
+//
+// -combinations picks the sides: postgres+kafka, sqlite+sql or both (the
+// default); -combinations sqlite+sql prints the embedded default's figures
+// and its ratio to its baseline on their own.
 //
 // Per side it measures the maximum rate (N events produced beforehand,
 // events/s between the first and the last inbox commit), then the latency
@@ -67,8 +71,15 @@ type options struct {
 	rfd             string
 	out             string
 	latencyFor      time.Duration
-	skipSQLite      bool
+	// The sides measured: -combinations (and the older -skip-sqlite).
+	postgresKafka, sqlite bool
 }
+
+// Combinations the harness knows.
+const (
+	comboPostgresKafka = "postgres+kafka"
+	comboSQLite        = "sqlite+sql"
+)
 
 func main() {
 	var o options
@@ -79,8 +90,26 @@ func main() {
 	flag.StringVar(&o.rfd, "rfd", "", "rfd binary (default: go build one from this module)")
 	flag.StringVar(&o.out, "out", "bench-results.json", "file the JSON results are written to")
 	flag.DurationVar(&o.latencyFor, "latency-duration", 20*time.Second, "how long events are produced at half the maximum rate")
-	flag.BoolVar(&o.skipSQLite, "skip-sqlite", false, "measure PostgreSQL + Kafka only")
+	combinations := flag.String("combinations", comboPostgresKafka+","+comboSQLite,
+		"comma-separated sides to measure: "+comboPostgresKafka+" (service, 4-row and same-work baselines) and "+comboSQLite+" (the embedded default and its baseline)")
+	skipSQLite := flag.Bool("skip-sqlite", false, "measure PostgreSQL + Kafka only (same as -combinations "+comboPostgresKafka+")")
 	flag.Parse()
+	for c := range strings.SplitSeq(*combinations, ",") {
+		switch strings.TrimSpace(c) {
+		case comboPostgresKafka:
+			o.postgresKafka = true
+		case comboSQLite:
+			o.sqlite = !*skipSQLite
+		case "":
+		default:
+			fmt.Fprintf(os.Stderr, "harness: -combinations: unknown %q (want %s, %s)\n", c, comboPostgresKafka, comboSQLite)
+			os.Exit(2)
+		}
+	}
+	if !o.postgresKafka && !o.sqlite {
+		fmt.Fprintln(os.Stderr, "harness: nothing to measure: -combinations names no side (or only sqlite+sql with -skip-sqlite)")
+		os.Exit(2)
+	}
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		os.Exit(1)
@@ -110,7 +139,7 @@ type Side struct {
 }
 
 // Combination is the service beside its baseline on one database and
-// transport. On PostgreSQL + Kafka it also holds bench/baseline's same-work
+// transport. On PostgreSQL + Kafka it also holds test/bench/baseline's same-work
 // pipeline: the service consumer's reads and writes by hand, one
 // transaction per event, so the ratio to it compares like with like (see
 // docs/throughput-target.md).
@@ -149,20 +178,19 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.DefaultNumPartitions(partitions),
-		kfake.AllowAutoTopicCreation(), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		return fmt.Errorf("kfake: %w", err)
+	if o.postgresKafka {
+		cluster, err := newKafka()
+		if err != nil {
+			return err
+		}
+		pk, err := postgresKafka(ctx, o, bin, cluster.ListenAddrs())
+		cluster.Close()
+		if err != nil {
+			return fmt.Errorf("postgres+kafka: %w", err)
+		}
+		res.PostgresKafka = pk
 	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-
-	pk, err := postgresKafka(ctx, o, bin, brokers)
-	if err != nil {
-		return fmt.Errorf("postgres+kafka: %w", err)
-	}
-	res.PostgresKafka = pk
-	if !o.skipSQLite {
+	if o.sqlite {
 		sq, err := sqliteSQL(ctx, o, bin)
 		if err != nil {
 			return fmt.Errorf("sqlite+sql: %w", err)
@@ -171,9 +199,11 @@ func run(ctx context.Context, o options) error {
 	}
 
 	res.Targets.Ratio, res.Targets.P99Millis, res.Targets.PeakRSSMB = targetRatio, float64(targetP99.Milliseconds()), targetPeakRSSMB
-	res.Targets.RatioMet = pk.Ratio >= targetRatio
-	res.Targets.P99Met = pk.Service.P99Millis < float64(targetP99.Milliseconds())
-	res.Targets.RSSMet = pk.Service.PeakRSSMB > 0 && pk.Service.PeakRSSMB < targetPeakRSSMB
+	if pk := res.PostgresKafka; pk != nil {
+		res.Targets.RatioMet = pk.Ratio >= targetRatio
+		res.Targets.P99Met = pk.Service.P99Millis < float64(targetP99.Milliseconds())
+		res.Targets.RSSMet = pk.Service.PeakRSSMB > 0 && pk.Service.PeakRSSMB < targetPeakRSSMB
+	}
 	res.Summary = summary(res)
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
@@ -193,9 +223,34 @@ func met(ok bool) string {
 	return "NOT met"
 }
 
+// newKafka starts a Kafka broker (kfake) in this process on loopback TCP,
+// whose topics get partitions partitions.
+func newKafka() (*kfake.Cluster, error) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.DefaultNumPartitions(partitions),
+		kfake.AllowAutoTopicCreation(), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("kfake: %w", err)
+	}
+	return c, nil
+}
+
 func summary(r Results) string {
-	pk := r.PostgresKafka
-	s := fmt.Sprintf("harness postgres+kafka: service %.0f events/s vs baseline %.0f (ratio %.3f, target %.1f %s); event->in-app p50 %.1f ms p99 %.1f ms at %.0f events/s (baseline p99 %.1f ms; target p99 < %d ms %s); peak RSS %.1f MB (target < %.0f MB %s)",
+	s := "harness"
+	if pk := r.PostgresKafka; pk != nil {
+		s += postgresKafkaSummary(r, pk)
+	}
+	if sq := r.SQLiteSQL; sq != nil {
+		if r.PostgresKafka != nil {
+			s += ";"
+		}
+		s += fmt.Sprintf(" sqlite+sql: service %.0f events/s vs baseline %.0f (ratio %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s, peak RSS %.1f MB",
+			sq.Service.EventsPerSecond, sq.Baseline.EventsPerSecond, sq.Ratio, sq.Service.P50Millis, sq.Service.P99Millis, sq.Service.LatencyRate, sq.Service.PeakRSSMB)
+	}
+	return s + fmt.Sprintf(" [%d CPUs, load %s]", r.CPUs, r.Load)
+}
+
+func postgresKafkaSummary(r Results, pk *Combination) string {
+	s := fmt.Sprintf(" postgres+kafka: service %.0f events/s vs baseline %.0f (ratio %.3f, target %.1f %s); event->in-app p50 %.1f ms p99 %.1f ms at %.0f events/s (baseline p99 %.1f ms; target p99 < %d ms %s); peak RSS %.1f MB (target < %.0f MB %s)",
 		pk.Service.EventsPerSecond, pk.Baseline.EventsPerSecond, pk.Ratio, targetRatio, met(r.Targets.RatioMet),
 		pk.Service.P50Millis, pk.Service.P99Millis, pk.Service.LatencyRate, pk.Baseline.P99Millis, targetP99.Milliseconds(), met(r.Targets.P99Met),
 		pk.Service.PeakRSSMB, targetPeakRSSMB, met(r.Targets.RSSMet))
@@ -203,11 +258,7 @@ func summary(r Results) string {
 		s += fmt.Sprintf("; same-work pipeline %.0f events/s (service/same-work %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s",
 			sw.EventsPerSecond, pk.SameWorkRatio, sw.P50Millis, sw.P99Millis, sw.LatencyRate)
 	}
-	if sq := r.SQLiteSQL; sq != nil {
-		s += fmt.Sprintf("; sqlite+sql: service %.0f events/s vs baseline %.0f (ratio %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s, peak RSS %.1f MB",
-			sq.Service.EventsPerSecond, sq.Baseline.EventsPerSecond, sq.Ratio, sq.Service.P50Millis, sq.Service.P99Millis, sq.Service.LatencyRate, sq.Service.PeakRSSMB)
-	}
-	return s + fmt.Sprintf(" [%d CPUs, load %s]", r.CPUs, r.Load)
+	return s
 }
 
 // --- PostgreSQL + Kafka ----------------------------------------------------------
@@ -413,7 +464,7 @@ func measurePGSameWork(ctx context.Context, o options, bin, dbURL string, broker
 	})
 }
 
-// measurePipeline measures a hand-written pipeline of bench/baseline as
+// measurePipeline measures a hand-written pipeline of test/bench/baseline as
 // measureService does the service: the maximum rate on a full topic, then
 // p50/p99 at half of it. Its inbox rows are in db.
 func measurePipeline(ctx context.Context, o options, label, tag string, db *bun.DB, put feed, start func() (*baseline.Pipeline, error)) (Side, error) {
