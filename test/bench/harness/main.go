@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -73,6 +74,8 @@ type options struct {
 	latencyFor      time.Duration
 	// The sides measured: -combinations (and the older -skip-sqlite).
 	postgresKafka, sqlite bool
+	// broadcastDoctors is the audience of the broadcast phase, 0 for none.
+	broadcastDoctors int
 }
 
 // Combinations the harness knows.
@@ -93,6 +96,8 @@ func main() {
 	combinations := flag.String("combinations", comboPostgresKafka+","+comboSQLite,
 		"comma-separated sides to measure: "+comboPostgresKafka+" (service, 4-row and same-work baselines) and "+comboSQLite+" (the embedded default and its baseline)")
 	skipSQLite := flag.Bool("skip-sqlite", false, "measure PostgreSQL + Kafka only (same as -combinations "+comboPostgresKafka+")")
+	flag.IntVar(&o.broadcastDoctors, "broadcast-doctors", 100000,
+		"doctors (in-app only) a broadcast on PostgreSQL + Kafka is timed to, until every one's in-app delivery is delivered; 0 skips it")
 	flag.Parse()
 	for c := range strings.SplitSeq(*combinations, ",") {
 		switch strings.TrimSpace(c) {
@@ -106,8 +111,8 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if !o.postgresKafka && !o.sqlite {
-		fmt.Fprintln(os.Stderr, "harness: nothing to measure: -combinations names no side (or only sqlite+sql with -skip-sqlite)")
+	if !o.postgresKafka && !o.sqlite && o.broadcastDoctors <= 0 {
+		fmt.Fprintln(os.Stderr, "harness: nothing to measure")
 		os.Exit(2)
 	}
 	if err := run(context.Background(), o); err != nil {
@@ -158,7 +163,9 @@ type Results struct {
 	Load          string       `json:"load_average_at_start"`
 	PostgresKafka *Combination `json:"postgres_kafka"`
 	SQLiteSQL     *Combination `json:"sqlite_sql,omitempty"`
-	Targets       struct {
+	// Broadcast is the broadcast phase (issue 19's target 3).
+	Broadcast *BroadcastResult `json:"broadcast,omitempty"`
+	Targets   struct {
 		Ratio     float64 `json:"ratio_at_least"`
 		P99Millis float64 `json:"p99_ms_below"`
 		PeakRSSMB float64 `json:"peak_rss_mb_below"`
@@ -197,6 +204,13 @@ func run(ctx context.Context, o options) error {
 		}
 		res.SQLiteSQL = sq
 	}
+	if o.broadcastDoctors > 0 {
+		b, err := measureBroadcast(ctx, o, bin)
+		if err != nil {
+			return fmt.Errorf("broadcast: %w", err)
+		}
+		res.Broadcast = b
+	}
 
 	res.Targets.Ratio, res.Targets.P99Millis, res.Targets.PeakRSSMB = targetRatio, float64(targetP99.Milliseconds()), targetPeakRSSMB
 	if pk := res.PostgresKafka; pk != nil {
@@ -213,6 +227,11 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Println(res.Summary)
+	if b := res.Broadcast; b != nil {
+		fmt.Println(b.summary())
+		fmt.Println(b.split())
+		fmt.Println("broadcast: " + b.CPU.String())
+	}
 	return nil
 }
 
@@ -236,6 +255,9 @@ func newKafka() (*kfake.Cluster, error) {
 
 func summary(r Results) string {
 	s := "harness"
+	if r.PostgresKafka == nil && r.SQLiteSQL == nil {
+		s += " (no checkup-events side)"
+	}
 	if pk := r.PostgresKafka; pk != nil {
 		s += postgresKafkaSummary(r, pk)
 	}
@@ -583,6 +605,8 @@ type role struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
+	// admin is the address of its /healthz, /readyz and /metrics.
+	admin string
 }
 
 func startRole(bin string, env []string, args ...string) (*role, error) {
@@ -591,14 +615,14 @@ func startRole(bin string, env []string, args ...string) (*role, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	port := 20000 + rand.IntN(20000)
-	cmd.Env = append(slices.Clone(env), "RFD_ADMIN_ADDR=127.0.0.1:"+strconv.Itoa(port))
+	admin := "127.0.0.1:" + strconv.Itoa(20000+rand.IntN(20000))
+	cmd.Env = append(slices.Clone(env), "RFD_ADMIN_ADDR="+admin)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start rfd %s: %w", strings.Join(args, " "), err)
 	}
-	r := &role{cmd: cmd, log: f.Name(), done: make(chan struct{})}
+	r := &role{cmd: cmd, log: f.Name(), done: make(chan struct{}), admin: admin}
 	go func() { _ = cmd.Wait(); f.Close(); close(r.done) }()
 	return r, nil
 }
@@ -630,6 +654,33 @@ func (r *role) stop() {
 		<-r.done
 	}
 	_ = os.Remove(r.log)
+}
+
+// waitReady waits until the role answers /readyz with 200.
+func (r *role) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.admin+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-r.done:
+			return fmt.Errorf("rfd %s exited:\n%s", strings.Join(r.cmd.Args[1:], " "), r.tail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("rfd %s not ready after %s:\n%s", strings.Join(r.cmd.Args[1:], " "), timeout, r.tail())
+		}
+	}
 }
 
 func (r *role) tail() string {
