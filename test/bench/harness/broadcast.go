@@ -99,7 +99,7 @@ func measureBroadcast(ctx context.Context, o options, bin string) (*BroadcastRes
 	if out, err := runCmd(bin, env, "migrate", "up"); err != nil {
 		return nil, fmt.Errorf("migrate: %v\n%s", err, out)
 	}
-	db, err := store.Open(ctx, dbURL)
+	db, err := store.Open(ctx, harnessURL(dbURL))
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +148,7 @@ func measureBroadcast(ctx context.Context, o options, bin string) (*BroadcastRes
 	if err != nil {
 		return nil, err
 	}
+	meter.watchDB(db)
 	t0 := time.Now()
 	id, err := postBroadcast(ctx, "http://"+httpAddr, key)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/uptrace/bun"
 )
 
 // procCPU is the user + system CPU time of process pid so far, from
@@ -86,7 +89,30 @@ type cpuMeter struct {
 	postgres map[int]time.Duration
 	self     time.Duration
 	wall     time.Time
+	// db, when set, is a connection of the harness to the database under
+	// measure: read counts its backends apart (harnessApp's excluded).
+	db *bun.DB
 }
+
+// harnessApp is the application_name of the harness's own connections,
+// whose backends (seeding, polls) are not the service's work.
+const harnessApp = "rfd-harness"
+
+// harnessURL is dbURL for the harness's own connections.
+func harnessURL(dbURL string) string {
+	if !strings.HasPrefix(dbURL, "postgres") {
+		return dbURL
+	}
+	sep := "?"
+	if strings.Contains(dbURL, "?") {
+		sep = "&"
+	}
+	return dbURL + sep + "application_name=" + harnessApp
+}
+
+// watchDB makes read count the backends of db's database, those of the
+// harness's own connections excepted.
+func (m *cpuMeter) watchDB(db *bun.DB) { m.db = db }
 
 func startCPU(roles map[string]*role) (*cpuMeter, error) {
 	m := &cpuMeter{roles: roles, before: map[string]time.Duration{}, postgres: postgresCPU(), self: selfCPU(), wall: time.Now()}
@@ -107,6 +133,10 @@ type CPUUse struct {
 	Roles map[string]float64 `json:"roles_s"`
 	// Postgres is every PostgreSQL server process on the host.
 	Postgres float64 `json:"postgres_s"`
+	// PostgresDB is the backends of the database under measure alive at
+	// the end (the harness's own excepted); not the server's background
+	// processes (WAL writer, checkpointer), nor other databases' work.
+	PostgresDB *float64 `json:"postgres_database_backends_s,omitempty"`
 	// Harness is this process: kfake, the feeds, the baselines, the polls.
 	Harness float64 `json:"harness_s"`
 	Load    string  `json:"load_average_at_end"`
@@ -121,10 +151,34 @@ func (m *cpuMeter) read() CPUUse {
 			u.Roles[name] = (d - m.before[name]).Seconds()
 		}
 	}
-	for pid, d := range postgresCPU() {
+	now := postgresCPU()
+	for pid, d := range now {
 		u.Postgres += (d - m.postgres[pid]).Seconds()
 	}
+	if m.db != nil {
+		var pids []int
+		err := m.db.NewRaw(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name <> ?`, harnessApp).
+			Scan(context.Background(), &pids)
+		if err == nil {
+			var sum float64
+			for _, pid := range pids {
+				if d, ok := now[pid]; ok {
+					sum += (d - m.postgres[pid]).Seconds()
+				}
+			}
+			u.PostgresDB = &sum
+		}
+	}
 	return u
+}
+
+// PostgresService is the PostgreSQL CPU seconds of the service's work:
+// its database's backends when counted apart, else every server process.
+func (u CPUUse) PostgresService() float64 {
+	if u.PostgresDB != nil {
+		return *u.PostgresDB
+	}
+	return u.Postgres
 }
 
 // RolesTotal is the CPU seconds of every role.
@@ -143,7 +197,10 @@ func (u CPUUse) String() string {
 	for _, name := range sortedKeys(u.Roles) {
 		parts = append(parts, name+" "+pct(u.Roles[name]))
 	}
-	parts = append(parts, "PostgreSQL "+pct(u.Postgres), "harness (kfake, polls) "+pct(u.Harness))
+	if u.PostgresDB != nil {
+		parts = append(parts, "PostgreSQL backends of the database "+pct(*u.PostgresDB))
+	}
+	parts = append(parts, "PostgreSQL all server processes on the host "+pct(u.Postgres), "harness (kfake, polls) "+pct(u.Harness))
 	return fmt.Sprintf("CPU over %.1f s (%% of one core): %s; load average at end %s", u.WallSeconds, strings.Join(parts, ", "), u.Load)
 }
 
@@ -154,4 +211,39 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// cpuWindow meters the CPU of a maximum-rate run from the first inbox
+// commit the harness sees to the last one, the span the rate is measured
+// over: the processes' start-up and the consumer group's join are left
+// out. roles are the service's processes (none for a pipeline in this
+// process); db, when set, is the harness's connection to the run's
+// PostgreSQL database.
+type cpuWindow struct {
+	roles map[string]*role
+	db    *bun.DB
+	meter *cpuMeter
+	from  int
+	err   error
+}
+
+// first starts the meter when from events are already in the inbox.
+func (w *cpuWindow) first(from int) {
+	w.from = from
+	if w.meter, w.err = startCPU(w.roles); w.err == nil && w.db != nil {
+		w.meter.watchDB(w.db)
+	}
+}
+
+// set puts the CPU per event since first into s, n events in all; it
+// leaves s without CPU figures if the meter never started.
+func (w *cpuWindow) set(s *Side, n int) {
+	if w.err != nil {
+		logf("cpu: %v", w.err)
+		return
+	}
+	if w.meter == nil || n-w.from <= 0 {
+		return
+	}
+	s.setCPU(w.meter.read(), n-w.from)
 }
