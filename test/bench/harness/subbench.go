@@ -114,7 +114,8 @@ func measureDeliveries(ctx context.Context, o options) (*DeliveriesResult, error
 	err := goCommand(ctx, "deliveries", []string{"RFD_TEST_DATABASE_URL=" + o.adminURL, "RFD_BENCH_DELIVERIES=" + strconv.Itoa(o.deliveries)},
 		func(l string) {
 			if m := deliveriesLine.FindStringSubmatch(l); m != nil {
-				if rate, err := strconv.ParseFloat(m[4], 64); err == nil {
+				// Each channel's line comes again in the closing summary.
+				if rate, err := strconv.ParseFloat(m[4], 64); err == nil && res.Rate[m[1]] == 0 {
 					res.Rate[m[1]] = rate
 					logf("%s", l)
 				}
