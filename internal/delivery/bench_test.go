@@ -8,7 +8,7 @@ package delivery_test
 // production path), then on SQLite + the SQL transport:
 //
 //	RFD_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/rfd_test?sslmode=disable \
-//	go test ./delivery -run '^$' -bench Deliveries -benchtime 1x -timeout 40m
+//	go test ./internal/delivery -run '^$' -bench Deliveries -benchtime 1x -timeout 40m
 //
 // Each channel runs on a fresh environment (database, kfake cluster,
 // peers). RFD_BENCH_DOCTORS (default 1,000) doctors receive the

@@ -61,7 +61,7 @@ import (
 // load that comes and goes on the machine weighs on both alike.
 //
 //	RFD_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/rfd_test?sslmode=disable \
-//	go test ./bench -run '^$' -bench NotificationsList -benchtime 1x -timeout 30m
+//	go test ./test/bench -run '^$' -bench NotificationsList -benchtime 1x -timeout 30m
 func BenchmarkNotificationsList(b *testing.B) {
 	b.StopTimer()
 	nNotes := envInt(b, "RFD_BENCH_NOTIFICATIONS", 1000000)

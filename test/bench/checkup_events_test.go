@@ -75,7 +75,7 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// makeEvents builds the events of bench/baseline.
+// makeEvents builds the events of test/bench/baseline.
 func makeEvents(b *testing.B, n, doctors int) []benchEvent {
 	b.Helper()
 	evs, err := baseline.MakeEvents("BENCH", n, doctors)
@@ -224,7 +224,7 @@ func seedDoctors(b *testing.B, db *bun.DB, n int) {
 	}
 }
 
-// runSameWork runs bench/baseline's same-work pipeline over the events, on
+// runSameWork runs test/bench/baseline's same-work pipeline over the events, on
 // a migrated service database of its own with the same doctors.
 func runSameWork(b *testing.B, evs []benchEvent, doctors int) (rate float64, cpu cpuUse) {
 	b.Helper()
@@ -275,7 +275,7 @@ func runSameWork(b *testing.B, evs []benchEvent, doctors int) (rate float64, cpu
 }
 
 // ---------------------------------------------------------------------------
-// The baseline (bench/baseline): what a hand-written consumer does with one
+// The baseline (test/bench/baseline): what a hand-written consumer does with one
 // transaction per event, on its own database of the same server and its
 // own kfake cluster.
 

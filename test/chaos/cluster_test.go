@@ -539,7 +539,7 @@ type producer struct {
 	cl *kgo.Client
 	l  *ledger.Ledger
 	// handed is when each event id was first handed to the client, for
-	// latencies (as bench/harness measures them).
+	// latencies (as test/bench/harness measures them).
 	handed map[string]time.Time
 }
 

@@ -110,7 +110,7 @@ func poisonEvents(count int) (func(testing.TB, []event) []event, map[string]malf
 
 // latency is the spread of event handed to the Kafka client -> in-app
 // notification written (its created_at, stamped in the transaction that
-// commits it), as bench/harness measures it.
+// commits it), as test/bench/harness measures it.
 type latency struct {
 	n              int
 	p50, p99, maxi float64 // ms

@@ -3,7 +3,7 @@
 // consumer group + pgx, one transaction per event doing what the service's
 // consumer does at its core (inbox, checkup, notification, outbox inserts),
 // with none of the service's layers. BenchmarkCheckupEvents and the
-// performance harness (bench/harness) use it. StartSameWork runs the
+// performance harness (test/bench/harness) use it. StartSameWork runs the
 // same-work variant BenchmarkCheckupEvents prints beside it.
 package baseline
 

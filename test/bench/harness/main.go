@@ -1,22 +1,43 @@
-// Command harness is the performance harness of the checkup-events consumer:
-// in one run it pushes checkup events through the real consumer, run as a
-// subprocess (`rfd consume checkup-events`, with `rfd worker` relaying its
-// outbox), and through the hand-written baseline of bench/baseline in this
+// Command harness is the performance harness: in one run it measures every
+// target of issue 19 ("Performance, retargeted") and prints each one's
+// figure beside its bound or baseline, met or not, then writes the figures
+// as JSON.
+//
+//	go run ./test/bench/harness -out bench-results.json
+//
+// Checkup events (target 1, and the SQLite throughput of target 4): it
+// pushes checkup events through the real consumer, run as a subprocess
+// (`rfd consume checkup-events`, with `rfd worker` relaying its outbox),
+// and through the hand-written baseline of test/bench/baseline in this
 // process, on the same PostgreSQL server and the same Kafka broker (kfake,
-// 12 partitions, in this process on loopback TCP), then does the same on the
-// embedded default (SQLite + SQL transport). On PostgreSQL + Kafka it also
-// measures bench/baseline's same-work pipeline, the consumer's own reads and
-// writes by hand, for a like-for-like ratio. It prints a one-line summary
-// and writes the figures as JSON.
+// 12 partitions, in this process on loopback TCP), then does the same on
+// the embedded default (SQLite + SQL transport). On PostgreSQL + Kafka it
+// also measures test/bench/baseline's same-work pipeline, the consumer's
+// own reads and writes by hand, for a like-for-like ratio. Per side it
+// measures the maximum rate (N events produced beforehand, events/s
+// between the first and the last inbox commit) and the CPU per event of
+// the processes over it, then the latency of event -> in-app notification
+// committed at half that rate (events produced paced, latency = the
+// notification's created_at minus the time the event was handed to the
+// broker), and for the service the peak RSS of the consumer process
+// (VmHWM). -combinations picks the sides: postgres+kafka, sqlite+sql or
+// both (the default).
 //
-//	go run ./bench/harness -events 20000 -out bench-results.json
+// Broadcast (target 3, -broadcast-doctors): a broadcast to every active
+// doctor, all of them in-app only, created through `rfd api` and fanned
+// out and delivered by `rfd worker` and `rfd consume send-notification`
+// on PostgreSQL + Kafka, timed until every in-app delivery is delivered;
+// it prints when the fan-out and the deliveries ended and each process's
+// CPU.
 //
-// Per side it measures the maximum rate (N events produced beforehand,
-// events/s between the first and the last inbox commit), then the latency
-// of event -> in-app notification committed at half that rate (events
-// produced paced, latency = the notification's created_at minus the time
-// the event was handed to the broker), and for the service the peak RSS of
-// the consumer process (VmHWM).
+// Then, as subprocesses whose printed lines it reads: BenchmarkDeliveries
+// on PostgreSQL + Kafka for in_app, webhook and email (target 2,
+// -deliveries), BenchmarkNotificationsList (target 5, -api-requests) and
+// test/bench/servelatency on `rfd serve` (target 4, -serve-events). A
+// phase given 0 is skipped and its targets print as not measured.
+//
+// -only-sqlite measures the embedded default alone: sqlite+sql beside its
+// baseline, and rfd serve's latency.
 package main
 
 import (
@@ -28,6 +49,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -67,8 +89,25 @@ type options struct {
 	rfd             string
 	out             string
 	latencyFor      time.Duration
-	skipSQLite      bool
+	// The sides measured: -combinations (and the older -skip-sqlite).
+	postgresKafka, sqlite bool
+	// broadcastDoctors is the audience of the broadcast phase, 0 for none.
+	broadcastDoctors int
+	// Sizes of the phases run as subprocesses, 0 for none: deliveries per
+	// channel (BenchmarkDeliveries), requests per scenario and side
+	// (BenchmarkNotificationsList), events POSTed to rfd serve
+	// (test/bench/servelatency).
+	deliveries, apiRequests, serveEvents int
+	// apiNotifications is BenchmarkNotificationsList's table size, 0 for
+	// its default.
+	apiNotifications int
 }
+
+// Combinations the harness knows.
+const (
+	comboPostgresKafka = "postgres+kafka"
+	comboSQLite        = "sqlite+sql"
+)
 
 func main() {
 	var o options
@@ -79,8 +118,42 @@ func main() {
 	flag.StringVar(&o.rfd, "rfd", "", "rfd binary (default: go build one from this module)")
 	flag.StringVar(&o.out, "out", "bench-results.json", "file the JSON results are written to")
 	flag.DurationVar(&o.latencyFor, "latency-duration", 20*time.Second, "how long events are produced at half the maximum rate")
-	flag.BoolVar(&o.skipSQLite, "skip-sqlite", false, "measure PostgreSQL + Kafka only")
+	combinations := flag.String("combinations", comboPostgresKafka+","+comboSQLite,
+		"comma-separated sides to measure: "+comboPostgresKafka+" (service, 4-row and same-work baselines) and "+comboSQLite+" (the embedded default and its baseline)")
+	skipSQLite := flag.Bool("skip-sqlite", false, "measure PostgreSQL + Kafka only (same as -combinations "+comboPostgresKafka+")")
+	flag.IntVar(&o.broadcastDoctors, "broadcast-doctors", 100000,
+		"doctors (in-app only) a broadcast on PostgreSQL + Kafka is timed to, until every one's in-app delivery is delivered; 0 skips it")
+	flag.IntVar(&o.deliveries, "deliveries", 5000,
+		"deliveries per channel (in_app, webhook, email) of BenchmarkDeliveries on PostgreSQL + Kafka, run with go test; 0 skips it")
+	flag.IntVar(&o.apiRequests, "api-requests", 10000,
+		"requests per scenario and side of BenchmarkNotificationsList (GET /v1/notifications vs a bare pgx handler), run with go test; 0 skips it")
+	flag.IntVar(&o.apiNotifications, "api-notifications", 0,
+		"notifications BenchmarkNotificationsList seeds (RFD_BENCH_NOTIFICATIONS; 0: its default, 1,000,000, the size the target is for)")
+	flag.IntVar(&o.serveEvents, "serve-events", 200,
+		"checkup events test/bench/servelatency POSTs to rfd serve (event -> in-app notification on the embedded default); 0 skips it")
+	onlySQLite := flag.Bool("only-sqlite", false,
+		"the embedded default alone: sqlite+sql beside its baseline and rfd serve's latency (-combinations "+comboSQLite+" -broadcast-doctors 0 -deliveries 0 -api-requests 0)")
 	flag.Parse()
+	if *onlySQLite {
+		*combinations, *skipSQLite = comboSQLite, false
+		o.broadcastDoctors, o.deliveries, o.apiRequests = 0, 0, 0
+	}
+	for c := range strings.SplitSeq(*combinations, ",") {
+		switch strings.TrimSpace(c) {
+		case comboPostgresKafka:
+			o.postgresKafka = true
+		case comboSQLite:
+			o.sqlite = !*skipSQLite
+		case "":
+		default:
+			fmt.Fprintf(os.Stderr, "harness: -combinations: unknown %q (want %s, %s)\n", c, comboPostgresKafka, comboSQLite)
+			os.Exit(2)
+		}
+	}
+	if !o.postgresKafka && !o.sqlite && o.broadcastDoctors <= 0 && o.deliveries <= 0 && o.apiRequests <= 0 && o.serveEvents <= 0 {
+		fmt.Fprintln(os.Stderr, "harness: nothing to measure")
+		os.Exit(2)
+	}
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		os.Exit(1)
@@ -107,10 +180,36 @@ type Side struct {
 	P50Millis       float64 `json:"p50_ms"`
 	P99Millis       float64 `json:"p99_ms"`
 	PeakRSSMB       float64 `json:"peak_rss_mb,omitempty"` // the service's consumer process
+	// CPU per event over the maximum-rate measurement, from the first
+	// inbox commit the harness sees (within its 100 ms poll) to the last,
+	// the span the rate is measured over. Go is the service's roles
+	// (the consumer, and on Kafka the worker relaying the outbox) or, for
+	// a hand-written pipeline, this process (which holds kfake too);
+	// Harness is this process beside the service's roles (kfake and the
+	// polls); PostgreSQL is the backends of the side's database (the
+	// harness's polls excepted), or every server process on the host when
+	// they cannot be told apart (see CPU).
+	CPUGoMicros       float64 `json:"cpu_go_us_per_event,omitempty"`
+	CPUPostgresMicros float64 `json:"cpu_postgres_us_per_event,omitempty"`
+	CPUHarnessMicros  float64 `json:"cpu_harness_us_per_event,omitempty"`
+	CPU               *CPUUse `json:"cpu_max_rate,omitempty"`
+}
+
+// setCPU puts the CPU used over the maximum-rate measurement of n events
+// in s; the Go side is the roles', or this process's when there are none.
+func (s *Side) setCPU(u CPUUse, n int) {
+	per := func(sec float64) float64 { return sec * 1e6 / float64(n) }
+	s.CPU = &u
+	s.CPUPostgresMicros = per(u.PostgresService())
+	if len(u.Roles) > 0 {
+		s.CPUGoMicros, s.CPUHarnessMicros = per(u.RolesTotal()), per(u.Harness)
+	} else {
+		s.CPUGoMicros = per(u.Harness)
+	}
 }
 
 // Combination is the service beside its baseline on one database and
-// transport. On PostgreSQL + Kafka it also holds bench/baseline's same-work
+// transport. On PostgreSQL + Kafka it also holds test/bench/baseline's same-work
 // pipeline: the service consumer's reads and writes by hand, one
 // transaction per event, so the ratio to it compares like with like (see
 // docs/throughput-target.md).
@@ -129,7 +228,21 @@ type Results struct {
 	Load          string       `json:"load_average_at_start"`
 	PostgresKafka *Combination `json:"postgres_kafka"`
 	SQLiteSQL     *Combination `json:"sqlite_sql,omitempty"`
-	Targets       struct {
+	// Broadcast is the broadcast phase (issue 19's target 3).
+	Broadcast *BroadcastResult `json:"broadcast,omitempty"`
+	// The figures of the go benchmarks and of servelatency, run as
+	// subprocesses (issue 19's targets 2, 5 and 4).
+	Deliveries   *DeliveriesResult   `json:"deliveries,omitempty"`
+	APIList      *APIListResult      `json:"api_list,omitempty"`
+	ServeLatency *ServeLatencyResult `json:"serve_latency,omitempty"`
+	// IssueTargets is every target of issue 19 with this run's figure,
+	// and IssueSummary the lines the harness prints for them.
+	IssueTargets []Target `json:"issue19_targets"`
+	IssueSummary string   `json:"issue19_summary"`
+	LoadAtEnd    string   `json:"load_average_at_end"`
+	// Errors are the phases that failed, by phase.
+	Errors  map[string]string `json:"errors,omitempty"`
+	Targets struct {
 		Ratio     float64 `json:"ratio_at_least"`
 		P99Millis float64 `json:"p99_ms_below"`
 		PeakRSSMB float64 `json:"peak_rss_mb_below"`
@@ -149,32 +262,72 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.DefaultNumPartitions(partitions),
-		kfake.AllowAutoTopicCreation(), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		return fmt.Errorf("kfake: %w", err)
+	if o.postgresKafka {
+		cluster, err := newKafka()
+		if err != nil {
+			return err
+		}
+		pk, err := postgresKafka(ctx, o, bin, cluster.ListenAddrs())
+		cluster.Close()
+		if err != nil {
+			return fmt.Errorf("postgres+kafka: %w", err)
+		}
+		res.PostgresKafka = pk
 	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-
-	pk, err := postgresKafka(ctx, o, bin, brokers)
-	if err != nil {
-		return fmt.Errorf("postgres+kafka: %w", err)
-	}
-	res.PostgresKafka = pk
-	if !o.skipSQLite {
+	if o.sqlite {
 		sq, err := sqliteSQL(ctx, o, bin)
 		if err != nil {
 			return fmt.Errorf("sqlite+sql: %w", err)
 		}
 		res.SQLiteSQL = sq
 	}
+	// A later phase that fails is reported with the others' figures.
+	failed := func(phase string, err error) {
+		logf("%s failed: %v", phase, err)
+		if res.Errors == nil {
+			res.Errors = map[string]string{}
+		}
+		res.Errors[phase] = err.Error()
+	}
+	if o.broadcastDoctors > 0 {
+		if b, err := measureBroadcast(ctx, o, bin); err != nil {
+			failed(phaseBroadcast, err)
+		} else {
+			res.Broadcast = b
+		}
+	}
+	if o.deliveries > 0 {
+		if d, err := measureDeliveries(ctx, o); err != nil {
+			failed(phaseDeliveries, err)
+		} else {
+			res.Deliveries = d
+		}
+	}
+	if o.apiRequests > 0 {
+		if a, err := measureAPIList(ctx, o); err != nil {
+			failed(phaseAPIList, err)
+		} else {
+			res.APIList = a
+		}
+	}
+	if o.serveEvents > 0 {
+		if sl, err := measureServeLatency(ctx, o, bin); err != nil {
+			failed(phaseServeLatency, err)
+		} else {
+			res.ServeLatency = sl
+		}
+	}
+	res.LoadAtEnd = loadAverage()
 
 	res.Targets.Ratio, res.Targets.P99Millis, res.Targets.PeakRSSMB = targetRatio, float64(targetP99.Milliseconds()), targetPeakRSSMB
-	res.Targets.RatioMet = pk.Ratio >= targetRatio
-	res.Targets.P99Met = pk.Service.P99Millis < float64(targetP99.Milliseconds())
-	res.Targets.RSSMet = pk.Service.PeakRSSMB > 0 && pk.Service.PeakRSSMB < targetPeakRSSMB
+	if pk := res.PostgresKafka; pk != nil {
+		res.Targets.RatioMet = pk.Ratio >= targetRatio
+		res.Targets.P99Met = pk.Service.P99Millis < float64(targetP99.Milliseconds())
+		res.Targets.RSSMet = pk.Service.PeakRSSMB > 0 && pk.Service.PeakRSSMB < targetPeakRSSMB
+	}
 	res.Summary = summary(res)
+	res.IssueTargets = issueTargets(res, o)
+	res.IssueSummary = targetsText(res, res.IssueTargets)
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
@@ -183,6 +336,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Println(res.Summary)
+	if b := res.Broadcast; b != nil {
+		fmt.Println(b.summary())
+		fmt.Println(b.split())
+		fmt.Println("broadcast: " + b.CPU.String())
+	}
+	fmt.Println(res.IssueSummary)
+	if len(res.Errors) > 0 {
+		return fmt.Errorf("%d phases failed: %s", len(res.Errors), strings.Join(sortedKeys(res.Errors), ", "))
+	}
 	return nil
 }
 
@@ -193,9 +355,37 @@ func met(ok bool) string {
 	return "NOT met"
 }
 
+// newKafka starts a Kafka broker (kfake) in this process on loopback TCP,
+// whose topics get partitions partitions.
+func newKafka() (*kfake.Cluster, error) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.DefaultNumPartitions(partitions),
+		kfake.AllowAutoTopicCreation(), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("kfake: %w", err)
+	}
+	return c, nil
+}
+
 func summary(r Results) string {
-	pk := r.PostgresKafka
-	s := fmt.Sprintf("harness postgres+kafka: service %.0f events/s vs baseline %.0f (ratio %.3f, target %.1f %s); event->in-app p50 %.1f ms p99 %.1f ms at %.0f events/s (baseline p99 %.1f ms; target p99 < %d ms %s); peak RSS %.1f MB (target < %.0f MB %s)",
+	s := "harness"
+	if r.PostgresKafka == nil && r.SQLiteSQL == nil {
+		s += " (no checkup-events side)"
+	}
+	if pk := r.PostgresKafka; pk != nil {
+		s += postgresKafkaSummary(r, pk)
+	}
+	if sq := r.SQLiteSQL; sq != nil {
+		if r.PostgresKafka != nil {
+			s += ";"
+		}
+		s += fmt.Sprintf(" sqlite+sql: service %.0f events/s vs baseline %.0f (ratio %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s, peak RSS %.1f MB",
+			sq.Service.EventsPerSecond, sq.Baseline.EventsPerSecond, sq.Ratio, sq.Service.P50Millis, sq.Service.P99Millis, sq.Service.LatencyRate, sq.Service.PeakRSSMB)
+	}
+	return s + fmt.Sprintf(" [%d CPUs, load %s]", r.CPUs, r.Load)
+}
+
+func postgresKafkaSummary(r Results, pk *Combination) string {
+	s := fmt.Sprintf(" postgres+kafka: service %.0f events/s vs baseline %.0f (ratio %.3f, target %.1f %s); event->in-app p50 %.1f ms p99 %.1f ms at %.0f events/s (baseline p99 %.1f ms; target p99 < %d ms %s); peak RSS %.1f MB (target < %.0f MB %s)",
 		pk.Service.EventsPerSecond, pk.Baseline.EventsPerSecond, pk.Ratio, targetRatio, met(r.Targets.RatioMet),
 		pk.Service.P50Millis, pk.Service.P99Millis, pk.Service.LatencyRate, pk.Baseline.P99Millis, targetP99.Milliseconds(), met(r.Targets.P99Met),
 		pk.Service.PeakRSSMB, targetPeakRSSMB, met(r.Targets.RSSMet))
@@ -203,11 +393,7 @@ func summary(r Results) string {
 		s += fmt.Sprintf("; same-work pipeline %.0f events/s (service/same-work %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s",
 			sw.EventsPerSecond, pk.SameWorkRatio, sw.P50Millis, sw.P99Millis, sw.LatencyRate)
 	}
-	if sq := r.SQLiteSQL; sq != nil {
-		s += fmt.Sprintf("; sqlite+sql: service %.0f events/s vs baseline %.0f (ratio %.3f), p50 %.1f ms p99 %.1f ms at %.0f events/s, peak RSS %.1f MB",
-			sq.Service.EventsPerSecond, sq.Baseline.EventsPerSecond, sq.Ratio, sq.Service.P50Millis, sq.Service.P99Millis, sq.Service.LatencyRate, sq.Service.PeakRSSMB)
-	}
-	return s + fmt.Sprintf(" [%d CPUs, load %s]", r.CPUs, r.Load)
+	return s
 }
 
 // --- PostgreSQL + Kafka ----------------------------------------------------------
@@ -317,17 +503,26 @@ func measureService(ctx context.Context, label string, o options, bin string, en
 		return side, err
 	}
 	defer consumer.stop()
+	roles := map[string]*role{"consume checkup-events": consumer}
 	if isKafka(env) {
 		worker, err := startRole(bin, env, "worker")
 		if err != nil {
 			return side, err
 		}
 		defer worker.stop()
+		roles["worker"] = worker
 	}
+	var pgDB *bun.DB
+	if strings.HasPrefix(dbURL, "postgres") {
+		pgDB = db
+	}
+	cpu := cpuWindow{roles: roles, db: pgDB}
 	const inbox = "checkup-events"
-	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label); err != nil {
+	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label, cpu.first); err != nil {
 		return side, fmt.Errorf("%w\n%s", err, consumer.tail())
 	}
+	cpu.set(&side, len(evs))
+	logf("%s: CPU per event: Go %.0f µs + PostgreSQL %.0f µs (harness: kfake and polls %.0f µs)", label, side.CPUGoMicros, side.CPUPostgresMicros, side.CPUHarnessMicros)
 	side.LatencyRate = side.EventsPerSecond / 2
 	lat, err := baseline.MakeEvents("SVCLAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
 	if err != nil {
@@ -355,7 +550,7 @@ func serviceDatabase(ctx context.Context, o options, bin string, env []string, d
 	if out, err := runCmd(bin, env, "migrate", "up"); err != nil {
 		return nil, fmt.Errorf("migrate: %v\n%s", err, out)
 	}
-	db, err := store.Open(ctx, dbURL)
+	db, err := store.Open(ctx, harnessURL(dbURL))
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +577,7 @@ func measurePGBaseline(ctx context.Context, o options, dbURL string, brokers []s
 	if _, err := pool.Exec(ctx, baseline.Schema); err != nil {
 		return Side{}, fmt.Errorf("schema: %w", err)
 	}
-	db, err := store.Open(ctx, dbURL)
+	db, err := store.Open(ctx, harnessURL(dbURL))
 	if err != nil {
 		return Side{}, err
 	}
@@ -413,7 +608,7 @@ func measurePGSameWork(ctx context.Context, o options, bin, dbURL string, broker
 	})
 }
 
-// measurePipeline measures a hand-written pipeline of bench/baseline as
+// measurePipeline measures a hand-written pipeline of test/bench/baseline as
 // measureService does the service: the maximum rate on a full topic, then
 // p50/p99 at half of it. Its inbox rows are in db.
 func measurePipeline(ctx context.Context, o options, label, tag string, db *bun.DB, put feed, start func() (*baseline.Pipeline, error)) (Side, error) {
@@ -431,10 +626,13 @@ func measurePipeline(ctx context.Context, o options, label, tag string, db *bun.
 		return side, err
 	}
 	defer p.Stop()
+	cpu := cpuWindow{db: db}
 	inbox := baseline.Consumer
-	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label); err != nil {
+	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label, cpu.first); err != nil {
 		return side, errors.Join(err, p.Err())
 	}
+	cpu.set(&side, len(evs))
+	logf("%s: CPU per event: Go (pipeline and kfake) %.0f µs + PostgreSQL %.0f µs", label, side.CPUGoMicros, side.CPUPostgresMicros)
 	side.LatencyRate = side.EventsPerSecond / 2
 	lat, err := baseline.MakeEvents(tag+"LAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
 	if err != nil {
@@ -471,13 +669,18 @@ func readInbox(ctx context.Context, db *bun.DB, consumer string) (inboxSpan, err
 
 // waitRate waits until consumer's inbox holds n rows and returns n over the
 // time between the first and the last inbox commit. A count that stops
-// growing for two minutes fails.
-func waitRate(ctx context.Context, db *bun.DB, consumer string, n int, what string) (float64, error) {
+// growing for two minutes fails. first, if not nil, is called once with
+// the count the first time it is not zero.
+func waitRate(ctx context.Context, db *bun.DB, consumer string, n int, what string, first func(int)) (float64, error) {
 	last, lastChange, lastLog := -1, time.Now(), time.Now()
 	for {
 		s, err := readInbox(ctx, db, consumer)
 		if err != nil {
 			return 0, fmt.Errorf("count inbox: %w", err)
+		}
+		if first != nil && s.N > 0 {
+			first(s.N)
+			first = nil
 		}
 		if s.N >= n {
 			span := s.Last.Sub(s.First.Time)
@@ -502,7 +705,7 @@ func waitRate(ctx context.Context, db *bun.DB, consumer string, n int, what stri
 // latencies waits for the latency events and returns p50 and p99 of
 // notification created_at minus the time each event was handed over.
 func latencies(ctx context.Context, db *bun.DB, consumer string, total int, sent map[string]time.Time) (p50, p99 float64, err error) {
-	if _, err := waitRate(ctx, db, consumer, total, "latency"); err != nil {
+	if _, err := waitRate(ctx, db, consumer, total, "latency", nil); err != nil {
 		return 0, 0, err
 	}
 	var rows []struct {
@@ -532,6 +735,8 @@ type role struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
+	// admin is the address of its /healthz, /readyz and /metrics.
+	admin string
 }
 
 func startRole(bin string, env []string, args ...string) (*role, error) {
@@ -540,14 +745,14 @@ func startRole(bin string, env []string, args ...string) (*role, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	port := 20000 + rand.IntN(20000)
-	cmd.Env = append(slices.Clone(env), "RFD_ADMIN_ADDR=127.0.0.1:"+strconv.Itoa(port))
+	admin := "127.0.0.1:" + strconv.Itoa(20000+rand.IntN(20000))
+	cmd.Env = append(slices.Clone(env), "RFD_ADMIN_ADDR="+admin)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start rfd %s: %w", strings.Join(args, " "), err)
 	}
-	r := &role{cmd: cmd, log: f.Name(), done: make(chan struct{})}
+	r := &role{cmd: cmd, log: f.Name(), done: make(chan struct{}), admin: admin}
 	go func() { _ = cmd.Wait(); f.Close(); close(r.done) }()
 	return r, nil
 }
@@ -581,6 +786,33 @@ func (r *role) stop() {
 	_ = os.Remove(r.log)
 }
 
+// waitReady waits until the role answers /readyz with 200.
+func (r *role) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.admin+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-r.done:
+			return fmt.Errorf("rfd %s exited:\n%s", strings.Join(r.cmd.Args[1:], " "), r.tail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("rfd %s not ready after %s:\n%s", strings.Join(r.cmd.Args[1:], " "), timeout, r.tail())
+		}
+	}
+}
+
 func (r *role) tail() string {
 	b, _ := os.ReadFile(r.log)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -596,11 +828,10 @@ func runCmd(bin string, env []string, args ...string) (string, error) {
 
 // buildRFD builds the rfd binary of this module into a temporary directory.
 func buildRFD() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	root, err := moduleRoot()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", err
 	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
 	dir, err := os.MkdirTemp("", "rfd-harness-bin-")
 	if err != nil {
 		return "", err
@@ -680,6 +911,14 @@ func sqliteSQL(ctx context.Context, o options, bin string) (*Combination, error)
 	base, err := measureSQLiteBaseline(ctx, o, "sqlite://"+filepath.Join(dir, "baseline.db"))
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	// PostgreSQL has no part in these sides: what its processes used was
+	// other work on the host.
+	for _, sd := range []*Side{&svc, &base} {
+		sd.CPUPostgresMicros = 0
+		if sd.CPU != nil {
+			sd.CPU.Postgres = 0
+		}
 	}
 	return &Combination{Service: svc, Baseline: base, Ratio: svc.EventsPerSecond / base.EventsPerSecond}, nil
 }
@@ -787,9 +1026,11 @@ func measureSQLiteBaseline(ctx context.Context, o options, dbURL string) (Side, 
 	// The service's default poll interval of an idle SQL subscriber.
 	p := baseline.StartSQLite(db, 100*time.Millisecond)
 	defer p.Stop()
-	if side.EventsPerSecond, err = waitRate(ctx, db, baseline.Consumer, len(evs), "sqlite baseline"); err != nil {
+	var cpu cpuWindow
+	if side.EventsPerSecond, err = waitRate(ctx, db, baseline.Consumer, len(evs), "sqlite baseline", cpu.first); err != nil {
 		return side, errors.Join(err, p.Err())
 	}
+	cpu.set(&side, len(evs))
 	side.LatencyRate = side.EventsPerSecond / 2
 	lat, err := baseline.MakeEvents("BASELAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
 	if err != nil {
