@@ -302,8 +302,11 @@ func (d *Dispatcher) inAppBatch(ctx context.Context, items []*claimItem) error {
 		if err != nil {
 			return err
 		}
-		attempts := make([]store.DeliveryAttempt, 0, len(sending))
 		now := d.now().UTC()
+		attempts := make([]store.DeliveryAttempt, 0, len(sending))
+		msgs := make([]*message.Message, 0, len(sending))
+		providerIDs := make(map[string]string, len(sending))
+		var done []*claimItem
 		for i, it := range sending {
 			if !fresh[i] {
 				// Recorded already: its claim found it final, so this
@@ -311,17 +314,50 @@ func (d *Dispatcher) inAppBatch(ctx context.Context, items []*claimItem) error {
 				it.proceed = false
 				continue
 			}
-			if it.j.delivery.Channel != domain.ChannelInApp {
+			j := it.j
+			if j.delivery.Channel != domain.ChannelInApp {
 				// Never a provider call inside a transaction.
-				return msgerr.Permanentf("send-notification: /channel: in_app, but delivery %s is on %s", it.cmd.DeliveryID, it.j.delivery.Channel)
+				return msgerr.Permanentf("send-notification: /channel: in_app, but delivery %s is on %s", it.cmd.DeliveryID, j.delivery.Channel)
 			}
-			rec := &recordItem{msgID: it.msgID, j: it.j, started: now, res: d.senders.send(ctx, it.j)}
-			a, err := d.recordIn(ctx, tx, q, rec)
+			out := d.senders.send(ctx, j).out // in-app: no call, the outcome only
+			providerIDs[j.delivery.ID] = out.ProviderMessageID
+			attempts = append(attempts, store.DeliveryAttempt{DeliveryID: j.delivery.ID, Attempt: j.cmd.Attempt,
+				Provider: out.Provider, ProviderMessageID: out.ProviderMessageID, Outcome: "success", StartedAt: now, FinishedAt: now})
+			done = append(done, it)
+		}
+		if len(done) == 0 {
+			return nil
+		}
+		// One doctor's events in the order of their notifications.
+		slices.SortStableFunc(done, func(a, b *claimItem) int {
+			return cmp.Or(strings.Compare(a.j.doctor.ID, b.j.doctor.ID), cmp.Compare(a.j.notification.Seq, b.j.notification.Seq))
+		})
+		for _, it := range done {
+			msg, err := d.inAppMessage(it.j)
 			if err != nil {
-				return fmt.Errorf("record delivery %s: %w", it.cmd.DeliveryID, err)
+				return err
 			}
-			it.tally = append(it.tally, rec.tally...)
-			attempts = append(attempts, a)
+			msgs = append(msgs, msg)
+		}
+		if err := d.outbox.Publish(ctx, tx, d.opts.InAppTopic, msgs...); err != nil {
+			return err
+		}
+		moved, err := q.DeliveryFinishSentMany(ctx, &store.DeliveryFinishSentManyParams{Status: domain.DeliveryDelivered,
+			From: predecessors(domain.DeliveryDelivered), Provider: "in_app", ProviderMessageIDs: providerIDs, Now: now})
+		if err != nil {
+			return err
+		}
+		for _, it := range done {
+			if slices.Contains(moved, it.j.delivery.ID) {
+				it.tally.add(domain.ChannelInApp, domain.DeliveryDelivered)
+				continue
+			}
+			// Already past delivered (read): keep the provider's id, as
+			// recordStatus does.
+			if err := q.DeliverySetProvider(ctx, &store.DeliverySetProviderParams{ID: it.j.delivery.ID,
+				Provider: "in_app", ProviderMessageID: providerIDs[it.j.delivery.ID]}); err != nil {
+				return err
+			}
 		}
 		return q.DeliveryAttemptInsertMany(ctx, attempts)
 	})
@@ -746,11 +782,20 @@ type InAppEvent struct {
 }
 
 func (d *Dispatcher) broadcast(ctx context.Context, tx bun.Tx, j job) error {
+	msg, err := d.inAppMessage(j)
+	if err != nil {
+		return err
+	}
+	return d.outbox.Publish(ctx, tx, d.opts.InAppTopic, msg)
+}
+
+// inAppMessage is the in-app broadcast of j's notification.
+func (d *Dispatcher) inAppMessage(j job) (*message.Message, error) {
 	body, err := json.Marshal(InAppEvent{DoctorID: j.doctor.ID, NotificationID: j.notification.ID, Seq: j.notification.Seq, Event: "notification", At: d.now().UTC()})
 	if err != nil {
-		return fmt.Errorf("encode in-app event: %w", err)
+		return nil, fmt.Errorf("encode in-app event: %w", err)
 	}
 	msg := message.NewMessage(j.delivery.ID, body)
 	msg.Metadata.Set(outbox.PartitionKeyKey, j.doctor.ID)
-	return d.outbox.Publish(ctx, tx, d.opts.InAppTopic, msg)
+	return msg, nil
 }

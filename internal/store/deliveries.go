@@ -50,6 +50,7 @@ type DeliveryExecutor interface {
 	DeliveryClaim(ctx context.Context, params *DeliveryClaimParams) (bool, error)
 	DeliveryClaimMany(ctx context.Context, params *DeliveryClaimManyParams) ([]string, error)
 	DeliveryFinishSent(ctx context.Context, params *DeliveryFinishSentParams) (bool, error)
+	DeliveryFinishSentMany(ctx context.Context, params *DeliveryFinishSentManyParams) ([]string, error)
 	DeliverySetProvider(ctx context.Context, params *DeliverySetProviderParams) error
 	DeliveryScheduleRetry(ctx context.Context, params *DeliveryScheduleRetryParams) error
 	DeliveryAdvance(ctx context.Context, params *DeliveryAdvanceParams) (bool, error)
@@ -134,6 +135,17 @@ type DeliveryFinishSentParams struct {
 	Provider          string
 	ProviderMessageID string
 	Now               time.Time
+}
+
+// DeliveryFinishSentManyParams is DeliveryFinishSentParams for several
+// deliveries of one provider: ProviderMessageIDs maps each delivery id to
+// its provider message id.
+type DeliveryFinishSentManyParams struct {
+	Status             string
+	From               []string
+	Provider           string
+	ProviderMessageIDs map[string]string
+	Now                time.Time
 }
 
 // DeliverySetProviderParams records which provider took delivery ID, and
@@ -325,6 +337,35 @@ provider = ?, provider_message_id = ? WHERE id = ? AND status IN (?)`,
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
+}
+
+// DeliveryFinishSentMany is DeliveryFinishSent for several deliveries in
+// one statement; it returns the ids that moved, in no particular order.
+func (q *Queries) DeliveryFinishSentMany(ctx context.Context, params *DeliveryFinishSentManyParams) ([]string, error) {
+	if len(params.ProviderMessageIDs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, 0, len(params.ProviderMessageIDs))
+	for id := range params.ProviderMessageIDs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var messageID strings.Builder
+	args := make([]any, 0, 2*len(ids)+6)
+	args = append(args, params.Status, params.Now, params.Provider)
+	messageID.WriteString("CASE id")
+	for _, id := range ids {
+		messageID.WriteString(" WHEN ? THEN ?")
+		args = append(args, id, params.ProviderMessageIDs[id])
+	}
+	messageID.WriteString(" END")
+	args = append(args, bun.List(ids), bun.List(params.From))
+	var moved []string
+	if err := q.db.NewRaw(`UPDATE deliveries SET status = ?, reason_code = '', status_reason = '', next_attempt_at = NULL, updated_at = ?,
+provider = ?, provider_message_id = `+messageID.String()+` WHERE id IN (?) AND status IN (?) RETURNING id`, args...).Scan(ctx, &moved); err != nil {
+		return nil, fmt.Errorf("finish deliveries as %s: %w", params.Status, err)
+	}
+	return moved, nil
 }
 
 func (q *Queries) DeliverySetProvider(ctx context.Context, params *DeliverySetProviderParams) error {

@@ -254,6 +254,36 @@ func exerciseDeliveryBatches(t *testing.T, db bun.IDB, at time.Time) {
 		t.Fatalf("a second finish rewrote the provider: %+v", got)
 	}
 
+	// Several finished at once, each with its own message id; one not in a
+	// From status stays as it is.
+	seedNotification(t, db, "n4", "d2", "event-4", at)
+	for _, d := range []*store.Delivery{
+		{ID: "c1", NotificationID: "n4", Channel: domain.ChannelInApp, Status: domain.DeliverySending, Attempt: 1, SendAt: at, CreatedAt: at, UpdatedAt: at},
+		{ID: "c2", NotificationID: "n4", Channel: domain.ChannelEmail, Status: domain.DeliverySending, Attempt: 1, SendAt: at, CreatedAt: at, UpdatedAt: at},
+		{ID: "c3", NotificationID: "n4", Channel: domain.ChannelSMS, Status: domain.DeliveryFailed, Attempt: 1, SendAt: at, CreatedAt: at, UpdatedAt: at},
+	} {
+		if err := q.DeliveryInsert(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finished, err := q.DeliveryFinishSentMany(ctx, &store.DeliveryFinishSentManyParams{Status: domain.DeliveryDelivered, From: from,
+		Provider: "in_app", ProviderMessageIDs: map[string]string{"c1": "m-c1", "c2": "m-c2", "c3": "m-c3"}, Now: later})
+	slices.Sort(finished)
+	if err != nil || !slices.Equal(finished, []string{"c1", "c2"}) {
+		t.Fatalf("finish many: %v %v, want c1 and c2", finished, err)
+	}
+	for id, want := range map[string]string{"c1": "m-c1", "c2": "m-c2"} {
+		if got, _ := q.DeliveryGet(ctx, id); got.Status != domain.DeliveryDelivered || got.Provider != "in_app" || got.ProviderMessageID != want {
+			t.Fatalf("finished %s: %+v", id, got)
+		}
+	}
+	if got, _ := q.DeliveryGet(ctx, "c3"); got.Status != domain.DeliveryFailed || got.Provider != "" {
+		t.Fatalf("a failed delivery was finished: %+v", got)
+	}
+	if none, err := q.DeliveryFinishSentMany(ctx, &store.DeliveryFinishSentManyParams{Status: domain.DeliveryDelivered, From: from, Now: later}); err != nil || len(none) != 0 {
+		t.Fatalf("finish none: %v %v", none, err)
+	}
+
 	if err := q.DeliveryAttemptInsertMany(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
