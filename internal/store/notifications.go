@@ -65,6 +65,7 @@ type NotificationExecutor interface {
 	NotificationGet(ctx context.Context, id string) (*Notification, error)
 	NotificationListByIDs(ctx context.Context, ids []string) ([]Notification, error)
 	NotificationExistsByDedupKey(ctx context.Context, dedupKey string) (bool, error)
+	NotificationListExistingDedupKeys(ctx context.Context, dedupKeys []string) (map[string]bool, error)
 	NotificationListRecipients(ctx context.Context, params *NotificationListRecipientsParams) ([]NotificationRecipient, error)
 	NotificationListHolders(ctx context.Context, checkupID string) ([]NotificationHolder, error)
 	DoctorListByIDs(ctx context.Context, ids []string) ([]domain.Doctor, error)
@@ -145,6 +146,23 @@ func (q *Queries) NotificationExistsByDedupKey(ctx context.Context, dedupKey str
 		return false, nil
 	}
 	return false, fmt.Errorf("look up notification: %w", err)
+}
+
+// NotificationListExistingDedupKeys is the set of dedupKeys that have a
+// notification.
+func (q *Queries) NotificationListExistingDedupKeys(ctx context.Context, dedupKeys []string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	if len(dedupKeys) == 0 {
+		return out, nil
+	}
+	var found []string
+	if err := q.db.NewSelect().Table("notifications").Column("dedup_key").Where("dedup_key IN (?)", bun.List(dedupKeys)).Scan(ctx, &found); err != nil {
+		return nil, fmt.Errorf("look up notifications: %w", err)
+	}
+	for _, k := range found {
+		out[k] = true
+	}
+	return out, nil
 }
 
 // recipientQuery reads recipients in one statement, one row per want whose

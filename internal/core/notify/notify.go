@@ -364,6 +364,44 @@ func (n *Notifier) NotifyDoctor(ctx context.Context, tx bun.Tx, in Intent, doc d
 	return id, created, n.Flush(ctx, w)
 }
 
+// NotifyDoctors makes the notification of in for each of docs, in tx, as
+// NotifyDoctor would one by one, but with the reads made once for all of
+// them and the writes sent together. It returns how many it created (a
+// doctor who has the notification already gets none).
+func (n *Notifier) NotifyDoctors(ctx context.Context, tx bun.Tx, in Intent, docs []domain.Doctor) (int, error) {
+	w := NewUnit(tx, store.NewBatch(tx))
+	keys := make([]string, len(docs))
+	ids := make([]string, len(docs))
+	for i, doc := range docs {
+		keys[i] = DedupKey(in, doc.ID, "")
+		ids[i] = doc.ID
+	}
+	exists, err := w.q.NotificationListExistingDedupKeys(ctx, keys)
+	if err != nil {
+		return 0, fmt.Errorf("notify: %w", err)
+	}
+	prefs, err := w.q.PreferencesListByDoctors(ctx, ids)
+	if err != nil {
+		return 0, fmt.Errorf("notify: %w", err)
+	}
+	created := 0
+	for i, doc := range docs {
+		if exists[keys[i]] {
+			continue
+		}
+		exists[keys[i]] = true // a doctor listed twice gets one
+		p, ok := prefs[doc.ID]
+		if !ok {
+			p = domain.DefaultPreferences()
+		}
+		if _, err := n.add(ctx, w, in, doc, p, ""); err != nil {
+			return 0, err
+		}
+		created++
+	}
+	return created, n.Flush(ctx, w)
+}
+
 // notifyDoctor makes the notification of in for doc (onBehalfOf: the doctor
 // doc covers for, or ""), reading what the recipient query did not. It
 // reports created=false when that notification already exists.

@@ -295,15 +295,9 @@ func (f *FanOut) Chunk(ctx context.Context) (bool, error) {
 			Category: b.Category, Priority: domain.PriorityNormal,
 			Detail: templates.Data{AnnouncementTitle: b.Title, AnnouncementBody: b.Body},
 		}
-		created := 0
-		for _, d := range docs {
-			_, ok, err := f.notifier.NotifyDoctor(ctx, tx, in, d, "")
-			if err != nil {
-				return err
-			}
-			if ok {
-				created++
-			}
+		created, err := f.notifier.NotifyDoctors(ctx, tx, in, docs)
+		if err != nil {
+			return err
 		}
 		if len(docs) < f.opts.ChunkSize {
 			err := q.BroadcastFinish(ctx, &store.BroadcastFinishParams{ID: b.ID, State: StateDone, Created: created, At: now})

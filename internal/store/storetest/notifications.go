@@ -85,6 +85,13 @@ VALUES ('d1', '{"results":["in_app"]}', '22:00', '07:00', 'daily', '["sms"]', ?)
 	if ok, err := q.NotificationExistsByDedupKey(ctx, "c/1|to:nobody"); err != nil || ok {
 		t.Fatalf("exists, unknown key: %v %v", ok, err)
 	}
+	if found, err := q.NotificationListExistingDedupKeys(ctx, []string{"c/1|to:nobody", "c/1|to:d1"}); err != nil ||
+		len(found) != 1 || !found["c/1|to:d1"] {
+		t.Fatalf("existing dedup keys: %v %v, want c/1|to:d1 only", found, err)
+	}
+	if found, err := q.NotificationListExistingDedupKeys(ctx, nil); err != nil || len(found) != 0 {
+		t.Fatalf("no keys: %v %v", found, err)
+	}
 
 	// Recipients: x1 is known, prefers in-app, covers for nobody (has_cover
 	// is about who covers for them) and holds c/1's notification; x2 has
