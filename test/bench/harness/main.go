@@ -193,6 +193,10 @@ type Side struct {
 	CPUPostgresMicros float64 `json:"cpu_postgres_us_per_event,omitempty"`
 	CPUHarnessMicros  float64 `json:"cpu_harness_us_per_event,omitempty"`
 	CPU               *CPUUse `json:"cpu_max_rate,omitempty"`
+	// Statements are the side's top statements by PostgreSQL time over
+	// the maximum-rate measurement (pg_stat_statements, where the server
+	// loads it).
+	Statements []Statement `json:"statements,omitempty"`
 }
 
 // setCPU puts the CPU used over the maximum-rate measurement of n events
@@ -518,10 +522,17 @@ func measureService(ctx context.Context, label string, o options, bin string, en
 	}
 	cpu := cpuWindow{roles: roles, db: pgDB}
 	const inbox = "checkup-events"
+	stmts, why := statementSnapshot(ctx, pgDB)
 	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label, cpu.first); err != nil {
 		return side, fmt.Errorf("%w\n%s", err, consumer.tail())
 	}
 	cpu.set(&side, len(evs))
+	if stmts != nil {
+		after, _ := statementSnapshot(ctx, pgDB)
+		side.Statements = statementsBetween(stmts, after, len(evs), 12)
+		logStatements(label, side.Statements)
+	}
+	statementsReport(label, why)
 	logf("%s: CPU per event: Go %.0f µs + PostgreSQL %.0f µs (harness: kfake and polls %.0f µs)", label, side.CPUGoMicros, side.CPUPostgresMicros, side.CPUHarnessMicros)
 	side.LatencyRate = side.EventsPerSecond / 2
 	lat, err := baseline.MakeEvents("SVCLAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
@@ -628,10 +639,16 @@ func measurePipeline(ctx context.Context, o options, label, tag string, db *bun.
 	defer p.Stop()
 	cpu := cpuWindow{db: db}
 	inbox := baseline.Consumer
+	stmts, _ := statementSnapshot(ctx, db)
 	if side.EventsPerSecond, err = waitRate(ctx, db, inbox, len(evs), label, cpu.first); err != nil {
 		return side, errors.Join(err, p.Err())
 	}
 	cpu.set(&side, len(evs))
+	if stmts != nil {
+		after, _ := statementSnapshot(ctx, db)
+		side.Statements = statementsBetween(stmts, after, len(evs), 12)
+		logStatements(label, side.Statements)
+	}
 	logf("%s: CPU per event: Go (pipeline and kfake) %.0f µs + PostgreSQL %.0f µs", label, side.CPUGoMicros, side.CPUPostgresMicros)
 	side.LatencyRate = side.EventsPerSecond / 2
 	lat, err := baseline.MakeEvents(tag+"LAT", latencyCount(side.LatencyRate, o.latencyFor), o.doctors)
