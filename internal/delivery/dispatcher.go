@@ -444,7 +444,7 @@ func (d *Dispatcher) claimIn(ctx context.Context, q *store.Queries, known claimR
 	// Only push and webhook deliveries go to devices or endpoints; the
 	// other channels need not read them on every claim.
 	if ch := dl.Channel; ch == domain.ChannelPush || ch == domain.ChannelWebhook {
-		if j.targets, err = LoadTargets(ctx, q, j.doctor.ID); err != nil {
+		if j.targets, err = LoadTargets(ctx, q, j.doctor.ID, ch); err != nil {
 			return false, err
 		}
 	}
@@ -545,8 +545,18 @@ func (d *Dispatcher) recordBatch(ctx context.Context, items []*recordItem) error
 	_, err := d.inbox.ProcessBatch(ctx, d.opts.ConsumerName, ids, func(ctx context.Context, tx bun.Tx, fresh []bool) error {
 		q := store.NewQueries(tx)
 		attempts := make([]store.DeliveryAttempt, 0, len(items))
+		var sent []*recordItem
 		for i, it := range items {
 			if !fresh[i] {
+				continue
+			}
+			if it.res.err == nil && it.j.delivery.Channel != domain.ChannelInApp {
+				// Finished below with the batch's other successes.
+				if err := d.disableTargets(ctx, q, it.res); err != nil {
+					return err
+				}
+				sent = append(sent, it)
+				attempts = append(attempts, d.attemptOf(it, d.now().UTC(), "", ""))
 				continue
 			}
 			a, err := d.recordIn(ctx, tx, q, it)
@@ -555,67 +565,99 @@ func (d *Dispatcher) recordBatch(ctx context.Context, items []*recordItem) error
 			}
 			attempts = append(attempts, a)
 		}
+		if err := d.finishSent(ctx, q, sent); err != nil {
+			return err
+		}
 		return q.DeliveryAttemptInsertMany(ctx, attempts)
 	})
 	return err
 }
 
+// finishSent moves the deliveries the providers took to their success
+// status (delivered for a webhook's 2xx, else sent), one statement per
+// status and provider.
+func (d *Dispatcher) finishSent(ctx context.Context, q *store.Queries, items []*recordItem) error {
+	type group struct{ status, provider string }
+	groups := map[group]map[string]string{}
+	byID := make(map[string]*recordItem, len(items))
+	for _, it := range items {
+		status := domain.DeliverySent
+		if it.j.delivery.Channel == domain.ChannelWebhook {
+			status = domain.DeliveryDelivered // the receiver's 2xx is its confirmation
+		}
+		g := group{status, it.res.out.Provider}
+		if groups[g] == nil {
+			groups[g] = map[string]string{}
+		}
+		groups[g][it.j.delivery.ID] = it.res.out.ProviderMessageID
+		byID[it.j.delivery.ID] = it
+	}
+	now := d.now().UTC()
+	for g, ids := range groups {
+		moved, err := q.DeliveryFinishSentMany(ctx, &store.DeliveryFinishSentManyParams{Status: g.status, From: predecessors(g.status),
+			Provider: g.provider, ProviderMessageIDs: ids, Now: now})
+		if err != nil {
+			return err
+		}
+		for id, providerID := range ids {
+			it := byID[id]
+			if slices.Contains(moved, id) {
+				it.tally.add(it.j.delivery.Channel, g.status)
+				continue
+			}
+			// Already past it (a provider's callback came first): the
+			// provider's message id is still worth keeping.
+			if err := q.DeliverySetProvider(ctx, &store.DeliverySetProviderParams{ID: id, Provider: g.provider, ProviderMessageID: providerID}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // recordIn stores one attempt's outcome in tx, and returns its attempt
 // row, which its batch inserts with the others'.
 func (d *Dispatcher) recordIn(ctx context.Context, tx bun.Tx, q *store.Queries, it *recordItem) (store.DeliveryAttempt, error) {
-	j, started, res := it.j, it.started, it.res
 	finished := d.now().UTC()
-	out, sendErr := res.out, res.err
-	if err := d.disableTargets(ctx, q, res); err != nil {
+	sendErr := it.res.err
+	if err := d.disableTargets(ctx, q, it.res); err != nil {
 		return store.DeliveryAttempt{}, err
 	}
-	outcome := "success"
 	code, providerCode := "", ""
 	if sendErr != nil {
-		outcome = "transient"
-		if channels.IsPermanent(sendErr) {
-			outcome = "permanent"
-		}
 		code = Classify(sendErr)
 		if f, ok := channels.AsFailure(sendErr); ok {
 			providerCode = f.Code
 		}
 	}
-	attempt := store.DeliveryAttempt{DeliveryID: j.delivery.ID, Attempt: j.cmd.Attempt,
+	return d.attemptOf(it, finished, code, providerCode), d.recordStatus(ctx, tx, q, it, finished, code, providerCode)
+}
+
+// attemptOf is the attempt row of it, finished at finished with reason
+// code code ("" for a success).
+func (d *Dispatcher) attemptOf(it *recordItem, finished time.Time, code, providerCode string) store.DeliveryAttempt {
+	outcome := "success"
+	if err := it.res.err; err != nil {
+		outcome = "transient"
+		if channels.IsPermanent(err) {
+			outcome = "permanent"
+		}
+	}
+	out := it.res.out
+	return store.DeliveryAttempt{DeliveryID: it.j.delivery.ID, Attempt: it.j.cmd.Attempt,
 		Provider: out.Provider, ProviderMessageID: out.ProviderMessageID, Outcome: outcome, ReasonCode: code,
-		Error: reasonText(code, providerCode), StartedAt: started, FinishedAt: finished}
-	return attempt, d.recordStatus(ctx, tx, q, it, finished, code, providerCode)
+		Error: reasonText(code, providerCode), StartedAt: it.started, FinishedAt: finished}
 }
 
 // recordStatus moves the delivery on after its attempt: done, failed
 // (with the fallback of a critical notification), or queued for a retry.
 func (d *Dispatcher) recordStatus(ctx context.Context, tx bun.Tx, q *store.Queries, it *recordItem, finished time.Time, code, providerCode string) error {
-	j, out, sendErr := it.j, it.res.out, it.res.err
+	j, sendErr := it.j, it.res.err
 	switch {
 	case sendErr == nil:
-		status := domain.DeliverySent
-		if j.delivery.Channel == domain.ChannelInApp || j.delivery.Channel == domain.ChannelWebhook {
-			// In-app is delivered once it is committed and broadcast; a
-			// webhook 2xx is the receiver's confirmation.
-			status = domain.DeliveryDelivered
-		}
-		if j.delivery.Channel == domain.ChannelInApp {
-			if err := d.broadcast(ctx, tx, j); err != nil {
-				return err
-			}
-		}
-		moved, err := q.DeliveryFinishSent(ctx, &store.DeliveryFinishSentParams{ID: j.delivery.ID, Status: status,
-			From: predecessors(status), Provider: out.Provider, ProviderMessageID: out.ProviderMessageID, Now: d.now().UTC()})
-		if err != nil || moved {
-			if moved {
-				it.tally.add(j.delivery.Channel, status)
-			}
-			return err
-		}
-		// Already past status (a provider's callback came first): the
-		// provider's message id is still worth keeping.
-		return q.DeliverySetProvider(ctx, &store.DeliverySetProviderParams{ID: j.delivery.ID,
-			Provider: out.Provider, ProviderMessageID: out.ProviderMessageID})
+		// recordBatch finishes successes together; in-app ones are
+		// recorded in their claim's transaction (inAppBatch).
+		return d.finishSent(ctx, q, []*recordItem{it})
 
 	case channels.IsPermanent(sendErr):
 		if err := d.finish(ctx, q, &it.tally, j.delivery, domain.DeliveryFailed, code, providerCode); err != nil {
@@ -779,14 +821,6 @@ type InAppEvent struct {
 	Seq            int64     `json:"seq"`
 	Event          string    `json:"event"`
 	At             time.Time `json:"at"`
-}
-
-func (d *Dispatcher) broadcast(ctx context.Context, tx bun.Tx, j job) error {
-	msg, err := d.inAppMessage(j)
-	if err != nil {
-		return err
-	}
-	return d.outbox.Publish(ctx, tx, d.opts.InAppTopic, msg)
 }
 
 // inAppMessage is the in-app broadcast of j's notification.

@@ -243,13 +243,19 @@ func (s Senders) webhook(ctx context.Context, j job) sendResult {
 	return res
 }
 
-// LoadTargets reads a doctor's active push devices and webhook endpoints
-// (their own and their clinic's).
-func LoadTargets(ctx context.Context, q store.TargetExecutor, doctorID string) (Targets, error) {
+// LoadTargets reads what a delivery on channel ch goes to: the doctor's
+// active push devices (push), or the active webhook endpoints of the
+// doctor and their clinic (webhook); nothing for the other channels.
+func LoadTargets(ctx context.Context, q store.TargetExecutor, doctorID string, ch domain.Channel) (Targets, error) {
 	var t Targets
 	var err error
-	if t.DeviceTokens, err = q.TargetListDeviceTokens(ctx, doctorID); err != nil {
+	switch ch {
+	case domain.ChannelPush:
+		t.DeviceTokens, err = q.TargetListDeviceTokens(ctx, doctorID)
 		return t, err
+	case domain.ChannelWebhook:
+	default:
+		return t, nil
 	}
 	eps, err := q.TargetListWebhookEndpoints(ctx, doctorID)
 	if err != nil {
