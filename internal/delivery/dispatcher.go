@@ -304,9 +304,8 @@ func (d *Dispatcher) inAppBatch(ctx context.Context, items []*claimItem) error {
 		}
 		now := d.now().UTC()
 		attempts := make([]store.DeliveryAttempt, 0, len(sending))
-		msgs := make([]*message.Message, 0, len(sending))
-		providerIDs := make(map[string]string, len(sending))
 		var done []*claimItem
+		var records []*recordItem // records[i] is done[i]'s
 		for i, it := range sending {
 			if !fresh[i] {
 				// Recorded already: its claim found it final, so this
@@ -319,21 +318,22 @@ func (d *Dispatcher) inAppBatch(ctx context.Context, items []*claimItem) error {
 				// Never a provider call inside a transaction.
 				return msgerr.Permanentf("send-notification: /channel: in_app, but delivery %s is on %s", it.cmd.DeliveryID, j.delivery.Channel)
 			}
-			out := d.senders.send(ctx, j).out // in-app: no call, the outcome only
-			providerIDs[j.delivery.ID] = out.ProviderMessageID
-			attempts = append(attempts, store.DeliveryAttempt{DeliveryID: j.delivery.ID, Attempt: j.cmd.Attempt,
-				Provider: out.Provider, ProviderMessageID: out.ProviderMessageID, Outcome: "success", StartedAt: now, FinishedAt: now})
+			rec := &recordItem{msgID: it.msgID, j: j, started: now, res: d.senders.send(ctx, j)} // in-app: no call, the outcome only
+			attempts = append(attempts, d.attemptOf(rec, now, "", ""))
 			done = append(done, it)
+			records = append(records, rec)
 		}
 		if len(done) == 0 {
 			return nil
 		}
 		// One doctor's events in the order of their notifications.
-		slices.SortStableFunc(done, func(a, b *claimItem) int {
+		ordered := slices.Clone(records)
+		slices.SortStableFunc(ordered, func(a, b *recordItem) int {
 			return cmp.Or(strings.Compare(a.j.doctor.ID, b.j.doctor.ID), cmp.Compare(a.j.notification.Seq, b.j.notification.Seq))
 		})
-		for _, it := range done {
-			msg, err := d.inAppMessage(it.j)
+		msgs := make([]*message.Message, 0, len(ordered))
+		for _, rec := range ordered {
+			msg, err := d.inAppMessage(rec.j)
 			if err != nil {
 				return err
 			}
@@ -342,22 +342,11 @@ func (d *Dispatcher) inAppBatch(ctx context.Context, items []*claimItem) error {
 		if err := d.outbox.Publish(ctx, tx, d.opts.InAppTopic, msgs...); err != nil {
 			return err
 		}
-		moved, err := q.DeliveryFinishSentMany(ctx, &store.DeliveryFinishSentManyParams{Status: domain.DeliveryDelivered,
-			From: predecessors(domain.DeliveryDelivered), Provider: "in_app", ProviderMessageIDs: providerIDs, Now: now})
-		if err != nil {
+		if err := d.finishSent(ctx, q, records); err != nil {
 			return err
 		}
-		for _, it := range done {
-			if slices.Contains(moved, it.j.delivery.ID) {
-				it.tally.add(domain.ChannelInApp, domain.DeliveryDelivered)
-				continue
-			}
-			// Already past delivered (read): keep the provider's id, as
-			// recordStatus does.
-			if err := q.DeliverySetProvider(ctx, &store.DeliverySetProviderParams{ID: it.j.delivery.ID,
-				Provider: "in_app", ProviderMessageID: providerIDs[it.j.delivery.ID]}); err != nil {
-				return err
-			}
+		for i, rec := range records {
+			done[i].tally = append(done[i].tally, rec.tally...)
 		}
 		return q.DeliveryAttemptInsertMany(ctx, attempts)
 	})
@@ -582,8 +571,10 @@ func (d *Dispatcher) finishSent(ctx context.Context, q *store.Queries, items []*
 	byID := make(map[string]*recordItem, len(items))
 	for _, it := range items {
 		status := domain.DeliverySent
-		if it.j.delivery.Channel == domain.ChannelWebhook {
-			status = domain.DeliveryDelivered // the receiver's 2xx is its confirmation
+		if ch := it.j.delivery.Channel; ch == domain.ChannelInApp || ch == domain.ChannelWebhook {
+			// In-app is delivered once it is committed and broadcast; a
+			// webhook 2xx is the receiver's confirmation.
+			status = domain.DeliveryDelivered
 		}
 		g := group{status, it.res.out.Provider}
 		if groups[g] == nil {

@@ -302,27 +302,35 @@ func (q *Queries) DeliveryClaimMany(ctx context.Context, params *DeliveryClaimMa
 	if len(params.Attempts) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, 0, len(params.Attempts))
-	for id := range params.Attempts {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids) // one text for one set of deliveries
-	var attempt strings.Builder
-	args := make([]any, 0, 2*len(ids)+5)
-	args = append(args, domain.DeliverySending)
-	attempt.WriteString("CASE id")
-	for _, id := range ids {
-		attempt.WriteString(" WHEN ? THEN ?")
-		args = append(args, id, params.Attempts[id])
-	}
-	attempt.WriteString(" END")
+	ids, attempt, caseArgs := caseByID(params.Attempts)
+	args := append([]any{domain.DeliverySending}, caseArgs...)
 	args = append(args, params.Now, bun.List(ids), domain.DeliveryQueued, domain.DeliverySending)
 	var claimed []string
-	if err := q.db.NewRaw(`UPDATE deliveries SET status = ?, attempt = `+attempt.String()+`, next_attempt_at = NULL, updated_at = ?
+	if err := q.db.NewRaw(`UPDATE deliveries SET status = ?, attempt = `+attempt+`, next_attempt_at = NULL, updated_at = ?
 WHERE id IN (?) AND status IN (?, ?) RETURNING id`, args...).Scan(ctx, &claimed); err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	return claimed, nil
+}
+
+// caseByID is the sorted ids of values (one text for one set of rows) and
+// "CASE id WHEN ? THEN ? ... END" with its arguments, which gives each row
+// of a multi-row UPDATE its own value.
+func caseByID[V any](values map[string]V) (ids []string, expr string, args []any) {
+	ids = make([]string, 0, len(values))
+	for id := range values {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var b strings.Builder
+	b.WriteString("CASE id")
+	args = make([]any, 0, 2*len(ids))
+	for _, id := range ids {
+		b.WriteString(" WHEN ? THEN ?")
+		args = append(args, id, values[id])
+	}
+	b.WriteString(" END")
+	return ids, b.String(), args
 }
 
 // DeliveryFinishSent is DeliverySetProvider and DeliveryAdvance in one
@@ -345,24 +353,12 @@ func (q *Queries) DeliveryFinishSentMany(ctx context.Context, params *DeliveryFi
 	if len(params.ProviderMessageIDs) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, 0, len(params.ProviderMessageIDs))
-	for id := range params.ProviderMessageIDs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	var messageID strings.Builder
-	args := make([]any, 0, 2*len(ids)+6)
-	args = append(args, params.Status, params.Now, params.Provider)
-	messageID.WriteString("CASE id")
-	for _, id := range ids {
-		messageID.WriteString(" WHEN ? THEN ?")
-		args = append(args, id, params.ProviderMessageIDs[id])
-	}
-	messageID.WriteString(" END")
+	ids, messageID, caseArgs := caseByID(params.ProviderMessageIDs)
+	args := append([]any{params.Status, params.Now, params.Provider}, caseArgs...)
 	args = append(args, bun.List(ids), bun.List(params.From))
 	var moved []string
 	if err := q.db.NewRaw(`UPDATE deliveries SET status = ?, reason_code = '', status_reason = '', next_attempt_at = NULL, updated_at = ?,
-provider = ?, provider_message_id = `+messageID.String()+` WHERE id IN (?) AND status IN (?) RETURNING id`, args...).Scan(ctx, &moved); err != nil {
+provider = ?, provider_message_id = `+messageID+` WHERE id IN (?) AND status IN (?) RETURNING id`, args...).Scan(ctx, &moved); err != nil {
 		return nil, fmt.Errorf("finish deliveries as %s: %w", params.Status, err)
 	}
 	return moved, nil

@@ -52,14 +52,9 @@ func (i *Inbox) ProcessBatch(ctx context.Context, consumer string, messageIDs []
 	if len(messageIDs) == 0 {
 		return nil, nil
 	}
-	index := make(map[string]int, len(messageIDs))
-	for n, id := range messageIDs {
-		if id == "" {
-			return nil, fmt.Errorf("inbox %s: message has no id", consumer)
-		}
-		if _, dup := index[id]; !dup {
-			index[id] = n // a second copy in the batch is a duplicate of the first
-		}
+	index, err := messageIndex(consumer, messageIDs)
+	if err != nil {
+		return nil, err
 	}
 	err = i.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		fresh, err = i.record(ctx, tx, consumer, messageIDs, index)
@@ -81,6 +76,20 @@ func (i *Inbox) Record(ctx context.Context, tx bun.Tx, consumer string, messageI
 	if len(messageIDs) == 0 {
 		return nil, nil
 	}
+	index, err := messageIndex(consumer, messageIDs)
+	if err != nil {
+		return nil, err
+	}
+	fresh, err = i.record(ctx, tx, consumer, messageIDs, index)
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: %w", consumer, err)
+	}
+	return fresh, nil
+}
+
+// messageIndex is each message id's first place in messageIDs: a second
+// copy in a batch is a duplicate of the first.
+func messageIndex(consumer string, messageIDs []string) (map[string]int, error) {
 	index := make(map[string]int, len(messageIDs))
 	for n, id := range messageIDs {
 		if id == "" {
@@ -90,11 +99,7 @@ func (i *Inbox) Record(ctx context.Context, tx bun.Tx, consumer string, messageI
 			index[id] = n
 		}
 	}
-	fresh, err = i.record(ctx, tx, consumer, messageIDs, index)
-	if err != nil {
-		return nil, fmt.Errorf("inbox %s: %w", consumer, err)
-	}
-	return fresh, nil
+	return index, nil
 }
 
 func (i *Inbox) record(ctx context.Context, tx bun.Tx, consumer string, messageIDs []string, index map[string]int) ([]bool, error) {
